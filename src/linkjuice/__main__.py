@@ -1,0 +1,3 @@
+from linkjuice.cli import main
+
+main()

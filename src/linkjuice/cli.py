@@ -1,0 +1,311 @@
+"""The `linkjuice` command: a thin layer over linkjuice.pipeline.
+
+Every error the library raises on purpose becomes one line on stderr and an exit code
+(0 success, 1 failure, 2 usage error); tracebacks are never shown for those.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__, pipeline
+from .config import CrawlConfig, ModelConfig
+from .crawl.crawler import CrawlProgress
+from .errors import LinkJuiceError, UsageError
+from .textsafe import clean_text
+
+app = typer.Typer(
+    name="linkjuice",
+    help="See how link juice flows through a website, what blocks it, and how to fix it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+export_app = typer.Typer(help="Export a table of the store to CSV, JSON or Parquet.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="The DuckDB store of the crawl.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"linkjuice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """linkjuice: crawl a site, score its link juice, audit what blocks it."""
+
+
+class _ProgressView:
+    """A rich progress bar on a terminal; a log line every few seconds otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = console.is_terminal and not quiet
+        self.progress: Progress | None = None
+        self._last_line = time.monotonic()
+
+    def __enter__(self) -> _ProgressView:
+        if self.live:
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("[bold]crawling"), BarColumn(),
+                TextColumn("{task.fields[done]} done, {task.fields[queued]} queued, "
+                           "{task.fields[errors]} errors, {task.fields[rate]:.0f} pages/s"),
+                TimeElapsedColumn(), console=console, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("crawl", total=None, done=0, queued=0, errors=0, rate=0.0)
+        return self
+
+    def __call__(self, p: CrawlProgress) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=p.done, total=p.done + p.queued, done=p.done,
+                                 queued=p.queued, errors=p.errors, rate=p.pages_per_second)
+        elif not self.quiet and time.monotonic() - self._last_line > 5:
+            self._last_line = time.monotonic()
+            err_console.print(f"crawled {p.done} pages, {p.queued} queued, {p.errors} errors, "
+                              f"{p.pages_per_second:.0f} pages/s", highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _crawl_config(start_url: str, **options: object) -> CrawlConfig:
+    return CrawlConfig(start_url=start_url, **options)  # type: ignore[arg-type]
+
+
+@app.command()
+def crawl(
+    start: Annotated[Optional[str], typer.Argument(help="Start URL, or a folder holding a static build (with --base-url).")] = None,
+    db: DbOption = Path("linkjuice.duckdb"),
+    base_url: Annotated[Optional[str], typer.Option(help="Local mode: the site URL the folder is a build of.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the crawl stored in --db.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    rate: Annotated[Optional[float], typer.Option(help="Maximum requests per second per host.")] = None,
+    ignore_robots: Annotated[bool, typer.Option("--ignore-robots", help="Do not obey robots.txt.")] = False,
+    no_sitemaps: Annotated[bool, typer.Option("--no-sitemaps", help="Do not read sitemaps.")] = False,
+    user_agent: Annotated[Optional[str], typer.Option(help="User-Agent header (and robots.txt token).")] = None,
+    include: Annotated[Optional[list[str]], typer.Option(help="Only crawl URLs matching this regex (repeatable).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Skip URLs matching this regex (repeatable).")] = None,
+    subdomains: Annotated[bool, typer.Option("--subdomains", help="Treat subdomains as part of the site.")] = False,
+    max_pages: Annotated[Optional[int], typer.Option(help="Stop after this many URLs.")] = None,
+    max_depth: Annotated[Optional[int], typer.Option(help="Do not follow links deeper than this many clicks.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 20.0,
+    max_body: Annotated[int, typer.Option(help="Maximum body size in bytes, after decompression.")] = 10 * 1024 * 1024,
+    strip_tracking: Annotated[bool, typer.Option("--strip-tracking", help="Remove utm_* and click-id parameters from URLs.")] = False,
+    no_score: Annotated[bool, typer.Option("--no-score", help="Do not score at the end.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Crawl a website (or a local static build) into a DuckDB store, then score it."""
+    options: dict[str, object] = {}
+    if resume:
+        from .store import Store
+
+        with Store(db, read_only=True) as store:
+            meta = store.meta()
+        settings = dict(meta.get("settings") or {})
+        if not settings:
+            raise UsageError(f"{db} holds no crawl to resume")
+        start_url = settings.pop("start_url")
+        config = CrawlConfig(start_url=start_url, **{k: v for k, v in settings.items()})
+    else:
+        if not start:
+            raise UsageError("give a start URL (or a folder with --base-url), or --resume")
+        local_root = None
+        start_url = start
+        if base_url or Path(start).is_dir():
+            if not Path(start).is_dir():
+                raise UsageError(f"{start} is not a folder")
+            if not base_url:
+                raise UsageError("local mode needs --base-url, the site URL the folder is a build of")
+            local_root, start_url = str(Path(start).resolve()), base_url
+        config = CrawlConfig(
+            start_url=start_url, concurrency=concurrency, rate=rate, obey_robots=not ignore_robots,
+            use_sitemaps=not no_sitemaps, include=tuple(include or ()), exclude=tuple(exclude or ()),
+            subdomains=subdomains, max_pages=max_pages, max_depth=max_depth, timeout=timeout,
+            max_body_bytes=max_body, strip_tracking=strip_tracking, local_root=local_root,
+            **({"user_agent": user_agent} if user_agent else {}),
+        )
+    with _ProgressView(quiet) as view:
+        summary = pipeline.crawl_site(config, db, resume=resume, on_progress=view, score=not no_score)
+    rate_text = f"{summary.pages / summary.seconds:.0f} pages/s" if summary.seconds > 0 else ""
+    console.print(
+        f"Crawled {summary.pages} pages and {summary.links} links in {summary.seconds:.1f}s "
+        f"({rate_text}); {summary.errors} errors; stopped: {summary.stop_reason}. Store: {db}",
+        highlight=False,
+    )
+    if summary.stop_reason == "interrupted":
+        console.print(f"Resume with: linkjuice crawl --resume --db {db}", highlight=False)
+
+
+@app.command()
+def score(
+    db: DbOption = Path("linkjuice.duckdb"),
+    model: Annotated[str, typer.Option(help="juice (reasonable surfer, default) or classic (textbook PageRank).")] = "juice",
+    damping: Annotated[float, typer.Option(help="Damping factor.")] = 0.85,
+) -> None:
+    """Score every page of a crawl (classic PageRank and the juice model)."""
+    with pipeline.open_store(db, read_only=False) as store:
+        summary = pipeline.score_store(store, model=ModelConfig(damping=damping), model_name=model)
+    console.print(
+        f"Scored {summary.ranked_pages} indexable of {summary.pages} pages over {summary.links} links in "
+        f"{summary.seconds:.2f}s (classic: {summary.iterations_classic} iterations, juice: "
+        f"{summary.iterations_juice}).",
+        highlight=False,
+    )
+
+
+def _pages_table(frame, title: str) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title=title, title_justify="left")
+    url_width = min(max((len(str(u)) for u in frame["url"]), default=10), max(console.width - 62, 20))
+    for name in ("url", "status", "depth", "inlinks", "outlinks", "pagerank", "juice_score"):
+        if name == "url":
+            table.add_column(name, overflow="fold", min_width=url_width)
+        else:
+            table.add_column(name, justify="right", no_wrap=True)
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            clean_text(str(row.url)), _fmt(row.status), _fmt(row.depth), _fmt(row.inlinks),
+            _fmt(row.outlinks), _fmt(row.pagerank, ".4f"), _fmt(row.juice_score, ".1f"),
+        )
+    return table
+
+
+def _fmt(value: object, spec: str = "") -> str:
+    try:
+        if value is None or value != value:  # NaN
+            return "-"
+        if spec:
+            return format(value, spec)
+        return str(int(value)) if isinstance(value, float) else str(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@app.command()
+def pages(
+    db: DbOption = Path("linkjuice.duckdb"),
+    sort: Annotated[str, typer.Option(help="Column to sort by.")] = "juice",
+    ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    url_contains: Annotated[Optional[str], typer.Option("--url", help="Only URLs containing this text.")] = None,
+    status: Annotated[Optional[int], typer.Option(help="Only this HTTP status.")] = None,
+    indexable: Annotated[Optional[bool], typer.Option("--indexable/--not-indexable", help="Only (non-)indexable pages.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Show the top pages by juice (sortable and filterable)."""
+    frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit, url_contains=url_contains,
+                           status=status, indexable=indexable)
+    if fmt == "table":
+        console.print(_pages_table(frame, f"Pages by {sort}"))
+    elif fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        raise UsageError(f"unknown format {fmt!r}: choose table, csv or json")
+
+
+def _export(table: str, db: Path, fmt: str, output: Path) -> None:
+    rows = pipeline.export_table(db, table, fmt, output)
+    console.print(f"Wrote {rows} {table} rows to {output}", highlight=False)
+
+
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet.")]
+OutputOption = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
+
+
+@export_app.command("pages")
+def export_pages(output: OutputOption, db: DbOption = Path("linkjuice.duckdb"), fmt: FormatOption = "csv") -> None:
+    """Export pages with their scores."""
+    _export("pages", db, fmt, output)
+
+
+@export_app.command("links")
+def export_links(output: OutputOption, db: DbOption = Path("linkjuice.duckdb"), fmt: FormatOption = "csv") -> None:
+    """Export every link (one row per link)."""
+    _export("links", db, fmt, output)
+
+
+@export_app.command("redirects")
+def export_redirects(output: OutputOption, db: DbOption = Path("linkjuice.duckdb"), fmt: FormatOption = "csv") -> None:
+    """Export every redirect hop (source, status, target)."""
+    _export("redirects", db, fmt, output)
+
+
+@app.command()
+def demo(
+    db: Annotated[Optional[Path], typer.Option("--db", help="Where to keep the demo store (default: a temporary folder).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Serve the bundled sample site on 127.0.0.1, crawl it, score it and summarise it."""
+    from .demo import serve_folder
+
+    workdir = None
+    if db is None:
+        workdir = tempfile.mkdtemp(prefix="linkjuice-demo-")
+        db = Path(workdir) / "demo.duckdb"
+    elif db.exists():
+        db.unlink()
+    with serve_folder() as origin:
+        console.print(f"Serving the sample site at {origin}/", highlight=False)
+        config = CrawlConfig(start_url=origin + "/", concurrency=8)
+        with _ProgressView(quiet) as view:
+            summary = pipeline.crawl_site(config, db, on_progress=view)
+    console.print(f"Crawled {summary.pages} URLs and {summary.links} links in {summary.seconds:.1f}s; store: {db}",
+                  highlight=False)
+    frame = pipeline.pages(db, limit=10, indexable=True)
+    console.print(_pages_table(frame, "Strongest pages (juice_score: 0-100, log scale)"))
+    console.print(f"Explore further: linkjuice pages --db {db}", highlight=False)
+
+
+def _kind(exc: BaseException) -> set[str]:
+    # Typer has vendored click in recent releases and depended on it before: match by class name.
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected errors into one clean line."""
+    try:
+        app(standalone_mode=False)
+    except LinkJuiceError as exc:
+        err_console.print(f"error: {clean_text(str(exc))}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:
+        kinds = _kind(exc)
+        if "NoArgsIsHelpError" in kinds:
+            sys.exit(0)
+        if "Exit" in kinds:
+            sys.exit(getattr(exc, "exit_code", 0))
+        if "Abort" in kinds:
+            err_console.print("aborted", highlight=False)
+            sys.exit(130)
+        if "UsageError" in kinds or "ClickException" in kinds:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
+            sys.exit(2 if "UsageError" in kinds else getattr(exc, "exit_code", 1))
+        raise

@@ -1,0 +1,118 @@
+"""Settings for the crawl and the link-juice model, as frozen keyword-only dataclasses.
+
+Every setting has a CLI option; `linkjuice.toml` (see docs/configuration.md) can set the same names.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .models import LinkPosition
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "DEFAULT_POSITION_WEIGHTS",
+    "CrawlConfig",
+    "ModelConfig",
+    "load_toml",
+]
+
+from . import __version__ as _version
+
+DEFAULT_USER_AGENT = f"linkjuice/{_version} (+https://github.com/linkjuice/linkjuice)"
+
+# Reasonable-surfer defaults: how likely a reader is to follow a link in each place.
+DEFAULT_POSITION_WEIGHTS: Mapping[str, float] = {
+    LinkPosition.CONTENT: 1.0,
+    LinkPosition.ASIDE: 0.5,
+    LinkPosition.HEADER: 0.3,
+    LinkPosition.NAV: 0.3,
+    LinkPosition.TEMPLATE: 0.3,
+    LinkPosition.FOOTER: 0.15,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlConfig:
+    """How to crawl. Defaults are polite for a public site."""
+
+    start_url: str
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = 8
+    rate: float | None = None  # requests per second per host; None = unlimited
+    obey_robots: bool = True
+    use_sitemaps: bool = True
+    subdomains: bool = False
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    max_pages: int | None = None
+    max_depth: int | None = None
+    timeout: float = 20.0  # seconds per request
+    max_body_bytes: int = 10 * 1024 * 1024  # after decompression
+    max_redirects: int = 10  # hops in one chain before it is cut
+    retries: int = 2
+    backoff: float = 0.5  # seconds, doubled per retry unless Retry-After says otherwise
+    strip_tracking: bool = False
+    local_root: str | None = None  # local mode: serve this folder as start_url's site
+    template_share: float = 0.5  # a content link on more than this share of pages is a template link
+    template_min_pages: int = 10
+    batch_size: int = 200  # pages per store write
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise UsageError("--rate must be positive")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise UsageError("--max-pages must be at least 1")
+        if self.max_depth is not None and self.max_depth < 0:
+            raise UsageError("--max-depth must be 0 or more")
+        if self.timeout <= 0:
+            raise UsageError("--timeout must be positive")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    """The link-juice model's parameters (docs/model.md explains each)."""
+
+    damping: float = 0.85
+    tol: float = 1e-10  # L1 change between iterations
+    max_iter: int = 1000
+    position_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_POSITION_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.damping < 1:
+            raise UsageError("damping must be between 0 and 1")
+        for name, weight in self.position_weights.items():
+            if name not in LinkPosition.__members__.values():
+                raise UsageError(f"unknown link position {name!r} in position weights")
+            if weight < 0:
+                raise UsageError(f"position weight for {name!r} must not be negative")
+
+    def weight_of(self, position: str) -> float:
+        return float(self.position_weights.get(position, DEFAULT_POSITION_WEIGHTS[position]))
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read linkjuice.toml; a missing file is an empty configuration."""
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{p}: not valid TOML ({exc})") from None
+
+
+def with_overrides(config: Any, values: Mapping[str, Any]) -> Any:
+    """Return `config` with the known keys of `values` replaced (unknown keys raise UsageError)."""
+    known = {f.name for f in fields(config)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return replace(config, **values)

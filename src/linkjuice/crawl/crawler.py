@@ -1,0 +1,461 @@
+"""The crawl loop: a store-backed frontier, bounded concurrency, politeness, and resumability.
+
+Memory stays bounded: the frontier lives in the store (read back in small batches in discovery
+order) and the seen-set holds one 64-bit hash per known URL. Results are written in small atomic
+batches (a page with its links and the URLs it revealed), so a killed crawl loses at most the
+pages in flight, and `resume` rebuilds the seen-set from the store and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import __version__
+from ..config import CrawlConfig
+from ..errors import CrawlError, UsageError
+from ..models import FetchResult
+from ..store import Store
+from ..urls import Scope, host_of, normalize_url
+from .extract import extract_page
+from .fetch import Fetcher, HostThrottle, HttpFetcher, LocalFetcher
+from .robots import RobotsRules
+from .sitemaps import parse_sitemap
+
+__all__ = ["validate_start_url", "Crawler", "CrawlProgress", "CrawlSummary", "crawl"]
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_MAX_SITEMAPS = 1000
+_FLUSH_SECONDS = 0.5
+
+
+@dataclass(slots=True)
+class CrawlProgress:
+    """A snapshot for progress displays."""
+
+    done: int
+    queued: int
+    errors: int
+    pages_per_second: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlSummary:
+    pages: int
+    links: int
+    errors: int
+    seconds: float
+    stop_reason: str  # complete | max-pages | interrupted
+    limits_hit: bool
+
+
+def _url_hash(url: str) -> int:
+    return int.from_bytes(hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _robots_flags(*values: str | None) -> tuple[bool, bool]:
+    tokens: set[str] = set()
+    for value in values:
+        if value:
+            tokens.update(t.strip().lower() for t in value.replace(";", ",").split(","))
+            tokens.update(t.split(":")[-1].strip().lower() for t in value.split(","))
+    noindex = bool(tokens & {"noindex", "none"})
+    nofollow = bool(tokens & {"nofollow", "none"})
+    return noindex, nofollow
+
+
+def validate_start_url(url: str) -> str:
+    """The normalised start URL, or UsageError when it is not an http(s) URL with a host."""
+    start = normalize_url(url)
+    if start is None:
+        raise UsageError(f"not an http(s) URL: {url!r}")
+    return start
+
+
+class Crawler:
+    """Crawls one site into a Store. Use `await crawler.run()`."""
+
+    def __init__(
+        self,
+        config: CrawlConfig,
+        store: Store,
+        *,
+        fetcher: Fetcher | None = None,
+        on_progress: Callable[[CrawlProgress], None] | None = None,
+    ) -> None:
+        start = validate_start_url(config.start_url)
+        self.config = config
+        self.start_url = start
+        self.store = store
+        self.scope = Scope(host=host_of(start), subdomains=config.subdomains,
+                           include=config.include, exclude=config.exclude)
+        self._fetcher = fetcher
+        self.on_progress = on_progress
+        self.robots = RobotsRules.allow_all()
+        self._throttles: dict[str, HostThrottle] = {}
+        self._seen: set[int] = set()
+        self._next_seq = 0
+        self._cursor = -1
+        self._pending: dict[str, list[dict[str, Any]]] = self._empty_pending()
+        self._pending_pages = 0
+        self._last_flush = time.monotonic()
+        self._done = 0
+        self._errors = 0
+        self._in_flight = 0
+        self._limits_hit = False
+        self._stop = False
+
+    @staticmethod
+    def _empty_pending() -> dict[str, list[dict[str, Any]]]:
+        return {"pages": [], "links": [], "redirects": [], "frontier": [], "sitemap_entries": []}
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _make_fetcher(self) -> Fetcher:
+        if self.config.local_root:
+            return LocalFetcher(self.config.local_root, self.start_url)
+        return HttpFetcher(
+            user_agent=self.config.user_agent, timeout=self.config.timeout,
+            max_body_bytes=self.config.max_body_bytes, retries=self.config.retries,
+            backoff=self.config.backoff, concurrency=self.config.concurrency,
+        )
+
+    def _throttle(self, url: str) -> HostThrottle:
+        host = host_of(url)
+        throttle = self._throttles.get(host)
+        if throttle is None:
+            interval = 1.0 / self.config.rate if self.config.rate else 0.0
+            delay = self.robots.crawl_delay() if self.config.obey_robots else None
+            throttle = self._throttles[host] = HostThrottle(max(interval, delay or 0.0))
+        return throttle
+
+    def _discover(self, url: str, *, depth: int | None, via: str, source: str | None, hops: int = 0) -> None:
+        key = _url_hash(url)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._pending["frontier"].append(
+            {"seq": self._next_seq, "url": url, "depth": depth, "found_via": via,
+             "found_from": source, "redirect_hops": hops}
+        )
+        self._next_seq += 1
+
+    async def _fetch_following(self, fetcher: Fetcher, url: str, hops: int = 5) -> FetchResult:
+        """Fetch robots.txt or a sitemap, following redirects (they are not pages)."""
+        result = await fetcher.fetch(url)
+        while hops > 0 and result.status in (301, 302, 303, 307, 308) and result.location:
+            target = normalize_url(result.location, url)
+            if target is None:
+                break
+            url, hops = target, hops - 1
+            result = await fetcher.fetch(url)
+        return result
+
+    async def _load_robots(self, fetcher: Fetcher) -> None:
+        if not self.config.obey_robots and not self.config.use_sitemaps:
+            return
+        robots_url = f"{urlsplit(self.start_url).scheme}://{urlsplit(self.start_url).netloc}/robots.txt"
+        result = await self._fetch_following(fetcher, robots_url)
+        if result.status is None and not (result.error or "").startswith("body"):
+            # No answer at all for robots.txt: the site itself is unreachable.
+            raise CrawlError(f"cannot reach {self.start_url}: {result.error}")
+        rules = RobotsRules.parse(result.body, status=result.status, user_agent=self.config.user_agent)
+        if self.config.obey_robots:
+            self.robots = rules
+        self.store.set_meta({"robots_status": result.status, "robots_error": result.error})
+        if self.config.use_sitemaps:
+            self._sitemap_seeds = rules.sitemaps() or []
+        else:
+            self._sitemap_seeds = []
+
+    async def _load_sitemaps(self, fetcher: Fetcher) -> None:
+        """Read sitemaps (robots.txt Sitemap: lines, else /sitemap.xml), indexes included."""
+        if not self.config.use_sitemaps:
+            return
+        parts = urlsplit(self.start_url)
+        queue = list(dict.fromkeys(self._sitemap_seeds or [f"{parts.scheme}://{parts.netloc}/sitemap.xml"]))
+        seen: set[str] = set()
+        entries: list[dict[str, Any]] = []
+        while queue and len(seen) < _MAX_SITEMAPS:
+            sitemap_url = queue.pop(0)
+            if sitemap_url in seen:
+                continue
+            seen.add(sitemap_url)
+            result = await self._fetch_following(fetcher, sitemap_url)
+            if result.status != 200 or not result.body:
+                continue
+            doc = parse_sitemap(result.body, url=sitemap_url)
+            queue.extend(s for s in doc.sitemaps if s not in seen)
+            for entry in doc.urls:
+                entries.append({"sitemap_url": sitemap_url, "url": entry.loc, "lastmod": entry.lastmod,
+                                "in_scope": self.scope.allows(entry.loc)})
+        self.store.write_batch(sitemap_entries=entries)
+        self.store.set_meta({"sitemaps_read": sorted(seen)})
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self, *, resume: bool = False) -> CrawlSummary:
+        started = time.monotonic()
+        fetcher = self._fetcher or self._make_fetcher()
+        meta = self.store.meta()
+        try:
+            if resume:
+                self._restore(meta)
+            else:
+                if "start_url" in meta:
+                    raise UsageError(
+                        f"{self.store.path} already holds a crawl: use --resume to continue it, or another --db"
+                    )
+                self.store.set_meta({
+                    "start_url": self.start_url, "settings": _settings(self.config),
+                    "linkjuice_version": __version__,
+                    "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "status": "running",
+                })
+            await self._load_robots(fetcher)
+            if not resume or not self.store.meta().get("sitemaps_read"):
+                await self._load_sitemaps(fetcher)
+            if not resume:
+                self._discover(self.start_url, depth=0, via="start", source=None)
+                self._flush(force=True)
+            await self._crawl_loop(fetcher)
+        finally:
+            self._flush(force=True)
+            if self._fetcher is None:
+                await fetcher.close()
+        counts = self.store.counts()
+        if counts["pages"] == 0:
+            raise CrawlError(f"nothing was crawled from {self.start_url}")
+        if counts["pages"] == 1 and not resume:
+            start_page = self.store.sql("SELECT status, error FROM pages WHERE url = ?", [self.start_url])
+            if len(start_page) and start_page.status.isna().all() and start_page.error.notna().all():
+                self.store.set_meta({"status": "failed", "stop_reason": "start URL unreachable"})
+                raise CrawlError(f"cannot reach {self.start_url}: {start_page.error.iloc[0]}")
+        stop_reason = "interrupted" if self._stop else ("max-pages" if self._limits_hit and self._max_pages_hit() else "complete")
+        elapsed = time.monotonic() - started
+        total_seconds = float(meta.get("crawl_seconds") or 0.0) + elapsed
+        self.store.set_meta({
+            "status": stop_reason if stop_reason == "interrupted" else "finished",
+            "stop_reason": stop_reason, "limits_hit": self._limits_hit,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "crawl_seconds": round(total_seconds, 3),
+        })
+        return CrawlSummary(pages=counts["pages"], links=counts["links"], errors=counts["errors"],
+                            seconds=elapsed, stop_reason=stop_reason, limits_hit=self._limits_hit)
+
+    def _max_pages_hit(self) -> bool:
+        return self.config.max_pages is not None and self._done >= self.config.max_pages
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        if meta.get("start_url") is None:
+            raise UsageError(f"{self.store.path} holds no crawl to resume")
+        if meta["start_url"] != self.start_url:
+            raise UsageError(f"{self.store.path} holds a crawl of {meta['start_url']}, not {self.start_url}")
+        for chunk in self.store.iter_frontier_urls():
+            self._seen.update(_url_hash(u) for u in chunk)
+        counts = self.store.counts()
+        self._next_seq = counts["frontier"]
+        self._done = counts["pages"]
+        self._errors = counts["errors"]
+        self._limits_hit = bool(meta.get("limits_hit"))
+        self.store.set_meta({"status": "running"})
+
+    async def _crawl_loop(self, fetcher: Fetcher) -> None:
+        queue: asyncio.Queue[tuple[int, str, int | None, str, str | None, int] | None] = asyncio.Queue()
+        workers = [asyncio.create_task(self._worker(fetcher, queue)) for _ in range(self.config.concurrency)]
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._request_stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            holes = self.store.unfinished_frontier()
+            self._cursor = self.store.counts()["max_seq"]
+            for row in holes:
+                self._in_flight += 1
+                queue.put_nowait(row)
+            sitemap_phase_done = bool(self.store.meta().get("sitemap_phase_done"))
+            last_report = 0.0
+            started = time.monotonic()
+            while not self._stop:
+                if self._max_pages_hit() or (
+                    self.config.max_pages is not None and self._done + self._in_flight >= self.config.max_pages
+                ):
+                    if self._max_pages_hit():
+                        self._limits_hit = True
+                        break
+                    await asyncio.sleep(0.005)
+                    continue
+                room = self.config.concurrency * 4 - queue.qsize()
+                if room > 0:
+                    if self.config.max_pages is not None:
+                        room = min(room, self.config.max_pages - self._done - self._in_flight)
+                    rows = self.store.frontier_after(self._cursor, room) if room > 0 else []
+                    if not rows and self._pending["frontier"]:
+                        self._flush(force=True)
+                        rows = self.store.frontier_after(self._cursor, room)
+                    for row in rows:
+                        self._cursor = row[0]
+                        self._in_flight += 1
+                        queue.put_nowait(row)
+                    if not rows and self._in_flight == 0 and not self._pending["frontier"]:
+                        if sitemap_phase_done or not self.config.use_sitemaps:
+                            break
+                        self._enqueue_sitemap_only()
+                        sitemap_phase_done = True
+                        self.store.set_meta({"sitemap_phase_done": True})
+                        continue
+                self._flush()
+                now = time.monotonic()
+                if self.on_progress and now - last_report > 0.2:
+                    last_report = now
+                    rate = self._done / max(now - started, 1e-6)
+                    self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, rate))
+                await asyncio.sleep(0.002 if queue.qsize() else 0.01)
+            # Let the pages in flight finish unless we were asked to stop.
+            if not self._stop:
+                while self._in_flight > 0 and not self._stop:
+                    await asyncio.sleep(0.01)
+        finally:
+            for _ in workers:
+                queue.put_nowait(None)
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if self.on_progress:
+                self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
+
+    def _request_stop(self) -> None:
+        self._stop = True
+
+    def _enqueue_sitemap_only(self) -> None:
+        """After the link frontier is exhausted, queue in-scope sitemap URLs never linked to."""
+        for url in sorted(self.store.sitemap_urls()):
+            if self.scope.allows(url):
+                self._discover(url, depth=None, via="sitemap", source=None)
+        self._flush(force=True)
+
+    async def _worker(self, fetcher: Fetcher, queue: asyncio.Queue) -> None:
+        while True:
+            row = await queue.get()
+            if row is None:
+                return
+            try:
+                await self._process(fetcher, row)
+            except Exception as exc:  # noqa: BLE001 - one bad page must never stop the crawl
+                seq, url, depth, via, source, hops = row
+                self._add_page(seq=seq, url=url, depth=depth, via=via, result=FetchResult(url=url, status=None, error=f"internal error: {type(exc).__name__}: {exc}"[:300]))
+            finally:
+                self._in_flight -= 1
+
+    async def _process(self, fetcher: Fetcher, row: tuple) -> None:
+        seq, url, depth, via, source, hops = row
+        if self.config.obey_robots and not self.robots.allowed(url):
+            self._add_page(seq=seq, url=url, depth=depth, via=via, blocked=True,
+                           result=FetchResult(url=url, status=None, error="blocked by robots.txt"))
+            return
+        await self._throttle(url).wait()
+        result = await fetcher.fetch(url)
+        self._add_page(seq=seq, url=url, depth=depth, via=via, result=result, hops=hops)
+
+    def _add_page(self, *, seq: int, url: str, depth: int | None, via: str, result: FetchResult,
+                  blocked: bool = False, hops: int = 0) -> None:
+        cfg = self.config
+        content_type = (result.content_type or "").split(";")[0].strip().lower() or None
+        is_html = result.status == 200 and content_type in _HTML_TYPES
+        page: dict[str, Any] = {
+            "url": url, "seq": seq, "status": result.status, "content_type": content_type,
+            "bytes": len(result.body) if result.status is not None else None,
+            "response_time_ms": result.response_time_ms, "found_depth": depth, "found_via": via,
+            "error": result.error, "blocked_by_robots": blocked, "is_html": is_html,
+            "x_robots_tag": result.headers.get("x-robots-tag"),
+            "crawled_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        }
+        if result.status is not None and 300 <= result.status < 400:
+            self._add_redirect(page, result, depth=depth, hops=hops)
+        elif is_html:
+            self._add_html(page, result, depth=depth)
+        else:
+            page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
+        if result.error or (result.status is not None and result.status >= 400):
+            self._errors += 1
+        self._pending["pages"].append(page)
+        self._pending_pages += 1
+        self._done += 1
+
+    def _add_redirect(self, page: dict[str, Any], result: FetchResult, *, depth: int | None, hops: int) -> None:
+        url = page["url"]
+        raw = (result.location or "").strip()
+        target = normalize_url(raw, url, strip_tracking=self.config.strip_tracking) if raw else None
+        page["redirect_to"] = target or raw or None
+        self._pending["redirects"].append({"source_url": url, "status": result.status, "target_url": target or raw or None})
+        if not raw:
+            page["error"] = "redirect without Location header"
+        elif target is None:
+            page["error"] = f"redirect to unsupported URL: {raw[:200]}"
+        elif not self.scope.allows(target):
+            pass  # recorded; an out-of-scope target is never fetched
+        elif hops + 1 > self.config.max_redirects:
+            page["error"] = f"redirect chain longer than {self.config.max_redirects} hops"
+        else:
+            self._discover(target, depth=depth, via="redirect", source=url, hops=hops + 1)
+
+    def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None) -> None:
+        url = page["url"]
+        extracted = extract_page(result.body, url, encoding=result.encoding, strip_tracking=self.config.strip_tracking)
+        noindex, nofollow = _robots_flags(extracted.meta_robots, page["x_robots_tag"])
+        page.update(
+            title=extracted.title, h1=extracted.h1, meta_robots=extracted.meta_robots,
+            canonical=extracted.canonical, lang=extracted.lang, word_count=extracted.word_count,
+            main_text=extracted.main_text, headings=extracted.headings, noindex=noindex, nofollow=nofollow,
+        )
+        next_depth = None if depth is None else depth + 1
+        for link in extracted.links:
+            internal = self.scope.same_site(link.url)
+            self._pending["links"].append({
+                "source_url": url, "target_url": link.url, "anchor": link.anchor, "rel": link.rel,
+                "nofollow": link.nofollow or nofollow, "dom_position": str(link.position),
+                "link_order": link.link_order, "is_internal": internal,
+            })
+            if internal and self.scope.allows(link.url):
+                if self.config.max_depth is not None and next_depth is not None and next_depth > self.config.max_depth:
+                    if _url_hash(link.url) not in self._seen:
+                        self._limits_hit = True
+                    continue
+                self._discover(link.url, depth=next_depth, via="link", source=url)
+        if extracted.canonical and extracted.canonical != url and self.scope.allows(extracted.canonical):
+            self._discover(extracted.canonical, depth=depth, via="canonical", source=url)
+
+    def _flush(self, *, force: bool = False) -> None:
+        if not any(self._pending.values()):
+            return
+        now = time.monotonic()
+        if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
+            return
+        pending, self._pending = self._pending, self._empty_pending()
+        self._pending_pages = 0
+        self._last_flush = now
+        self.store.write_batch(**pending)
+
+
+def _settings(config: CrawlConfig) -> dict[str, Any]:
+    values = asdict(config)
+    values["include"] = list(config.include)
+    values["exclude"] = list(config.exclude)
+    return values
+
+
+def crawl(config: CrawlConfig, store: Store, *, resume: bool = False,
+          on_progress: Callable[[CrawlProgress], None] | None = None) -> CrawlSummary:
+    """Run a crawl to the end (blocking)."""
+    return asyncio.run(Crawler(config, store, on_progress=on_progress).run(resume=resume))

@@ -1,0 +1,494 @@
+"""Read one fetched HTML page: its links and where each sits, its metadata and its main text.
+
+Crawled HTML is hostile input, so `extract_page` never raises, never evaluates anything and strips
+control characters from every text it returns.
+
+Link positions follow the reasonable-surfer idea: a link in the body copy passes more authority
+than one in a menu or footer. A link's position is decided from its DOM ancestors in two tiers:
+
+1. semantic elements and ARIA landmark roles (``<nav>``, ``role=banner``, ...), nearest wins;
+2. otherwise class/id naming conventions (``main-nav``, ``sidebar``, ``site-footer``), nearest wins;
+3. otherwise `LinkPosition.CONTENT`.
+
+A header or footer inside ``<article>``/``<main>`` is the article's own (a byline, tags) and counts
+as content. Class rules favour precision over recall: a navigation link wrongly left as CONTENT is
+caught later by the site-wide TEMPLATE pass, but a body-copy link wrongly demoted is not.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import NamedTuple
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from linkjuice.models import ExtractedLink, ExtractedPage, LinkPosition
+from linkjuice.urls import normalize_url
+
+__all__ = ["extract_page"]
+
+_MAX_ANCHOR_CHARS = 500
+_MAX_FIELD_CHARS = 2000  # title, h1, meta robots: a hostile page could make them megabytes long
+_MAX_LANG_CHARS = 64
+
+_NAV, _HEADER, _FOOTER, _ASIDE = LinkPosition.NAV, LinkPosition.HEADER, LinkPosition.FOOTER, LinkPosition.ASIDE
+_CONTENT = LinkPosition.CONTENT
+
+# --------------------------------------------------------------------------------------------
+# Text cleaning
+
+# C0/C1 controls except the whitespace ones (str.split collapses those), plus the bidi embedding,
+# override and isolate controls that can make a report display text other than what it holds.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_WORDS = re.compile(r"\w+")
+
+
+def _clean(text: str | None) -> str:
+    """Remove control characters and collapse whitespace runs to single spaces."""
+    if not text:
+        return ""
+    return " ".join(_CONTROL.sub("", text).split())
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-z0-9._:+-]{1,40})""", re.I)
+_SNIFF_BYTES = 4096  # the HTML standard stops at 1024; real pages often declare later
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# Browsers read these labels as the listed superset (WHATWG Encoding), and so do we.
+_SUPERSETS = {
+    "ascii": "cp1252", "iso8859-1": "cp1252", "iso8859-9": "cp1254",
+    "iso8859-11": "cp874", "tis-620": "cp874", "gb2312": "gb18030", "gbk": "gb18030",
+    "euc_kr": "cp949", "shift_jis": "cp932", "big5": "big5hkscs",
+}
+# Python codecs that are not web encodings: they interpret backslashes or may yield lone surrogates.
+_REFUSED = {"utf-7", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
+
+
+def _codec(label: str | bytes | None, *, declared_in_page: bool = False) -> str | None:
+    """The Python codec for an encoding label, or None when it is unknown or not a text encoding."""
+    if not label:
+        return None
+    try:
+        name = (label.decode("ascii") if isinstance(label, bytes) else label).strip().lower()
+        if name.startswith("windows-"):
+            name = "cp" + name[8:]  # Python lacks some WHATWG labels, e.g. windows-874
+        info = codecs.lookup(name)
+    except (LookupError, UnicodeError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name.replace("_", "-") in _REFUSED:
+        return None
+    if declared_in_page and info.name.startswith(("utf-16", "utf-32")):
+        return "utf-8"  # a declaration readable as ASCII cannot be UTF-16 (WHATWG rule)
+    return _SUPERSETS.get(info.name, info.name)
+
+
+def _decode(body: bytes, encoding: str | None) -> bytes:
+    """Decode `body` (BOM, then `encoding`, then <meta> charset, then UTF-8) and re-encode as UTF-8.
+
+    The parser reads bytes as UTF-8, so handing it clean UTF-8 leaves it nothing to guess.
+    """
+    candidates: list[str | None] = [bom_codec for bom, bom_codec in _BOMS if body.startswith(bom)]
+    candidates.append(_codec(encoding))
+    match = _META_CHARSET.search(body, 0, _SNIFF_BYTES)
+    if match:
+        candidates.append(_codec(match.group(1), declared_in_page=True))
+    candidates.append("utf-8")
+    for codec in candidates:
+        if codec is None:
+            continue
+        try:
+            text = body.decode(codec, errors="replace")
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            continue  # a codec that ignores errors="replace"; try the next one
+        return text.encode("utf-8", errors="replace")  # "replace" also drops lone surrogates
+    return body.decode("utf-8", errors="replace").encode("utf-8")  # not reached: utf-8 never fails
+
+
+# --------------------------------------------------------------------------------------------
+# Regions: which part of the page an element belongs to
+
+_SEMANTIC_TAGS = {"nav": _NAV, "header": _HEADER, "footer": _FOOTER, "aside": _ASIDE}
+_LANDMARK_ROLES = {"navigation": _NAV, "banner": _HEADER, "contentinfo": _FOOTER, "complementary": _ASIDE}
+_CONTAINER_TAGS = {"article", "main"}
+_CONTAINER_ROLES = {"article", "main"}
+
+# Class/id words (and separator-less compounds) naming a region.
+_REGION_WORDS: dict[str, LinkPosition] = {
+    **dict.fromkeys((
+        "nav", "navs", "navbar", "navigation", "navi", "navlinks", "navlist", "menu", "menus",
+        "menubar", "mainnav", "mainmenu", "topnav", "topmenu", "subnav", "submenu", "sidenav",
+        "sitenav", "globalnav", "megamenu", "breadcrumb", "breadcrumbs", "crumbs",
+    ), _NAV),
+    **dict.fromkeys(("header", "masthead", "topbar", "siteheader", "globalheader"), _HEADER),
+    **dict.fromkeys(("footer", "colophon", "sitefooter", "globalfooter"), _FOOTER),
+    # Not bare "widget": page builders (Elementor) put it on every content block.
+    **dict.fromkeys(("sidebar", "sidebars", "aside", "widgets", "widgetarea", "related"), _ASIDE),
+}
+# A token holding one of these describes a state or a layout, not a region ("has-sidebar",
+# "menu-toggle", "content-sidebar-wrap").
+_NEGATIVE_WORDS = frozenset((
+    "has", "no", "with", "without", "is", "toggle", "toggler", "trigger", "open", "opened", "closed",
+    "btn", "button", "icon", "icons", "layout", "hide", "hidden", "show", "content",
+))
+# "header"/"footer" also name components ("card-header", "entry-footer"), so they count only when
+# every other word of the token is one of these site-level words.
+_SITE_WORDS = frozenset((
+    "site", "main", "global", "primary", "top", "bottom", "upper", "lower", "wrap", "wrapper",
+    "container", "inner", "outer", "area", "region", "bar", "links", "link", "nav", "menu",
+    "widgets", "widget", "sticky", "fixed", "mobile", "desktop", "copyright", "legal", "info",
+    "js", "c", "l", "o", "u",
+))
+# When one token names several regions, the more specific placement wins: "footer-nav" is footer.
+_PRIORITY = {_HEADER: 1, _NAV: 2, _ASIDE: 3, _FOOTER: 4}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_ASCII_WORD = re.compile(r"[a-z]+")
+# Elements worth classifying; the CSS engine pre-filters so Python only sees a few.
+_CLASS_STEMS = ("nav", "menu", "crumb", "header", "masthead", "topbar", "footer", "colophon",
+                "sidebar", "aside", "widget", "related")
+_CANDIDATES = ", ".join((
+    "nav", "header", "footer", "aside", "article", "main", "[role]",
+    *(f'[{attr}*="{stem}" i]' for stem in _CLASS_STEMS for attr in ("class", "id")),
+))
+
+
+def _token_region(token: str) -> LinkPosition | None:
+    """The region named by one class/id token, e.g. "main-nav" -> NAV, "entry-header" -> None."""
+    words = _ASCII_WORD.findall(_CAMEL.sub("-", token).lower())
+    if not words or not _NEGATIVE_WORDS.isdisjoint(words):
+        return None
+    kinds = {_REGION_WORDS[w] for w in words if w in _REGION_WORDS}
+    joined = _REGION_WORDS.get("".join(words))
+    if joined is not None:
+        kinds.add(joined)
+    if _HEADER in kinds or _FOOTER in kinds:
+        others = [w for w in words if w not in _REGION_WORDS]
+        if not _SITE_WORDS.issuperset(others):
+            kinds -= {_HEADER, _FOOTER}
+    return max(kinds, key=_PRIORITY.__getitem__, default=None)
+
+
+def _class_region(names: str) -> LinkPosition | None:
+    """The region named by a class/id attribute value (several tokens)."""
+    kinds = [kind for token in names.split() if (kind := _token_region(token)) is not None]
+    return max(kinds, key=_PRIORITY.__getitem__, default=None)
+
+
+class _Own(NamedTuple):
+    """What an element says about itself."""
+
+    region: LinkPosition | None
+    semantic: bool  # from the tag or an ARIA role (tier 1), not from class/id (tier 2)
+    container: bool  # <article>, <main> or their roles
+    main: bool  # <main> or role=main
+
+
+class _State(NamedTuple):
+    """What an element inherits from itself and its ancestors."""
+
+    in_container: bool
+    semantic: LinkPosition | None  # nearest tier-1 region
+    conventional: LinkPosition | None  # nearest tier-2 region
+
+    @property
+    def position(self) -> LinkPosition:
+        return self.semantic or self.conventional or _CONTENT
+
+
+_ROOT_STATE = _State(False, None, None)
+
+
+def _own_of(node: LexborNode) -> _Own | None:
+    tag = node.tag
+    if tag in ("html", "head", "body"):  # their classes describe page state ("nav-open", "has-sidebar")
+        return None
+    attrs = node.attributes
+    roles = (attrs.get("role") or "").lower().split()
+    container = tag in _CONTAINER_TAGS or not _CONTAINER_ROLES.isdisjoint(roles)
+    main = tag == "main" or "main" in roles
+    region = _SEMANTIC_TAGS.get(tag or "")
+    if region is None:
+        region = next((_LANDMARK_ROLES[r] for r in roles if r in _LANDMARK_ROLES), None)
+    if region is not None:
+        return _Own(region, True, container, main)
+    region = _class_region(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+    if region is None and not container:
+        return None
+    return _Own(region, False, container, main)
+
+
+class _Regions:
+    """Region state of elements, computed once per element and memoised by node identity.
+
+    Every lookup walks up only to the nearest already-known ancestor, so the work over a whole
+    page is linear in the number of elements visited, however deep or repetitive the markup.
+    """
+
+    def __init__(self, tree: LexborHTMLParser) -> None:
+        self.own: dict[int, _Own] = {}
+        self.region_nodes: list[LexborNode] = []  # elements that name a region, in document order
+        for node in tree.css(_CANDIDATES):
+            own = _own_of(node)
+            if own is not None:
+                self.own[node.mem_id] = own
+                if own.region is not None:
+                    self.region_nodes.append(node)
+        self._memo: dict[int, _State] = {}
+
+    def state(self, node: LexborNode | None) -> _State:
+        path: list[int] = []
+        state = _ROOT_STATE
+        while node is not None:
+            key = node.mem_id
+            known = self._memo.get(key)
+            if known is not None:
+                state = known
+                break
+            path.append(key)
+            node = node.parent
+        for key in reversed(path):
+            state = self._step(state, self.own.get(key))
+            self._memo[key] = state
+        return state
+
+    def is_region(self, node: LexborNode) -> bool:
+        """True when `node` starts a non-content region (a content header/footer does not)."""
+        own = self.own.get(node.mem_id)
+        if own is None or own.region is None:
+            return False
+        return not (own.region in (_HEADER, _FOOTER) and self.state(node.parent).in_container)
+
+    @staticmethod
+    def _step(parent: _State, own: _Own | None) -> _State:
+        if own is None:
+            return parent
+        semantic, conventional = parent.semantic, parent.conventional
+        if own.main:
+            conventional = None  # <main> is the main content, whatever a wrapper's class says
+        region = own.region
+        if region is not None and not (region in (_HEADER, _FOOTER) and parent.in_container):
+            if own.semantic:
+                semantic = region
+            else:
+                conventional = region
+        return _State(parent.in_container or own.container, semantic, conventional)
+
+
+# --------------------------------------------------------------------------------------------
+# Links
+
+_LINKS = "a[href], area[href]"
+_REL_TOKENS = ("nofollow", "ugc", "sponsored")
+
+
+def _anchor_text(node: LexborNode, attrs: dict[str, str | None]) -> str:
+    """Visible text, else alt text of images inside, else the area's alt, aria-label or title."""
+    text = _clean(node.text())
+    if not text:
+        text = _clean(" ".join(img.attributes.get("alt") or "" for img in node.css("img[alt]")))
+    if not text:
+        for name in ("alt", "aria-label", "title"):
+            if name == "alt" and node.tag != "area":
+                continue
+            text = _clean(attrs.get(name))
+            if text:
+                break
+    return text[:_MAX_ANCHOR_CHARS].rstrip()
+
+
+def _extract_links(
+    tree: LexborHTMLParser,
+    regions: _Regions,
+    base: str | None,
+    *,
+    page_nofollow: bool,
+    strip_tracking: bool,
+    max_links: int,
+) -> list[ExtractedLink]:
+    links: list[ExtractedLink] = []
+    if max_links <= 0:
+        return links
+    # Search engines render pages with scripts on, so they never see links inside <noscript>.
+    hidden = {node.mem_id for node in tree.css("noscript a[href], noscript area[href]")}
+    resolved: dict[str, str | None] = {}  # hrefs repeat (logo and "Home"); normalising is the cost
+    for node in tree.css(_LINKS):
+        if hidden and node.mem_id in hidden:
+            continue
+        attrs = node.attributes
+        href = (attrs.get("href") or "").strip()
+        if not href or href.startswith("#"):
+            continue  # in-page jumps are not links to another resource
+        if href in resolved:
+            url = resolved[href]
+        else:
+            url = resolved[href] = normalize_url(href, base, strip_tracking=strip_tracking)
+        if url is None:
+            continue
+        rel_tokens = set((attrs.get("rel") or "").lower().split())
+        rel = " ".join(t for t in _REL_TOKENS if t in rel_tokens)
+        links.append(ExtractedLink(
+            url=url,
+            anchor=_anchor_text(node, attrs),
+            rel=rel,
+            nofollow=page_nofollow or bool(rel),
+            position=regions.state(node.parent).position,
+            link_order=len(links),
+        ))
+        if len(links) >= max_links:
+            break
+    return links
+
+
+# --------------------------------------------------------------------------------------------
+# Main text
+
+_NOT_TEXT = "script, style, noscript, template, svg, [hidden]"
+_BLOCKS = (
+    "address, article, aside, blockquote, br, caption, dd, details, dialog, div, dl, dt, fieldset, "
+    "figcaption, figure, footer, form, h1, h2, h3, h4, h5, h6, header, hgroup, hr, legend, li, main, "
+    "nav, ol, p, pre, section, summary, table, tr, ul, td, th, option"
+)
+_CELLS = {"td", "th"}
+# Marks block boundaries in the flattened text. Safe: the HTML parser drops NUL from body text.
+_BREAK = "\x00"
+
+
+def _main_text(tree: LexborHTMLParser, regions: _Regions, max_chars: int) -> str:
+    """The visible text of the main content, one line per block. Mutates the tree: call it last."""
+    body = tree.body
+    if body is None or max_chars <= 0:
+        return ""
+    # Decide first, then detach (lexbor detaches, it does not free): detaching a node inside an
+    # already detached subtree is harmless.
+    dropped = body.css(_NOT_TEXT)
+    dropped += [node for node in regions.region_nodes if regions.is_region(node)]
+    for node in dropped:
+        node.decompose(recursive=False)
+    root = body.css_first("main, [role~=main i]")
+    if root is None:
+        articles = body.css("article")
+        root = articles[0] if len(articles) == 1 else body
+    for candidate in (root, body):
+        for node in candidate.css(_BLOCKS):
+            if node.tag in _CELLS:
+                node.insert_after(" ")
+            else:
+                node.insert_before(_BREAK)
+                node.insert_after(_BREAK)
+        lines: list[str] = []
+        size = 0
+        for chunk in candidate.text().split(_BREAK):
+            line = _clean(chunk)
+            if line:
+                lines.append(line)
+                size += len(line) + 1
+                if size > max_chars:
+                    break
+        if lines or candidate is body:
+            return "\n".join(lines)[:max_chars].rstrip()
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Page metadata
+
+
+def _first_text(tree: LexborHTMLParser, selector: str) -> str | None:
+    node = tree.css_first(selector)
+    if node is None:
+        return None
+    text = _clean(node.text())
+    if not text:  # an image-only heading is named by its alt text
+        text = _clean(" ".join(img.attributes.get("alt") or "" for img in node.css("img[alt]")))
+    return text[:_MAX_FIELD_CHARS]
+
+
+def _meta_robots(tree: LexborHTMLParser) -> str | None:
+    found: dict[str, list[str]] = {"robots": [], "googlebot": []}
+    for node in tree.css("meta[name][content]"):
+        attrs = node.attributes
+        name = (attrs.get("name") or "").strip().lower()
+        if name in found:
+            content = _clean(attrs.get("content")).lower()
+            if content:
+                found[name].append(content)
+    combined = ", ".join(found["robots"] + found["googlebot"])
+    return combined[:_MAX_FIELD_CHARS] or None
+
+
+def _link_rel(tree: LexborHTMLParser, rel: str) -> str | None:
+    """The href of the first <link> whose rel holds `rel`."""
+    for node in tree.css("link[rel][href]"):
+        attrs = node.attributes
+        if rel in (attrs.get("rel") or "").lower().split():
+            return attrs.get("href")
+    return None
+
+
+def extract_page(
+    body: bytes,
+    url: str,
+    *,
+    encoding: str | None = None,
+    strip_tracking: bool = False,
+    max_links: int = 10000,
+    max_text_chars: int = 100_000,
+) -> ExtractedPage:
+    """Extract links, metadata and main text from one HTML page; never raises on any input.
+
+    Args:
+        body: the raw response body.
+        url: the page's (final) URL; relative links resolve against it, or against <base href>.
+        encoding: the charset from the Content-Type header, if any. A byte-order mark overrides
+            it; without either, a <meta> charset declaration is used, then UTF-8. Undecodable
+            bytes become U+FFFD.
+        strip_tracking: remove tracking query parameters (utm_*, gclid, ...) from link URLs and
+            the canonical URL.
+        max_links: keep at most this many links (in document order).
+        max_text_chars: cap on `main_text` (and on `headings`).
+    """
+    try:
+        tree = LexborHTMLParser(_decode(body, encoding))
+    except Exception:  # noqa: BLE001 - the parser's only failures are allocation errors
+        return ExtractedPage()
+
+    base = url
+    base_node = tree.css_first("base[href]")
+    if base_node is not None:
+        base = normalize_url(base_node.attributes.get("href") or "", url) or url
+
+    meta_robots = _meta_robots(tree)
+    robots_tokens = set(re.split(r"[\s,]+", meta_robots or ""))
+    page_nofollow = not robots_tokens.isdisjoint(("nofollow", "none"))
+
+    canonical_href = _link_rel(tree, "canonical")
+    canonical = (
+        normalize_url(canonical_href, base, strip_tracking=strip_tracking) if canonical_href else None
+    )
+    html = tree.css_first("html")
+    lang = _clean(html.attributes.get("lang")) if html is not None else ""
+    headings = "\n".join(
+        text for node in tree.css("h2, h3, h4, h5, h6") if (text := _clean(node.text()))
+    )
+
+    regions = _Regions(tree)
+    links = _extract_links(
+        tree, regions, base,
+        page_nofollow=page_nofollow, strip_tracking=strip_tracking, max_links=max_links,
+    )
+    title = _first_text(tree, "title:not(svg title)")
+    h1 = _first_text(tree, "h1")
+    main_text = _main_text(tree, regions, max_text_chars)  # last: it mutates the tree
+    return ExtractedPage(
+        title=title,
+        h1=h1,
+        meta_robots=meta_robots,
+        canonical=canonical,
+        lang=lang[:_MAX_LANG_CHARS] or None,
+        word_count=len(_WORDS.findall(main_text)),
+        main_text=main_text,
+        headings=headings[:max_text_chars],
+        links=links,
+    )

@@ -1,0 +1,15 @@
+"""Crawled text is data, never markup or terminal control: helpers to make it safe to show."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["clean_text"]
+
+# C0/C1 controls except tab and newline; ESC (0x1b) is among them, so ANSI sequences are defused.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """Remove control characters (terminal escape sequences included) from crawled text."""
+    return _CONTROL.sub("", text)

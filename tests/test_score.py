@@ -1,0 +1,122 @@
+"""The scoring engines against independent references (networkx) and hand-computed graphs."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from linkjuice.graph import click_depths
+from linkjuice.score import classic_pagerank, juice_rank, juice_score
+
+
+def _random_graph(seed: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, m), rng.integers(0, n, m)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_classic_matches_networkx_on_random_graphs(seed: int) -> None:
+    n = 60 + seed * 17
+    src, dst = _random_graph(seed, n, n * 3)
+    result = classic_pagerank(n, src, dst, tol=1e-12)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from((int(s), int(d)) for s, d in zip(src, dst) if s != d)
+    # networkx stops when the L1 change < N * tol: give it the same absolute rule.
+    ref = nx.pagerank(g, alpha=0.85, tol=1e-12 / n, max_iter=2000)
+    expected = np.array([ref[i] for i in range(n)])
+    np.testing.assert_allclose(result.scores, expected, atol=1e-10)
+    assert result.scores.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_classic_restricted_to_nodes_matches_subgraph() -> None:
+    src, dst = _random_graph(7, 50, 200)
+    nodes = np.ones(50, bool)
+    nodes[::5] = False
+    result = classic_pagerank(50, src, dst, nodes=nodes)
+    g = nx.DiGraph()
+    g.add_nodes_from(np.flatnonzero(nodes).tolist())
+    g.add_edges_from((int(s), int(d)) for s, d in zip(src, dst) if nodes[s] and nodes[d] and s != d)
+    ref = nx.pagerank(g, tol=1e-12 / g.number_of_nodes())
+    for node, value in ref.items():
+        assert result.scores[node] == pytest.approx(value, abs=1e-9)
+    assert np.all(result.scores[~nodes] == 0)
+
+
+def test_classic_duplicate_and_self_links_count_once_or_never() -> None:
+    src = np.array([0, 0, 0, 1, 1, 2])
+    dst = np.array([1, 1, 0, 2, 2, 0])
+    once = classic_pagerank(3, np.array([0, 1, 2]), np.array([1, 2, 0]))
+    dup = classic_pagerank(3, src, dst)
+    np.testing.assert_allclose(dup.scores, once.scores, atol=1e-12)
+    np.testing.assert_allclose(once.scores, [1 / 3] * 3, atol=1e-9)  # a cycle is uniform
+
+
+def test_juice_equals_classic_when_all_weights_equal_and_nothing_is_lost() -> None:
+    n = 40
+    src, dst = _random_graph(3, n, 150)
+    keep = src != dst
+    key = np.unique(src[keep] * n + dst[keep])
+    s, d = key // n, key % n
+    classic = classic_pagerank(n, s, d)
+    juice, _ = juice_rank(n, s, d, np.ones(len(s)), np.ones(len(s), bool), ranked=np.ones(n, bool))
+    np.testing.assert_allclose(juice.scores, classic.scores, atol=1e-10)
+
+
+def test_juice_hand_computed_three_pages_with_a_lost_link() -> None:
+    # Page 0 links to 1 (content, weight 1) and to a broken URL (weight 1, passes nothing);
+    # page 1 links to 2; page 2 links to 0. With d = 0.5 and v = 1/3:
+    #   x0 = 0.5 * x2 + 1/6;  x1 = 0.5 * 0.5 * x0 + 1/6;  x2 = 0.5 * x1 + 1/6
+    d = 0.5
+    src = np.array([0, 0, 1, 2])
+    dst = np.array([1, -1, 2, 0])
+    passes = np.array([True, False, True, True])
+    res, share = juice_rank(3, src, dst, np.ones(4), passes, ranked=np.ones(3, bool), damping=d, tol=1e-14)
+    a = np.array([[1, 0, -0.5], [-0.25, 1, 0], [0, -0.5, 1]])
+    expected = np.linalg.solve(a, np.full(3, 1 / 6))
+    np.testing.assert_allclose(res.scores, expected, atol=1e-12)
+    np.testing.assert_allclose(share, [0.5, 0.5, 1.0, 1.0])
+    assert res.scores.sum() < 1.0  # the broken link's half of page 0's juice is lost
+
+
+def test_juice_position_weight_shifts_share() -> None:
+    # Page 0 links to 1 from content (1.0) and to 2 from the footer (0.15).
+    src, dst = np.array([0, 0]), np.array([1, 2])
+    res, share = juice_rank(3, src, dst, np.array([1.0, 0.15]), np.array([True, True]), ranked=np.ones(3, bool))
+    assert share[0] == pytest.approx(1 / 1.15)
+    assert res.scores[1] > res.scores[2] > res.scores[0] * 0  # content target gains more
+
+
+def test_juice_matches_networkx_personalised_with_weights() -> None:
+    n = 30
+    src, dst = _random_graph(11, n, 120)
+    keep = src != dst
+    key = np.unique(src[keep] * n + dst[keep])
+    s, d = key // n, key % n
+    w = np.random.default_rng(1).uniform(0.1, 1.0, len(s))
+    teleport = np.random.default_rng(2).uniform(0, 1, n)
+    res, _ = juice_rank(n, s, d, w, np.ones(len(s), bool), ranked=np.ones(n, bool), teleport=teleport, tol=1e-13)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_weighted_edges_from((int(a), int(b), float(c)) for a, b, c in zip(s, d, w))
+    pers = {i: float(teleport[i]) for i in range(n)}
+    ref = nx.pagerank(g, personalization=pers, dangling=pers, tol=1e-13 / n, max_iter=2000)
+    np.testing.assert_allclose(res.scores, [ref[i] for i in range(n)], atol=1e-10)
+
+
+def test_juice_score_maps_floor_to_zero_and_top_to_hundred() -> None:
+    juice = np.array([0.05, 0.5, 0.2, 0.0])
+    ranked = np.array([True, True, True, False])
+    scores = juice_score(juice, ranked, floor=0.05)
+    assert scores[0] == pytest.approx(0.0)
+    assert scores[1] == pytest.approx(100.0)
+    assert scores[2] == pytest.approx(100 * np.log(4) / np.log(10))
+    assert np.isnan(scores[3])
+
+
+def test_click_depths_bfs() -> None:
+    src = np.array([0, 0, 1, 2, 3, 5])
+    dst = np.array([1, 2, 3, 3, 4, 0])
+    depths = click_depths(6, src, dst, 0)
+    assert depths.tolist() == [0, 1, 1, 2, 3, -1]

@@ -175,7 +175,7 @@ def score(
 
 def _pages_table(frame, title: str) -> Table:  # type: ignore[no-untyped-def]
     table = Table(title=title, title_justify="left")
-    url_width = min(max((len(str(u)) for u in frame["url"]), default=10), max(console.width - 62, 20))
+    url_width = min(max((len(str(u)) for u in frame["url"]), default=10), max(console.width - 68, 16))
     for name in ("url", "status", "depth", "inlinks", "outlinks", "pagerank", "juice_score"):
         if name == "url":
             table.add_column(name, overflow="fold", min_width=url_width)

@@ -33,12 +33,30 @@ def unique_edges(n: int, src: np.ndarray, dst: np.ndarray, *, drop_self: bool = 
     return key // n, key % n
 
 
-def click_depths(n: int, src: np.ndarray, dst: np.ndarray, start: int) -> np.ndarray:
-    """Fewest clicks from `start` to every page (breadth-first); -1 where unreachable."""
+def click_depths(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    start: int,
+    *,
+    free_src: np.ndarray | None = None,
+    free_dst: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fewest clicks from `start` to every page; -1 where unreachable.
+
+    `free_src -> free_dst` are steps that cost no click (redirect hops): they get a tiny weight,
+    so a shortest-path search counts clicks exactly and rounding removes the tiny part.
+    """
     if n == 0 or start < 0:
         return np.full(n, -1, dtype=np.int32)
     s, d = unique_edges(n, src, dst)
-    graph = to_csr(n, s, d)
-    dist = shortest_path(graph, directed=True, unweighted=True, indices=start)
+    if free_src is not None and free_dst is not None and len(free_src):
+        fs, fd = unique_edges(n, free_src, free_dst)
+        s, d = np.concatenate([s, fs]), np.concatenate([d, fd])
+        w = np.concatenate([np.ones(len(s) - len(fs)), np.full(len(fs), 1e-6)])
+        dist = shortest_path(to_csr(n, s, d, w), directed=True, indices=start)
+        dist = np.round(dist)
+    else:
+        dist = shortest_path(to_csr(n, s, d), directed=True, unweighted=True, indices=start)
     out = np.where(np.isfinite(dist), dist, -1)
     return out.astype(np.int32)

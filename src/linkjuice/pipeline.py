@@ -90,16 +90,11 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
     n = len(page["page_id"])
     groups = store.link_groups({"content": 1.0})  # weights are irrelevant for depth
     src, dst = groups["src"].astype(np.int64), groups["dst"].astype(np.int64)
-    # Following a redirect is not a click: a link to a redirect also reaches its final page.
-    known = dst >= 0
-    final = np.full(len(dst), -1, np.int64)
-    final[known] = page["final_id"][dst[known]]
-    via = known & (final >= 0) & (final != dst)
-    src = np.concatenate([src, src[via]])
-    dst = np.concatenate([dst, final[via]])
+    hops = store.redirect_arrays()  # following a redirect is not a click
     start_url = store.meta().get("start_url")
     start = np.flatnonzero(page["url"] == start_url)
-    depths = click_depths(n, src, dst, int(start[0]) if len(start) else -1)
+    depths = click_depths(n, src, dst, int(start[0]) if len(start) else -1,
+                          free_src=hops["src"].astype(np.int64), free_dst=hops["dst"].astype(np.int64))
     store.set_depths(page["page_id"], depths)
 
 

@@ -305,6 +305,14 @@ class Store:
         )
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
 
+    def redirect_arrays(self) -> dict[str, np.ndarray]:
+        """Redirect hops between stored pages, as page ids."""
+        tbl = self._arrow(
+            "SELECT s.page_id AS src, t.page_id AS dst FROM redirects r "
+            "JOIN pages s ON s.url = r.source_url JOIN pages t ON t.url = r.target_url"
+        )
+        return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
+
     def link_arrays(self) -> dict[str, np.ndarray]:
         """Every link from a stored page: source id, target id (-1 when the target was not
         stored: external or out of reach), position, nofollow, internal flag."""

@@ -1,9 +1,10 @@
 """URL normalisation and scope rules.
 
-Normalisation is RFC 3986 syntax-based normalisation done by the `url-normalize` library (scheme
-and host case, IDNA, default ports, percent-encoding case, dot segments), plus three rules of ours:
-fragments are dropped (they never reach the server), only http(s) URLs are kept, and, on request,
-tracking parameters are removed with w3lib's query cleaner.
+Normalisation is RFC 3986 syntax-based normalisation done by the `yarl` library (scheme and host
+case, IDNA, default ports, percent-encoding case, dot segments; it is C-accelerated, which matters
+when every page holds hundreds of links), plus rules of ours: fragments are dropped (they never
+reach the server), only http(s) URLs with a valid host are kept, an empty path becomes "/", and, on
+request, tracking parameters are removed.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import urlsplit
 
-from url_normalize import url_normalize
-from w3lib.url import url_query_cleaner
+from yarl import URL
 
 from .errors import UsageError
 
@@ -26,13 +27,21 @@ __all__ = [
 ]
 
 # Parameters that only identify a campaign or click; they never change the page served.
-TRACKING_PARAMETERS: tuple[str, ...] = (
+TRACKING_PARAMETERS: frozenset[str] = frozenset({
     "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id",
     "gclid", "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "yclid", "mc_cid", "mc_eid",
     "_ga", "_gl", "igshid", "ref_src",
-)
+})
 
 _MAX_URL_LENGTH = 8192
+# WHATWG URL parsing removes tabs and newlines anywhere in a URL.
+_STRIP_INSIDE = str.maketrans("", "", "\t\n\r")
+_VALID_HOST = re.compile(r"^[a-z0-9._~%!$&'()*+,;=:\[\]-]+$")
+
+
+@lru_cache(maxsize=4096)
+def _base_url(base: str) -> URL:
+    return URL(base)
 
 
 def normalize_url(
@@ -47,28 +56,32 @@ def normalize_url(
     >>> normalize_url("../b/./c?x=1#top", "HTTP://Example.COM:80/a/d/")
     'http://example.com/a/b/c?x=1'
     """
-    href = href.strip()
+    href = href.strip().translate(_STRIP_INSIDE)
     if not href or len(href) > _MAX_URL_LENGTH:
         return None
     try:
-        absolute = urljoin(base, href) if base else href
-        parts = urlsplit(absolute)
-    except ValueError:
+        url = _base_url(base).join(URL(href)) if base else URL(href)
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            if allow_file and scheme == "file":
+                return str(url.with_fragment(None))
+            return None
+        host = url.raw_host
+        if not host or not _VALID_HOST.match(host) or url.port is None:
+            return None
+        url = url.with_fragment(None)
+        if strip_tracking and url.raw_query_string:
+            pairs = list(url.query.items())
+            kept = [(k, v) for k, v in pairs if k.lower() not in TRACKING_PARAMETERS]
+            if len(kept) != len(pairs):
+                url = url.with_query(kept)
+        text = str(url)
+    except (ValueError, TypeError, UnicodeError):
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") and not (allow_file and scheme == "file"):
-        return None
-    if scheme != "file" and not parts.hostname:
-        return None
-    try:
-        normalized = url_normalize(urlunsplit(parts._replace(fragment="")))
-    except (ValueError, UnicodeError):
-        return None
-    if not normalized:
-        return None
-    if strip_tracking and parts.query:
-        normalized = url_query_cleaner(normalized, TRACKING_PARAMETERS, remove=True, unique=False)
-    return normalized
+    head, sep, query = text.partition("?")
+    if head.count("/") == 2:  # "http://host" -> "http://host/": both name the same resource
+        text = head + "/" + sep + query
+    return text
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -165,7 +165,7 @@ class Crawler:
         if result.status is None and not (result.error or "").startswith("body"):
             # No answer at all for robots.txt: the site itself is unreachable.
             raise CrawlError(f"cannot reach {self.start_url}: {result.error}")
-        rules = RobotsRules.parse(result.body, status=result.status, user_agent=self.config.user_agent)
+        rules = RobotsRules.parse(result.body, status=result.status, user_agent=self.config.user_agent, url=robots_url)
         if self.config.obey_robots:
             self.robots = rules
         self.store.set_meta({"robots_status": result.status, "robots_error": result.error})

@@ -309,3 +309,7 @@ def main() -> None:
             err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
             sys.exit(2 if "UsageError" in kinds else getattr(exc, "exit_code", 1))
         raise
+
+
+# Commands of later stages register themselves on `app` (imported last: they import from here).
+from . import commands  # noqa: E402,F401

@@ -107,6 +107,9 @@ class Store:
                 raise StoreError(
                     f"{self.path} was written by a newer linkjuice (schema {version}; this one reads {SCHEMA_VERSION})"
                 )
+            if not self.read_only:
+                # Tables added by later stages (findings, imports...) appear on first writable open.
+                self.con.execute(_DDL)
             return
         if tables:
             raise StoreError(f"{self.path} is a DuckDB file but not a linkjuice store")

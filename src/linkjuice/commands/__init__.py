@@ -1,0 +1,7 @@
+"""CLI commands that live outside cli.py, one module per pipeline stage.
+
+Each module imports `app` (and helpers) from linkjuice.cli and registers its commands; cli.py
+imports this package at its end, after `app` exists.
+"""
+
+from __future__ import annotations

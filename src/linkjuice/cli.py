@@ -10,18 +10,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, pipeline
+from . import __version__
 from .config import CrawlConfig, ModelConfig
-from .crawl.crawler import CrawlProgress
 from .errors import LinkJuiceError, UsageError
 from .textsafe import clean_text
+
+if TYPE_CHECKING:
+    from .crawl.crawler import CrawlProgress
 
 app = typer.Typer(
     name="linkjuice",
@@ -115,6 +117,7 @@ def crawl(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Crawl a website (or a local static build) into a DuckDB store, then score it."""
+    from . import pipeline
     options: dict[str, object] = {}
     if resume:
         from .store import Store
@@ -163,6 +166,7 @@ def score(
     damping: Annotated[float, typer.Option(help="Damping factor.")] = 0.85,
 ) -> None:
     """Score every page of a crawl (classic PageRank and the juice model)."""
+    from . import pipeline
     with pipeline.open_store(db, read_only=False) as store:
         summary = pipeline.score_store(store, model=ModelConfig(damping=damping), model_name=model)
     console.print(
@@ -212,6 +216,7 @@ def pages(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Show the top pages by juice (sortable and filterable)."""
+    from . import pipeline
     frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit, url_contains=url_contains,
                            status=status, indexable=indexable)
     if fmt == "table":
@@ -225,6 +230,7 @@ def pages(
 
 
 def _export(table: str, db: Path, fmt: str, output: Path) -> None:
+    from . import pipeline
     rows = pipeline.export_table(db, table, fmt, output)
     console.print(f"Wrote {rows} {table} rows to {output}", highlight=False)
 
@@ -257,6 +263,7 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Serve the bundled sample site on 127.0.0.1, crawl it, score it and summarise it."""
+    from . import pipeline
     from .demo import serve_folder
 
     workdir = None

@@ -111,6 +111,8 @@ class Crawler:
         self._in_flight = 0
         self._limits_hit = False
         self._stop = False
+        self._frontier_unread = True  # frontier rows may exist in the store past the cursor
+        self._wake = asyncio.Event()
 
     @staticmethod
     def _empty_pending() -> dict[str, list[dict[str, Any]]]:
@@ -285,29 +287,24 @@ class Crawler:
             sitemap_phase_done = bool(self.store.meta().get("sitemap_phase_done"))
             last_report = 0.0
             started = time.monotonic()
+            low_water, high_water = self.config.concurrency * 2, self.config.concurrency * 4
             while not self._stop:
-                if self._max_pages_hit() or (
-                    self.config.max_pages is not None and self._done + self._in_flight >= self.config.max_pages
-                ):
-                    if self._max_pages_hit():
-                        self._limits_hit = True
-                        break
-                    await asyncio.sleep(0.005)
-                    continue
-                room = self.config.concurrency * 4 - queue.qsize()
-                if room > 0:
+                if self._max_pages_hit():
+                    self._limits_hit = True
+                    break
+                if queue.qsize() < low_water:
+                    room = high_water - queue.qsize()
                     if self.config.max_pages is not None:
                         room = min(room, self.config.max_pages - self._done - self._in_flight)
-                    rows = self.store.frontier_after(self._cursor, room) if room > 0 else []
-                    if not rows and self._pending["frontier"]:
+                    rows = self._read_frontier(room)
+                    if not rows and room > 0 and self._pending["frontier"]:
                         self._flush(force=True)
-                        rows = self.store.frontier_after(self._cursor, room)
+                        rows = self._read_frontier(room)
                     for row in rows:
-                        self._cursor = row[0]
                         self._in_flight += 1
                         queue.put_nowait(row)
                     if not rows and self._in_flight == 0 and not self._pending["frontier"]:
-                        if sitemap_phase_done or not self.config.use_sitemaps:
+                        if sitemap_phase_done or not self.config.use_sitemaps or room <= 0:
                             break
                         self._enqueue_sitemap_only()
                         sitemap_phase_done = True
@@ -319,7 +316,12 @@ class Crawler:
                     last_report = now
                     rate = self._done / max(now - started, 1e-6)
                     self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, rate))
-                await asyncio.sleep(0.002 if queue.qsize() else 0.01)
+                # Sleep until a worker finishes a page (or the flush interval passes).
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+                except asyncio.TimeoutError:
+                    pass
             # Let the pages in flight finish unless we were asked to stop.
             if not self._stop:
                 while self._in_flight > 0 and not self._stop:
@@ -334,6 +336,17 @@ class Crawler:
                 loop.remove_signal_handler(sig)
             if self.on_progress:
                 self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
+
+    def _read_frontier(self, room: int) -> list[tuple]:
+        """Next frontier rows in discovery order; skips the query when nothing new was written."""
+        if room <= 0 or not self._frontier_unread:
+            return []
+        rows = self.store.frontier_after(self._cursor, room)
+        if len(rows) < room:
+            self._frontier_unread = False
+        if rows:
+            self._cursor = rows[-1][0]
+        return rows
 
     def _request_stop(self) -> None:
         self._stop = True
@@ -357,6 +370,7 @@ class Crawler:
                 self._add_page(seq=seq, url=url, depth=depth, via=via, result=FetchResult(url=url, status=None, error=f"internal error: {type(exc).__name__}: {exc}"[:300]))
             finally:
                 self._in_flight -= 1
+                self._wake.set()
 
     async def _process(self, fetcher: Fetcher, row: tuple) -> None:
         seq, url, depth, via, source, hops = row
@@ -443,6 +457,8 @@ class Crawler:
         if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
             return
         pending, self._pending = self._pending, self._empty_pending()
+        if pending["frontier"]:
+            self._frontier_unread = True
         self._pending_pages = 0
         self._last_flush = now
         self.store.write_batch(**pending)

@@ -1,4 +1,4 @@
-"""Tests for linkjuice.crawl.extract: every page is given as bytes, the way the fetcher delivers it."""
+"""Tests for linkjuice.crawl.extract; every page is given as bytes, as the fetcher delivers it."""
 
 from __future__ import annotations
 
@@ -111,11 +111,23 @@ def test_semantic_elements_beat_class_conventions() -> None:
     assert position_of('<footer><ul class="menu"><li><a href="/target">x</a></ul></footer>') == (
         LinkPosition.FOOTER
     )
-    assert position_of('<div class="sidebar"><nav><a href="/target">x</a></nav></div>') == LinkPosition.NAV
+    body = '<div class="sidebar"><nav><a href="/target">x</a></nav></div>'
+    assert position_of(body) == LinkPosition.NAV
+
+
+def test_article_and_main_are_never_regions_by_class() -> None:
+    assert position_of('<article class="related-post"><a href="/target">x</a></article>') == (
+        LinkPosition.CONTENT
+    )
+    body = '<aside><article class="related-post"><a href="/target">x</a></article></aside>'
+    assert position_of(body) == LinkPosition.ASIDE
 
 
 def test_body_classes_are_page_state_not_regions() -> None:
-    html = b'<html><body class="has-sidebar nav-open header-sticky"><p><a href="/target">x</a></p></body></html>'
+    html = (
+        b'<html><body class="has-sidebar nav-open header-sticky">'
+        b'<p><a href="/target">x</a></p></body></html>'
+    )
     assert link_to(extract_page(html, PAGE_URL), "/target").position == LinkPosition.CONTENT
 
 
@@ -127,7 +139,7 @@ def test_main_resets_wrapper_class_conventions() -> None:
 def test_content_header_and_footer_inside_article_are_content() -> None:
     result = page(
         '<header><a href="/home">Site</a></header>'
-        "<article><header><a href=\"/author\">By Ann</a><nav><a href=\"/toc\">toc</a></nav></header>"
+        '<article><header><a href="/author">By Ann</a><nav><a href="/toc">toc</a></nav></header>'
         '<p>Body</p><footer><a href="/tag">tag</a></footer>'
         '<div class="post-footer"><a href="/share">share</a></div></article>'
         '<main><footer role="contentinfo"><a href="/main-footer">m</a></footer></main>'
@@ -203,7 +215,9 @@ def test_strip_tracking() -> None:
 
 
 def test_links_inside_noscript_and_template_are_ignored() -> None:
-    result = page('<noscript><a href="/nojs">n</a></noscript><template><a href="/tpl">t</a></template>')
+    result = page(
+        '<noscript><a href="/nojs">n</a></noscript><template><a href="/tpl">t</a></template>'
+    )
     assert result.links == []
 
 
@@ -260,7 +274,10 @@ def test_meta_robots_nofollow(meta: str, nofollow: bool) -> None:
 def test_meta_robots_combined() -> None:
     result = page(
         "",
-        head='<meta name="googlebot" content="NoArchive"><meta name="Robots" content="NoIndex,Follow">',
+        head=(
+            '<meta name="googlebot" content="NoArchive">'
+            '<meta name="Robots" content="NoIndex,Follow">'
+        ),
     )
     assert result.meta_robots == "noindex,follow, noarchive"
     assert page("").meta_robots is None
@@ -294,7 +311,8 @@ def test_missing_metadata() -> None:
 
 
 def test_canonical_respects_base() -> None:
-    result = page("", head='<base href="https://cdn.example.com/x/"><link rel="canonical" href="c">')
+    head = '<base href="https://cdn.example.com/x/"><link rel="canonical" href="c">'
+    result = page("", head=head)
     assert result.canonical == "https://cdn.example.com/x/c"
 
 
@@ -360,7 +378,10 @@ def test_max_text_chars() -> None:
 
 
 def test_charset_from_meta() -> None:
-    html = '<html><head><meta charset="iso-8859-1"><title>Café</title></head><body><p>Déjà vu</p></body></html>'
+    html = (
+        '<html><head><meta charset="iso-8859-1"><title>Café</title></head>'
+        "<body><p>Déjà vu</p></body></html>"
+    )
     result = extract_page(html.encode("latin-1"), PAGE_URL)
     assert result.title == "Café"
     assert result.main_text == "Déjà vu"
@@ -389,7 +410,8 @@ def test_byte_order_mark() -> None:
 
 def test_broken_bytes_become_replacement_characters() -> None:
     result = extract_page(b"<title>ok \xff\xfe\xc3 end</title><p>a\x00b\x01c</p>", PAGE_URL)
-    assert result.title is not None and result.title.startswith("ok ") and result.title.endswith(" end")
+    assert result.title is not None
+    assert result.title.startswith("ok ") and result.title.endswith(" end")
     assert "\ufffd" in result.title
     assert result.main_text == "abc"
 
@@ -427,7 +449,9 @@ def test_deeply_nested_markup() -> None:
     assert link_to(page(body), "/deep").position == LinkPosition.NAV
 
 
-@pytest.mark.parametrize("body", [b"", b"\x00" * 10, b"<", b"<a href", b"\xef\xbb\xbf", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body", [b"", b"\x00" * 10, b"<", b"<a href", b"\xef\xbb\xbf", b"\xff\xfe"]
+)
 def test_degenerate_input(body: bytes) -> None:
     assert isinstance(extract_page(body, PAGE_URL), ExtractedPage)
 
@@ -458,7 +482,10 @@ def _check(result: ExtractedPage) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(body=st.binary(max_size=2000), encoding=st.sampled_from([None, "utf-8", "utf-16", "latin-1", "bogus", "rot13", "idna"]))
+@given(
+    body=st.binary(max_size=2000),
+    encoding=st.sampled_from([None, "utf-8", "utf-16", "latin-1", "bogus", "rot13", "idna"]),
+)
 def test_fuzz_arbitrary_bytes_never_raise(body: bytes, encoding: str | None) -> None:
     _check(extract_page(body, PAGE_URL, encoding=encoding))
 

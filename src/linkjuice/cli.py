@@ -159,22 +159,62 @@ def crawl(
         console.print(f"Resume with: linkjuice crawl --resume --db {db}", highlight=False)
 
 
+def model_config(
+    *,
+    config_file: Path | None,
+    damping: float | None = None,
+    relevance_weight: float | None = None,
+    no_anchor: bool = False,
+    backlink_mix: float | None = None,
+    section_depth: int | None = None,
+) -> ModelConfig:
+    """ModelConfig from linkjuice.toml's [model] table, overridden by command-line options."""
+    from .config import load_toml, with_overrides
+
+    values = dict(load_toml(config_file or "linkjuice.toml").get("model", {}))
+    if "position_weights" in values:
+        values["position_weights"] = {**ModelConfig().position_weights, **values["position_weights"]}
+    for key, value in (("damping", damping), ("relevance_weight", relevance_weight),
+                       ("backlink_mix", backlink_mix), ("section_depth", section_depth)):
+        if value is not None:
+            values[key] = value
+    if no_anchor:
+        values["use_anchor"] = False
+    return with_overrides(ModelConfig(), values)
+
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Settings file (default: ./linkjuice.toml if present).")]
+
+
 @app.command()
 def score(
     db: DbOption = Path("linkjuice.duckdb"),
-    model: Annotated[str, typer.Option(help="juice (reasonable surfer, default) or classic (textbook PageRank).")] = "juice",
-    damping: Annotated[float, typer.Option(help="Damping factor.")] = 0.85,
+    model: Annotated[str, typer.Option(help="juice (reasonable surfer, default) or classic (textbook PageRank) drives juice_score.")] = "juice",
+    damping: Annotated[Optional[float], typer.Option(help="Damping factor (default 0.85).")] = None,
+    relevance_weight: Annotated[Optional[float], typer.Option(help="0-1: how much topical relevance scales a link (0 = off; default 0.5).")] = None,
+    no_anchor: Annotated[bool, typer.Option("--no-anchor", help="Ignore anchor text in link weights.")] = False,
+    backlink_mix: Annotated[Optional[float], typer.Option(help="0-1: share of entering juice driven by backlinks (default 0.5).")] = None,
+    section_depth: Annotated[Optional[int], typer.Option(help="Path segments that define a site section (default 1).")] = None,
+    explain_weights: Annotated[bool, typer.Option("--explain-weights", help="Print the link-weight factors and examples.")] = False,
+    config_file: ConfigOption = None,
 ) -> None:
     """Score every page of a crawl (classic PageRank and the juice model)."""
     from . import pipeline
+
+    config = model_config(config_file=config_file, damping=damping, relevance_weight=relevance_weight,
+                          no_anchor=no_anchor, backlink_mix=backlink_mix, section_depth=section_depth)
     with pipeline.open_store(db, read_only=False) as store:
-        summary = pipeline.score_store(store, model=ModelConfig(damping=damping), model_name=model)
+        summary = pipeline.score_store(store, model=config, model_name=model)
     console.print(
         f"Scored {summary.ranked_pages} indexable of {summary.pages} pages over {summary.links} links in "
         f"{summary.seconds:.2f}s (classic: {summary.iterations_classic} iterations, juice: "
         f"{summary.iterations_juice}).",
         highlight=False,
     )
+    if explain_weights:
+        from .commands.model import print_weights
+
+        print_weights(db, config)
 
 
 def _pages_table(frame, title: str) -> Table:  # type: ignore[no-untyped-def]

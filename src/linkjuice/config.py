@@ -84,10 +84,28 @@ class ModelConfig:
     tol: float = 1e-10  # L1 change between iterations
     max_iter: int = 1000
     position_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_POSITION_WEIGHTS))
+    # Relevance factor (1 - a) + a * cosine; 0 turns relevance off.
+    relevance_weight: float = 0.5
+    # Anchor factors: empty and generic anchors; a descriptive anchor gets base + (1 - base) * match.
+    use_anchor: bool = True
+    anchor_empty: float = 0.5
+    anchor_generic: float = 0.5
+    anchor_descriptive: float = 0.75
+    # Outside authority: share of the teleport vector driven by backlinks (when any are imported),
+    # and how a 0-100 authority metric becomes a weight: base ** (metric / 10).
+    backlink_mix: float = 0.5
+    authority_base: float = 2.0
+    # Site sections for the flow matrix: the first N path segments.
+    section_depth: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.damping < 1:
             raise UsageError("damping must be between 0 and 1")
+        for name in ("relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive", "backlink_mix"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1")
+        if self.authority_base < 1:
+            raise UsageError("authority-base must be at least 1")
         for name, weight in self.position_weights.items():
             if name not in LinkPosition.__members__.values():
                 raise UsageError(f"unknown link position {name!r} in position weights")

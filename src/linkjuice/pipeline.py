@@ -13,14 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
 from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
+from .relevance import page_documents, pair_similarity, tfidf_vectors
 from .score import classic_pagerank, juice_rank, juice_score
 from .store import Store
+from .explain import PageExplanation
+from .weights import LinkFactors, anchor_factors, position_factor, relevance_factor, topic_text
 
 __all__ = [
     "crawl_site",
@@ -33,6 +37,8 @@ __all__ = [
     "links",
     "export_table",
     "open_store",
+    "explain",
+    "section_flows",
 ]
 
 # Why a link passes nothing: the reason codes stored with each link's flow.
@@ -100,19 +106,28 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class LinkFlows:
-    """Every deduplicated link with its weight, where it delivers, and why it may pass nothing."""
+    """Every deduplicated link (source page, target URL) with its factors, where it delivers,
+    and why it may pass nothing."""
 
     src: np.ndarray
     dst: np.ndarray  # the linked page id (-1 external or unknown)
+    target_url: np.ndarray
     resolved: np.ndarray  # the page that receives the juice after redirects/canonicals (-1 none)
-    weight: np.ndarray
+    factors: LinkFactors
+    nofollow: np.ndarray
+    position: np.ndarray
+    anchor: np.ndarray
     passes: np.ndarray
     reason: np.ndarray  # index into REASONS
     is_internal: np.ndarray
 
+    @property
+    def weight(self) -> np.ndarray:
+        return self.factors.weight
+
 
 def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray]) -> LinkFlows:
-    """Resolve each link's target through redirects and canonicals and classify it."""
+    """Resolve each link's target through redirects and canonicals, classify it, and weigh it."""
     groups = store.link_groups(model.position_weights)
     src = groups["src"].astype(np.int64)
     dst = groups["dst"].astype(np.int64)
@@ -142,14 +157,40 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray]) ->
     reason[known & (target_state == "blocked by robots.txt")] = REASONS.index("blocked")
     reason[is_redirect & ~delivers] = REASONS.index("redirect_broken")
     reason[nofollow] = REASONS.index("nofollow")
-    passes = (reason == REASONS.index("passed"))
-    weight = groups["weight"].astype(np.float64)
-    return LinkFlows(src=src, dst=dst, resolved=resolved, weight=weight, passes=passes,
+    passes = reason == REASONS.index("passed")
+    factors = _link_factors(store, model, page, src, resolved, groups["position"], groups["anchor"])
+    return LinkFlows(src=src, dst=dst, target_url=groups["target_url"], resolved=resolved, factors=factors,
+                     nofollow=nofollow, position=groups["position"], anchor=groups["anchor"], passes=passes,
                      reason=reason, is_internal=internal)
 
 
+def _link_factors(store: Store, model: ModelConfig, page: dict[str, np.ndarray], src: np.ndarray,
+                  resolved: np.ndarray, position: np.ndarray, anchor: np.ndarray) -> LinkFactors:
+    texts = store.page_texts()
+    pos = position_factor(position, model)
+    if model.relevance_weight > 0 and len(src):
+        vectors = tfidf_vectors(page_documents(texts["title"], texts["h1"], texts["headings"], texts["main_text"]))
+        cosine = pair_similarity(vectors, src, resolved)
+    else:
+        cosine = np.zeros(len(src))
+    topics = [topic_text(t, h, u) for t, h, u in zip(texts["title"], texts["h1"], texts["url"])]
+    cls, match, anchor_f = anchor_factors(anchor, topics, resolved, model)
+    return LinkFactors(position=pos, relevance=cosine, relevance_factor=relevance_factor(cosine, model),
+                       anchor_class=cls, anchor_match=match, anchor_factor=anchor_f)
+
+
+def section_of(urls: np.ndarray, depth: int) -> np.ndarray:
+    """The site section of each URL: its first `depth` path segments ("/" for the home page)."""
+    def one(url: str) -> str:
+        path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0]
+        parts = [p for p in path.split("/") if p][:depth]
+        return "/" + "/".join(parts) + ("/" if parts else "")
+    return np.array([one(str(u)) for u in urls], dtype=object)
+
+
 def score_store(store: Store, *, model: ModelConfig | None = None, model_name: str = "juice") -> ScoreSummary:
-    """Compute classic PageRank and the juice model for every page and store them."""
+    """Compute classic PageRank and the juice model for every page and store them with each
+    link's flow and the section flow matrix."""
     if model_name not in ("juice", "classic"):
         raise UsageError(f"unknown model {model_name!r}: choose juice or classic")
     model = model or ModelConfig()
@@ -163,31 +204,98 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
     known = flows.dst >= 0
     classic = classic_pagerank(n, flows.src[known], flows.dst[known], nodes=ranked,
                                damping=model.damping, tol=model.tol, max_iter=model.max_iter)
-    juice, _share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
-                               damping=model.damping, tol=model.tol, max_iter=model.max_iter)
-    teleport_floor = (1.0 - model.damping) / max(int(ranked.sum()), 1)
+    teleport, backlink_share = teleport_vector(store, model, page, ranked)
+    juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
+                              teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter)
+    chosen = juice.scores if model_name == "juice" else classic.scores
+    floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
+    teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
     outlinks = np.bincount(flows.src[flows.is_internal], minlength=n)
     inlinks = np.bincount(flows.dst[known], minlength=n)
-    frame = pd.DataFrame({
+    sections = section_of(page["url"], model.section_depth)
+    carried = model.damping * juice.scores[flows.src] * share  # what each link takes from its page
+    out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
+    dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
+    scores = pd.DataFrame({
         "url": page["url"],
         "page_id": page["page_id"].astype(np.int32),
         "inlinks": inlinks.astype(np.int32),
         "outlinks": outlinks.astype(np.int32),
         "pagerank": np.where(ranked, classic.scores, np.nan),
         "juice": np.where(ranked, juice.scores, np.nan),
-        "juice_score": juice_score(juice.scores, ranked, teleport_floor),
+        "juice_score": juice_score(chosen, ranked, teleport_floor),
+        "teleport": np.where(ranked, teleport, np.nan),
+        "backlink_share": np.where(ranked, backlink_share, np.nan),
+        "section": sections,
     })
-    store.write_scores(frame)
+    url = page["url"]
+    resolved_url = np.where(flows.resolved >= 0, url[np.where(flows.resolved >= 0, flows.resolved, 0)], None)
+    flow_table = pa.table({
+        "source_url": url[flows.src], "target_url": flows.target_url, "resolved_url": resolved_url,
+        "position": flows.position, "anchor": flows.anchor, "nofollow": flows.nofollow,
+        "position_factor": flows.factors.position, "relevance": flows.factors.relevance,
+        "relevance_factor": flows.factors.relevance_factor,
+        "anchor_class": np.array(["empty", "generic", "descriptive"], dtype=object)[flows.factors.anchor_class],
+        "anchor_match": flows.factors.anchor_match, "anchor_factor": flows.factors.anchor_factor,
+        "weight": flows.weight, "share": share, "juice": carried,
+        "reason": np.array(REASONS, dtype=object)[flows.reason],
+    })
+    store.write_scores(scores, flow_table, section_flow_matrix(flows, carried, sections))
     seconds = time.perf_counter() - started
     store.set_meta({
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": model_name, "damping": model.damping, "tol": model.tol,
-                  "position_weights": dict(model.position_weights),
+                  "position_weights": dict(model.position_weights), "relevance_weight": model.relevance_weight,
+                  "anchor_empty": model.anchor_empty, "anchor_generic": model.anchor_generic,
+                  "anchor_descriptive": model.anchor_descriptive, "use_anchor": model.use_anchor,
+                  "backlink_mix": model.backlink_mix, "authority_base": model.authority_base,
+                  "section_depth": model.section_depth, "dangling_mass": dangling_mass,
+                  "total_juice": float(juice.scores[ranked].sum()),
                   "iterations_classic": classic.iterations, "iterations_juice": juice.iterations},
     })
     return ScoreSummary(pages=n, ranked_pages=int(ranked.sum()), links=len(flows.src),
                         iterations_classic=classic.iterations, iterations_juice=juice.iterations,
                         seconds=seconds, model=model_name)
+
+
+def section_flow_matrix(flows: LinkFlows, carried: np.ndarray, sections: np.ndarray) -> pd.DataFrame:
+    """Juice carried between sections; lost juice goes to the pseudo-section "(lost: reason)".
+    The matrix adds up to all juice that pages pass through links."""
+    target = np.where(flows.passes, sections[np.where(flows.resolved >= 0, flows.resolved, 0)],
+                      np.array([f"(lost: {r})" for r in REASONS], dtype=object)[flows.reason])
+    frame = pd.DataFrame({"from_section": sections[flows.src], "to_section": target, "juice": carried})
+    out = frame.groupby(["from_section", "to_section"], as_index=False).agg(juice=("juice", "sum"),
+                                                                             links=("juice", "size"))
+    return out.sort_values("juice", ascending=False, ignore_index=True)
+
+
+def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray],
+                    ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where juice enters: uniform over ranked pages, mixed with outside authority (backlinks).
+
+    Returns the teleport vector (sums to 1 over ranked pages) and each page's share of the
+    backlink part. With no backlinks imported it is uniform and the model is unchanged."""
+    n = len(ranked)
+    uniform = ranked / max(int(ranked.sum()), 1)
+    strength = backlink_strength(store, model, n)
+    strength = np.where(ranked, strength, 0.0)
+    if strength.sum() <= 0 or model.backlink_mix == 0:
+        return uniform, np.zeros(n)
+    outside = strength / strength.sum()
+    return (1 - model.backlink_mix) * uniform + model.backlink_mix * outside, outside
+
+
+def backlink_strength(store: Store, model: ModelConfig, n: int) -> np.ndarray:
+    """Per page: the sum over referring domains of authority_base ** (metric / 10) (1 without a
+    metric); nofollow backlinks bring nothing. Zero when no backlinks are imported."""
+    frame = store.backlink_domains() if hasattr(store, "backlink_domains") else None
+    out = np.zeros(n)
+    if frame is None or frame.empty:
+        return out
+    metric = frame["authority"].to_numpy(dtype=float)
+    weight = np.where(np.isnan(metric), 1.0, model.authority_base ** (np.nan_to_num(metric) / 10.0))
+    np.add.at(out, frame["page_id"].to_numpy(dtype=np.int64), weight)
+    return out
 
 
 # -- reads for users and notebooks ------------------------------------------------------------
@@ -226,6 +334,38 @@ def pages(
     with open_store(db) as store:
         return store.pages_frame(where=" AND ".join(where) or None, order_by=order, limit=limit,
                                  params=params, columns=columns)
+
+
+def explain(db: str | Path, url: str) -> PageExplanation:
+    """Break a page's juice into its sources (see linkjuice.explain)."""
+    from .explain import explain_page
+    from .urls import normalize_url
+
+    with open_store(db) as store:
+        row = store.score_row(url) or store.score_row(normalize_url(url) or url)
+        if row is None:
+            raise UsageError(f"{url} is not in {db}")
+        if row.get("juice") is None or row["juice"] != row["juice"]:
+            raise UsageError(f"{row['url']} has no juice: it is not an indexable page ({row.get('indexability')})")
+        meta = store.meta().get("model") or {}
+        all_juice = store.sql("SELECT juice FROM scores WHERE juice IS NOT NULL")["juice"].to_numpy()
+        inflows = store.link_flows_frame(resolved=row["url"])
+        outflows = store.link_flows_frame(source=row["url"])
+        has_backlinks = bool(row.get("backlink_share") and row["backlink_share"] == row["backlink_share"]
+                             and store.sql("SELECT sum(backlink_share) AS s FROM scores")["s"].iloc[0] > 0)
+    return explain_page(
+        url=row["url"], juice=float(row["juice"]), juice_score=float(row["juice_score"]),
+        teleport=float(row["teleport"]), backlink_share=float(row.get("backlink_share") or 0.0),
+        all_juice=all_juice, inflows=inflows, outflows=outflows, damping=float(meta.get("damping", 0.85)),
+        dangling_mass=float(meta.get("dangling_mass", 0.0)), backlink_mix=float(meta.get("backlink_mix", 0.5)),
+        has_backlinks=has_backlinks,
+    )
+
+
+def section_flows(db: str | Path) -> pd.DataFrame:
+    """The section-to-section juice flow matrix (long form: from, to, juice, links)."""
+    with open_store(db) as store:
+        return store.section_flows_frame()
 
 
 def links(db: str | Path, *, limit: int | None = None) -> pd.DataFrame:

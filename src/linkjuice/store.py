@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import StoreError
+from .errors import InputFileError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "Store", "PAGE_COLUMNS", "LINK_COLUMNS"]
 
@@ -67,8 +67,40 @@ CREATE TABLE IF NOT EXISTS sitemap_entries (
 );
 CREATE TABLE IF NOT EXISTS scores (
     url VARCHAR, page_id INTEGER, inlinks INTEGER, outlinks INTEGER, pagerank DOUBLE,
-    juice DOUBLE, juice_score DOUBLE
+    juice DOUBLE, juice_score DOUBLE, teleport DOUBLE, backlink_share DOUBLE, section VARCHAR
 );
+-- One row per (source page, target URL) pair: the model's factors and the juice the link carries.
+CREATE TABLE IF NOT EXISTS link_flows (
+    source_url VARCHAR, target_url VARCHAR, resolved_url VARCHAR, position VARCHAR, anchor VARCHAR,
+    nofollow BOOLEAN, position_factor DOUBLE, relevance DOUBLE, relevance_factor DOUBLE,
+    anchor_class VARCHAR, anchor_match DOUBLE, anchor_factor DOUBLE, weight DOUBLE, share DOUBLE,
+    juice DOUBLE, reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS section_flows (from_section VARCHAR, to_section VARCHAR, juice DOUBLE, links BIGINT);
+-- imports (linkjuice.imports): outside data joined to pages by URL; the audit declares the same
+-- imported_urls, gsc and priorities columns.
+CREATE TABLE IF NOT EXISTS imported_urls (url VARCHAR, source VARCHAR);
+CREATE TABLE IF NOT EXISTS gsc (url VARCHAR, clicks DOUBLE, impressions DOUBLE, ctr DOUBLE, position DOUBLE);
+CREATE TABLE IF NOT EXISTS priorities (url VARCHAR, weight DOUBLE);
+CREATE TABLE IF NOT EXISTS backlinks (
+    target_url VARCHAR, source_url VARCHAR, source_domain VARCHAR, authority DOUBLE, nofollow BOOLEAN,
+    anchor VARCHAR, tool VARCHAR
+);
+-- The audit's output, replaced on each run (docs/audit.md): one row per finding, one row per
+-- affected link or URL, and where the juice passed through links goes.
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id INTEGER, code VARCHAR, severity VARCHAR, url VARCHAR, anchor VARCHAR,
+    item_count INTEGER, juice_at_stake DOUBLE, explanation VARCHAR, fix VARCHAR
+);
+CREATE TABLE IF NOT EXISTS finding_items (
+    finding_id INTEGER, code VARCHAR, url VARCHAR, source_url VARCHAR, target_url VARCHAR,
+    anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR
+);
+CREATE TABLE IF NOT EXISTS juice_flow (dimension VARCHAR, category VARCHAR, juice DOUBLE, share DOUBLE);
+-- Outside data written by `linkjuice import` (linkjuice.imports) and read by the audit.
+CREATE TABLE IF NOT EXISTS imported_urls (url VARCHAR, source VARCHAR);
+CREATE TABLE IF NOT EXISTS gsc (url VARCHAR, clicks DOUBLE, impressions DOUBLE, ctr DOUBLE, position DOUBLE);
+CREATE TABLE IF NOT EXISTS priorities (url VARCHAR, weight DOUBLE);
 """
 
 
@@ -336,9 +368,11 @@ class Store:
         tbl = self._arrow(
             f"""
             WITH w(position, weight) AS (VALUES {values})
-            SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst,
+            SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst, l.target_url,
                    max(coalesce(w.weight, 0.0)) AS weight, bool_and(l.nofollow) AS nofollow,
-                   bool_or(l.is_internal) AS is_internal
+                   bool_or(l.is_internal) AS is_internal,
+                   arg_max(l.position, coalesce(w.weight, 0.0)) AS position,
+                   arg_max(l.anchor, coalesce(w.weight, 0.0)) AS anchor
             FROM links l
             JOIN pages s ON s.url = l.source_url
             LEFT JOIN pages t ON t.url = l.target_url
@@ -355,10 +389,48 @@ class Store:
         # DuckDB 2 renamed arrow() to to_arrow_table().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
-    def write_scores(self, frame: pd.DataFrame) -> None:
+    def write_scores(self, scores: pd.DataFrame, link_flows: pa.Table, section_flows: pd.DataFrame) -> None:
+        """Replace the model's outputs in one transaction: page scores, per-link flows, sections."""
         with self.transaction():
-            self.con.execute("DELETE FROM scores")
-            self.con.execute("INSERT INTO scores SELECT url, page_id, inlinks, outlinks, pagerank, juice, juice_score FROM frame")
+            for table, data in (("scores", scores), ("link_flows", link_flows), ("section_flows", section_flows)):
+                self.con.execute(f"DELETE FROM {table}")
+                cols = ", ".join(data.column_names if isinstance(data, pa.Table) else data.columns)
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM data")
+            # Each link row shows the juice its (source, target) pair carries.
+            self.con.execute("ALTER TABLE links ADD COLUMN IF NOT EXISTS juice DOUBLE")
+            self.con.execute(
+                "UPDATE links SET juice = f.juice FROM link_flows f "
+                "WHERE links.source_url = f.source_url AND links.target_url = f.target_url"
+            )
+
+    def page_texts(self) -> pd.DataFrame:
+        """Per page (ordered by page_id): the text the relevance and anchor factors read."""
+        return self.con.execute(
+            "SELECT page_id, url, coalesce(title, '') AS title, coalesce(h1, '') AS h1, "
+            "coalesce(headings, '') AS headings, coalesce(main_text, '') AS main_text FROM pages ORDER BY page_id"
+        ).df()
+
+    def link_flows_frame(self, *, source: str | None = None, resolved: str | None = None,
+                         limit: int | None = None) -> pd.DataFrame:
+        where, params = [], []
+        if source is not None:
+            where.append("source_url = ?")
+            params.append(source)
+        if resolved is not None:
+            where.append("resolved_url = ?")
+            params.append(resolved)
+        sql = "SELECT * FROM link_flows" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY juice DESC NULLS LAST"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).df()
+
+    def section_flows_frame(self) -> pd.DataFrame:
+        return self.con.execute("SELECT * FROM section_flows ORDER BY juice DESC").df()
+
+    def score_row(self, url: str) -> dict[str, Any] | None:
+        frame = self._query_view("SELECT * FROM pages_view WHERE url = ?", [url])
+        return None if frame.empty else frame.iloc[0].to_dict()
 
     # -- reads for users -----------------------------------------------------------------------
     def pages_frame(
@@ -388,7 +460,8 @@ class Store:
             "p.response_time_ms, p.depth, p.found_via, p.in_sitemap, p.indexable, p.indexability, "
             "p.title, p.h1, p.meta_robots, p.x_robots_tag, p.canonical, p.lang, p.word_count, "
             "p.redirect_to, p.error, p.blocked_by_robots, p.is_html, p.noindex, p.nofollow, "
-            "s.inlinks, s.outlinks, s.pagerank, s.juice, s.juice_score, p.crawled_at "
+            "s.inlinks, s.outlinks, s.pagerank, s.juice, s.juice_score, s.teleport, s.backlink_share, "
+            "s.section, p.crawled_at "
             "FROM pages p LEFT JOIN scores s USING (url)) "
         )
         return self.con.execute(view + sql, list(params)).df()
@@ -415,6 +488,9 @@ class Store:
             "link_order, is_internal FROM links ORDER BY source_url, link_order)",
             "redirects": "(SELECT * FROM redirects)",
             "sitemap_entries": "(SELECT * FROM sitemap_entries)",
+            "findings": "(SELECT * FROM findings ORDER BY finding_id)",
+            "finding_items": "(SELECT * FROM finding_items ORDER BY finding_id, source_url, link_order)",
+            "juice_flow": "(SELECT * FROM juice_flow ORDER BY dimension, juice DESC)",
         }.get(table)
         if source is None:
             raise StoreError(f"unknown table {table!r}")
@@ -429,10 +505,440 @@ class Store:
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""
         return self.con.execute(query, list(params)).df()
+    # -- imports -------------------------------------------------------------------------------
+    # linkjuice.imports parses the files and hands over Arrow batches (or, for link graphs, the
+    # file itself). Each import is one transaction: a file that fails half-way changes nothing.
+    def _stage_import(self, columns: str, batches: Iterable[pa.Table]) -> None:
+        """Collect parsed batches in a temporary table (parsing errors surface here, before any
+        stored row is touched)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _import_stage ({columns})")
+        for batch in batches:
+            self.con.register("_import_batch", batch)
+            try:
+                self.con.execute("INSERT INTO _import_stage SELECT * FROM _import_batch")
+            finally:
+                self.con.unregister("_import_batch")
+
+    def _finish_import(self, table: str) -> int:
+        self.con.execute("DROP TABLE IF EXISTS _import_stage")
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+
+    def replace_imported_urls(self, batches: Iterable[pa.Table], *, source: str, replace_all: bool = False) -> int:
+        """Store URLs (distinct) under `source`, replacing that source's earlier rows (or all rows)."""
+        with self.transaction():
+            self._stage_import("url VARCHAR", batches)
+            if replace_all:
+                self.con.execute("DELETE FROM imported_urls")
+            else:
+                self.con.execute("DELETE FROM imported_urls WHERE source = ?", [source])
+            self.con.execute(
+                "INSERT INTO imported_urls SELECT url, ? FROM _import_stage GROUP BY url ORDER BY min(rowid)",
+                [source],
+            )
+            self._finish_import("imported_urls")
+            return int(self.con.execute("SELECT count(*) FROM imported_urls WHERE source = ?", [source]).fetchone()[0])  # type: ignore[index]
+
+    def replace_gsc(self, batches: Iterable[pa.Table]) -> int:
+        """Replace the Search Console table. URLs that normalise alike are merged: clicks and
+        impressions add up, CTR is recomputed, position is impression-weighted."""
+        with self.transaction():
+            self._stage_import("url VARCHAR, clicks DOUBLE, impressions DOUBLE, ctr DOUBLE, position DOUBLE", batches)
+            self.con.execute("DELETE FROM gsc")
+            self.con.execute(
+                """
+                INSERT INTO gsc
+                SELECT url, sum(clicks), sum(impressions),
+                       CASE WHEN count(*) = 1 THEN any_value(ctr) ELSE sum(clicks) / nullif(sum(impressions), 0) END,
+                       CASE WHEN count(*) = 1 THEN any_value(position)
+                            ELSE sum(position * impressions) / nullif(sum(impressions), 0) END
+                FROM _import_stage GROUP BY url ORDER BY min(rowid)
+                """
+            )
+            return self._finish_import("gsc")
+
+    def replace_priorities(self, batches: Iterable[pa.Table]) -> int:
+        """Replace the priorities table (a URL listed twice keeps its highest weight)."""
+        with self.transaction():
+            self._stage_import("url VARCHAR, weight DOUBLE", batches)
+            self.con.execute("DELETE FROM priorities")
+            self.con.execute(
+                "INSERT INTO priorities SELECT url, max(weight) FROM _import_stage GROUP BY url ORDER BY min(rowid)"
+            )
+            return self._finish_import("priorities")
+
+    def replace_backlinks(self, batches: Iterable[pa.Table], *, append: bool = False) -> int:
+        """Replace (or, with `append`, add to) the backlinks table; returns the rows added."""
+        with self.transaction():
+            self._stage_import(
+                "target_url VARCHAR, source_url VARCHAR, source_domain VARCHAR, authority DOUBLE, "
+                "nofollow BOOLEAN, anchor VARCHAR, tool VARCHAR",
+                batches,
+            )
+            if not append:
+                self.con.execute("DELETE FROM backlinks")
+            self.con.execute("INSERT INTO backlinks SELECT * FROM _import_stage ORDER BY rowid")
+            added = int(self.con.execute("SELECT count(*) FROM _import_stage").fetchone()[0])  # type: ignore[index]
+            self._finish_import("backlinks")
+            return added
+
+    def imported_on_pages(self, table: str) -> tuple[int, int]:
+        """(rows of an imported table, rows whose URL is a stored page)."""
+        column = {"imported_urls": "url", "gsc": "url", "priorities": "url", "backlinks": "target_url"}[table]
+        row = self.con.execute(
+            f"SELECT count(*), count(p.url) FROM {table} t LEFT JOIN (SELECT DISTINCT url FROM pages) p "
+            f"ON p.url = t.{column}"
+        ).fetchone()
+        return int(row[0]), int(row[1])  # type: ignore[index]
+
+    # The page a backlink target credits: the stored page with that URL (or, failing that, the one
+    # page whose URL differs only by scheme, "www." or a trailing slash), then the end of its
+    # redirect chain (pages.final_url), then its canonical when it is canonicalised (one step, as
+    # the juice model treats internal links).
+    _BACKLINK_TARGETS_SQL = r"""
+        WITH targets AS (SELECT DISTINCT target_url FROM backlinks),
+        keyed AS (
+            SELECT url, regexp_replace(regexp_replace(url, '^https?://(www\.)?', ''), '/(\?|$)', '\1') AS key
+            FROM (SELECT DISTINCT url FROM pages)
+        ),
+        variants AS (SELECT key, any_value(url) AS url FROM keyed GROUP BY key HAVING count(*) = 1),
+        matched AS (
+            SELECT t.target_url,
+                   coalesce(e.url, v.url) AS matched_url,
+                   CASE WHEN e.url IS NOT NULL THEN 'exact' WHEN v.url IS NOT NULL THEN 'variant' END AS matched_by
+            FROM targets t
+            LEFT JOIN (SELECT DISTINCT url FROM pages) e ON e.url = t.target_url
+            LEFT JOIN variants v ON e.url IS NULL AND v.key = regexp_replace(
+                regexp_replace(t.target_url, '^https?://(www\.)?', ''), '/(\?|$)', '\1')
+        ),
+        landed AS (
+            SELECT m.*, coalesce(p.final_url, CASE WHEN p.redirect_to IS NULL THEN p.url END) AS final_url
+            FROM matched m LEFT JOIN pages p ON p.url = m.matched_url
+        )
+        SELECT l.target_url, l.matched_by, l.matched_url,
+               CASE WHEN f.indexability = 'canonicalised' AND c.url IS NOT NULL THEN c.url ELSE f.url END AS page_url,
+               CASE WHEN f.indexability = 'canonicalised' AND c.url IS NOT NULL THEN c.page_id ELSE f.page_id END AS page_id,
+               CASE WHEN f.indexability = 'canonicalised' AND c.url IS NOT NULL THEN c.indexable ELSE f.indexable END AS indexable
+        FROM landed l
+        LEFT JOIN pages f ON f.url = l.final_url
+        LEFT JOIN pages c ON c.url = f.canonical
+    """
+
+    def backlink_targets(self) -> pd.DataFrame:
+        """One row per distinct backlink target: target_url, matched_by ('exact', 'variant' or
+        None), matched_url, page_url and page_id of the page credited (None when no stored page
+        receives it), and whether that page is indexable."""
+        return self.con.execute(self._BACKLINK_TARGETS_SQL + " ORDER BY l.target_url").df()
+
+    def backlink_authority(self, *, include_nofollow: bool = False) -> pd.DataFrame:
+        """Per credited page: referring_domains (distinct source domains), authority_sum (the sum
+        over those domains of each domain's highest authority) and domains_with_authority."""
+        return self.con.execute(
+            f"""
+            WITH resolved AS ({self._BACKLINK_TARGETS_SQL}),
+            per_domain AS (
+                SELECT r.page_id, b.source_domain, max(b.authority) AS authority
+                FROM backlinks b JOIN resolved r USING (target_url)
+                WHERE r.page_id IS NOT NULL AND (? OR NOT coalesce(b.nofollow, false))
+                GROUP BY r.page_id, b.source_domain
+            )
+            SELECT page_id, count(*)::INTEGER AS referring_domains, coalesce(sum(authority), 0) AS authority_sum,
+                   count(authority)::INTEGER AS domains_with_authority
+            FROM per_domain GROUP BY page_id ORDER BY page_id
+            """,
+            [include_nofollow],
+        ).df()
+
+    def holds_crawl(self) -> bool:
+        """True when the store holds pages from a crawl (not from `import links`)."""
+        has_pages = self.con.execute("SELECT count(*) > 0 FROM pages").fetchone()[0]  # type: ignore[index]
+        source = self.con.execute("SELECT value FROM meta WHERE key = 'source'").fetchone()
+        return bool(has_pages) and not (source and str(source[0]).startswith("import:"))
+
+    def import_link_graph(
+        self,
+        *,
+        path: str,
+        file_format: str,
+        columns: Mapping[str, str],
+        csv_options: Mapping[str, Any] | None = None,
+        link_types: Sequence[str] | None = None,
+        redirect_types: Sequence[str] = (),
+        canonical_types: Sequence[str] = (),
+        position_map: Mapping[str, str],
+        default_position: str,
+        start_url: str | None,
+        meta: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Replace the link graph (pages, links, redirects) with an edge file, in SQL, streaming.
+
+        `columns` maps our fields (source, target, kind, anchor, alt, position, rel, follow,
+        nofollow, status, status_text, link_order) to file columns ("c<i>" for CSV, read without
+        its header). The file is scanned a few times (links, per-URL status, redirects and
+        canonicals, skip reasons); nothing is loaded into Python. Returns counts and skip reasons.
+        """
+        lit = _sql_literal
+        if file_format == "parquet":
+            scan_plain = scan_checked = f"read_parquet({lit(path)})"
+        else:
+            opts = dict(csv_options or {})
+            cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(int(opts["ncols"])))
+            base = (f"read_csv({lit(path)}, header=false, auto_detect=false, skip={int(opts['skip'])}, "
+                    f"delim={lit(opts['delimiter'])}, quote='\"', escape='\"', encoding={lit(opts['encoding'])}, "
+                    f"columns={{{cols}}}, max_line_size=16777216")
+            scan_plain = base + ", ignore_errors=true)"
+            scan_checked = base + ", store_rejects=true, rejects_table='_lj_rejects', rejects_scan='_lj_reject_scans')"
+
+        def col(field: str) -> str:
+            if field not in columns:
+                return "CAST(NULL AS VARCHAR)"
+            return f"CAST({_sql_ident(columns[field])} AS VARCHAR)"
+
+        def raw(scan: str, origin: str | None, limit: int | None = None) -> str:
+            origin_sql = lit(origin) if origin else "CAST(NULL AS VARCHAR)"
+            return f"""(
+                SELECT *, _lj_url(src_raw, {origin_sql}) AS src, _lj_url(dst_raw, {origin_sql}) AS dst FROM (
+                    SELECT nullif(trim({col('kind')}), '') AS kind, {col('source')} AS src_raw,
+                           {col('target')} AS dst_raw, nullif(trim({col('anchor')}), '') AS anchor,
+                           nullif(trim({col('alt')}), '') AS alt, nullif(trim({col('position')}), '') AS position_raw,
+                           nullif(lower(trim({col('rel')})), '') AS rel, lower(trim({col('follow')})) AS follow,
+                           lower(trim({col('nofollow')})) AS nofollow_raw,
+                           TRY_CAST(TRY_CAST(trim({col('status')}) AS DOUBLE) AS INTEGER) AS status,
+                           nullif(trim({col('status_text')}), '') AS status_text,
+                           TRY_CAST(trim({col('link_order')}) AS INTEGER) AS link_order_given
+                    FROM {scan} {f'LIMIT {int(limit)}' if limit else ''}
+                ))"""
+
+        def kinds(values: Sequence[str]) -> str:
+            return "(" + ", ".join(lit(v.lower()) for v in values) + ")"
+
+        is_link = "TRUE" if link_types is None else f"(kind IS NULL OR lower(kind) IN {kinds(link_types)})"
+        special = tuple(redirect_types) + tuple(canonical_types)
+        positions = " ".join(f"WHEN {lit(k.lower())} THEN {lit(v)}" for k, v in position_map.items())
+        position_sql = f"CASE lower(position_raw) {positions} ELSE NULL END" if positions else "NULL"
+        nofollow_sql = ("(coalesce(follow IN ('false', 'no', '0', 'nofollow'), false) "
+                        "OR coalesce(nofollow_raw IN ('true', 'yes', '1', 'nofollow'), false) "
+                        "OR coalesce(regexp_matches(rel, '\\b(nofollow|ugc|sponsored)\\b'), false))")
+        con = self.con
+        _create_url_macros(con)
+        try:
+            return self._import_link_graph(con, path=path, file_format=file_format, columns=columns,
+                                           scan_plain=scan_plain, scan_checked=scan_checked, raw=raw,
+                                           kinds=kinds, is_link=is_link, special=special,
+                                           redirect_types=redirect_types, canonical_types=canonical_types,
+                                           position_sql=position_sql, nofollow_sql=nofollow_sql,
+                                           default_position=default_position, start_url=start_url, meta=meta)
+        except duckdb.Error as exc:
+            raise InputFileError(f"cannot be read as a link table ({_first_line(exc)})", path=path) from None
+
+    def _import_link_graph(self, con: duckdb.DuckDBPyConnection, *, path: str, file_format: str,
+                           columns: Mapping[str, str], scan_plain: str, scan_checked: str, raw: Any, kinds: Any,
+                           is_link: str, special: Sequence[str], redirect_types: Sequence[str],
+                           canonical_types: Sequence[str], position_sql: str, nofollow_sql: str,
+                           default_position: str, start_url: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
+        lit = _sql_literal
+        with self.transaction():
+            if start_url is None:
+                row = con.execute(
+                    f"SELECT regexp_extract(src, '^(https?://[^/]+)', 1) AS origin, count(*) AS n "
+                    f"FROM {raw(scan_plain, None, 100_000)} WHERE src IS NOT NULL AND {is_link} "
+                    f"GROUP BY origin ORDER BY n DESC, origin LIMIT 1"
+                ).fetchone()
+                origin = row[0] if row else None
+            else:
+                origin = con.execute("SELECT regexp_extract(?, '^(https?://[^/]+)', 1)", [start_url]).fetchone()[0]  # type: ignore[index]
+            if not origin:
+                raise InputFileError("no absolute http(s) source URL in the first rows: give the site with --start-url",
+                                     path=path)
+            host = origin.split("://", 1)[1].split(":", 1)[0]
+            site = host[4:] if host.startswith("www.") else host
+            internal = (f"(regexp_extract({{url}}, '^https?://([^/:?]+)', 1) IN ({lit(site)}, {lit('www.' + site)}))")
+            for table in ("links", "pages", "redirects", "frontier", "sitemap_entries", *self._derived_tables()):
+                con.execute(f"DELETE FROM {table}")
+            con.execute("DROP TABLE IF EXISTS _lj_rejects")
+            con.execute("DROP TABLE IF EXISTS _lj_reject_scans")
+            # Links: file order gives link_order when the file has none (Screaming Frog's All
+            # Inlinks is sorted by destination, so there it is file order, not document order).
+            con.execute(
+                f"""
+                INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal)
+                SELECT src, dst, coalesce(anchor, alt), rel, {nofollow_sql},
+                       coalesce({position_sql}, {lit(default_position)}),
+                       coalesce(link_order_given, (row_number() OVER (PARTITION BY src ORDER BY ordinal) - 1)::INTEGER),
+                       {internal.format(url='dst')}
+                FROM (SELECT *, row_number() OVER () AS ordinal FROM {raw(scan_checked, origin)})
+                WHERE {is_link} AND src IS NOT NULL AND dst IS NOT NULL
+                """
+            )
+            n_links = int(con.execute("SELECT count(*) FROM links").fetchone()[0])  # type: ignore[index]
+            rejects: list[tuple[int, str]] = []
+            if file_format != "parquet":
+                rejects = [(int(r[0]), str(r[1])) for r in con.execute(
+                    "SELECT line, error_type FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
+                n_rejects = int(con.execute("SELECT count(*) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
+            else:
+                n_rejects = 0
+            if n_links == 0:
+                raise InputFileError("holds no usable links (see the skipped rows with a smaller sample)", path=path)
+            # Per-URL observations: the status the file gives for a URL when it is a link target.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _lj_obs AS
+                SELECT dst AS url, max(status) AS status, any_value(status_text) AS status_text
+                FROM {raw(scan_plain, origin)}
+                WHERE dst IS NOT NULL AND (status IS NOT NULL OR status_text IS NOT NULL) GROUP BY dst
+                """ if "status" in columns or "status_text" in columns else
+                "CREATE OR REPLACE TEMP TABLE _lj_obs (url VARCHAR, status INTEGER, status_text VARCHAR)"
+            )
+            # Redirect and canonical rows (Screaming Frog types) describe their source page.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _lj_special AS
+                SELECT DISTINCT src, dst, CASE WHEN lower(kind) IN {kinds(redirect_types)} THEN 'redirect' ELSE 'canonical' END AS what
+                FROM {raw(scan_plain, origin)}
+                WHERE lower(kind) IN {kinds(special)} AND src IS NOT NULL AND dst IS NOT NULL
+                """ if special else "CREATE OR REPLACE TEMP TABLE _lj_special (src VARCHAR, dst VARCHAR, what VARCHAR)"
+            )
+            # The start page: the given one, else the site root when it is in the graph, else the
+            # most-linked internal page.
+            if start_url is None:
+                root = origin + "/"
+                present = con.execute(
+                    "SELECT EXISTS (SELECT 1 FROM links WHERE source_url = ? OR target_url = ?)", [root, root]
+                ).fetchone()[0]  # type: ignore[index]
+                if present:
+                    start_url = root
+                else:
+                    start_url = con.execute(
+                        "SELECT target_url FROM links WHERE is_internal GROUP BY target_url "
+                        "ORDER BY count(*) DESC, target_url LIMIT 1"
+                    ).fetchone()[0]  # type: ignore[index]
+            con.execute(
+                f"""
+                INSERT INTO pages (url, seq, status, content_type, found_via, redirect_to, canonical, error,
+                                   blocked_by_robots, is_html)
+                WITH sources AS (SELECT DISTINCT source_url AS url FROM links),
+                     everything AS (
+                        SELECT url FROM sources
+                        UNION SELECT target_url FROM links WHERE is_internal
+                        UNION SELECT src FROM _lj_special
+                        UNION SELECT dst FROM _lj_special WHERE {internal.format(url='dst')}
+                     ),
+                     redirect AS (SELECT src AS url, min(dst) AS redirect_to FROM _lj_special WHERE what = 'redirect' GROUP BY src),
+                     canonical AS (SELECT src AS url, min(dst) AS canonical FROM _lj_special WHERE what = 'canonical' GROUP BY src),
+                     merged AS (
+                        SELECT e.url, o.status_text, r.redirect_to, c.canonical, s.url IS NOT NULL AS is_source,
+                               CASE WHEN o.status > 0 THEN o.status
+                                    WHEN o.status = 0 THEN NULL
+                                    WHEN r.url IS NOT NULL THEN 301
+                                    WHEN s.url IS NOT NULL THEN 200 END AS status,
+                               o.status = 0 OR (o.status IS NULL AND o.status_text IS NOT NULL AND s.url IS NULL) AS failed
+                        FROM everything e
+                        LEFT JOIN _lj_obs o ON o.url = e.url
+                        LEFT JOIN redirect r ON r.url = e.url
+                        LEFT JOIN canonical c ON c.url = e.url
+                        LEFT JOIN sources s ON s.url = e.url
+                     )
+                SELECT url, row_number() OVER (ORDER BY url = {lit(start_url)} DESC, url) - 1, status,
+                       CASE WHEN status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))
+                            THEN 'text/html' END,
+                       'import',
+                       CASE WHEN status BETWEEN 300 AND 399 OR status IS NULL THEN redirect_to END,
+                       canonical,
+                       CASE WHEN failed THEN coalesce(status_text, 'no response') END,
+                       coalesce(failed AND status_text ILIKE '%robots%', false),
+                       status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))
+                FROM merged
+                """
+            )
+            con.execute(
+                "INSERT INTO redirects SELECT p.url, coalesce(p.status, 301), p.redirect_to FROM pages p "
+                "WHERE p.redirect_to IS NOT NULL ORDER BY p.seq"
+            )
+            skipped = con.execute(
+                f"""
+                SELECT reason, count(*) AS n, any_value(example) AS example FROM (
+                    SELECT CASE
+                        WHEN lower(kind) IN {kinds(redirect_types or ('',))} THEN 'note:redirect rows (' || kind || ')'
+                        WHEN lower(kind) IN {kinds(canonical_types or ('',))} THEN 'note:canonical rows (' || kind || ')'
+                        WHEN NOT {is_link} THEN 'not a hyperlink (' || kind || ')'
+                        WHEN src_raw IS NULL OR trim(src_raw) = '' THEN 'source URL missing'
+                        WHEN src IS NULL THEN 'source is not an http(s) URL'
+                        WHEN dst_raw IS NULL OR trim(dst_raw) = '' THEN 'target URL missing'
+                        WHEN dst IS NULL THEN 'target is not an http(s) URL'
+                        WHEN position_raw IS NOT NULL AND {position_sql} IS NULL
+                            THEN 'note:position:' || position_raw
+                        END AS reason,
+                        CASE WHEN src IS NULL THEN src_raw ELSE dst_raw END AS example
+                    FROM {raw(scan_plain, origin)}
+                ) WHERE reason IS NOT NULL GROUP BY reason ORDER BY n DESC, reason
+                """
+            ).fetchall()
+            self.set_meta({**meta, "start_url": start_url, "limits_hit": False})
+            counts = con.execute(
+                "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FROM redirects), "
+                "(SELECT count(*) FROM pages WHERE canonical IS NOT NULL AND canonical <> url)"
+            ).fetchone()
+            for table in ("_lj_obs", "_lj_special", "_lj_rejects", "_lj_reject_scans"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+        return {
+            "links": n_links, "pages": int(counts[0]), "redirects": int(counts[1]),  # type: ignore[index]
+            "canonicalised": int(counts[2]), "start_url": start_url,  # type: ignore[index]
+            "skipped": [(str(r[0]), int(r[1]), None if r[2] is None else str(r[2])) for r in skipped],
+            "rejected": n_rejects, "rejected_lines": rejects,
+        }
+
+    def _derived_tables(self) -> list[str]:
+        """Tables computed from the link graph (scores, flows, findings...) that exist in this store."""
+        names = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        return [t for t in ("scores", "link_flows", "section_flows", "findings") if t in names]
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+# -- helpers for the link-graph import --------------------------------------------------------
+# URL paths that are files, not HTML pages (a link export does not give content types).
+_NOT_HTML = (r"\.(pdf|jpe?g|png|gif|webp|avif|svg|ico|bmp|tiff?|zip|gz|tgz|rar|7z|docx?|xlsx?|pptx?|odt|csv|"
+             r"mp3|wav|mp4|m4v|avi|mov|webm|woff2?|ttf|eot|otf|css|js|json|xml|txt|exe|dmg|apk)(\?.*)?$")
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create_url_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """SQL twins of the parts of urls.normalize_url that exported URLs need (tools export absolute,
+    already-encoded URLs): trim, drop the fragment, lower-case scheme and host, drop default
+    ports, "/" for an empty path; resolve "/path" against the site origin; NULL for anything that
+    is not http(s)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO _lj_path(rest) AS CASE WHEN rest = '' THEN '/' "
+        "WHEN starts_with(rest, '?') THEN '/' || rest ELSE rest END"
+    )
+    con.execute(
+        r"CREATE OR REPLACE TEMP MACRO _lj_origin(o) AS regexp_replace(regexp_replace(lower(o), "
+        r"'^(http://[^/]+):80$', '\1'), '^(https://[^/]+):443$', '\1')"
+    )
+    con.execute(
+        r"""
+        CREATE OR REPLACE TEMP MACRO _lj_abs(t, origin) AS CASE
+            WHEN regexp_matches(t, '^(?i)https?://[^/?#\s@]+(?:[/?]|$)')
+                THEN _lj_origin(regexp_extract(t, '^([^:]+://[^/?]+)', 1)) || _lj_path(regexp_extract(t, '^[^:]+://[^/?]+(.*)$', 1))
+            WHEN regexp_matches(t, '^[A-Za-z][A-Za-z0-9+.-]*:') THEN NULL
+            WHEN starts_with(t, '//') THEN NULL
+            WHEN starts_with(t, '/') AND origin IS NOT NULL THEN origin || t
+            ELSE NULL END
+        """
+    )
+    con.execute(
+        r"CREATE OR REPLACE TEMP MACRO _lj_url(u, origin) AS "
+        r"CASE WHEN u IS NULL THEN NULL ELSE _lj_abs(regexp_replace(trim(u), '#.*$', ''), origin) END"
+    )
 
 
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

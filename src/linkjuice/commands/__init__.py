@@ -5,3 +5,5 @@ imports this package at its end, after `app` exists.
 """
 
 from __future__ import annotations
+
+from . import model  # noqa: E402,F401

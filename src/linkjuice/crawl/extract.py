@@ -32,8 +32,8 @@ _MAX_ANCHOR_CHARS = 500
 _MAX_FIELD_CHARS = 2000  # title, h1, meta robots: a hostile page could make them megabytes long
 _MAX_LANG_CHARS = 64
 
-_NAV, _HEADER, _FOOTER, _ASIDE = LinkPosition.NAV, LinkPosition.HEADER, LinkPosition.FOOTER, LinkPosition.ASIDE
-_CONTENT = LinkPosition.CONTENT
+_NAV, _HEADER, _FOOTER = LinkPosition.NAV, LinkPosition.HEADER, LinkPosition.FOOTER
+_ASIDE, _CONTENT = LinkPosition.ASIDE, LinkPosition.CONTENT
 
 # --------------------------------------------------------------------------------------------
 # Text cleaning
@@ -54,9 +54,15 @@ def _clean(text: str | None) -> str:
 # --------------------------------------------------------------------------------------------
 # Decoding
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-z0-9._:+-]{1,40})""", re.I)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-z0-9._:+-]{1,40})""", re.IGNORECASE
+)
 _SNIFF_BYTES = 4096  # the HTML standard stops at 1024; real pages often declare later
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # Browsers read these labels as the listed superset (WHATWG Encoding), and so do we.
 _SUPERSETS = {
     "ascii": "cp1252", "iso8859-1": "cp1252", "iso8859-9": "cp1254",
@@ -90,28 +96,28 @@ def _decode(body: bytes, encoding: str | None) -> bytes:
 
     The parser reads bytes as UTF-8, so handing it clean UTF-8 leaves it nothing to guess.
     """
-    candidates: list[str | None] = [bom_codec for bom, bom_codec in _BOMS if body.startswith(bom)]
+    candidates = [bom_codec for bom, bom_codec in _BOMS if body.startswith(bom)]
     candidates.append(_codec(encoding))
     match = _META_CHARSET.search(body, 0, _SNIFF_BYTES)
     if match:
         candidates.append(_codec(match.group(1), declared_in_page=True))
-    candidates.append("utf-8")
     for codec in candidates:
-        if codec is None:
-            continue
-        try:
-            text = body.decode(codec, errors="replace")
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            continue  # a codec that ignores errors="replace"; try the next one
-        return text.encode("utf-8", errors="replace")  # "replace" also drops lone surrogates
-    return body.decode("utf-8", errors="replace").encode("utf-8")  # not reached: utf-8 never fails
+        if codec is not None:
+            try:
+                text = body.decode(codec, errors="replace")
+            except (LookupError, UnicodeError, ValueError, TypeError):
+                continue  # some codecs ignore errors="replace"; try the next candidate
+            return text.encode("utf-8", errors="replace")  # "replace" also drops lone surrogates
+    return body.decode("utf-8", errors="replace").encode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------
 # Regions: which part of the page an element belongs to
 
 _SEMANTIC_TAGS = {"nav": _NAV, "header": _HEADER, "footer": _FOOTER, "aside": _ASIDE}
-_LANDMARK_ROLES = {"navigation": _NAV, "banner": _HEADER, "contentinfo": _FOOTER, "complementary": _ASIDE}
+_LANDMARK_ROLES = {
+    "navigation": _NAV, "banner": _HEADER, "contentinfo": _FOOTER, "complementary": _ASIDE,
+}
 _CONTAINER_TAGS = {"article", "main"}
 _CONTAINER_ROLES = {"article", "main"}
 
@@ -130,8 +136,8 @@ _REGION_WORDS: dict[str, LinkPosition] = {
 # A token holding one of these describes a state or a layout, not a region ("has-sidebar",
 # "menu-toggle", "content-sidebar-wrap").
 _NEGATIVE_WORDS = frozenset((
-    "has", "no", "with", "without", "is", "toggle", "toggler", "trigger", "open", "opened", "closed",
-    "btn", "button", "icon", "icons", "layout", "hide", "hidden", "show", "content",
+    "has", "no", "with", "without", "is", "toggle", "toggler", "trigger", "open", "opened",
+    "closed", "btn", "button", "icon", "icons", "layout", "hide", "hidden", "show", "content",
 ))
 # "header"/"footer" also name components ("card-header", "entry-footer"), so they count only when
 # every other word of the token is one of these site-level words.
@@ -149,7 +155,7 @@ _ASCII_WORD = re.compile(r"[a-z]+")
 _CLASS_STEMS = ("nav", "menu", "crumb", "header", "masthead", "topbar", "footer", "colophon",
                 "sidebar", "aside", "widget", "related")
 _CANDIDATES = ", ".join((
-    "nav", "header", "footer", "aside", "article", "main", "[role]",
+    "nav", "header", "footer", "aside", "article", "main", "noscript", "[role]",
     *(f'[{attr}*="{stem}" i]' for stem in _CLASS_STEMS for attr in ("class", "id")),
 ))
 
@@ -183,6 +189,7 @@ class _Own(NamedTuple):
     semantic: bool  # from the tag or an ARIA role (tier 1), not from class/id (tier 2)
     container: bool  # <article>, <main> or their roles
     main: bool  # <main> or role=main
+    noscript: bool
 
 
 class _State(NamedTuple):
@@ -191,32 +198,36 @@ class _State(NamedTuple):
     in_container: bool
     semantic: LinkPosition | None  # nearest tier-1 region
     conventional: LinkPosition | None  # nearest tier-2 region
+    in_noscript: bool
 
     @property
     def position(self) -> LinkPosition:
         return self.semantic or self.conventional or _CONTENT
 
 
-_ROOT_STATE = _State(False, None, None)
+_ROOT_STATE = _State(False, None, None, False)
 
 
 def _own_of(node: LexborNode) -> _Own | None:
     tag = node.tag
-    if tag in ("html", "head", "body"):  # their classes describe page state ("nav-open", "has-sidebar")
+    if tag in ("html", "head", "body"):  # their classes are page state: "nav-open", "has-sidebar"
         return None
     attrs = node.attributes
     roles = (attrs.get("role") or "").lower().split()
     container = tag in _CONTAINER_TAGS or not _CONTAINER_ROLES.isdisjoint(roles)
     main = tag == "main" or "main" in roles
+    noscript = tag == "noscript"
     region = _SEMANTIC_TAGS.get(tag or "")
     if region is None:
         region = next((_LANDMARK_ROLES[r] for r in roles if r in _LANDMARK_ROLES), None)
     if region is not None:
-        return _Own(region, True, container, main)
-    region = _class_region(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
-    if region is None and not container:
+        return _Own(region, True, container, main, noscript)
+    region = None
+    if not container:  # an article or main is content by definition, whatever its class says
+        region = _class_region(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+    if region is None and not (container or noscript):
         return None
-    return _Own(region, False, container, main)
+    return _Own(region, False, container, main, noscript)
 
 
 class _Regions:
@@ -273,7 +284,10 @@ class _Regions:
                 semantic = region
             else:
                 conventional = region
-        return _State(parent.in_container or own.container, semantic, conventional)
+        return _State(
+            parent.in_container or own.container, semantic, conventional,
+            parent.in_noscript or own.noscript,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,12 +324,11 @@ def _extract_links(
     links: list[ExtractedLink] = []
     if max_links <= 0:
         return links
-    # Search engines render pages with scripts on, so they never see links inside <noscript>.
-    hidden = {node.mem_id for node in tree.css("noscript a[href], noscript area[href]")}
     resolved: dict[str, str | None] = {}  # hrefs repeat (logo and "Home"); normalising is the cost
     for node in tree.css(_LINKS):
-        if hidden and node.mem_id in hidden:
-            continue
+        state = regions.state(node.parent)
+        if state.in_noscript:
+            continue  # search engines render with scripts on, so they never see these links
         attrs = node.attributes
         href = (attrs.get("href") or "").strip()
         if not href or href.startswith("#"):
@@ -333,7 +346,7 @@ def _extract_links(
             anchor=_anchor_text(node, attrs),
             rel=rel,
             nofollow=page_nofollow or bool(rel),
-            position=regions.state(node.parent).position,
+            position=state.position,
             link_order=len(links),
         ))
         if len(links) >= max_links:
@@ -345,11 +358,12 @@ def _extract_links(
 # Main text
 
 _NOT_TEXT = "script, style, noscript, template, svg, [hidden]"
-_BLOCKS = (
-    "address, article, aside, blockquote, br, caption, dd, details, dialog, div, dl, dt, fieldset, "
-    "figcaption, figure, footer, form, h1, h2, h3, h4, h5, h6, header, hgroup, hr, legend, li, main, "
-    "nav, ol, p, pre, section, summary, table, tr, ul, td, th, option"
-)
+_BLOCKS = ", ".join((
+    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hgroup", "hr", "legend", "li", "main", "nav", "ol", "option", "p", "pre",
+    "section", "summary", "table", "tr", "ul", "td", "th",
+))
 _CELLS = {"td", "th"}
 # Marks block boundaries in the flattened text. Safe: the HTML parser drops NUL from body text.
 _BREAK = "\x00"
@@ -465,7 +479,9 @@ def extract_page(
 
     canonical_href = _link_rel(tree, "canonical")
     canonical = (
-        normalize_url(canonical_href, base, strip_tracking=strip_tracking) if canonical_href else None
+        normalize_url(canonical_href, base, strip_tracking=strip_tracking)
+        if canonical_href
+        else None
     )
     html = tree.css_first("html")
     lang = _clean(html.attributes.get("lang")) if html is not None else ""

@@ -1,0 +1,56 @@
+"""Anchor text vocabulary: generic anchors that say nothing about their target.
+
+Used by the juice model (a generic anchor passes less) and by the audit (generic-anchor findings).
+Lists cover English, German, French and Spanish; comparisons are case- and punctuation-insensitive.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor"]
+
+GENERIC_ANCHORS: dict[str, frozenset[str]] = {
+    "en": frozenset({
+        "click here", "click", "here", "read more", "more", "learn more", "find out more", "see more",
+        "continue", "continue reading", "this", "this page", "this link", "link", "website", "this site",
+        "go", "go here", "details", "more info", "more information", "info", "view", "view more",
+        "see here", "check it out", "download", "read", "page", "article", "source", "visit",
+        "click this", "tap here", "open", "next", "previous", "read the full article", "keep reading",
+    }),
+    "de": frozenset({
+        "hier", "hier klicken", "klicken sie hier", "mehr", "weiterlesen", "mehr lesen", "mehr erfahren",
+        "mehr dazu", "mehr infos", "mehr informationen", "details", "link", "diese seite", "webseite",
+        "zum artikel", "weiter", "hier lesen", "jetzt lesen", "siehe hier", "hier entlang", "mehr anzeigen",
+    }),
+    "fr": frozenset({
+        "cliquez ici", "ici", "en savoir plus", "lire la suite", "plus", "lire plus", "voir plus",
+        "plus d'infos", "plus d'informations", "suite", "lien", "cette page", "site", "continuer",
+        "details", "voir", "voir ici", "lire l'article", "découvrir", "decouvrir", "cliquer ici",
+    }),
+    "es": frozenset({
+        "haz clic aquí", "haga clic aquí", "clic aquí", "click aquí", "aquí", "leer más", "más",
+        "ver más", "saber más", "más información", "más info", "seguir leyendo", "continuar", "enlace",
+        "esta página", "sitio web", "detalles", "ver", "leer", "pincha aquí", "descubre más",
+    }),
+}
+
+_ALL_GENERIC = frozenset().union(*GENERIC_ANCHORS.values())
+_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_anchor(text: str) -> str:
+    """Lower-case, accents kept, punctuation and arrows removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFC", text).lower()
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+_ALL_GENERIC_NORMALIZED = frozenset(normalize_anchor(a) for a in _ALL_GENERIC)
+
+
+def is_generic_anchor(text: str | None) -> bool:
+    """True for anchors like "click here", "read more", "weiterlesen", "en savoir plus"."""
+    if not text:
+        return False
+    return normalize_anchor(text) in _ALL_GENERIC_NORMALIZED

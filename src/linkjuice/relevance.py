@@ -1,0 +1,56 @@
+"""Text relevance between pages: TF-IDF vectors and sparse cosine similarity of linked pairs.
+
+Vectors are L2-normalised, so the cosine of a pair is the dot product of two sparse rows; pairs are
+processed in chunks so memory stays bounded however many links a site has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+__all__ = ["page_documents", "tfidf_vectors", "pair_similarity", "token_analyzer"]
+
+
+def page_documents(title: Sequence[str | None], h1: Sequence[str | None], headings: Sequence[str | None],
+                   main_text: Sequence[str | None]) -> list[str]:
+    """One document per page; the title and h1 are repeated so that they weigh more than body words."""
+    docs = []
+    for t, h, hs, body in zip(title, h1, headings, main_text):
+        t, h = t or "", h or ""
+        docs.append(f"{t} {t} {h} {h} {hs or ''} {body or ''}")
+    return docs
+
+
+def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows (sublinear tf; words in over 60% of pages are dropped as boilerplate)."""
+    if not any(d.strip() for d in documents):
+        return sp.csr_matrix((len(documents), 1))
+    vectorizer = TfidfVectorizer(sublinear_tf=True, max_df=0.6 if len(documents) >= 5 else 1.0,
+                                 max_features=max_features, dtype=np.float32,
+                                 token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english")
+    try:
+        return vectorizer.fit_transform(documents).tocsr()
+    except ValueError:  # every word was a stop word or too common
+        return sp.csr_matrix((len(documents), 1))
+
+
+def pair_similarity(vectors: sp.csr_matrix, src: np.ndarray, dst: np.ndarray, *, chunk: int = 200_000) -> np.ndarray:
+    """Cosine similarity of rows src[k] and dst[k] for every k (0 where either index is -1)."""
+    out = np.zeros(len(src), dtype=np.float64)
+    valid = (np.asarray(src) >= 0) & (np.asarray(dst) >= 0)
+    idx = np.flatnonzero(valid)
+    for start in range(0, len(idx), chunk):
+        part = idx[start:start + chunk]
+        a = vectors[np.asarray(src)[part]]
+        b = vectors[np.asarray(dst)[part]]
+        out[part] = np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    return np.clip(out, 0.0, 1.0)
+
+
+def token_analyzer():  # type: ignore[no-untyped-def]
+    """The word tokenizer used for anchors and titles (lower-case, English stop words removed)."""
+    return TfidfVectorizer(token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english").build_analyzer()

@@ -26,10 +26,11 @@ def page_documents(title: Sequence[str | None], h1: Sequence[str | None], headin
 
 
 def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> sp.csr_matrix:
-    """L2-normalised TF-IDF rows (sublinear tf; words in over 60% of pages are dropped as boilerplate)."""
+    """L2-normalised TF-IDF rows (sublinear tf, smoothed idf). Navigation and footers are already
+    out of the main text, so no words are dropped for being common: IDF down-weights them."""
     if not any(d.strip() for d in documents):
         return sp.csr_matrix((len(documents), 1))
-    vectorizer = TfidfVectorizer(sublinear_tf=True, max_df=0.6 if len(documents) >= 5 else 1.0,
+    vectorizer = TfidfVectorizer(sublinear_tf=True,
                                  max_features=max_features, dtype=np.float32,
                                  token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english")
     try:

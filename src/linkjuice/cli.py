@@ -55,6 +55,29 @@ def _root(
     """linkjuice: crawl a site, score its link juice, audit what blocks it."""
 
 
+def site_origin(db: Path) -> str | None:
+    """The crawl's origin ("https://example.com"), to show URLs as paths in tables."""
+    from .store import Store
+
+    try:
+        with Store(db, read_only=True) as store:
+            start = store.meta().get("start_url")
+    except LinkJuiceError:
+        return None
+    if not start:
+        return None
+    scheme, _, rest = str(start).partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def short_url(url: object, origin: str | None) -> str:
+    """A crawled URL for a terminal table: the path when it is on the crawled site, escaped."""
+    text = "" if url is None else str(url)
+    if origin and text.startswith(origin + "/"):
+        text = text[len(origin):]
+    return clean_text(text)
+
+
 class _ProgressView:
     """A rich progress bar on a terminal; a log line every few seconds otherwise."""
 
@@ -217,9 +240,11 @@ def score(
         print_weights(db, config)
 
 
-def _pages_table(frame, title: str) -> Table:  # type: ignore[no-untyped-def]
+def _pages_table(frame, title: str, origin: str | None = None) -> Table:  # type: ignore[no-untyped-def]
+    if origin:
+        title += f" - {origin}"
     table = Table(title=title, title_justify="left")
-    url_width = min(max((len(str(u)) for u in frame["url"]), default=10), max(console.width - 68, 16))
+    url_width = min(max((len(short_url(u, origin)) for u in frame["url"]), default=10), max(console.width - 68, 16))
     for name in ("url", "status", "depth", "inlinks", "outlinks", "pagerank", "juice_score"):
         if name == "url":
             table.add_column(name, overflow="fold", min_width=url_width)
@@ -227,7 +252,7 @@ def _pages_table(frame, title: str) -> Table:  # type: ignore[no-untyped-def]
             table.add_column(name, justify="right", no_wrap=True)
     for row in frame.itertuples(index=False):
         table.add_row(
-            clean_text(str(row.url)), _fmt(row.status), _fmt(row.depth), _fmt(row.inlinks),
+            short_url(row.url, origin), _fmt(row.status), _fmt(row.depth), _fmt(row.inlinks),
             _fmt(row.outlinks), _fmt(row.pagerank, ".4f"), _fmt(row.juice_score, ".1f"),
         )
     return table
@@ -260,7 +285,7 @@ def pages(
     frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit, url_contains=url_contains,
                            status=status, indexable=indexable)
     if fmt == "table":
-        console.print(_pages_table(frame, f"Pages by {sort}"))
+        console.print(_pages_table(frame, f"Pages by {sort}", site_origin(db)))
     elif fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == "json":
@@ -320,7 +345,7 @@ def demo(
     console.print(f"Crawled {summary.pages} URLs and {summary.links} links in {summary.seconds:.1f}s; store: {db}",
                   highlight=False)
     frame = pipeline.pages(db, limit=10, indexable=True)
-    console.print(_pages_table(frame, "Strongest pages (juice_score: 0-100, log scale)"))
+    console.print(_pages_table(frame, "Strongest pages (juice_score: 0-100, log scale)", site_origin(db)))
     console.print(f"Explore further: linkjuice pages --db {db}", highlight=False)
 
 
@@ -332,7 +357,10 @@ def _kind(exc: BaseException) -> set[str]:
 def main() -> None:
     """Entry point: run the app, turning expected errors into one clean line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click returns, not raises, the code of typer.Exit(n).
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LinkJuiceError as exc:
         err_console.print(f"error: {clean_text(str(exc))}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)

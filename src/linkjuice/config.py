@@ -95,13 +95,17 @@ class ModelConfig:
     # and how a 0-100 authority metric becomes a weight: base ** (metric / 10).
     backlink_mix: float = 0.5
     authority_base: float = 2.0
+    # Share of juice that survives each redirect hop. Google says 3xx redirects pass full
+    # PageRank, hence 1.0; set lower to model a loss per hop.
+    redirect_factor: float = 1.0
     # Site sections for the flow matrix: the first N path segments.
     section_depth: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.damping < 1:
             raise UsageError("damping must be between 0 and 1")
-        for name in ("relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive", "backlink_mix"):
+        for name in ("relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive", "backlink_mix",
+                     "redirect_factor"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1")
         if self.authority_base < 1:

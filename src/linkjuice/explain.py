@@ -60,6 +60,8 @@ def explain_page(
     backlink_part = entering * backlink_mix * backlink_share if has_backlinks else 0.0
     base_part = entering * teleport - backlink_part
     passed = inflows[inflows["reason"] == "passed"].copy()
+    # What arrives (after any redirect loss) is the page's contribution.
+    passed["juice"] = passed["delivered"]
     passed["share_of_page"] = passed["juice"] / juice if juice > 0 else 0.0
     sources = passed[["source_url", "anchor", "position", "weight", "share", "juice", "share_of_page"]]
     sources = sources.sort_values("juice", ascending=False, ignore_index=True)

@@ -10,11 +10,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -26,10 +28,15 @@ from .store import Store
 from .explain import PageExplanation
 from .weights import LinkFactors, anchor_factors, position_factor, relevance_factor, topic_text
 
+if TYPE_CHECKING:
+    from .engines import RankEngine
+
 __all__ = [
     "crawl_site",
     "finalize_store",
     "score_store",
+    "audit_store",
+    "run_audit",
     "ScoreSummary",
     "LinkFlows",
     "link_flows",
@@ -120,13 +127,15 @@ class LinkFlows:
     passes: np.ndarray
     reason: np.ndarray  # index into REASONS
     is_internal: np.ndarray
+    pass_factor: np.ndarray  # share of the link's juice that arrives (redirect_factor ** hops)
 
     @property
     def weight(self) -> np.ndarray:
         return self.factors.weight
 
 
-def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray]) -> LinkFlows:
+def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray],
+               text: PageText | None = None) -> LinkFlows:
     """Resolve each link's target through redirects and canonicals, classify it, and weigh it."""
     groups = store.link_groups(model.position_weights)
     src = groups["src"].astype(np.int64)
@@ -158,23 +167,50 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray]) ->
     reason[is_redirect & ~delivers] = REASONS.index("redirect_broken")
     reason[nofollow] = REASONS.index("nofollow")
     passes = reason == REASONS.index("passed")
-    factors = _link_factors(store, model, page, src, resolved, groups["position"], groups["anchor"])
+    hops = np.where(is_redirect, page["redirect_hops"][safe], 0)
+    pass_factor = model.redirect_factor ** hops.astype(np.float64)
+    factors = _link_factors(store, model, page, src, resolved, groups["position"], groups["anchor"], text)
     return LinkFlows(src=src, dst=dst, target_url=groups["target_url"], resolved=resolved, factors=factors,
                      nofollow=nofollow, position=groups["position"], anchor=groups["anchor"], passes=passes,
-                     reason=reason, is_internal=internal)
+                     reason=reason, is_internal=internal, pass_factor=pass_factor)
+
+
+@dataclass(slots=True)
+class PageText:
+    """The pages' text, their relevance vectors (computed on first use) and anchor topics."""
+
+    frame: pd.DataFrame  # page_id, url, title, h1, headings, main_text (ordered by page_id)
+    engine: str = "tfidf"
+    _vectors: object = None
+
+    @property
+    def vectors(self):  # type: ignore[no-untyped-def]
+        if self._vectors is None:
+            f = self.frame
+            docs = page_documents(f["title"], f["h1"], f["headings"], f["main_text"])
+            self._vectors = tfidf_vectors(docs)
+        return self._vectors
+
+    @property
+    def topics(self) -> list[str]:
+        f = self.frame
+        return [topic_text(t, h, u) for t, h, u in zip(f["title"], f["h1"], f["url"])]
+
+
+def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
+    return PageText(frame=store.page_texts())
 
 
 def _link_factors(store: Store, model: ModelConfig, page: dict[str, np.ndarray], src: np.ndarray,
-                  resolved: np.ndarray, position: np.ndarray, anchor: np.ndarray) -> LinkFactors:
-    texts = store.page_texts()
+                  resolved: np.ndarray, position: np.ndarray, anchor: np.ndarray,
+                  text: PageText | None = None) -> LinkFactors:
+    text = text or page_text(store, model)
     pos = position_factor(position, model)
     if model.relevance_weight > 0 and len(src):
-        vectors = tfidf_vectors(page_documents(texts["title"], texts["h1"], texts["headings"], texts["main_text"]))
-        cosine = pair_similarity(vectors, src, resolved)
+        cosine = pair_similarity(text.vectors, src, resolved)
     else:
         cosine = np.zeros(len(src))
-    topics = [topic_text(t, h, u) for t, h, u in zip(texts["title"], texts["h1"], texts["url"])]
-    cls, match, anchor_f = anchor_factors(anchor, topics, resolved, model)
+    cls, match, anchor_f = anchor_factors(anchor, text.topics, resolved, model)
     return LinkFactors(position=pos, relevance=cosine, relevance_factor=relevance_factor(cosine, model),
                        anchor_class=cls, anchor_match=match, anchor_factor=anchor_f)
 
@@ -188,9 +224,11 @@ def section_of(urls: np.ndarray, depth: int) -> np.ndarray:
     return np.array([one(str(u)) for u in urls], dtype=object)
 
 
-def score_store(store: Store, *, model: ModelConfig | None = None, model_name: str = "juice") -> ScoreSummary:
+def score_store(store: Store, *, model: ModelConfig | None = None, model_name: str = "juice",
+                engine: RankEngine | None = None) -> ScoreSummary:
     """Compute classic PageRank and the juice model for every page and store them with each
-    link's flow and the section flow matrix."""
+    link's flow and the section flow matrix. `engine` (linkjuice.engines) iterates elsewhere,
+    on the same flows and teleport vector; the default iterates here."""
     if model_name not in ("juice", "classic"):
         raise UsageError(f"unknown model {model_name!r}: choose juice or classic")
     model = model or ModelConfig()
@@ -202,11 +240,15 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
     flows = link_flows(store, model, page)
     ranked = page["indexable"].astype(bool)
     known = flows.dst >= 0
-    classic = classic_pagerank(n, flows.src[known], flows.dst[known], nodes=ranked,
-                               damping=model.damping, tol=model.tol, max_iter=model.max_iter)
     teleport, backlink_share = teleport_vector(store, model, page, ranked)
-    juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
-                              teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter)
+    if engine is not None:
+        classic, juice, share = engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
+    else:
+        classic = classic_pagerank(n, flows.src[known], flows.dst[known], nodes=ranked,
+                                   damping=model.damping, tol=model.tol, max_iter=model.max_iter)
+        juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
+                                  teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
+                                  pass_factor=flows.pass_factor)
     chosen = juice.scores if model_name == "juice" else classic.scores
     floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
     teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
@@ -238,6 +280,7 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
         "anchor_class": np.array(["empty", "generic", "descriptive"], dtype=object)[flows.factors.anchor_class],
         "anchor_match": flows.factors.anchor_match, "anchor_factor": flows.factors.anchor_factor,
         "weight": flows.weight, "share": share, "juice": carried,
+        "delivered": np.where(flows.passes, carried * flows.pass_factor, 0.0),
         "reason": np.array(REASONS, dtype=object)[flows.reason],
     })
     store.write_scores(scores, flow_table, section_flow_matrix(flows, carried, sections))
@@ -249,6 +292,7 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
                   "anchor_empty": model.anchor_empty, "anchor_generic": model.anchor_generic,
                   "anchor_descriptive": model.anchor_descriptive, "use_anchor": model.use_anchor,
                   "backlink_mix": model.backlink_mix, "authority_base": model.authority_base,
+                  "redirect_factor": model.redirect_factor,
                   "section_depth": model.section_depth, "dangling_mass": dangling_mass,
                   "total_juice": float(juice.scores[ranked].sum()),
                   "iterations_classic": classic.iterations, "iterations_juice": juice.iterations},
@@ -288,14 +332,40 @@ def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray
 def backlink_strength(store: Store, model: ModelConfig, n: int) -> np.ndarray:
     """Per page: the sum over referring domains of authority_base ** (metric / 10) (1 without a
     metric); nofollow backlinks bring nothing. Zero when no backlinks are imported."""
-    frame = store.backlink_domains() if hasattr(store, "backlink_domains") else None
+    frame = store.backlink_domains()
     out = np.zeros(n)
-    if frame is None or frame.empty:
+    if frame.empty:
         return out
     metric = frame["authority"].to_numpy(dtype=float)
     weight = np.where(np.isnan(metric), 1.0, model.authority_base ** (np.nan_to_num(metric) / 10.0))
     np.add.at(out, frame["page_id"].to_numpy(dtype=np.int64), weight)
     return out
+
+
+# -- audit ------------------------------------------------------------------------------------
+def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> AuditResult:
+    """Audit a scored store (linkjuice.audit) and replace its findings tables with the result."""
+    if not store.has_rows("link_flows"):
+        raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
+    meta = store.meta()
+    inputs = AuditInputs(
+        pages=store.audit_pages(), flows=store.audit_link_flows(), links=store.audit_links(),
+        redirect_paths=store.redirect_paths(), known_urls=store.known_urls(), importance=store.importance_inputs(),
+        damping=float((meta.get("model") or {}).get("damping", 0.85)),
+        # Orphans are only certain when every reachable page was crawled.
+        crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
+        start_url=meta.get("start_url"),
+    )
+    result = audit_site(inputs, thresholds)
+    summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_audit(result.findings, result.items, result.juice_flow, summary)
+    return AuditResult(result.findings, result.items, result.juice_flow, summary)
+
+
+def run_audit(db: str | Path, thresholds: AuditThresholds | None = None) -> AuditResult:
+    """Audit the store at `db` (it must be scored) and store the findings in it."""
+    with open_store(db, read_only=False) as store:
+        return audit_store(store, thresholds)
 
 
 # -- reads for users and notebooks ------------------------------------------------------------

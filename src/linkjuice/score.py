@@ -14,13 +14,16 @@ Inputs are arrays; outputs are arrays. docs/model.md derives every formula with 
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScoringError
-from .graph import to_csr, unique_edges
+from .graph import csr_pattern, to_csr
 
 __all__ = ["PowerResult", "power_iterate", "classic_pagerank", "juice_rank", "juice_score"]
 
@@ -51,6 +54,12 @@ def power_iterate(
     if n == 0:
         return PowerResult(np.zeros(0), 0, 0.0)
     x = teleport.copy() if start is None else start.astype(np.float64, copy=True)
+    kernels = _compiled_kernels(transition_t.nnz)
+    if kernels is not None:
+        mt = transition_t if transition_t.format == "csr" else sp.csr_array(transition_t)
+        data = np.ascontiguousarray(mt.data, np.float64)
+        return _iterate_compiled(kernels, mt.indptr, mt.indices, x, damping, tol, max_iter,
+                                 teleport=teleport, dangling=dangling, data=data)
     base = (1.0 - damping) * teleport
     residual = np.inf
     for it in range(1, max_iter + 1):
@@ -62,7 +71,84 @@ def power_iterate(
         x = x_new
         if residual < tol:
             return PowerResult(x, it, residual)
-    raise ScoringError(f"power iteration did not converge in {max_iter} iterations (L1 change {residual:.3g})")
+    raise _no_convergence(max_iter, residual)
+
+
+def _no_convergence(max_iter: int, residual: float) -> ScoringError:
+    return ScoringError(f"power iteration did not converge in {max_iter} iterations (L1 change {residual:.3g})")
+
+
+# Below this many links, compiling (or loading the cached) kernels costs more than they save.
+_COMPILED_MIN_LINKS = 200_000
+
+
+@functools.cache
+def _load_kernels() -> ModuleType | None:
+    try:
+        from . import _kernels
+    except ImportError:  # numba is optional (the `fast` extra); scipy does the same work
+        return None
+    return _kernels
+
+
+def _compiled_kernels(nnz: int) -> ModuleType | None:
+    """The numba kernels when installed and worth it. LINKJUICE_NUMBA=0 turns them off,
+    =1 uses them whatever the size (tests and benchmarks compare the two paths)."""
+    choice = os.environ.get("LINKJUICE_NUMBA", "").strip()
+    if choice == "0" or (choice != "1" and nnz < _COMPILED_MIN_LINKS):
+        return None
+    return _load_kernels()
+
+
+def _unsigned(indices: np.ndarray) -> np.ndarray:
+    """Column indices (never negative) viewed as unsigned, which spares numba a sign check."""
+    if indices.dtype == np.int32:
+        return indices.view(np.uint32)
+    return np.asarray(indices, np.int64).view(np.uint64)
+
+
+def _iterate_compiled(
+    kernels: ModuleType,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    x: np.ndarray,
+    damping: float,
+    tol: float,
+    max_iter: int,
+    *,
+    teleport: np.ndarray,
+    dangling: np.ndarray,
+    data: np.ndarray | None = None,
+    inv_out: np.ndarray | None = None,
+) -> PowerResult:
+    """The power iteration of `power_iterate`, one fused kernel call per step.
+
+    With `data` the matrix is M^T itself; without, it is the 0/1 pattern and `inv_out` holds
+    1 / outdegree, so that M^T x = P^T (x * inv_out)."""
+    teleport = np.ascontiguousarray(teleport, np.float64)
+    dangling = np.ascontiguousarray(dangling, np.float64)
+    indices = _unsigned(indices)
+    bounds = kernels.row_blocks(indptr)
+    x_new = np.empty_like(x)
+    dm = float(dangling @ x)
+    if data is None:
+        assert inv_out is not None
+        z = x * inv_out
+        z_new = np.empty_like(x)
+    residual = np.inf
+    for it in range(1, max_iter + 1):
+        c = 1.0 - damping + damping * dm
+        if data is None:
+            residual, dm = kernels.step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling,
+                                                damping, c, x, x_new, z_new)
+            z, z_new = z_new, z
+        else:
+            residual, dm = kernels.step_weighted(bounds, indptr, indices, data, teleport, dangling,
+                                                 damping, c, x, x_new)
+        x, x_new = x_new, x
+        if residual < tol:
+            return PowerResult(x, it, residual)
+    raise _no_convergence(max_iter, residual)
 
 
 def classic_pagerank(
@@ -81,18 +167,38 @@ def classic_pagerank(
     uniformly over the nodes. Pages outside `nodes` score 0. Sums to 1 over the nodes.
     """
     mask = np.ones(n, bool) if nodes is None else np.asarray(nodes, bool)
-    s, d = unique_edges(n, src, dst)
-    keep = mask[s] & mask[d]
-    s, d = s[keep], d[keep]
-    outdeg = np.bincount(s, minlength=n).astype(np.float64)
     m = int(mask.sum())
     if m == 0:
         return PowerResult(np.zeros(n), 0, 0.0)
+    src, dst = _integer_ids(src), _integer_ids(dst)
+    keep = src != dst
+    keep &= src >= 0
+    keep &= dst >= 0
+    if nodes is not None:
+        keep &= mask[np.where(keep, src, 0)]
+        keep &= mask[np.where(keep, dst, 0)]
+    if not keep.all():
+        src, dst = src[keep], dst[keep]
+    del keep
+    # The in-link pattern (row = target, columns = its distinct linking pages): the transposed
+    # transition matrix without its values, which are 1 / outdegree of the column.
+    indptr, indices = csr_pattern(n, dst, src)
+    outdeg = np.bincount(indices, minlength=n).astype(np.float64)
     teleport = mask / m
     dangling = (mask & (outdeg == 0)).astype(np.float64)
-    inv = np.divide(1.0, outdeg, out=np.zeros(n), where=outdeg > 0)
-    mt = to_csr(n, d, s, inv[s])  # transposed: row = target
+    inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)  # in place: outdeg is not needed again
+    kernels = _compiled_kernels(len(indices))
+    if kernels is not None:
+        return _iterate_compiled(kernels, indptr, indices, teleport.copy(), damping, tol, max_iter,
+                                 teleport=teleport, dangling=dangling, inv_out=inv)
+    mt = sp.csr_array((inv[indices], indices, indptr), shape=(n, n))
     return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
+
+
+def _integer_ids(ids: np.ndarray) -> np.ndarray:
+    """Page ids as an integer array, without copying integer input (20M links are 160 MB)."""
+    ids = np.asarray(ids)
+    return ids if ids.dtype.kind in "iu" else ids.astype(np.int64)
 
 
 def juice_rank(
@@ -107,6 +213,8 @@ def juice_rank(
     damping: float = 0.85,
     tol: float = 1e-10,
     max_iter: int = 1000,
+    pass_factor: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> tuple[PowerResult, np.ndarray]:
     """The link-juice model. Returns the result and each link's share of its source's juice.
 
@@ -114,6 +222,8 @@ def juice_rank(
     product of factors, `passes` whether it delivers to `dst` (a ranked page). Only `ranked`
     pages hold juice; teleport (default: uniform over ranked pages) is where outside authority
     enters. A ranked page with no links at all is dangling: its mass re-enters via the teleport.
+    `pass_factor` (default 1) is the fraction of a passing link's share that arrives (a redirect
+    loss, when configured); `start` warm-starts the iteration (what-if recomputations).
     """
     ranked = np.asarray(ranked, bool)
     src = np.asarray(src, np.int64)
@@ -133,8 +243,10 @@ def juice_rank(
     out_weight = np.bincount(src, weights=weight, minlength=n)
     share = np.divide(weight, out_weight[src], out=np.zeros(len(weight)), where=out_weight[src] > 0)
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
-    mt = to_csr(n, dst[passes], src[passes], share[passes])
-    result = power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
+    delivered = share if pass_factor is None else share * np.asarray(pass_factor, np.float64)
+    mt = to_csr(n, dst[passes], src[passes], delivered[passes])
+    result = power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
+                           start=start)
     return result, share
 
 

@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS pages (
     crawled_at TIMESTAMP,
     -- filled by finalize():
     page_id INTEGER, depth INTEGER, final_url VARCHAR, in_sitemap BOOLEAN, indexable BOOLEAN,
-    indexability VARCHAR
+    indexability VARCHAR, redirect_hops INTEGER
 );
 CREATE TABLE IF NOT EXISTS links (
     source_url VARCHAR, target_url VARCHAR, anchor VARCHAR, rel VARCHAR, nofollow BOOLEAN,
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS link_flows (
     source_url VARCHAR, target_url VARCHAR, resolved_url VARCHAR, position VARCHAR, anchor VARCHAR,
     nofollow BOOLEAN, position_factor DOUBLE, relevance DOUBLE, relevance_factor DOUBLE,
     anchor_class VARCHAR, anchor_match DOUBLE, anchor_factor DOUBLE, weight DOUBLE, share DOUBLE,
-    juice DOUBLE, reason VARCHAR
+    juice DOUBLE, delivered DOUBLE, reason VARCHAR
 );
 CREATE TABLE IF NOT EXISTS section_flows (from_section VARCHAR, to_section VARCHAR, juice DOUBLE, links BIGINT);
 -- imports (linkjuice.imports): outside data joined to pages by URL; the audit declares the same
@@ -97,10 +97,12 @@ CREATE TABLE IF NOT EXISTS finding_items (
     anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR
 );
 CREATE TABLE IF NOT EXISTS juice_flow (dimension VARCHAR, category VARCHAR, juice DOUBLE, share DOUBLE);
--- Outside data written by `linkjuice import` (linkjuice.imports) and read by the audit.
-CREATE TABLE IF NOT EXISTS imported_urls (url VARCHAR, source VARCHAR);
-CREATE TABLE IF NOT EXISTS gsc (url VARCHAR, clicks DOUBLE, impressions DOUBLE, ctr DOUBLE, position DOUBLE);
-CREATE TABLE IF NOT EXISTS priorities (url VARCHAR, weight DOUBLE);
+-- Link opportunities (`linkjuice suggest`), replaced on each run.
+CREATE TABLE IF NOT EXISTS suggestions (
+    rank INTEGER, source_url VARCHAR, target_url VARCHAR, anchor VARCHAR, context VARCHAR,
+    relevance DOUBLE, predicted_gain DOUBLE, gain_pct DOUBLE, exact BOOLEAN, source_juice_score DOUBLE,
+    target_juice_score DOUBLE
+);
 """
 
 
@@ -278,7 +280,7 @@ class Store:
             # Final URL: follow redirect hops (bounded; loops end as NULL).
             self.con.execute(
                 """
-                UPDATE pages SET final_url = r.final_url FROM (
+                UPDATE pages SET final_url = r.final_url, redirect_hops = r.hops FROM (
                     WITH RECURSIVE chain(start, cur, hops) AS (
                         SELECT source_url, target_url, 1 FROM redirects
                         UNION ALL
@@ -331,7 +333,8 @@ class Store:
             SELECT p.page_id, p.url, coalesce(p.status, -1) AS status, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, coalesce(p.nofollow, false) AS page_nofollow,
                    p.indexability,
-                   coalesce(f.page_id, -1) AS final_id, coalesce(c.page_id, -1) AS canonical_id
+                   coalesce(f.page_id, -1) AS final_id, coalesce(c.page_id, -1) AS canonical_id,
+                   coalesce(p.redirect_hops, 0) AS redirect_hops
             FROM pages p
             LEFT JOIN pages f ON f.url = p.final_url
             LEFT JOIN pages c ON c.url = p.canonical
@@ -502,9 +505,196 @@ class Store:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
         return int(self.con.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # type: ignore[index]
 
+    # -- Parquet datasets (linkjuice.engines.parquet; the schema is in docs/scaling.md) ----------
+    _DATASETS = {
+        "pages": "SELECT p.page_id, p.url, p.final_url, p.status, p.content_type, p.bytes, p.response_time_ms, "
+        "p.depth, p.found_via, p.in_sitemap, p.indexable, p.indexability, p.title, p.h1, p.meta_robots, "
+        "p.x_robots_tag, p.canonical, p.lang, p.word_count, p.redirect_to, p.error, p.blocked_by_robots, "
+        "p.is_html, p.noindex, p.nofollow, p.crawled_at, s.inlinks, s.outlinks, s.pagerank, s.juice, "
+        "s.juice_score, s.teleport, s.backlink_share, s.section "
+        "FROM pages p LEFT JOIN scores s USING (url) ORDER BY p.page_id, p.url",
+        "links": "SELECT s.page_id AS source_id, l.source_url, t.page_id AS target_id, l.target_url, l.anchor, "
+        "l.rel, l.nofollow, l.position, l.dom_position, l.link_order, l.is_internal FROM links l "
+        "LEFT JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url "
+        "ORDER BY source_id, l.source_url, l.link_order",
+        "link_flows": "SELECT * FROM link_flows ORDER BY source_url, target_url",
+        "scores": "SELECT * FROM scores ORDER BY page_id",
+    }
+
+    def export_dataset(self, name: str, directory: str | Path, *, rows_per_file: int, row_group_rows: int) -> int:
+        """Write one table as a Parquet dataset: `directory`/part-N.parquet, each at most about
+        `rows_per_file` rows in row groups of about `row_group_rows`. Replaces what was there."""
+        query = self._DATASETS.get(name)
+        if query is None:
+            raise StoreError(f"unknown dataset {name!r}")
+        groups = max(1, -(-rows_per_file // row_group_rows))
+        target = str(directory).replace("'", "''")
+        try:
+            written = self.con.execute(
+                f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {int(row_group_rows)}, "
+                f"ROW_GROUPS_PER_FILE {groups}, FILENAME_PATTERN 'part-{{i}}', OVERWRITE)").fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
+        return int(written[0])  # type: ignore[index]  # COPY answers with the rows it wrote
+
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""
         return self.con.execute(query, list(params)).df()
+
+    # -- opportunities (suggest / simulate / optimize) -----------------------------------------
+    def source_anchors(self) -> pd.DataFrame:
+        """Every anchor text each page already uses (to keep suggestions out of existing links)."""
+        return self.con.execute(
+            "SELECT DISTINCT p.page_id, l.anchor FROM links l JOIN pages p ON p.url = l.source_url "
+            "WHERE l.anchor IS NOT NULL AND length(l.anchor) > 1"
+        ).df()
+
+    def finding_urls(self, codes: Sequence[str]) -> list[str]:
+        """URLs named by audit findings of these codes (empty when no audit has run)."""
+        return [r[0] for r in self.con.execute(
+            "SELECT DISTINCT url FROM findings WHERE code IN (SELECT unnest(?)) AND url IS NOT NULL", [list(codes)]
+        ).fetchall()]
+
+    def priority_urls(self) -> pd.DataFrame:
+        return self.con.execute("SELECT url, coalesce(weight, 1.0) AS weight FROM priorities").df()
+
+    def write_suggestions(self, frame: pd.DataFrame) -> None:
+        with self.transaction():
+            self.con.execute("DELETE FROM suggestions")
+            cols = ", ".join(frame.columns)
+            self.con.execute(f"INSERT INTO suggestions ({cols}) SELECT {cols} FROM frame")
+
+    # -- audit ---------------------------------------------------------------------------------
+    # Reads for linkjuice.audit (which computes findings from them) and the write of its results.
+    _AUDIT_INPUT_TABLES = frozenset({"link_flows", "imported_urls", "gsc", "priorities"})
+
+    def has_rows(self, table: str) -> bool:
+        """Whether an input table exists and holds rows (a read-only open of an older store may
+        lack the tables that later stages add)."""
+        if table not in self._AUDIT_INPUT_TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()[0]  # type: ignore[index]
+        return bool(exists) and bool(
+            self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]  # type: ignore[index]
+        )
+
+    def audit_pages(self) -> pd.DataFrame:
+        """Per page, in page_id order: its state, depth, final URL, canonical target and juice."""
+        return self.con.execute(
+            """
+            SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
+                   coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
+                   c.status AS canonical_status, c.indexability AS canonical_indexability,
+                   s.juice, s.juice_score
+            FROM pages p
+            LEFT JOIN scores s ON s.url = p.url
+            LEFT JOIN pages c ON c.url = p.canonical
+            ORDER BY p.page_id
+            """
+        ).df()
+
+    def audit_link_flows(self) -> pd.DataFrame:
+        """The model's flows (one row per source page and target URL) with page ids (-1 when not
+        stored), the internal flag and how many links the pair stands for."""
+        return self.con.execute(
+            """
+            SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, coalesce(r.page_id, -1) AS resolved,
+                   f.source_url, f.target_url, f.position, coalesce(f.nofollow, false) AS nofollow,
+                   coalesce(f.juice, 0.0) AS juice, f.reason,
+                   coalesce(l.is_internal, false) AS is_internal, coalesce(l.n_links, 1) AS n_links
+            FROM link_flows f
+            JOIN pages s ON s.url = f.source_url
+            LEFT JOIN pages t ON t.url = f.target_url
+            LEFT JOIN pages r ON r.url = f.resolved_url
+            LEFT JOIN (
+                SELECT source_url, target_url, bool_or(is_internal) AS is_internal, count(*) AS n_links
+                FROM links GROUP BY source_url, target_url
+            ) l ON l.source_url = f.source_url AND l.target_url = f.target_url
+            ORDER BY src, f.target_url
+            """
+        ).df()
+
+    def audit_links(self) -> pd.DataFrame:
+        """Every internal link between two different URLs, one row per link, in page order."""
+        return self.con.execute(
+            """
+            SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, l.source_url, l.target_url, l.anchor,
+                   l.position, l.link_order, coalesce(l.nofollow, false) AS nofollow
+            FROM links l
+            JOIN pages s ON s.url = l.source_url
+            LEFT JOIN pages t ON t.url = l.target_url
+            WHERE l.is_internal AND l.source_url <> l.target_url
+            ORDER BY l.source_url, l.link_order
+            """
+        ).df()
+
+    def redirect_paths(self) -> pd.DataFrame:
+        """Every redirect walked hop by hop from each redirecting URL, stopping where a hop returns
+        to a URL already on the path (`closes_loop`) or after 30 hops."""
+        return self.con.execute(
+            """
+            WITH RECURSIVE walk(start_url, hop, source_url, status, target_url, path) AS (
+                SELECT source_url, 1, source_url, status, target_url, [source_url] FROM redirects
+                UNION ALL
+                SELECT w.start_url, w.hop + 1, r.source_url, r.status, r.target_url, list_append(w.path, r.source_url)
+                FROM walk w JOIN redirects r ON r.source_url = w.target_url
+                WHERE NOT list_contains(w.path, w.target_url) AND w.hop < 30
+            )
+            SELECT start_url, hop, source_url, status, target_url, list_contains(path, target_url) AS closes_loop
+            FROM walk ORDER BY start_url, hop
+            """
+        ).df()
+
+    def known_urls(self) -> pd.DataFrame:
+        """URLs known to exist from outside the link graph (in-scope sitemap entries, imported URL
+        lists), one row per URL with where it is known from (the sitemap first)."""
+        parts = ["SELECT url, 'sitemap' AS source, 0 AS rank FROM sitemap_entries WHERE coalesce(in_scope, true)"]
+        if self.has_rows("imported_urls"):
+            parts.append("SELECT url, coalesce(source, 'imported'), 1 FROM imported_urls")
+        return self.con.execute(
+            f"SELECT url, arg_min(source, rank) AS source FROM ({' UNION ALL '.join(parts)}) "
+            "WHERE url IS NOT NULL GROUP BY url ORDER BY url"
+        ).df()
+
+    def importance_inputs(self) -> pd.DataFrame:
+        """Per URL: Search Console clicks and impressions and the user's priority weight (a listed
+        page without a weight counts 1); empty when nothing was imported."""
+        empty = "SELECT NULL::VARCHAR AS url, 0.0::DOUBLE AS {0}, 0.0::DOUBLE AS {1} WHERE false"
+        gsc = ("SELECT url, sum(coalesce(clicks, 0)) AS clicks, sum(coalesce(impressions, 0)) AS impressions "
+               "FROM gsc GROUP BY url") if self.has_rows("gsc") else empty.format("clicks", "impressions")
+        prio = ("SELECT url, max(coalesce(weight, 1.0)) AS weight FROM priorities GROUP BY url"
+                if self.has_rows("priorities") else empty.format("weight", "unused"))
+        return self.con.execute(
+            f"""
+            WITH g AS ({gsc}), p AS ({prio})
+            SELECT coalesce(g.url, p.url) AS url, coalesce(g.clicks, 0.0) AS clicks,
+                   coalesce(g.impressions, 0.0) AS impressions, coalesce(p.weight, 0.0) AS weight
+            FROM g FULL OUTER JOIN p ON g.url = p.url
+            WHERE coalesce(g.url, p.url) IS NOT NULL
+            """
+        ).df()
+
+    def write_audit(self, findings: pd.DataFrame, items: pd.DataFrame, juice_flow: pd.DataFrame,
+                    summary: Mapping[str, Any]) -> None:
+        """Replace the audit's tables and its summary in meta, in one transaction."""
+        with self.transaction():
+            for table, frame in (("findings", findings), ("finding_items", items), ("juice_flow", juice_flow)):
+                self.con.execute(f"DELETE FROM {table}")
+                if len(frame):
+                    cols = ", ".join(frame.columns)
+                    self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+            self.set_meta({"audit": dict(summary)})
+
+    def audit_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The stored findings, finding items and juice flow of the last audit."""
+        return (
+            self.con.execute("SELECT * FROM findings ORDER BY finding_id").df(),
+            self.con.execute("SELECT * FROM finding_items ORDER BY finding_id, source_url, link_order").df(),
+            self.con.execute("SELECT * FROM juice_flow ORDER BY dimension, juice DESC").df(),
+        )
+
     # -- imports -------------------------------------------------------------------------------
     # linkjuice.imports parses the files and hands over Arrow batches (or, for link graphs, the
     # file itself). Each import is one transaction: a file that fails half-way changes nothing.
@@ -648,6 +838,19 @@ class Store:
             [include_nofollow],
         ).df()
 
+    def backlink_domains(self) -> pd.DataFrame:
+        """One row per (credited page, referring domain) from followed backlinks, with the domain's
+        highest authority metric (NaN when the file had none): the input of the teleport vector."""
+        return self.con.execute(
+            f"""
+            WITH resolved AS ({self._BACKLINK_TARGETS_SQL})
+            SELECT r.page_id, b.source_domain, max(b.authority) AS authority
+            FROM backlinks b JOIN resolved r USING (target_url)
+            WHERE r.page_id IS NOT NULL AND NOT coalesce(b.nofollow, false)
+            GROUP BY r.page_id, b.source_domain ORDER BY r.page_id
+            """
+        ).df()
+
     def holds_crawl(self) -> bool:
         """True when the store holds pages from a crawl (not from `import links`)."""
         has_pages = self.con.execute("SELECT count(*) > 0 FROM pages").fetchone()[0]  # type: ignore[index]
@@ -676,222 +879,185 @@ class Store:
         its header). The file is scanned a few times (links, per-URL status, redirects and
         canonicals, skip reasons); nothing is loaded into Python. Returns counts and skip reasons.
         """
-        lit = _sql_literal
-        if file_format == "parquet":
-            scan_plain = scan_checked = f"read_parquet({lit(path)})"
-        else:
-            opts = dict(csv_options or {})
-            cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(int(opts["ncols"])))
-            base = (f"read_csv({lit(path)}, header=false, auto_detect=false, skip={int(opts['skip'])}, "
-                    f"delim={lit(opts['delimiter'])}, quote='\"', escape='\"', encoding={lit(opts['encoding'])}, "
-                    f"columns={{{cols}}}, max_line_size=16777216")
-            scan_plain = base + ", ignore_errors=true)"
-            scan_checked = base + ", store_rejects=true, rejects_table='_lj_rejects', rejects_scan='_lj_reject_scans')"
-
-        def col(field: str) -> str:
-            if field not in columns:
-                return "CAST(NULL AS VARCHAR)"
-            return f"CAST({_sql_ident(columns[field])} AS VARCHAR)"
-
-        def raw(scan: str, origin: str | None, limit: int | None = None) -> str:
-            origin_sql = lit(origin) if origin else "CAST(NULL AS VARCHAR)"
-            return f"""(
-                SELECT *, _lj_url(src_raw, {origin_sql}) AS src, _lj_url(dst_raw, {origin_sql}) AS dst FROM (
-                    SELECT nullif(trim({col('kind')}), '') AS kind, {col('source')} AS src_raw,
-                           {col('target')} AS dst_raw, nullif(trim({col('anchor')}), '') AS anchor,
-                           nullif(trim({col('alt')}), '') AS alt, nullif(trim({col('position')}), '') AS position_raw,
-                           nullif(lower(trim({col('rel')})), '') AS rel, lower(trim({col('follow')})) AS follow,
-                           lower(trim({col('nofollow')})) AS nofollow_raw,
-                           TRY_CAST(TRY_CAST(trim({col('status')}) AS DOUBLE) AS INTEGER) AS status,
-                           nullif(trim({col('status_text')}), '') AS status_text,
-                           TRY_CAST(trim({col('link_order')}) AS INTEGER) AS link_order_given
-                    FROM {scan} {f'LIMIT {int(limit)}' if limit else ''}
-                ))"""
-
-        def kinds(values: Sequence[str]) -> str:
-            return "(" + ", ".join(lit(v.lower()) for v in values) + ")"
-
-        is_link = "TRUE" if link_types is None else f"(kind IS NULL OR lower(kind) IN {kinds(link_types)})"
-        special = tuple(redirect_types) + tuple(canonical_types)
-        positions = " ".join(f"WHEN {lit(k.lower())} THEN {lit(v)}" for k, v in position_map.items())
-        position_sql = f"CASE lower(position_raw) {positions} ELSE NULL END" if positions else "NULL"
-        nofollow_sql = ("(coalesce(follow IN ('false', 'no', '0', 'nofollow'), false) "
-                        "OR coalesce(nofollow_raw IN ('true', 'yes', '1', 'nofollow'), false) "
-                        "OR coalesce(regexp_matches(rel, '\\b(nofollow|ugc|sponsored)\\b'), false))")
-        con = self.con
-        _create_url_macros(con)
+        edges = _EdgeSql(path, file_format, columns, csv_options, link_types, redirect_types, canonical_types,
+                         position_map)
+        _create_url_macros(self.con)
         try:
-            return self._import_link_graph(con, path=path, file_format=file_format, columns=columns,
-                                           scan_plain=scan_plain, scan_checked=scan_checked, raw=raw,
-                                           kinds=kinds, is_link=is_link, special=special,
-                                           redirect_types=redirect_types, canonical_types=canonical_types,
-                                           position_sql=position_sql, nofollow_sql=nofollow_sql,
-                                           default_position=default_position, start_url=start_url, meta=meta)
+            with self.transaction():
+                return self._import_link_graph(edges, default_position=default_position, start_url=start_url,
+                                               meta=meta)
         except duckdb.Error as exc:
             raise InputFileError(f"cannot be read as a link table ({_first_line(exc)})", path=path) from None
 
-    def _import_link_graph(self, con: duckdb.DuckDBPyConnection, *, path: str, file_format: str,
-                           columns: Mapping[str, str], scan_plain: str, scan_checked: str, raw: Any, kinds: Any,
-                           is_link: str, special: Sequence[str], redirect_types: Sequence[str],
-                           canonical_types: Sequence[str], position_sql: str, nofollow_sql: str,
-                           default_position: str, start_url: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
-        lit = _sql_literal
-        with self.transaction():
-            if start_url is None:
-                row = con.execute(
-                    f"SELECT regexp_extract(src, '^(https?://[^/]+)', 1) AS origin, count(*) AS n "
-                    f"FROM {raw(scan_plain, None, 100_000)} WHERE src IS NOT NULL AND {is_link} "
-                    f"GROUP BY origin ORDER BY n DESC, origin LIMIT 1"
-                ).fetchone()
-                origin = row[0] if row else None
-            else:
-                origin = con.execute("SELECT regexp_extract(?, '^(https?://[^/]+)', 1)", [start_url]).fetchone()[0]  # type: ignore[index]
-            if not origin:
-                raise InputFileError("no absolute http(s) source URL in the first rows: give the site with --start-url",
-                                     path=path)
-            host = origin.split("://", 1)[1].split(":", 1)[0]
-            site = host[4:] if host.startswith("www.") else host
-            internal = (f"(regexp_extract({{url}}, '^https?://([^/:?]+)', 1) IN ({lit(site)}, {lit('www.' + site)}))")
-            for table in ("links", "pages", "redirects", "frontier", "sitemap_entries", *self._derived_tables()):
-                con.execute(f"DELETE FROM {table}")
-            con.execute("DROP TABLE IF EXISTS _lj_rejects")
-            con.execute("DROP TABLE IF EXISTS _lj_reject_scans")
-            # Links: file order gives link_order when the file has none (Screaming Frog's All
-            # Inlinks is sorted by destination, so there it is file order, not document order).
-            con.execute(
-                f"""
-                INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal)
-                SELECT src, dst, coalesce(anchor, alt), rel, {nofollow_sql},
-                       coalesce({position_sql}, {lit(default_position)}),
-                       coalesce(link_order_given, (row_number() OVER (PARTITION BY src ORDER BY ordinal) - 1)::INTEGER),
-                       {internal.format(url='dst')}
-                FROM (SELECT *, row_number() OVER () AS ordinal FROM {raw(scan_checked, origin)})
-                WHERE {is_link} AND src IS NOT NULL AND dst IS NOT NULL
-                """
-            )
-            n_links = int(con.execute("SELECT count(*) FROM links").fetchone()[0])  # type: ignore[index]
-            rejects: list[tuple[int, str]] = []
-            if file_format != "parquet":
-                rejects = [(int(r[0]), str(r[1])) for r in con.execute(
-                    "SELECT line, error_type FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
-                n_rejects = int(con.execute("SELECT count(*) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
-            else:
-                n_rejects = 0
-            if n_links == 0:
-                raise InputFileError("holds no usable links (see the skipped rows with a smaller sample)", path=path)
-            # Per-URL observations: the status the file gives for a URL when it is a link target.
+    def _import_link_graph(self, edges: _EdgeSql, *, default_position: str, start_url: str | None,
+                           meta: Mapping[str, Any]) -> dict[str, Any]:
+        con, lit = self.con, _sql_literal
+        if start_url is None:
+            row = con.execute(
+                f"SELECT regexp_extract(src, '^(https?://[^/]+)', 1) AS origin, count(*) AS n "
+                f"FROM {edges.rows(None, limit=100_000)} WHERE src IS NOT NULL AND {edges.is_link} "
+                f"GROUP BY origin ORDER BY n DESC, origin LIMIT 1"
+            ).fetchone()
+            origin = row[0] if row else None
+        else:
+            origin = con.execute("SELECT regexp_extract(?, '^(https?://[^/]+)', 1)", [start_url]).fetchone()[0]  # type: ignore[index]
+        if not origin:
+            raise InputFileError("no absolute http(s) source URL in the first rows: give the site with --start-url",
+                                 path=edges.path)
+        host = origin.split("://", 1)[1].split(":", 1)[0]
+        site = host[4:] if host.startswith("www.") else host
+        internal = f"(regexp_extract({{}}, '^https?://([^/:?]+)', 1) IN ({lit(site)}, {lit('www.' + site)}))"
+        for table in ("links", "pages", "redirects", "frontier", "sitemap_entries", *self._derived_tables()):
+            con.execute(f"DELETE FROM {table}")
+        con.execute("DROP TABLE IF EXISTS _lj_rejects")
+        con.execute("DROP TABLE IF EXISTS _lj_reject_scans")
+        # Links. Without a link order in the file, file order gives it (Screaming Frog's All
+        # Inlinks is sorted by destination: there it is file order, not document order).
+        con.execute(
+            f"""
+            INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal)
+            SELECT src, dst, coalesce(anchor, alt), rel, {edges.nofollow},
+                   coalesce({edges.position}, {lit(default_position)}),
+                   coalesce(link_order_given, (row_number() OVER (PARTITION BY src ORDER BY ordinal) - 1)::INTEGER),
+                   {internal.format('dst')}
+            FROM (SELECT *, row_number() OVER () AS ordinal FROM {edges.rows(origin, checked=True)})
+            WHERE {edges.is_link} AND src IS NOT NULL AND dst IS NOT NULL
+            """
+        )
+        n_links = int(con.execute("SELECT count(*) FROM links").fetchone()[0])  # type: ignore[index]
+        rejected, rejected_lines = 0, []
+        if edges.file_format == "csv":
+            rejected = int(con.execute("SELECT count(*) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
+            rejected_lines = [int(r[0]) for r in con.execute(
+                "SELECT line FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
+        skipped = self._edge_skip_reasons(edges, origin)
+        if n_links == 0:
+            problems = [r for r in skipped if not r[0].startswith("note:")]
+            detail = (f": {problems[0][1]} rows {problems[0][0]}, e.g. {problems[0][2]!r}" if problems
+                      else f": {rejected} malformed rows, first on line {rejected_lines[0]}" if rejected else "")
+            raise InputFileError(f"holds no usable links{detail}", path=edges.path)
+        # Per-URL observations: the status the file gives a URL where it is a link's target.
+        if edges.has_status:
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _lj_obs AS
                 SELECT dst AS url, max(status) AS status, any_value(status_text) AS status_text
-                FROM {raw(scan_plain, origin)}
+                FROM {edges.rows(origin)}
                 WHERE dst IS NOT NULL AND (status IS NOT NULL OR status_text IS NOT NULL) GROUP BY dst
-                """ if "status" in columns or "status_text" in columns else
-                "CREATE OR REPLACE TEMP TABLE _lj_obs (url VARCHAR, status INTEGER, status_text VARCHAR)"
+                """
             )
-            # Redirect and canonical rows (Screaming Frog types) describe their source page.
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _lj_obs (url VARCHAR, status INTEGER, status_text VARCHAR)")
+        # Redirect and canonical rows (Screaming Frog types) describe their source page.
+        if edges.special_types:
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _lj_special AS
-                SELECT DISTINCT src, dst, CASE WHEN lower(kind) IN {kinds(redirect_types)} THEN 'redirect' ELSE 'canonical' END AS what
-                FROM {raw(scan_plain, origin)}
-                WHERE lower(kind) IN {kinds(special)} AND src IS NOT NULL AND dst IS NOT NULL
-                """ if special else "CREATE OR REPLACE TEMP TABLE _lj_special (src VARCHAR, dst VARCHAR, what VARCHAR)"
-            )
-            # The start page: the given one, else the site root when it is in the graph, else the
-            # most-linked internal page.
-            if start_url is None:
-                root = origin + "/"
-                present = con.execute(
-                    "SELECT EXISTS (SELECT 1 FROM links WHERE source_url = ? OR target_url = ?)", [root, root]
-                ).fetchone()[0]  # type: ignore[index]
-                if present:
-                    start_url = root
-                else:
-                    start_url = con.execute(
-                        "SELECT target_url FROM links WHERE is_internal GROUP BY target_url "
-                        "ORDER BY count(*) DESC, target_url LIMIT 1"
-                    ).fetchone()[0]  # type: ignore[index]
-            con.execute(
-                f"""
-                INSERT INTO pages (url, seq, status, content_type, found_via, redirect_to, canonical, error,
-                                   blocked_by_robots, is_html)
-                WITH sources AS (SELECT DISTINCT source_url AS url FROM links),
-                     everything AS (
-                        SELECT url FROM sources
-                        UNION SELECT target_url FROM links WHERE is_internal
-                        UNION SELECT src FROM _lj_special
-                        UNION SELECT dst FROM _lj_special WHERE {internal.format(url='dst')}
-                     ),
-                     redirect AS (SELECT src AS url, min(dst) AS redirect_to FROM _lj_special WHERE what = 'redirect' GROUP BY src),
-                     canonical AS (SELECT src AS url, min(dst) AS canonical FROM _lj_special WHERE what = 'canonical' GROUP BY src),
-                     merged AS (
-                        SELECT e.url, o.status_text, r.redirect_to, c.canonical, s.url IS NOT NULL AS is_source,
-                               CASE WHEN o.status > 0 THEN o.status
-                                    WHEN o.status = 0 THEN NULL
-                                    WHEN r.url IS NOT NULL THEN 301
-                                    WHEN s.url IS NOT NULL THEN 200 END AS status,
-                               o.status = 0 OR (o.status IS NULL AND o.status_text IS NOT NULL AND s.url IS NULL) AS failed
-                        FROM everything e
-                        LEFT JOIN _lj_obs o ON o.url = e.url
-                        LEFT JOIN redirect r ON r.url = e.url
-                        LEFT JOIN canonical c ON c.url = e.url
-                        LEFT JOIN sources s ON s.url = e.url
-                     )
-                SELECT url, row_number() OVER (ORDER BY url = {lit(start_url)} DESC, url) - 1, status,
-                       CASE WHEN status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))
-                            THEN 'text/html' END,
-                       'import',
-                       CASE WHEN status BETWEEN 300 AND 399 OR status IS NULL THEN redirect_to END,
-                       canonical,
-                       CASE WHEN failed THEN coalesce(status_text, 'no response') END,
-                       coalesce(failed AND status_text ILIKE '%robots%', false),
-                       status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))
-                FROM merged
+                SELECT DISTINCT src, dst,
+                       CASE WHEN lower(kind) IN {edges.kinds(edges.redirect_types)} THEN 'redirect' ELSE 'canonical' END AS what
+                FROM {edges.rows(origin)}
+                WHERE lower(kind) IN {edges.kinds(edges.special_types)} AND src IS NOT NULL AND dst IS NOT NULL
                 """
             )
-            con.execute(
-                "INSERT INTO redirects SELECT p.url, coalesce(p.status, 301), p.redirect_to FROM pages p "
-                "WHERE p.redirect_to IS NOT NULL ORDER BY p.seq"
-            )
-            skipped = con.execute(
-                f"""
-                SELECT reason, count(*) AS n, any_value(example) AS example FROM (
-                    SELECT CASE
-                        WHEN lower(kind) IN {kinds(redirect_types or ('',))} THEN 'note:redirect rows (' || kind || ')'
-                        WHEN lower(kind) IN {kinds(canonical_types or ('',))} THEN 'note:canonical rows (' || kind || ')'
-                        WHEN NOT {is_link} THEN 'not a hyperlink (' || kind || ')'
-                        WHEN src_raw IS NULL OR trim(src_raw) = '' THEN 'source URL missing'
-                        WHEN src IS NULL THEN 'source is not an http(s) URL'
-                        WHEN dst_raw IS NULL OR trim(dst_raw) = '' THEN 'target URL missing'
-                        WHEN dst IS NULL THEN 'target is not an http(s) URL'
-                        WHEN position_raw IS NOT NULL AND {position_sql} IS NULL
-                            THEN 'note:position:' || position_raw
-                        END AS reason,
-                        CASE WHEN src IS NULL THEN src_raw ELSE dst_raw END AS example
-                    FROM {raw(scan_plain, origin)}
-                ) WHERE reason IS NOT NULL GROUP BY reason ORDER BY n DESC, reason
-                """
-            ).fetchall()
-            self.set_meta({**meta, "start_url": start_url, "limits_hit": False})
-            counts = con.execute(
-                "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FROM redirects), "
-                "(SELECT count(*) FROM pages WHERE canonical IS NOT NULL AND canonical <> url)"
-            ).fetchone()
-            for table in ("_lj_obs", "_lj_special", "_lj_rejects", "_lj_reject_scans"):
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _lj_special (src VARCHAR, dst VARCHAR, what VARCHAR)")
+        # The start page: the given one, else the site root when it is in the graph, else the
+        # most-linked internal page.
+        if start_url is None:
+            root = origin + "/"
+            present = con.execute(
+                "SELECT EXISTS (SELECT 1 FROM links WHERE source_url = ? OR target_url = ?)", [root, root]
+            ).fetchone()[0]  # type: ignore[index]
+            start_url = root if present else con.execute(
+                "SELECT target_url FROM links WHERE is_internal GROUP BY target_url "
+                "ORDER BY count(*) DESC, target_url LIMIT 1"
+            ).fetchone()[0]  # type: ignore[index]
+        # Pages: every source, internal target, redirect and canonical URL. A status of 0 (Screaming
+        # Frog: no response) becomes an error with its reason phrase, like a failed fetch.
+        html_test = f"status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))"
+        con.execute(
+            f"""
+            INSERT INTO pages (url, seq, status, content_type, found_via, redirect_to, canonical, error,
+                               blocked_by_robots, is_html)
+            WITH sources AS (SELECT DISTINCT source_url AS url FROM links),
+                 everything AS (
+                    SELECT url FROM sources
+                    UNION SELECT target_url FROM links WHERE is_internal
+                    UNION SELECT src FROM _lj_special
+                    UNION SELECT dst FROM _lj_special WHERE {internal.format('dst')}
+                 ),
+                 redirect AS (SELECT src AS url, min(dst) AS redirect_to FROM _lj_special WHERE what = 'redirect' GROUP BY src),
+                 canonical AS (SELECT src AS url, min(dst) AS canonical FROM _lj_special WHERE what = 'canonical' GROUP BY src),
+                 merged AS (
+                    SELECT e.url, o.status_text, r.redirect_to, c.canonical, s.url IS NOT NULL AS is_source,
+                           CASE WHEN o.status > 0 THEN o.status
+                                WHEN o.status = 0 THEN NULL
+                                WHEN r.url IS NOT NULL THEN 301
+                                WHEN s.url IS NOT NULL THEN 200 END AS status,
+                           coalesce(o.status = 0, false) AS failed
+                    FROM everything e
+                    LEFT JOIN _lj_obs o ON o.url = e.url
+                    LEFT JOIN redirect r ON r.url = e.url
+                    LEFT JOIN canonical c ON c.url = e.url
+                    LEFT JOIN sources s ON s.url = e.url
+                 )
+            SELECT url, row_number() OVER (ORDER BY url = {lit(start_url)} DESC, url) - 1, status,
+                   CASE WHEN {html_test} THEN 'text/html' END, 'import',
+                   CASE WHEN status BETWEEN 300 AND 399 OR status IS NULL THEN redirect_to END,
+                   canonical,
+                   CASE WHEN failed THEN coalesce(status_text, 'no response') END,
+                   failed AND coalesce(status_text ILIKE '%robots%', false),
+                   coalesce({html_test}, false)
+            FROM merged
+            """
+        )
+        con.execute(
+            "INSERT INTO redirects SELECT url, coalesce(status, 301), redirect_to FROM pages "
+            "WHERE redirect_to IS NOT NULL ORDER BY seq"
+        )
+        self.set_meta({**meta, "start_url": start_url, "limits_hit": False})
+        counts = con.execute(
+            "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FROM redirects), "
+            "(SELECT count(*) FROM pages WHERE canonical IS NOT NULL AND canonical <> url)"
+        ).fetchone()
+        for table in ("_lj_obs", "_lj_special", "_lj_rejects", "_lj_reject_scans"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
         return {
             "links": n_links, "pages": int(counts[0]), "redirects": int(counts[1]),  # type: ignore[index]
             "canonicalised": int(counts[2]), "start_url": start_url,  # type: ignore[index]
-            "skipped": [(str(r[0]), int(r[1]), None if r[2] is None else str(r[2])) for r in skipped],
-            "rejected": n_rejects, "rejected_lines": rejects,
+            "skipped": skipped, "rejected": rejected, "rejected_lines": rejected_lines,
         }
+
+    def _edge_skip_reasons(self, edges: _EdgeSql, origin: str) -> list[tuple[str, int, str | None]]:
+        """(reason, rows, one example value) for rows that are not links. Reasons starting with
+        'note:' are rows used otherwise (redirects, canonicals) or kept links with an unknown
+        position."""
+        rows = self.con.execute(
+            f"""
+            SELECT reason, count(*) AS n, any_value(example) AS example FROM (
+                SELECT CASE
+                    WHEN lower(kind) IN {edges.kinds(edges.redirect_types)} THEN 'note:redirect rows (' || kind || ')'
+                    WHEN lower(kind) IN {edges.kinds(edges.canonical_types)} THEN 'note:canonical rows (' || kind || ')'
+                    WHEN NOT {edges.is_link} THEN 'not a hyperlink (' || kind || ')'
+                    WHEN src_raw IS NULL OR trim(src_raw) = '' THEN 'source URL missing'
+                    WHEN src IS NULL THEN 'source is not an http(s) URL'
+                    WHEN dst_raw IS NULL OR trim(dst_raw) = '' THEN 'target URL missing'
+                    WHEN dst IS NULL THEN 'target is not an http(s) URL'
+                    WHEN position_raw IS NOT NULL AND {edges.position} IS NULL THEN 'note:position:' || position_raw
+                    END AS reason,
+                    CASE WHEN src IS NULL THEN src_raw ELSE dst_raw END AS example
+                FROM {edges.rows(origin)}
+            ) WHERE reason IS NOT NULL GROUP BY reason ORDER BY n DESC, reason
+            """
+        ).fetchall()
+        return [(str(r[0]), int(r[1]), None if r[2] is None else str(r[2])) for r in rows]
 
     def _derived_tables(self) -> list[str]:
         """Tables computed from the link graph (scores, flows, findings...) that exist in this store."""
         names = {r[0] for r in self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-        return [t for t in ("scores", "link_flows", "section_flows", "findings") if t in names]
+        return [t for t in ("scores", "link_flows", "section_flows", "findings", "finding_items", "juice_flow")
+                if t in names]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -901,6 +1067,63 @@ def _first_line(exc: BaseException) -> str:
 # URL paths that are files, not HTML pages (a link export does not give content types).
 _NOT_HTML = (r"\.(pdf|jpe?g|png|gif|webp|avif|svg|ico|bmp|tiff?|zip|gz|tgz|rar|7z|docx?|xlsx?|pptx?|odt|csv|"
              r"mp3|wav|mp4|m4v|avi|mov|webm|woff2?|ttf|eot|otf|css|js|json|xml|txt|exe|dmg|apk)(\?.*)?$")
+
+class _EdgeSql:
+    """SQL fragments for reading one edge file (link-graph import): the scans, the typed row
+    relation with normalised URLs, and the link / nofollow / position expressions."""
+
+    def __init__(self, path: str, file_format: str, columns: Mapping[str, str],
+                 csv_options: Mapping[str, Any] | None, link_types: Sequence[str] | None,
+                 redirect_types: Sequence[str], canonical_types: Sequence[str],
+                 position_map: Mapping[str, str]) -> None:
+        lit = _sql_literal
+        self.path, self.file_format, self.columns = path, file_format, columns
+        self.redirect_types, self.canonical_types = tuple(redirect_types), tuple(canonical_types)
+        self.special_types = self.redirect_types + self.canonical_types
+        self.has_status = "status" in columns or "status_text" in columns
+        if file_format == "parquet":
+            self._scan_plain = self._scan_checked = f"read_parquet({lit(path)})"
+        else:
+            opts = dict(csv_options or {})
+            cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(int(opts["ncols"])))
+            base = (f"read_csv({lit(path)}, header=false, auto_detect=false, skip={int(opts['skip'])}, "
+                    f"delim={lit(opts['delimiter'])}, quote='\"', escape='\"', encoding={lit(opts['encoding'])}, "
+                    f"columns={{{cols}}}, max_line_size=16777216")
+            self._scan_plain = base + ", ignore_errors=true)"
+            # Malformed rows are kept aside with their line numbers for the report.
+            self._scan_checked = base + ", store_rejects=true, rejects_table='_lj_rejects', rejects_scan='_lj_reject_scans')"
+        self.is_link = "TRUE" if link_types is None else f"(kind IS NULL OR lower(kind) IN {self.kinds(link_types)})"
+        cases = " ".join(f"WHEN {lit(k.lower())} THEN {lit(v)}" for k, v in position_map.items())
+        self.position = f"(CASE lower(position_raw) {cases} ELSE NULL END)" if cases else "NULL"
+        self.nofollow = ("(coalesce(follow IN ('false', 'no', '0', 'nofollow'), false) "
+                         "OR coalesce(nofollow_raw IN ('true', 'yes', '1', 'nofollow'), false) "
+                         "OR coalesce(regexp_matches(rel, '\\b(nofollow|ugc|sponsored)\\b'), false))")
+
+    @staticmethod
+    def kinds(values: Sequence[str]) -> str:
+        return "(" + ", ".join(_sql_literal(v.lower()) for v in (values or ("",))) + ")"
+
+    def _col(self, field: str) -> str:
+        if field not in self.columns:
+            return "CAST(NULL AS VARCHAR)"
+        return f"CAST({_sql_ident(self.columns[field])} AS VARCHAR)"
+
+    def rows(self, origin: str | None, *, checked: bool = False, limit: int | None = None) -> str:
+        """The file as typed rows, with src/dst normalised (paths resolved against `origin`)."""
+        c = self._col
+        scan = self._scan_checked if checked else self._scan_plain
+        origin_sql = _sql_literal(origin) if origin else "CAST(NULL AS VARCHAR)"
+        return f"""(
+            SELECT *, _lj_url(src_raw, {origin_sql}) AS src, _lj_url(dst_raw, {origin_sql}) AS dst FROM (
+                SELECT nullif(trim({c('kind')}), '') AS kind, {c('source')} AS src_raw, {c('target')} AS dst_raw,
+                       nullif(trim({c('anchor')}), '') AS anchor, nullif(trim({c('alt')}), '') AS alt,
+                       nullif(trim({c('position')}), '') AS position_raw, nullif(lower(trim({c('rel')})), '') AS rel,
+                       lower(trim({c('follow')})) AS follow, lower(trim({c('nofollow')})) AS nofollow_raw,
+                       TRY_CAST(TRY_CAST(trim({c('status')}) AS DOUBLE) AS INTEGER) AS status,
+                       nullif(trim({c('status_text')}), '') AS status_text,
+                       TRY_CAST(trim({c('link_order')}) AS INTEGER) AS link_order_given
+                FROM {scan} {f'LIMIT {int(limit)}' if limit else ''}
+            ))"""
 
 
 def _sql_literal(value: str) -> str:

@@ -10,6 +10,9 @@ __all__ = ["clean_text"]
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def clean_text(text: str) -> str:
-    """Remove control characters (terminal escape sequences included) from crawled text."""
+def clean_text(text: object) -> str:
+    """Remove control characters (terminal escape sequences included) from crawled text.
+    None and NaN (a missing value in a DataFrame) become an empty string."""
+    if not isinstance(text, str):
+        text = "" if text is None or text != text else str(text)
     return _CONTROL.sub("", text)

@@ -7,3 +7,6 @@ imports this package at its end, after `app` exists.
 from __future__ import annotations
 
 from . import model  # noqa: E402,F401
+from . import imports  # noqa: E402,F401
+from . import audit  # noqa: E402,F401
+from . import opportunities  # noqa: E402,F401

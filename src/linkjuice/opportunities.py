@@ -1,0 +1,365 @@
+"""Orchestration of link opportunities: `suggest`, `simulate` and `optimize` over a stored crawl.
+
+Reads the store once, builds the model in memory (linkjuice.whatif.ModelState) and never changes
+the stored crawl; `suggest` saves its output to the `suggestions` table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ModelConfig
+from .errors import InputFileError, UsageError
+from .pipeline import REASONS, LinkFlows, PageText, link_flows, open_store, page_text, teleport_vector
+from .score import juice_score
+from .store import Store
+from .suggest import find_anchor, title_phrases, top_similar
+from .urls import normalize_url
+from .weights import anchor_factors, relevance_factor
+from .whatif import ModelState, OptimizeResult, accounting, exact_gain, first_order_gains, greedy_optimize
+
+__all__ = ["SuggestOptions", "suggest_links", "SimulationResult", "simulate", "optimize", "load_state"]
+
+WEAK_CODES = ("weak-page", "important-but-weak")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    state: ModelState
+    flows: LinkFlows
+    page: dict[str, np.ndarray]
+    text: PageText
+    model: ModelConfig
+
+
+def load_state(store: Store, model: ModelConfig | None = None) -> Loaded:
+    """The juice model of a stored crawl, solved, in memory."""
+    model = model or ModelConfig(**_stored_model(store))
+    page = store.page_arrays()
+    if len(page["page_id"]) == 0:
+        raise UsageError(f"{store.path} holds no pages")
+    text = page_text(store, model)
+    flows = link_flows(store, model, page, text)
+    ranked = page["indexable"].astype(bool)
+    teleport, _ = teleport_vector(store, model, page, ranked)
+    content = model.position_weights.get("content", 1.0)
+    vectors = text.vectors
+    topics = text.topics
+
+    def weigh(src: np.ndarray, dst: np.ndarray, anchors: list[str], positions: list[str]) -> np.ndarray:
+        from .relevance import pair_similarity
+
+        pos = np.array([model.position_weights.get(p or "content", content) for p in positions])
+        cos = pair_similarity(vectors, src, dst) if model.relevance_weight > 0 else np.zeros(len(src))
+        _, _, anchor_f = anchor_factors(anchors, topics, dst, model)
+        return pos * relevance_factor(cos, model) * anchor_f
+
+    state = ModelState(
+        urls=page["url"], src=flows.src, dst=flows.resolved, weight=flows.weight, passes=flows.passes,
+        pass_factor=flows.pass_factor, reason=np.array(REASONS, dtype=object)[flows.reason],
+        ranked=ranked, teleport=teleport, damping=model.damping, tol=model.tol, weigh=weigh,
+    ).solve()
+    return Loaded(state=state, flows=flows, page=page, text=text, model=model)
+
+
+def _stored_model(store: Store) -> dict[str, object]:
+    """The model settings of the last `score` run, so what-ifs compare like with like."""
+    stored = store.meta().get("model") or {}
+    fields = set(ModelConfig.__dataclass_fields__)
+    return {k: v for k, v in stored.items() if k in fields}
+
+
+def _page_ids(state: ModelState, pattern: str) -> np.ndarray:
+    """Ranked pages matching a URL (exact, after normalisation) or else a regular expression."""
+    urls = state.urls
+    exact = normalize_url(pattern) if "://" in pattern else None
+    if exact is not None and (urls == exact).any():
+        ids = np.flatnonzero(urls == exact)
+    else:
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise UsageError(f"--target is neither a crawled URL nor a valid regex: {exc}") from None
+        ids = np.array([i for i, u in enumerate(urls) if regex.search(str(u))], dtype=np.int64)
+    ids = ids[state.ranked[ids]] if len(ids) else ids
+    if len(ids) == 0:
+        raise UsageError(f"no indexable crawled page matches {pattern!r}")
+    return ids.astype(np.int64)
+
+
+def _default_targets(store: Store, loaded: Loaded) -> np.ndarray:
+    state = loaded.state
+    urls = store.finding_urls(WEAK_CODES)
+    index = {u: i for i, u in enumerate(state.urls)}
+    ids = np.array(sorted(index[u] for u in urls if u in index), dtype=np.int64)
+    if len(ids) == 0:  # no audit yet: the weakest quarter of indexable pages
+        ranked = np.flatnonzero(state.ranked)
+        cut = np.percentile(state.juice[ranked], 25) if len(ranked) else 0
+        ids = ranked[state.juice[ranked] <= cut]
+    return ids[state.ranked[ids]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuggestOptions:
+    target: str | None = None  # URL or regex; default: weak pages from the audit
+    priorities: bool = False  # targets from `import priorities`
+    per_target: int = 3
+    limit: int = 50
+    min_relevance: float = 0.1
+    max_links: int = 150  # skip sources already at the too-many-links threshold
+    candidates: int = 40  # nearest neighbours examined per target
+    exact_top: int = 25  # suggestions whose gain is recomputed exactly
+
+
+def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save: bool = True) -> pd.DataFrame:
+    """Concrete new links: source, target, anchor found in the source's text, context, predicted gain."""
+    options = options or SuggestOptions()
+    with open_store(db, read_only=not save) as store:
+        loaded = load_state(store)
+        state, text = loaded.state, loaded.text
+        if options.target:
+            targets = _page_ids(state, options.target)
+        elif options.priorities:
+            prio = store.priority_urls()
+            index = {u: i for i, u in enumerate(state.urls)}
+            targets = np.array([index[u] for u in prio["url"] if u in index], dtype=np.int64)
+            if len(targets) == 0:
+                raise UsageError("no imported priority URL is a crawled page (run 'linkjuice import priorities')")
+        else:
+            targets = _default_targets(store, loaded)
+        anchors_by_page = store.source_anchors().groupby("page_id")["anchor"].apply(list).to_dict()
+        frame = _suggest(loaded, targets, options, anchors_by_page)
+        if save:
+            store.write_suggestions(frame)
+    return frame
+
+
+def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions, anchors_by_page: dict) -> pd.DataFrame:
+    state, text, model = loaded.state, loaded.text, loaded.model
+    columns = ["rank", "source_url", "target_url", "anchor", "context", "relevance", "predicted_gain", "gain_pct",
+               "exact", "source_juice_score", "target_juice_score"]
+    if len(targets) == 0:
+        return pd.DataFrame(columns=columns)
+    t_ids, s_ids, cos = top_similar(text.vectors, targets, options.candidates, min_similarity=options.min_relevance)
+    existing = set(zip(state.src.tolist(), state.dst.tolist())) | set(zip(loaded.flows.src.tolist(), loaded.flows.dst.tolist()))
+    outlinks = np.bincount(loaded.flows.src[loaded.flows.is_internal], minlength=state.n)
+    keep = np.array([state.ranked[s] and (s, t) not in existing and outlinks[s] < options.max_links
+                     for s, t in zip(s_ids.tolist(), t_ids.tolist())], dtype=bool)
+    t_ids, s_ids, cos = t_ids[keep], s_ids[keep], cos[keep]
+    if len(t_ids) == 0:
+        return pd.DataFrame(columns=columns)
+    # Rank candidates by first-order gain for their own target (one adjoint solve per target).
+    content = model.position_weights.get("content", 1.0)
+    weight = content * relevance_factor(cos, model)
+    gains = np.zeros(len(t_ids))
+    for t in np.unique(t_ids):
+        sel = t_ids == t
+        objective = np.zeros(state.n)
+        objective[t] = 1.0
+        gains[sel] = first_order_gains(state, s_ids[sel], t_ids[sel], weight[sel], objective)
+    frame = text.frame
+    titles, h1s, main_text, headings = frame["title"], frame["h1"], frame["main_text"], frame["headings"]
+    phrases_cache: dict[int, list[str]] = {}
+    used: dict[int, list[str]] = {}
+    rows = []
+    for k in np.argsort(-gains, kind="stable"):
+        s, t = int(s_ids[k]), int(t_ids[k])
+        if len(used.get(t, [])) >= options.per_target:
+            continue
+        phrases = phrases_cache.get(t)
+        if phrases is None:
+            phrases = phrases_cache[t] = title_phrases(titles[t], h1s[t])
+        match = find_anchor(main_text[s], phrases, existing_anchors=anchors_by_page.get(s, []),
+                            headings=[titles[s], h1s[s], *str(headings[s]).split("\n")], avoid=used.get(t, []))
+        if match is None:
+            continue
+        used.setdefault(t, []).append(match.anchor.lower())
+        link_weight = float(state.weigh(np.array([s]), np.array([t]), [match.anchor], ["content"])[0]) if state.weigh else float(weight[k])
+        rows.append({"source": s, "target": t, "anchor": match.anchor, "context": match.context,
+                     "relevance": float(cos[k]), "weight": link_weight, "first_order": float(gains[k] * link_weight / weight[k])})
+        if len(rows) >= options.limit:
+            break
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(rows).sort_values("first_order", ascending=False, ignore_index=True)
+    exact = np.zeros(len(out), bool)
+    predicted = out["first_order"].to_numpy().copy()
+    for i in range(min(options.exact_top, len(out))):
+        objective = np.zeros(state.n)
+        objective[out.at[i, "target"]] = 1.0
+        predicted[i] = exact_gain(state, int(out.at[i, "source"]), int(out.at[i, "target"]), float(out.at[i, "weight"]), objective)
+        exact[i] = True
+    scores = juice_score(state.juice, state.ranked, (1 - state.damping) * float(state.teleport[state.ranked].min()))
+    result = pd.DataFrame({
+        "source_url": state.urls[out["source"]], "target_url": state.urls[out["target"]], "anchor": out["anchor"],
+        "context": out["context"], "relevance": out["relevance"], "predicted_gain": predicted,
+        "gain_pct": 100 * predicted / state.juice[out["target"]], "exact": exact,
+        "source_juice_score": scores[out["source"]], "target_juice_score": scores[out["target"]],
+    }).sort_values("predicted_gain", ascending=False, ignore_index=True)
+    result.insert(0, "rank", np.arange(1, len(result) + 1, dtype=np.int32))
+    return result
+
+
+# -- simulate ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    pages: pd.DataFrame  # url, juice_before, juice_after, change, change_pct, score_before, score_after
+    accounting_before: pd.DataFrame  # reason, juice, share
+    accounting_after: pd.DataFrame
+    changes: list[str]  # what was applied, in words
+
+
+def _read_edges(path: str | Path, *, need_anchor: bool = False) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError("no such file", path=str(p))
+    try:
+        frame = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text", path=str(p)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"not a CSV file ({str(exc).splitlines()[0]})", path=str(p)) from None
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    for column in ("source", "target"):
+        if column not in frame.columns:
+            raise InputFileError(f"missing column {column!r} (need source,target[,anchor,position])", path=str(p), line=1)
+    return frame
+
+
+def _ids_for(state: ModelState, frame: pd.DataFrame, path: str | Path, base: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Page ids of the file's source/target URLs (absolute, or paths on the crawled site)."""
+    index = {u: i for i, u in enumerate(state.urls)}
+    src, dst = [], []
+    for line, (a, b) in enumerate(zip(frame["source"], frame["target"]), start=2):
+        ua, ub = normalize_url(a, base), normalize_url(b, base)
+        if ua not in index:
+            raise InputFileError(f"source {a!r} is not a crawled page", path=str(path), line=line)
+        if ub not in index:
+            raise InputFileError(f"target {b!r} is not a crawled page", path=str(path), line=line)
+        src.append(index[ua])
+        dst.append(index[ub])
+    return np.array(src, np.int64), np.array(dst, np.int64)
+
+
+def simulate(
+    db: str | Path,
+    *,
+    add: str | Path | None = None,
+    remove: str | Path | None = None,
+    fix_redirects: bool = False,
+    nofollow_to_follow: bool = False,
+    drop_section: str | None = None,
+) -> SimulationResult:
+    """Recompute the model after hypothetical edits; the stored crawl is not changed."""
+    with open_store(db) as store:
+        loaded = load_state(store)
+        base = store.meta().get("start_url")
+    before = loaded.state
+    after = before
+    flows = loaded.flows
+    changes: list[str] = []
+    if remove:
+        frame = _read_edges(remove)
+        src, dst = _ids_for(before, frame, remove, base)
+        pairs = set(zip(src.tolist(), dst.tolist()))
+        raw = flows.dst
+        drop = np.array([(s, d) in pairs or (s, r) in pairs for s, d, r in
+                         zip(after.src.tolist(), raw.tolist(), after.dst.tolist())], dtype=bool)
+        after = after.without(drop)
+        flows_mask = ~drop
+        changes.append(f"removed {int(drop.sum())} links")
+    else:
+        flows_mask = np.ones(len(after.src), bool)
+    raw_dst = flows.dst[flows_mask]
+    if fix_redirects:
+        status = loaded.page["status"]
+        via_redirect = (raw_dst >= 0) & (status[np.where(raw_dst >= 0, raw_dst, 0)] >= 300) & (status[np.where(raw_dst >= 0, raw_dst, 0)] < 400)
+        after = replace(after, pass_factor=np.where(via_redirect, 1.0, after.pass_factor))
+        changes.append(f"pointed {int(via_redirect.sum())} links at their final targets")
+    if nofollow_to_follow:
+        flip = (after.reason == "nofollow") & (after.dst >= 0)
+        flip &= after.ranked[np.where(after.dst >= 0, after.dst, 0)]
+        after = replace(after, passes=after.passes | flip, reason=np.where(flip, "passed", after.reason).astype(object))
+        changes.append(f"made {int(flip.sum())} nofollow links followed")
+    if drop_section:
+        prefix = drop_section if drop_section.startswith("/") else "/" + drop_section
+        in_section = np.array([str(u).split("://", 1)[-1].partition("/")[1:] != ("", "") and
+                               ("/" + str(u).split("://", 1)[-1].partition("/")[2]).startswith(prefix)
+                               for u in after.urls], dtype=bool)
+        touching = in_section[after.src] | (after.dst >= 0) & in_section[np.where(after.dst >= 0, after.dst, 0)]
+        after = after.without(touching)
+        after = replace(after, ranked=after.ranked & ~in_section)
+        changes.append(f"dropped {int(in_section.sum())} pages under {prefix} and {int(touching.sum())} links to or from them")
+    if add:
+        frame = _read_edges(add)
+        src, dst = _ids_for(before, frame, add, base)
+        # A link added without a stated anchor is assumed to name its target (its title), the
+        # same assumption `optimize` makes, so the two always agree.
+        titles = loaded.text.frame["title"]
+        given = list(frame["anchor"]) if "anchor" in frame.columns else [""] * len(src)
+        anchors = [a if a.strip() else str(titles[t]) for a, t in zip(given, dst.tolist())]
+        positions = list(frame["position"]) if "position" in frame.columns else ["content"] * len(src)
+        weights = before.weigh(src, dst, anchors, positions) if before.weigh else np.ones(len(src))
+        after = after.with_links(src, dst, weights)
+        changes.append(f"added {len(src)} links")
+    if not changes:
+        raise UsageError("nothing to simulate: give --add, --remove, --fix-redirects, --nofollow-to-follow or --drop-section")
+    after = after.solve(start=before.juice)
+    floor_b = (1 - before.damping) * float(before.teleport[before.ranked].min())
+    score_b = juice_score(before.juice, before.ranked, floor_b)
+    score_a = juice_score(after.juice, after.ranked, floor_b)
+    pages = pd.DataFrame({
+        "url": before.urls,
+        "juice_before": np.where(before.ranked, before.juice, np.nan),
+        "juice_after": np.where(after.ranked, after.juice, np.nan),
+        "score_before": score_b, "score_after": score_a,
+    })
+    pages["change"] = pages["juice_after"].fillna(0) - pages["juice_before"].fillna(0)
+    pages["change_pct"] = 100 * pages["change"] / pages["juice_before"]
+    pages = pages[before.ranked | after.ranked].sort_values("change", key=np.abs, ascending=False, ignore_index=True)
+    return SimulationResult(pages=pages, accounting_before=accounting(before), accounting_after=accounting(after),
+                            changes=changes)
+
+
+# -- optimize ---------------------------------------------------------------------------------
+def optimize(db: str | Path, target: str, budget: int, *, min_relevance: float = 0.05, candidates: int = 200,
+             max_links: int = 150) -> tuple[OptimizeResult, pd.DataFrame]:
+    """Greedy choice of `budget` new links that raise the target set's juice the most.
+
+    Returns the optimiser's result and its chosen links with an anchor found in each source."""
+    if budget < 1:
+        raise UsageError("--budget must be at least 1")
+    with open_store(db) as store:
+        loaded = load_state(store)
+        anchors_by_page = store.source_anchors().groupby("page_id")["anchor"].apply(list).to_dict()
+    state, text = loaded.state, loaded.text
+    targets = _page_ids(state, target)
+    t_ids, s_ids, cos = top_similar(text.vectors, targets, candidates, min_similarity=min_relevance)
+    existing = set(zip(state.src.tolist(), state.dst.tolist())) | set(zip(loaded.flows.src.tolist(), loaded.flows.dst.tolist()))
+    keep = np.array([state.ranked[s] and (s, t) not in existing for s, t in zip(s_ids.tolist(), t_ids.tolist())], bool)
+    t_ids, s_ids, cos = t_ids[keep], s_ids[keep], cos[keep]
+    if len(t_ids) == 0:
+        raise UsageError("no relevant candidate sources for the target(s): lower --min-relevance")
+    objective = np.zeros(state.n)
+    objective[targets] = 1.0
+    # Candidates are weighed as content links whose anchor names the target (factor 1).
+    weight = loaded.model.position_weights.get("content", 1.0) * relevance_factor(cos, loaded.model)
+    outlinks = np.bincount(loaded.flows.src[loaded.flows.is_internal], minlength=state.n)
+    result = greedy_optimize(state, s_ids, t_ids, weight, objective, budget, max_links=max_links, existing_links=outlinks)
+    frame = text.frame
+    index = {u: i for i, u in enumerate(state.urls)}
+    anchors, contexts = [], []
+    for s_url, t_url in zip(result.chosen["source_url"], result.chosen["target_url"]):
+        s, t = index[s_url], index[t_url]
+        match = find_anchor(frame["main_text"][s], title_phrases(frame["title"][t], frame["h1"][t]),
+                            existing_anchors=anchors_by_page.get(s, []),
+                            headings=[frame["title"][s], frame["h1"][s], *str(frame["headings"][s]).split("\n")])
+        anchors.append(match.anchor if match else None)
+        contexts.append(match.context if match else None)
+    chosen = result.chosen.assign(anchor=anchors, context=contexts)
+    return result, chosen

@@ -1,0 +1,133 @@
+"""Link suggestions: relevant strong sources for weak targets, with an anchor phrase that is
+already in the source's own text.
+
+Candidates come from a sparse top-k similarity search on TF-IDF (or semantic) vectors, never an
+all-pairs loop; anchors are phrases of the target's title/h1 found verbatim in the source's main
+text, outside existing links and headings, with the sentence around them as context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["top_similar", "title_phrases", "find_anchor", "AnchorMatch"]
+
+_WORD = re.compile(r"[^\W_][^\W_'’-]*(?:['’-][^\W_]+)*", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_STOP = frozenset("""a an and are as at be by for from has have how i in into is it its of on or our
+that the this to was we what when where which why with you your vs""".split())
+_TITLE_SEPARATORS = re.compile(r"\s+[|–—·:-]\s+")
+
+
+def top_similar(vectors: sp.csr_matrix, targets: np.ndarray, k: int, *, chunk: int = 256,
+                min_similarity: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each target row, the k most similar other rows: (target, candidate, cosine) arrays.
+
+    Rows must be L2-normalised. Sparse products in chunks of targets keep memory at
+    O(chunk x non-zeros) instead of an all-pairs matrix."""
+    vectors = sp.csr_matrix(vectors)
+    transposed = vectors.T.tocsc()
+    out_t, out_c, out_s = [], [], []
+    for start in range(0, len(targets), chunk):
+        block = np.asarray(targets[start:start + chunk])
+        sims = (vectors[block] @ transposed).tocsr()
+        for row, target in enumerate(block):
+            lo, hi = sims.indptr[row], sims.indptr[row + 1]
+            cols, vals = sims.indices[lo:hi], sims.data[lo:hi]
+            keep = (cols != target) & (vals > min_similarity)
+            cols, vals = cols[keep], vals[keep]
+            if len(cols) > k:
+                top = np.argpartition(-vals, k)[:k]
+                cols, vals = cols[top], vals[top]
+            out_t.append(np.full(len(cols), target))
+            out_c.append(cols)
+            out_s.append(vals)
+    if not out_t:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0)
+    return (np.concatenate(out_t).astype(np.int64), np.concatenate(out_c).astype(np.int64),
+            np.concatenate(out_s).astype(np.float64))
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def title_phrases(title: str | None, h1: str | None, keywords: Iterable[str] = (), *, max_words: int = 6) -> list[str]:
+    """Candidate anchor phrases naming a page: n-grams of its title and h1 (site name removed),
+    longest first, that neither start nor end with a stop word; then its top keywords."""
+    phrases: dict[str, None] = {}
+    for text in (h1, title):
+        if not text:
+            continue
+        main = _TITLE_SEPARATORS.split(text)[0]  # "Sourdough starter | Crumb & Co" -> "Sourdough starter"
+        words = _words(main)
+        for size in range(min(max_words, len(words)), 0, -1):
+            for i in range(len(words) - size + 1):
+                gram = words[i:i + size]
+                if gram[0].lower() in _STOP or gram[-1].lower() in _STOP:
+                    continue
+                # A single word is too vague an anchor unless the title has nothing longer.
+                if size == 1 and (len(gram[0]) < 4 or sum(w.lower() not in _STOP for w in words) > 1):
+                    continue
+                phrases.setdefault(" ".join(gram).lower(), None)
+    for phrase in keywords:
+        if len(phrase) >= 4 and phrase.lower() not in _STOP:
+            phrases.setdefault(phrase.lower(), None)
+    # Multi-word phrases first (more descriptive), longer first; single words last.
+    return sorted(phrases, key=lambda p: (-min(len(p.split()), 4), -len(p)))
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorMatch:
+    anchor: str  # the phrase as written in the source
+    context: str  # the sentence that holds it
+
+
+def _mask(text: str, phrases: Iterable[str]) -> str:
+    """Blank out (same length) every occurrence of the given phrases, case-insensitively."""
+    for phrase in sorted({p.strip() for p in phrases if p and len(p.strip()) >= 2}, key=len, reverse=True):
+        text = re.sub(re.escape(phrase), lambda m: "\x00" * len(m.group()), text, flags=re.IGNORECASE)
+    return text
+
+
+def find_anchor(main_text: str, phrases: Sequence[str], *, existing_anchors: Iterable[str] = (),
+                headings: Iterable[str] = (), avoid: Iterable[str] = ()) -> AnchorMatch | None:
+    """The first phrase (in preference order) found in `main_text` outside existing links and
+    headings, as a whole-word match; phrases in `avoid` are used only if nothing else fits."""
+    if not main_text or not phrases:
+        return None
+    heading_lines = {h.strip().lower() for h in headings if h and h.strip()}
+    lines = main_text.split("\n")
+    masked_lines = [("\x00" * len(line)) if line.strip().lower() in heading_lines else line for line in lines]
+    masked = _mask("\n".join(masked_lines), existing_anchors)
+    avoid_set = {a.lower() for a in avoid}
+    ordered = [p for p in phrases if p.lower() not in avoid_set] + [p for p in phrases if p.lower() in avoid_set]
+    for phrase in ordered:
+        pattern = re.compile(r"(?<![\w\x00])" + re.escape(phrase) + r"(?![\w\x00])", re.IGNORECASE)
+        match = pattern.search(masked)
+        if match is None:
+            continue
+        original = main_text[match.start():match.end()]
+        return AnchorMatch(anchor=original, context=_sentence_around(main_text, match.start(), match.end()))
+    return None
+
+
+def _sentence_around(text: str, start: int, end: int) -> str:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    line = text[line_start:line_end]
+    offset = start - line_start
+    pos = 0
+    for sentence in _SENTENCE_END.split(line):
+        found = line.find(sentence, pos)
+        if found <= offset < found + len(sentence) + 1:
+            return sentence.strip()[:400]
+        pos = found + len(sentence)
+    return line.strip()[:400]

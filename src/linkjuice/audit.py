@@ -1,0 +1,1010 @@
+"""The internal link audit: everything that stops link juice from flowing, with the fix for each.
+
+Input: frames the store reads (pages, every internal link, the model's per-link flows, redirect
+paths, sitemap and imported URLs, Search Console and priority data). Output: findings (one row
+each, with a stable code, a severity and the juice at stake), their items (one row per affected
+link or URL, never joined strings) and the site's juice accounting.
+
+Juice at stake is in the units of pages.juice and comes from the model's own flows: a link carries
+d x juice(source) x share (score.juice_rank); a finding about links sums what those links carry;
+a finding about a weak page measures its shortfall against a reference page. docs/audit.md gives
+every formula. This module never touches the store, the crawler or the network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .anchors import is_generic_anchor, normalize_anchor
+from .errors import UsageError
+
+__all__ = [
+    "Severity",
+    "CodeInfo",
+    "CODES",
+    "FAIL_ON_GROUPS",
+    "FINDING_COLUMNS",
+    "ITEM_COLUMNS",
+    "AuditThresholds",
+    "AuditInputs",
+    "Finding",
+    "AuditResult",
+    "FailOn",
+    "audit_site",
+    "account_juice",
+    "summarize",
+    "parse_fail_on",
+    "url_key",
+]
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTICE = "notice"
+
+
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTICE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    severity: Severity  # the default; a finding may be downgraded (orphans after a partial crawl)
+    title: str
+
+
+# The stable finding codes, in the order the summary shows codes of equal severity.
+CODES: Mapping[str, CodeInfo] = MappingProxyType({
+    "broken-links": CodeInfo(Severity.ERROR, "Broken internal links"),
+    "redirect-loop": CodeInfo(Severity.ERROR, "Redirect loops"),
+    "redirect-to-broken": CodeInfo(Severity.ERROR, "Redirects to broken pages"),
+    "canonical-to-broken": CodeInfo(Severity.ERROR, "Canonical tags pointing at broken pages"),
+    "orphan": CodeInfo(Severity.ERROR, "Orphan pages"),
+    "redirect-chain": CodeInfo(Severity.WARNING, "Redirect chains"),
+    "redirect-to-non-indexable": CodeInfo(Severity.WARNING, "Redirects to non-indexable pages"),
+    "links-to-redirects": CodeInfo(Severity.WARNING, "Links to redirects"),
+    "orphan-nofollow-only": CodeInfo(Severity.WARNING, "Pages linked only with nofollow"),
+    "orphan-noindex-only": CodeInfo(Severity.WARNING, "Pages linked only from non-indexable pages"),
+    "important-but-weak": CodeInfo(Severity.WARNING, "Important pages with little juice"),
+    "deep-page": CodeInfo(Severity.WARNING, "Deep pages"),
+    "dead-end": CodeInfo(Severity.WARNING, "Dead ends"),
+    "too-many-links": CodeInfo(Severity.WARNING, "Pages with too many links"),
+    "nofollow-internal": CodeInfo(Severity.WARNING, "Internal nofollow links"),
+    "links-to-noindex": CodeInfo(Severity.WARNING, "Links to noindex pages"),
+    "links-to-blocked": CodeInfo(Severity.WARNING, "Links to pages blocked by robots.txt"),
+    "canonical-to-redirect": CodeInfo(Severity.WARNING, "Canonical tags pointing at redirects"),
+    "canonical-to-noindex": CodeInfo(Severity.WARNING, "Canonical tags pointing at noindex pages"),
+    "empty-anchor": CodeInfo(Severity.WARNING, "Links without anchor text"),
+    "weak-page": CodeInfo(Severity.NOTICE, "Weakly linked pages"),
+    "links-to-canonicalised": CodeInfo(Severity.NOTICE, "Links to canonicalised pages"),
+    "links-to-non-html": CodeInfo(Severity.NOTICE, "Links to non-HTML files"),
+    "generic-anchor": CodeInfo(Severity.NOTICE, "Generic anchors"),
+    "anchor-multiple-targets": CodeInfo(Severity.NOTICE, "One anchor text for several pages"),
+    "mostly-generic-anchors": CodeInfo(Severity.NOTICE, "Pages reached mostly by generic anchors"),
+})
+
+# Names accepted by --fail-on besides the codes themselves (and the severities error/warning).
+FAIL_ON_GROUPS: Mapping[str, frozenset[str]] = MappingProxyType({
+    "broken-links": frozenset({"broken-links", "redirect-to-broken"}),
+    "orphans": frozenset({"orphan", "orphan-nofollow-only", "orphan-noindex-only"}),
+    "redirect-loops": frozenset({"redirect-loop"}),
+    "redirects": frozenset({"redirect-loop", "redirect-chain", "redirect-to-broken", "redirect-to-non-indexable",
+                            "links-to-redirects"}),
+    "canonicals": frozenset({"canonical-to-broken", "canonical-to-redirect", "canonical-to-noindex",
+                             "links-to-canonicalised"}),
+    "anchors": frozenset({"empty-anchor", "generic-anchor", "anchor-multiple-targets", "mostly-generic-anchors"}),
+    "weak-pages": frozenset({"weak-page", "important-but-weak", "deep-page"}),
+})
+
+FINDING_COLUMNS: tuple[str, ...] = (
+    "finding_id", "code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix",
+)
+ITEM_COLUMNS: tuple[str, ...] = (
+    "finding_id", "code", "url", "source_url", "target_url", "anchor", "position", "link_order", "juice", "detail",
+)
+
+_BROKEN_STATES = ("client error", "server error", "error")
+_EDITORIAL_POSITIONS = ("content", "aside")  # where a writer chose the anchor (not menus or templates)
+# Accounting categories: a link's reason (pipeline.REASONS), with "passed" split by how it arrives.
+_FLOW_CATEGORIES = ("indexable", "redirected", "canonicalised", "broken", "redirect_lost", "nofollow",
+                    "non_indexable", "blocked", "external", "not_crawled")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditThresholds:
+    """When a page counts as deep, weak, overlinked... Set in `[audit]` of linkjuice.toml or by options."""
+
+    max_depth: int = 3  # deep-page: click depth above this
+    max_links: int = 150  # too-many-links: unique internal link targets above this
+    min_inlinks: int = 2  # weak-page: fewer followed links from other pages than this
+    weak_score: float = 20.0  # weak-page: juice_score (0-100) below this
+    important_top_share: float = 0.2  # important: in the top share of pages by clicks or impressions
+    important_percentile: float = 50.0  # important-but-weak: juice below this percentile of indexable pages
+    generic_share: float = 0.5  # mostly-generic-anchors: share of inbound anchors that are generic or empty
+    min_generic_links: int = 2  # mostly-generic-anchors: only for pages with at least this many inbound links
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_links", "min_inlinks", "min_generic_links"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"audit threshold {name.replace('_', '-')} must not be negative")
+        for name, low, high in (("weak_score", 0, 100), ("important_percentile", 0, 100),
+                                ("important_top_share", 0, 1), ("generic_share", 0, 1)):
+            if not low <= getattr(self, name) <= high:
+                raise UsageError(f"audit threshold {name.replace('_', '-')} must be between {low} and {high}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: AuditThresholds | None = None) -> AuditThresholds:
+        """`base` (default: the defaults) with the keys of a TOML table or of CLI options replaced;
+        keys may use dashes or underscores, unknown keys raise UsageError."""
+        known = {f.name: f for f in fields(cls)}
+        out = asdict(base) if base is not None else {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise UsageError(f"unknown audit threshold {key!r}: choose from "
+                                 f"{', '.join(sorted(n.replace('_', '-') for n in known))}")
+            expected = int if known[name].type in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"audit threshold {key!r} must be a number")
+            if expected is int and float(value) != int(value):
+                raise UsageError(f"audit threshold {key!r} must be a whole number")
+            out[name] = expected(value)
+        return cls(**out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditInputs:
+    """What the audit reads (linkjuice.store.Store's audit methods produce each frame)."""
+
+    pages: pd.DataFrame  # Store.audit_pages(): one row per page, row i = page_id i
+    flows: pd.DataFrame  # Store.audit_link_flows(): one row per (source page, target URL)
+    links: pd.DataFrame  # Store.audit_links(): one row per internal link, self-links left out
+    redirect_paths: pd.DataFrame  # Store.redirect_paths()
+    known_urls: pd.DataFrame  # Store.known_urls(): url, source
+    importance: pd.DataFrame  # Store.importance_inputs(): url, clicks, impressions, weight
+    damping: float
+    crawl_complete: bool  # False when the crawl stopped at a limit (max pages, max depth)
+    start_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One problem; its affected links or URLs are the rows of AuditResult.items with its finding_id."""
+
+    finding_id: int
+    code: str
+    severity: Severity
+    url: str
+    anchor: str | None
+    item_count: int
+    juice_at_stake: float
+    explanation: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    findings: pd.DataFrame  # FINDING_COLUMNS, in priority order
+    items: pd.DataFrame  # ITEM_COLUMNS
+    juice_flow: pd.DataFrame  # dimension (destination | position), category, juice, share
+    summary: dict[str, Any]  # totals, concentration, crawl completeness, thresholds
+
+    def records(self) -> list[Finding]:
+        return [Finding(**{**row, "severity": Severity(row["severity"]),
+                           "anchor": None if pd.isna(row["anchor"]) else row["anchor"]})
+                for row in self.findings.to_dict("records")]
+
+    def by_code(self) -> pd.DataFrame:
+        """One row per finding code present: severity, findings, items, juice at stake; by priority."""
+        return summarize(self.findings)
+
+
+def summarize(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings counted per code, ordered by severity, then juice at stake."""
+    if findings.empty:
+        return pd.DataFrame(columns=["code", "title", "severity", "findings", "items", "juice_at_stake"])
+    out = findings.groupby(["code", "severity"], as_index=False).agg(
+        findings=("finding_id", "size"), items=("item_count", "sum"), juice_at_stake=("juice_at_stake", "sum"))
+    out["title"] = out["code"].map(lambda c: CODES[c].title)
+    out["_rank"] = out["severity"].map(lambda s: _SEVERITY_RANK[Severity(s)])
+    out = out.sort_values(["_rank", "juice_at_stake", "findings"], ascending=[True, False, False], ignore_index=True)
+    return out[["code", "title", "severity", "findings", "items", "juice_at_stake"]]
+
+
+# -- --fail-on ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FailOn:
+    codes: frozenset[str]
+    severities: frozenset[str]
+
+    def matches(self, findings: pd.DataFrame) -> pd.DataFrame:
+        mask = findings["code"].isin(self.codes) | findings["severity"].isin(self.severities)
+        return findings[mask]
+
+
+def parse_fail_on(spec: str) -> FailOn:
+    """Comma-separated codes, group names (FAIL_ON_GROUPS) or severities ("error" = any error,
+    "warning" = any error or warning). A group name wins over a code of the same name."""
+    codes: set[str] = set()
+    severities: set[str] = set()
+    for raw in spec.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name in FAIL_ON_GROUPS:
+            codes |= FAIL_ON_GROUPS[name]
+        elif name in CODES:
+            codes.add(name)
+        elif name in ("error", "errors"):
+            severities.add(Severity.ERROR)
+        elif name in ("warning", "warnings"):
+            severities |= {Severity.ERROR, Severity.WARNING}
+        else:
+            raise UsageError(f"--fail-on: unknown finding {name!r}: use a code (see docs/audit.md), "
+                             f"a group ({', '.join(FAIL_ON_GROUPS)}), errors or warnings")
+    if not codes and not severities:
+        raise UsageError("--fail-on needs at least one finding code or group")
+    return FailOn(frozenset(codes), frozenset(str(s) for s in severities))
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def url_key(urls: pd.Series) -> pd.Series:
+    """The key under which URL variants are the same page for orphan detection: case and a
+    trailing slash do not matter (http://x/Page/ and http://x/page are one page)."""
+    return urls.astype("string").str.lower().str.rstrip("/")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _fmt_juice(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _score(value: Any) -> str:
+    return "-" if value is None or pd.isna(value) else f"{float(value):.0f}"
+
+
+@dataclass(slots=True)
+class _Context:
+    """Per-page arrays and per-link frames shared by the detectors."""
+
+    pages: pd.DataFrame
+    flows: pd.DataFrame
+    links: pd.DataFrame
+    t: AuditThresholds
+    d: float
+    complete: bool
+    start_url: str | None
+    juice: np.ndarray
+    ranked: np.ndarray
+    state: np.ndarray
+    reference: float  # median juice of the indexable pages
+    median_score: float
+
+    def state_of(self, ids: pd.Series | np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        return np.where(ids >= 0, self.state[np.where(ids >= 0, ids, 0)], None)
+
+
+def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
+    pages = inputs.pages.reset_index(drop=True)
+    juice = pages["juice"].astype("float64").fillna(0.0).to_numpy()
+    ranked = pages["indexable"].astype(bool).to_numpy()
+    state = pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
+    flows = inputs.flows.copy()
+    flows["juice"] = flows["juice"].astype("float64").fillna(0.0)
+    # Each link gets an equal part of what its (source, target) pair carries, so a finding's items
+    # add up to the finding's juice at stake.
+    links = inputs.links.merge(
+        flows[["src", "target_url", "juice", "reason", "n_links", "resolved"]], on=["src", "target_url"], how="left")
+    links["juice"] = (links["juice"].fillna(0.0) / links["n_links"].fillna(1).clip(lower=1)).astype("float64")
+    links["reason"] = links["reason"].fillna("passed")
+    links["resolved"] = links["resolved"].fillna(-1).astype(np.int64)
+    # What a finding about the link's target can claim: a nofollow pair's juice belongs to the
+    # nofollow finding, so no juice is counted twice.
+    links["lost"] = np.where(links["reason"] == "nofollow", 0.0, links["juice"])
+    scores = pages.loc[ranked, "juice_score"].astype("float64")
+    return _Context(
+        pages=pages, flows=flows, links=links, t=t, d=inputs.damping, complete=inputs.crawl_complete,
+        start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
+        reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
+        median_score=float(scores.median()) if len(scores) else 0.0,
+    )
+
+
+@dataclass(slots=True)
+class _Part:
+    findings: pd.DataFrame  # code, severity, url, anchor, item_count, juice_at_stake, explanation, fix
+    items: pd.DataFrame  # _PART_ITEM columns
+
+
+_PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix"]
+_PART_ITEM = ["code", "url", "finding_anchor", "source_url", "target_url", "anchor", "position", "link_order",
+              "juice", "detail"]
+
+
+def _empty_part() -> _Part:
+    return _Part(pd.DataFrame(columns=_PART_FINDING), pd.DataFrame(columns=_PART_ITEM))
+
+
+def _link_part(
+    code: str,
+    items: pd.DataFrame,
+    describe: Callable[[Any], tuple[str, str]],
+    *,
+    juice_col: str = "lost",
+    detail: pd.Series | str | None = None,
+    url: pd.Series | None = None,
+    finding_anchor: pd.Series | None = None,
+    severity: Severity | None = None,
+) -> _Part:
+    """Findings made of links: one finding per `url` (default: the link target) and finding
+    anchor; juice at stake = the sum of the links' juice. `describe` gets the aggregated row
+    (url, anchor, item_count, juice_at_stake, sources, first_anchor) and returns (explanation, fix)."""
+    if items.empty:
+        return _empty_part()
+    rows = pd.DataFrame({
+        "code": code,
+        "url": (url if url is not None else items["target_url"]).to_numpy(),
+        "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
+        "source_url": items["source_url"].to_numpy(), "target_url": items["target_url"].to_numpy(),
+        "anchor": items["anchor"].to_numpy(), "position": items["position"].to_numpy(),
+        "link_order": items["link_order"].to_numpy(), "juice": items[juice_col].to_numpy(dtype="float64"),
+        "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
+    })
+    agg = rows.groupby(["url", "finding_anchor"], sort=False, dropna=False).agg(
+        item_count=("juice", "size"), juice_at_stake=("juice", "sum"), sources=("source_url", "nunique"),
+        first_anchor=("anchor", "first")).reset_index()
+    texts = [describe(r) for r in agg.itertuples(index=False)]
+    findings = pd.DataFrame({
+        "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],
+        "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
+        "juice_at_stake": agg["juice_at_stake"].astype(float),
+        "explanation": [e for e, _ in texts], "fix": [f for _, f in texts],
+    })
+    return _Part(findings, rows[_PART_ITEM])
+
+
+def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]],
+               severity: pd.Series | Severity | None = None,
+               items: pd.DataFrame | None = None) -> _Part:
+    """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads."""
+    if frame.empty:
+        return _empty_part()
+    texts = [describe(r) for r in frame.itertuples(index=False)]
+    sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
+    findings = pd.DataFrame({
+        "code": code, "severity": sev, "url": frame["url"].to_numpy(), "anchor": None,
+        "item_count": 0, "juice_at_stake": frame["juice_at_stake"].astype(float).to_numpy(),
+        "explanation": [e for e, _ in texts], "fix": [f for _, f in texts],
+    })
+    if isinstance(sev, pd.Series):
+        findings["severity"] = sev.to_numpy()
+    if items is not None and not items.empty:
+        items = items.assign(code=code, finding_anchor=None)[_PART_ITEM]
+        counts = items.groupby("url").size()
+        findings["item_count"] = findings["url"].map(counts).fillna(0).astype(int)
+    else:
+        items = pd.DataFrame(columns=_PART_ITEM)
+    return _Part(findings, items)
+
+
+def _what_broken(status: Any, error: Any) -> str:
+    if status is not None and not pd.isna(status):
+        return f"returns HTTP {int(status)}"
+    return f"fails ({error})" if error is not None and not pd.isna(error) else "fails"
+
+
+# -- detectors ------------------------------------------------------------------------------------
+def _broken_links(ctx: _Context) -> _Part:
+    links = ctx.links
+    items = links[np.isin(ctx.state_of(links["dst"]), _BROKEN_STATES)]
+    pages = ctx.pages
+    row_of = items.drop_duplicates("target_url").set_index("target_url")["dst"]
+
+    def describe(r: Any) -> tuple[str, str]:
+        page = pages.iloc[int(row_of[r.url])]
+        return (f"{r.url} {_what_broken(page['status'], page['error'])}. {_plural(r.item_count, 'link')} on "
+                f"{_plural(r.sources, 'page')} point at it, and the juice they would pass is lost.",
+                "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
+                "redirect it to its new address.")
+
+    return _link_part("broken-links", items, describe, detail=pd.Series(
+        [_what_broken(s, e) for s, e in zip(pages["status"].iloc[items["dst"]], pages["error"].iloc[items["dst"]])],
+        dtype=object) if len(items) else None)
+
+
+def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
+    pages = ctx.pages
+    is_redirect = pages["status"].between(300, 399).fillna(False).to_numpy(bool)
+    if not is_redirect.any():
+        return []
+    walks = paths.groupby("start_url", sort=False).agg(
+        hops=("hop", "max"), loop=("closes_loop", "any"), path=("target_url", list))
+    url_to_id = pd.Series(np.arange(len(pages)), index=pages["url"])
+    red = pages.loc[is_redirect, ["page_id", "url", "status", "final_url", "found_via"]].copy()
+    red = red.join(walks, on="url")
+    red["hops"] = red["hops"].fillna(1).astype(int)
+    red["loop"] = red["loop"].fillna(False).astype(bool) | red["final_url"].isna()
+    final_id = red["final_url"].map(url_to_id)
+    red["final_state"] = [ctx.state[int(i)] if not pd.isna(i) else "outside the crawl" for i in final_id]
+    red["final_status"] = [pages["status"].iat[int(i)] if not pd.isna(i) else None for i in final_id]
+    red["final_error"] = [pages["error"].iat[int(i)] if not pd.isna(i) else None for i in final_id]
+    code = np.select(
+        [red["loop"], red["final_state"].isin(_BROKEN_STATES),
+         ~red["final_state"].isin(["indexable", "canonicalised"]), red["hops"] >= 2],
+        ["redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain"],
+        "links-to-redirects")
+    red["code"] = code
+    linked = red["page_id"].isin(ctx.links["dst"])
+    # A redirect reached only through another redirect is part of that one's finding.
+    entry = linked | (red["found_via"] != "redirect")
+    red = red[entry & ((red["code"] != "links-to-redirects") | linked)].set_index("url")
+
+    def path_text(url: str) -> str:
+        path = red.at[url, "path"]
+        return " -> ".join([url, *path]) if isinstance(path, list) else url
+
+    def describe_for(code_name: str) -> Callable[[Any], tuple[str, str]]:
+        def describe(r: Any) -> tuple[str, str]:
+            row = red.loc[r.url]
+            final = row["final_url"]
+            via = (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')}" if r.item_count
+                   else "no crawled page links to it, but visitors from elsewhere")
+            if code_name == "redirect-loop":
+                return (f"{r.url} redirects in a loop ({path_text(r.url)}) and never reaches a page; "
+                        f"{via} lead nowhere and their juice is lost.",
+                        f"Break the loop: redirect {r.url} once to the page it should lead to (or serve it "
+                        "with status 200), then link to that page directly.")
+            if code_name == "redirect-to-broken":
+                return (f"{r.url} redirects to {final}, which {_what_broken(row['final_status'], row['final_error'])}; "
+                        f"{via} lose their juice on the way.",
+                        f"Redirect {r.url} to a live page (or restore {final}) and link to the live page directly.")
+            if code_name == "redirect-to-non-indexable":
+                return (f"{r.url} redirects to {final}, which is not indexable ({row['final_state']}); "
+                        f"{via} lose their juice on the way.",
+                        "Redirect to an indexable page, or link straight to one.")
+            if code_name == "redirect-chain":
+                return (f"{r.url} reaches {final} only after {row['hops']} redirects ({path_text(r.url)}); "
+                        f"{via} go through the chain. Each hop costs a request and search engines may stop "
+                        "following before the end.",
+                        f"Redirect {r.url} straight to {final} (one hop) and change the links to point at {final}.")
+            return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} point at the redirect. The "
+                    "juice passes on, but every visit costs an extra request and relies on the redirect staying.",
+                    f"Change these links to point straight at {final}.")
+        return describe
+
+    parts = []
+    links = ctx.links
+    for code_name in ("redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain",
+                      "links-to-redirects"):
+        subset = red[red["code"] == code_name]
+        if subset.empty:
+            continue
+        items = links[links["dst"].isin(subset["page_id"])]
+        juice_col = "juice"  # a followed link to a redirect carries its juice either on or into the void
+        items = items.assign(counted=np.where(items["reason"] == "nofollow", 0.0, items[juice_col]))
+        part = _link_part(code_name, items, describe_for(code_name), juice_col="counted",
+                          detail=items["target_url"].map(lambda u: f"redirects to {red.at[u, 'final_url']}"
+                                                         if not pd.isna(red.at[u, "final_url"]) else "redirect loop"))
+        # Redirects nobody links to (known from a sitemap, say) still get their finding.
+        unlinked = subset[~subset["page_id"].isin(items["dst"])]
+        if len(unlinked):
+            extra = pd.DataFrame({"url": unlinked.index, "juice_at_stake": 0.0})
+            describe = describe_for(code_name)
+            more = _page_part(code_name, extra, lambda r, f=describe: f(_Unlinked(r.url)))
+            part = _Part(pd.concat([part.findings, more.findings], ignore_index=True), part.items)
+        parts.append(part)
+    return parts
+
+
+@dataclass(slots=True)
+class _Unlinked:
+    url: str
+    item_count: int = 0
+    sources: int = 0
+
+
+def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
+    if known.empty:
+        return []
+    pages, links = ctx.pages, ctx.links
+    cand = known.copy()
+    cand["key"] = url_key(cand["url"])
+    if ctx.start_url:
+        cand = cand[cand["key"] != url_key(pd.Series([ctx.start_url])).iloc[0]]
+    # Imported lists may hold other sites' URLs: keep the hosts the crawl saw.
+    hosts = set(pages["url"].str.extract(r"^[a-z]+://([^/]+)", expand=False).str.lower().dropna())
+    cand = cand[cand["url"].str.extract(r"^[a-zA-Z]+://([^/]+)", expand=False).str.lower().isin(hosts)]
+    page_id = pd.Series(np.arange(len(pages)), index=pages["url"])
+    cid = cand["url"].map(page_id)
+    crawled = cid.notna()
+    cstate = np.where(crawled, ctx.state[cid.fillna(0).astype(int)], "not crawled")
+    cand = cand[(cstate == "indexable") | ~crawled].copy()
+    cand["page_id"] = cid[cand.index]
+    if cand.empty:
+        return []
+    # Every link reaches its target's key and, through redirects, its final URL's key; a page's
+    # links to its own variants do not count.
+    final_key = url_key(pages["final_url"].fillna(pages["url"]))
+    src_key = url_key(links["source_url"])
+    reach = pd.concat([
+        pd.DataFrame({"link": links.index, "key": url_key(links["target_url"])}),
+        pd.DataFrame({"link": links.index, "key": final_key.to_numpy()[np.maximum(links["dst"].to_numpy(), 0)]})
+        .loc[links["dst"].to_numpy() >= 0],
+    ]).drop_duplicates()
+    reach = reach[reach["key"].isin(cand["key"])]
+    reach = reach[src_key.loc[reach["link"]].to_numpy() != reach["key"].to_numpy()]
+    inbound = links.loc[reach["link"]].assign(key=reach["key"].to_numpy())
+    inbound["followed"] = ~inbound["nofollow"]
+    inbound["from_indexable"] = inbound["followed"] & ctx.ranked[inbound["src"].to_numpy()]
+    per_key = inbound.groupby("key").agg(any_link=("src", "size"), followed=("followed", "sum"),
+                                         from_indexable=("from_indexable", "sum"))
+    cand = cand.join(per_key, on="key")
+    cand[["any_link", "followed", "from_indexable"]] = cand[["any_link", "followed", "from_indexable"]].fillna(0)
+    own = np.where(cand["page_id"].notna(), ctx.juice[cand["page_id"].fillna(0).astype(int)], 0.0)
+    cand["juice_at_stake"] = np.maximum(ctx.reference - own, 0.0)
+    cand["kind"] = np.select([cand["any_link"] == 0, cand["followed"] == 0, cand["from_indexable"] == 0],
+                             ["orphan", "orphan-nofollow-only", "orphan-noindex-only"], "")
+    cand = cand[cand["kind"] != ""]
+    partial = "" if ctx.complete else (
+        " The crawl was partial (it stopped at a limit), so a page it did not reach may link here: "
+        "re-crawl without limits to confirm.")
+    parts = []
+    for kind in ("orphan", "orphan-nofollow-only", "orphan-noindex-only"):
+        frame = cand[cand["kind"] == kind].reset_index(drop=True)
+        if frame.empty:
+            continue
+        sev = CODES[kind].severity if ctx.complete else Severity.NOTICE
+        if kind == "orphan":
+            items = pd.DataFrame({"url": frame["url"], "source_url": None, "target_url": frame["url"],
+                                  "anchor": None, "position": None, "link_order": None, "juice": 0.0,
+                                  "detail": "known from " + frame["source"].astype(str)})
+
+            def describe(r: Any) -> tuple[str, str]:
+                seen = "was crawled" if not pd.isna(r.page_id) else "was not reached by the crawl"
+                return (f"{r.url} is known from {r.source} but no crawled page links to it; it {seen} and gets "
+                        f"only the juice every page starts with.{partial}",
+                        "Link to it from related pages and from its section's hub page; if it is obsolete, "
+                        "remove it from the sitemap and redirect it.")
+        else:
+            keys = set(frame["key"])
+            sub = inbound[inbound["key"].isin(keys)]
+            sub = sub[~sub["followed"]] if kind == "orphan-nofollow-only" else sub
+            key_to_url = dict(zip(frame["key"], frame["url"]))
+            detail = "nofollow" if kind == "orphan-nofollow-only" else \
+                "from a page that is " + pd.Series(ctx.state[sub["src"].to_numpy()], dtype=object)
+            items = pd.DataFrame({"url": sub["key"].map(key_to_url).to_numpy(),
+                                  "source_url": sub["source_url"].to_numpy(),
+                                  "target_url": sub["target_url"].to_numpy(), "anchor": sub["anchor"].to_numpy(),
+                                  "position": sub["position"].to_numpy(), "link_order": sub["link_order"].to_numpy(),
+                                  "juice": sub["lost"].to_numpy(dtype=float),
+                                  "detail": detail if isinstance(detail, str) else detail.to_numpy()})
+            if kind == "orphan-nofollow-only":
+                def describe(r: Any) -> tuple[str, str]:
+                    return (f"{r.url} is linked only with rel=nofollow ({_plural(int(r.any_link), 'link')}): "
+                            f"no juice reaches it through links.{partial}",
+                            "Remove rel=nofollow from the internal links to it, or add followed links from "
+                            "related pages.")
+            else:
+                def describe(r: Any) -> tuple[str, str]:
+                    return (f"{r.url} is linked only from pages that are not indexable "
+                            f"({_plural(int(r.any_link), 'link')}); those pages hold no juice, so none reaches "
+                            f"it.{partial}",
+                            "Link to it from indexable pages (its section's hub, related articles).")
+        parts.append(_page_part(kind, frame, describe, severity=sev, items=items))
+    return parts
+
+
+def _followed_inlinks(ctx: _Context) -> np.ndarray:
+    """Distinct other pages that pass juice to each page (after redirects and canonicals)."""
+    f = ctx.flows
+    ok = (f["reason"] == "passed") & (f["resolved"] >= 0) & (f["src"] != f["resolved"])
+    n = len(ctx.pages)
+    pairs = np.unique(f.loc[ok, "src"].to_numpy(np.int64) * n + f.loc[ok, "resolved"].to_numpy(np.int64))
+    return np.bincount(pairs % n, minlength=n) if n else np.zeros(0, np.int64)
+
+
+def _importance(ctx: _Context, importance: pd.DataFrame) -> _Part:
+    if importance.empty:
+        return _empty_part()
+    t, pages = ctx.t, ctx.pages
+    imp = importance.copy()
+    imp["key"] = url_key(imp["url"])
+    imp = imp.groupby("key", as_index=False).agg(url=("url", "first"), clicks=("clicks", "sum"),
+                                                  impressions=("impressions", "sum"), weight=("weight", "max"))
+    important = imp["weight"] > 0
+    for col in ("clicks", "impressions"):
+        positive = imp.loc[imp[col] > 0, col]
+        if len(positive):
+            important |= imp[col] >= positive.quantile(1.0 - t.important_top_share)
+    imp = imp[important]
+    # Match to crawled pages by key; prefer an indexable page among variants.
+    keyed = pd.DataFrame({"key": url_key(pages["url"]), "page_id": np.arange(len(pages)), "ranked": ctx.ranked})
+    keyed = keyed.sort_values("ranked", ascending=False).drop_duplicates("key")
+    imp = imp.merge(keyed[["key", "page_id"]], on="key", how="left")
+    ids = imp["page_id"].fillna(-1).astype(int).to_numpy()
+    found, safe = ids >= 0, np.maximum(ids, 0)
+    own = np.where(found, ctx.juice[safe], 0.0)
+    ranked = np.where(found, ctx.ranked[safe], False)
+    bar = float(np.percentile(ctx.juice[ctx.ranked], t.important_percentile)) if ctx.ranked.any() else 0.0
+    imp = imp.assign(
+        url=np.where(found, pages["url"].to_numpy()[safe], imp["url"].to_numpy()), juice=own, ranked=ranked,
+        state=np.where(found, ctx.state[safe], "not crawled"),
+        score=np.where(found, pages["juice_score"].astype("float64").to_numpy()[safe], math.nan),
+        juice_at_stake=np.maximum(bar - own, 0.0))
+    imp = imp[~ranked | (own < bar)]
+
+    def describe(r: Any) -> tuple[str, str]:
+        why = []
+        if r.clicks or r.impressions:
+            why.append(f"{r.clicks:.0f} clicks and {r.impressions:.0f} impressions in Search Console")
+        if r.weight > 0:
+            why.append(f"priority weight {r.weight:g}")
+        matters = f"{r.url} is important ({'; '.join(why)})"
+        if pd.isna(r.page_id):
+            return (f"{matters} but the crawl never reached it, so no link passes it juice.",
+                    "Check the URL still works, then link to it from strong pages (home, hubs, popular articles).")
+        if not r.ranked:
+            return (f"{matters} but it is not indexable ({r.state}), so it holds no juice.",
+                    "Make the page indexable (or link to the URL that replaced it), then link to it from strong pages.")
+        return (f"{matters} but holds less juice than {t.important_percentile:g}% of indexable pages "
+                f"(juice score {_score(r.score)}/100).",
+                "Link to it prominently from strong pages (home page, hubs, popular articles) with "
+                "descriptive anchors, and from the pages its searchers land on.")
+
+    return _page_part("important-but-weak", imp.reset_index(drop=True), describe)
+
+
+def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
+    """weak-page, deep-page, dead-end and too-many-links. Pages in `skip` (orphans, important
+    pages) already have a finding whose fix also cures weakness and depth."""
+    t, pages, flows = ctx.t, ctx.pages, ctx.flows
+    n = len(pages)
+    is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
+    shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
+    frame = pages.assign(juice_at_stake=shortfall, inlinks=_followed_inlinks(ctx))
+    parts = []
+
+    score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
+    weak = is_page & ((frame["inlinks"].to_numpy() < t.min_inlinks) | (score < t.weak_score))
+    weak &= ~pages["url"].isin(skip).to_numpy() & (pages["url"] != (ctx.start_url or "")).to_numpy()
+
+    def describe_weak(r: Any) -> tuple[str, str]:
+        return (f"{r.url} gets followed links from {_plural(int(r.inlinks), 'other page')} and has a juice score of "
+                f"{_score(r.juice_score)}/100 (the median indexable page: {ctx.median_score:.0f}).",
+                "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
+                "its section's hub page.")
+    parts.append(_page_part("weak-page", frame[weak], describe_weak))
+
+    depth = pages["depth"].astype("float64").to_numpy()
+    deep = is_page & (np.nan_to_num(depth, nan=-1) > t.max_depth) & ~pages["url"].isin(skip).to_numpy()
+
+    def describe_deep(r: Any) -> tuple[str, str]:
+        return (f"{r.url} is {int(r.depth)} clicks from the start page (threshold: {t.max_depth}); deep pages "
+                "receive little juice and are crawled less often.",
+                "Link to it from a page closer to the home page (a hub or category page), or from "
+                "navigation or a related-links block.")
+    parts.append(_page_part("deep-page", frame[deep], describe_deep))
+
+    internal = flows["is_internal"].to_numpy(bool)
+    followed_out = np.bincount(flows.loc[internal & ~flows["nofollow"].to_numpy(bool), "src"], minlength=n)
+    dead = is_page & (followed_out[:n] == 0)
+    dead_frame = frame[dead].assign(juice_at_stake=ctx.d * ctx.juice[dead])
+
+    def describe_dead(r: Any) -> tuple[str, str]:
+        return (f"{r.url} has no followed internal links: the juice it holds ({_fmt_juice(r.juice or 0)}) is "
+                "not passed to any other page of the site.",
+                "Add links from it to related pages, its section's hub and the main navigation.")
+    parts.append(_page_part("dead-end", dead_frame, describe_dead))
+
+    targets = np.bincount(flows.loc[internal, "src"], minlength=n)[:n]
+    many = (targets > t.max_links) & ctx.ranked
+    many_frame = frame[many].assign(targets=targets[many])
+    excess = (targets[many] - t.max_links) / np.maximum(targets[many], 1)
+    many_frame["juice_at_stake"] = ctx.d * ctx.juice[many] * excess
+
+    def describe_many(r: Any) -> tuple[str, str]:
+        each = ctx.d * (r.juice or 0) / max(r.targets, 1)
+        return (f"{r.url} links to {r.targets} internal URLs (threshold: {t.max_links}); each link passes on "
+                f"average {_fmt_juice(each)}, 1/{r.targets} of what the page passes.",
+                "Cut the links readers do not need (repeated menus, long tag lists, footer link farms) so the "
+                "important ones pass more.")
+    parts.append(_page_part("too-many-links", many_frame, describe_many))
+    return parts
+
+
+def _nofollow(ctx: _Context) -> _Part:
+    links = ctx.links
+    items = links[links["nofollow"].to_numpy(bool)]
+    items = items.assign(counted=np.where(items["reason"] == "nofollow", items["juice"], 0.0))
+
+    def describe(r: Any) -> tuple[str, str]:
+        tail = "" if r.juice_at_stake > 0 else (" The same pages also link there without nofollow, so nothing is "
+                                                 "lost yet.")
+        return (f"{_plural(r.item_count, 'internal link')} on {_plural(r.sources, 'page')} to {r.url} carry "
+                f"rel=nofollow: they keep their share of the page's juice and pass none of it.{tail}",
+                "Remove rel=nofollow from internal links; to keep a page out of search results use noindex, "
+                "not nofollow.")
+
+    return _link_part("nofollow-internal", items, describe, juice_col="counted", detail="nofollow")
+
+
+def _target_states(ctx: _Context) -> list[_Part]:
+    links, pages = ctx.links, ctx.pages
+    state = ctx.state_of(links["dst"])
+    canon = pages["canonical"]
+    parts = []
+
+    def noindex(r: Any) -> tuple[str, str]:
+        return (f"{r.url} is noindex, so the juice of {_plural(r.item_count, 'link')} from "
+                f"{_plural(r.sources, 'page')} stops there.",
+                "Link to indexable pages instead; if the page should rank, remove noindex, and if it should not, "
+                "link to it less.")
+
+    canonical_of = pd.Series(canon.to_numpy(), index=pages["url"])
+
+    def canonicalised(r: Any) -> tuple[str, str]:
+        target = canonical_of[r.url]
+        return (f"{r.url} names {target} as its canonical; {_plural(r.item_count, 'link')} on "
+                f"{_plural(r.sources, 'page')} point at the duplicate instead.",
+                f"Link straight to {target}.")
+
+    def blocked(r: Any) -> tuple[str, str]:
+        return (f"robots.txt blocks {r.url}: search engines cannot crawl it, so the juice of "
+                f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} goes nowhere.",
+                "Allow it in robots.txt if it should rank; otherwise remove the links or mark the page noindex "
+                "instead of blocking it.")
+
+    def non_html(r: Any) -> tuple[str, str]:
+        return (f"{r.url} is not an HTML page; the juice of {_plural(r.item_count, 'link')} sent to it does "
+                "not flow on.",
+                "Fine for downloads; for the juice to count, link to an HTML page that presents the file.")
+
+    # A duplicate whose canonical is itself a problem is reported as canonical-to-* instead.
+    bad_canonical = _canonical_kinds(pages) != ""
+    dst = links["dst"].to_numpy(np.int64)
+    state = np.where((dst >= 0) & bad_canonical[np.maximum(dst, 0)], "bad canonical", state)
+    for code, st, describe in (("links-to-noindex", "noindex", noindex),
+                               ("links-to-canonicalised", "canonicalised", canonicalised),
+                               ("links-to-blocked", "blocked by robots.txt", blocked),
+                               ("links-to-non-html", "not html", non_html)):
+        items = links[state == st]
+        parts.append(_link_part(code, items, describe, detail=st))
+    return parts
+
+
+def _canonical_kinds(pages: pd.DataFrame) -> np.ndarray:
+    """Per page: the canonical-to-* code when its canonical tag points at a bad URL, else ""."""
+    has = (pages["canonical"].notna() & (pages["canonical"] != pages["url"])).to_numpy(bool)
+    cstatus = pages["canonical_status"].astype("float64")
+    cstate = pages["canonical_indexability"]
+    return np.select([has & cstatus.between(300, 399).to_numpy(bool), has & cstate.isin(_BROKEN_STATES).to_numpy(bool),
+                      has & (cstate == "noindex").to_numpy(bool)],
+                     ["canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"], "")
+
+
+def _canonicals(ctx: _Context) -> list[_Part]:
+    pages, flows = ctx.pages, ctx.flows
+    kinds = _canonical_kinds(pages)
+    counted = flows["reason"] != "nofollow"
+    inflow = np.bincount(flows.loc[counted & (flows["dst"] >= 0), "dst"],
+                         weights=flows.loc[counted & (flows["dst"] >= 0), "juice"], minlength=len(pages))
+    url_to_row = pd.Series(np.arange(len(pages)), index=pages["url"])
+    parts = []
+    for code in ("canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"):
+        frame = pages[kinds == code].assign(juice_at_stake=inflow[:len(pages)][kinds == code])
+        if frame.empty:
+            continue
+        rows = frame["canonical"].map(url_to_row).astype(int)
+        frame = frame.assign(c_final=pages["final_url"].to_numpy()[rows], c_error=pages["error"].to_numpy()[rows])
+        detail = {"canonical-to-redirect": "canonical redirects", "canonical-to-broken": "canonical is broken",
+                  "canonical-to-noindex": "canonical is noindex"}[code]
+        items = pd.DataFrame({"url": frame["url"], "source_url": frame["url"], "target_url": frame["canonical"],
+                              "anchor": None, "position": None, "link_order": None,
+                              "juice": frame["juice_at_stake"], "detail": detail})
+
+        def describe(r: Any, code: str = code) -> tuple[str, str]:
+            if code == "canonical-to-redirect":
+                end = r.c_final if isinstance(r.c_final, str) else "nowhere (a loop)"
+                what, fix = f"a URL that redirects to {end}", f"Point the canonical tag at {end}, the final URL."
+            elif code == "canonical-to-broken":
+                what = f"a URL that {_what_broken(r.canonical_status, r.c_error)}"
+                fix = "Point the canonical tag at a live page, or at the page itself."
+            else:
+                what, fix = "a noindex page", "Point the canonical tag at an indexable page, or at the page itself."
+            return (f"{r.url} names {r.canonical} as its canonical, {what}. Search engines may ignore the tag, "
+                    "and the juice sent to this page is lost in the model.", fix)
+        parts.append(_page_part(code, frame.reset_index(drop=True), describe, items=items))
+    return parts
+
+
+def _anchors(ctx: _Context) -> list[_Part]:
+    t, links = ctx.t, ctx.links
+    if links.empty:
+        return []
+    anchors = links["anchor"].fillna("").astype(str)
+    codes, uniques = pd.factorize(anchors)
+    # Normalise each distinct anchor once: templates repeat the same text on every page.
+    norm = np.array([normalize_anchor(a) for a in uniques], dtype=object)[codes] if len(uniques) else np.array([])
+    generic = np.array([is_generic_anchor(a) for a in uniques], dtype=bool)[codes] if len(uniques) else np.array([])
+    empty = norm == ""
+    generic &= ~empty
+    parts = []
+
+    def describe_empty(r: Any) -> tuple[str, str]:
+        return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with no anchor "
+                "text (and no image alt text): they tell readers and search engines nothing about the page.",
+                "Give each link visible text, or alt text on its image, that names the target.")
+    parts.append(_link_part("empty-anchor", links[empty], describe_empty, detail="empty anchor"))
+
+    gen = links[generic]
+    used = (gen.assign(text=gen["anchor"].str.strip()).drop_duplicates(["target_url", "text"])
+            .groupby("target_url")["text"])
+
+    def describe_generic(r: Any) -> tuple[str, str]:
+        quoted = ", ".join(f'"{a}"' for a in used.get_group(r.url).head(3))
+        return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with generic "
+                f"anchors ({quoted}) that say nothing about it.",
+                "Replace them with words that describe the target page (its topic, product or title).")
+    parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor"))
+
+    # One anchor text, several targets (editorial links only; after redirects and canonicals).
+    edit = links.assign(norm=norm)[~empty & ~generic & links["position"].isin(_EDITORIAL_POSITIONS).to_numpy()]
+    if not edit.empty:
+        edit = edit.assign(target=np.where(edit["resolved"] >= 0, edit["resolved"].astype(str),
+                                           url_key(edit["target_url"]).to_numpy()))
+        n_targets = edit.groupby("norm")["target"].nunique()
+        multi = edit[edit["norm"].isin(n_targets[n_targets >= 2].index)]
+        if not multi.empty:
+            counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
+            top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
+            main_url = multi.drop_duplicates(["norm", "target"]).set_index(["norm", "target"])["target_url"]
+            dominant_url = {k: main_url.loc[(k, top.at[k, "target"])] for k in top.index}
+            shown = multi.groupby("norm")["anchor"].agg(lambda s: s.str.strip().mode().iat[0])
+            is_main = multi["target"].to_numpy() == top.loc[multi["norm"], "target"].to_numpy()
+            multi = multi.assign(counted=np.where(is_main, 0.0, multi["juice"]))
+
+            other_urls = multi[~is_main].drop_duplicates(["norm", "target"]).groupby("norm")["target_url"]
+
+            def describe_multi(r: Any) -> tuple[str, str]:
+                k = normalize_anchor(r.finding_anchor)
+                listed = ", ".join(other_urls.get_group(k).head(3))
+                return (f'The anchor "{r.finding_anchor}" points at {int(n_targets[k])} different pages: mostly '
+                        f"{r.url}, but also {listed}; search engines cannot tell which page the words describe.",
+                        f"Keep this anchor for {r.url} only and describe the other pages with their own words.")
+            parts.append(_link_part(
+                "anchor-multiple-targets", multi, describe_multi, juice_col="counted",
+                url=multi["norm"].map(dominant_url), finding_anchor=multi["norm"].map(shown),
+                detail=pd.Series(np.where(is_main, "main target", "other target"), dtype=object)))
+
+    # Pages reached mostly by generic or empty anchors.
+    weak_anchor = generic | empty
+    per_target = pd.DataFrame({"target_url": links["target_url"], "weak": weak_anchor}).groupby("target_url")["weak"]
+    stats = pd.DataFrame({"n": per_target.size(), "weak": per_target.sum()})
+    hit = stats[(stats["n"] >= max(t.min_generic_links, 1)) & (stats["weak"] / stats["n"] >= t.generic_share)
+                & (stats["weak"] > 0)]
+    chosen = weak_anchor & links["target_url"].isin(hit.index).to_numpy()
+    items = links[chosen]
+
+    def describe_mostly(r: Any) -> tuple[str, str]:
+        total = int(stats.at[r.url, "n"])
+        return (f"{r.item_count} of the {total} internal links to {r.url} use generic or empty anchors: search "
+                "engines learn little about what the page is about from its links.",
+                "Rewrite the generic anchors on the linking pages to describe this page's topic.")
+    parts.append(_link_part("mostly-generic-anchors", items, describe_mostly,
+                            detail=pd.Series(np.where(empty[chosen], "empty anchor", "generic anchor"), dtype=object)))
+    return parts
+
+
+# -- accounting -----------------------------------------------------------------------------------
+def account_juice(flows: pd.DataFrame, page_state: np.ndarray, page_juice: np.ndarray,
+                  ranked: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Where the juice passed through links goes (shares adding up to 1), through which link
+    positions, and how concentrated page juice is (top 1% share, Gini)."""
+    juice = flows["juice"].astype("float64").fillna(0.0).to_numpy()
+    reason = flows["reason"].astype(object).to_numpy()
+    dst = flows["dst"].to_numpy(np.int64)
+    dst_state = np.where(dst >= 0, page_state[np.maximum(dst, 0)], None) if len(page_state) else np.array([])
+    category = np.where(reason == "redirect_broken", "redirect_lost", reason)
+    passed = reason == "passed"
+    category = np.where(passed & (dst_state == "redirect"), "redirected", category)
+    category = np.where(passed & (dst_state == "canonicalised"), "canonicalised", category)
+    category = np.where(passed & (category == "passed"), "indexable", category)
+    total = float(juice.sum())
+    rows = []
+    by_cat = pd.Series(juice).groupby(category).sum() if len(juice) else pd.Series(dtype=float)
+    for name in _FLOW_CATEGORIES:
+        value = float(by_cat.get(name, 0.0))
+        rows.append(("destination", name, value, value / total if total > 0 else 0.0))
+    positions = flows["position"].fillna("content").astype(str).to_numpy()
+    by_pos = pd.Series(juice).groupby(positions).sum() if len(juice) else pd.Series(dtype=float)
+    for name, value in by_pos.sort_values(ascending=False).items():
+        rows.append(("position", str(name), float(value), float(value) / total if total > 0 else 0.0))
+    table = pd.DataFrame(rows, columns=["dimension", "category", "juice", "share"])
+
+    held = np.sort(np.asarray(page_juice, np.float64)[np.asarray(ranked, bool)])[::-1]
+    held_total = float(held.sum())
+    top_n = max(1, math.ceil(0.01 * len(held))) if len(held) else 0
+    asc = held[::-1]
+    m = len(asc)
+    gini = float((2.0 * np.arange(1, m + 1) @ asc) / (m * held_total) - (m + 1) / m) if m and held_total > 0 else 0.0
+    stats = {
+        "link_juice": total,
+        "page_juice": held_total,
+        "ranked_pages": int(m),
+        "top1_pages": int(top_n),
+        "top1_share": float(held[:top_n].sum() / held_total) if held_total > 0 else 0.0,
+        "gini": gini,
+    }
+    return table, stats
+
+
+# -- the audit ------------------------------------------------------------------------------------
+def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -> AuditResult:
+    """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
+    t = thresholds or AuditThresholds()
+    ctx = _context(inputs, t)
+    parts: list[_Part] = [_broken_links(ctx)]
+    parts += _redirects(ctx, inputs.redirect_paths)
+    parts += _orphans(ctx, inputs.known_urls)
+    important = _importance(ctx, inputs.importance)
+    parts.append(important)
+    skip = set(important.findings["url"]) | {u for p in parts for c, u in zip(p.findings["code"], p.findings["url"])
+                                             if str(c).startswith("orphan")}
+    parts += _page_findings(ctx, skip)
+    parts.append(_nofollow(ctx))
+    parts += _target_states(ctx)
+    parts += _canonicals(ctx)
+    parts += _anchors(ctx)
+    findings, items = _assemble(parts)
+    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
+    counts = findings["severity"].value_counts()
+    summary = {
+        **stats,
+        "crawl_complete": inputs.crawl_complete,
+        "findings": int(len(findings)),
+        **{f"{s}s": int(counts.get(str(s), 0)) for s in Severity},
+        "thresholds": asdict(t),
+    }
+    return AuditResult(findings=findings, items=items, juice_flow=flow_table, summary=summary)
+
+
+def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    found = [p.findings for p in parts if not p.findings.empty]
+    if not found:
+        return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
+    findings = pd.concat(found, ignore_index=True)
+    findings["_rank"] = findings["severity"].map(lambda s: _SEVERITY_RANK[Severity(s)])
+    findings["_order"] = findings["code"].map({c: i for i, c in enumerate(CODES)})
+    findings = findings.sort_values(["_rank", "juice_at_stake", "_order", "url"],
+                                    ascending=[True, False, True, True], ignore_index=True)
+    findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
+    findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
+    key = findings["code"] + "\x00" + findings["url"].astype(str) + "\x00" + findings["anchor"].fillna("").astype(str)
+    ids = pd.Series(findings["finding_id"].to_numpy(), index=key)
+    listed = [p.items for p in parts if not p.items.empty]
+    if listed:
+        items = pd.concat(listed, ignore_index=True)
+        item_key = (items["code"] + "\x00" + items["url"].astype(str) + "\x00"
+                    + items["finding_anchor"].fillna("").astype(str))
+        items["finding_id"] = item_key.map(ids).astype("Int64")
+        items = items.dropna(subset=["finding_id"])
+        items["juice"] = items["juice"].astype(float)
+        items["link_order"] = items["link_order"].astype("Int64")
+        items = items.sort_values(["finding_id", "source_url", "link_order"], ignore_index=True, na_position="first")
+        items = items[list(ITEM_COLUMNS)]
+    else:
+        items = pd.DataFrame(columns=list(ITEM_COLUMNS))
+    findings["item_count"] = findings["finding_id"].map(items.groupby("finding_id").size()).fillna(0).astype(int)
+    return findings[list(FINDING_COLUMNS)], items

@@ -1,0 +1,425 @@
+"""The audit end to end: a hand-made site on 127.0.0.1 that holds every problem the audit knows,
+crawled and scored for real, with each finding's URLs and juice at stake checked against values
+computed here from the stored scores and a hand count of each page's links."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from linkjuice.audit import CODES, AuditThresholds, parse_fail_on
+from linkjuice.cli import app
+from linkjuice.config import CrawlConfig, ModelConfig
+from linkjuice.demo import serve_folder
+from linkjuice.errors import StoreError, UsageError
+from linkjuice.pipeline import crawl_site, run_audit
+from linkjuice.store import Store
+
+from .sitekit import Route, page, redirect, serve
+
+D = 0.85
+# Position factors of the model (docs/model.md); relevance and anchor factors are switched off
+# below so that a link's weight is its position factor alone and can be counted by hand.
+HEADER, CONTENT = 0.3, 1.0
+MODEL = ModelConfig(relevance_weight=0.0, use_anchor=False)
+N_MANY = 20
+
+
+def _links(*pairs: str) -> str:
+    return " ".join(pairs)
+
+
+def _a(href: str, text: str, rel: str = "") -> str:
+    return f"<a href='{href}'{f' rel={rel!r}' if rel else ''}>{text}</a>"
+
+
+def _hang_up(_: str) -> Route:
+    raise ConnectionAbortedError("the test server drops this request")
+
+
+def _routes(origin: list[str]) -> dict[str, Route]:
+    def sitemap(_: str) -> Route:
+        o = origin[0]
+        locs = ["/", "/a/", "/orphan/", "/orphan-nf/", "/orphan-ni/", "/CaseVar/", "/trail", "/deep1/"]
+        body = "".join(f"<url><loc>{o}{p}</loc></url>" for p in locs)
+        return Route(body=f"<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{body}</urlset>",
+                     content_type="application/xml")
+
+    routes: dict[str, Route] = {
+        "/robots.txt": Route(body="User-agent: *\nDisallow: /private/\nSitemap: /sitemap.xml\n",
+                             content_type="text/plain"),
+        "/sitemap.xml": sitemap,
+        # 9 links, all content (the header's Home link is a self-link here): W = 9
+        "/": page("Home", _links(
+            _a("/a/", "Alpha guide"), _a("/problems/", "Problems"), _a("/many/", "Link hub"),
+            _a("/deep1/", "Deep series"), _a("/c/", "click here"), _a("/b/", "Beta", rel="nofollow"),
+            _a("https://external.example/", "External"), _a("/trail/", "Trail"), _a("/casevar/", "Case"))),
+        # header + 5 content (the self-link does not count): W = 0.3 + 5
+        "/a/": page("Alpha", _links(
+            _a("/b/", "Beta page"), _a("/missing/", "broken again"), _a("/orphan-nf/", "Nofollow only", rel="nofollow"),
+            _a("/c/", "Weiterlesen"), _a("/d/", "Pricing"), _a("/a/", "This page"))),
+        # header + 3 content: W = 3.3
+        "/b/": page("Beta", _links(_a("/c/", "Leer más »"), _a("/d/", " "), _a("/e/", "Pricing"))),
+        "/c/": page("Charlie", _links(_a("/d/", "Pricing"), _a("/a/", "Alpha guide"))),
+        "/d/": page("Delta", _links(_a("/c/", "lire la suite"), _a("/e/", "Echo"))),
+        "/e/": page("Echo", _links(_a("/d/", "Pricing"))),
+        # header + 16 content: W = 16.3
+        "/problems/": page("Problems", _links(
+            _a("/missing/", "Missing page"), _a("/error/", "Server error"),
+            _a("/slow/", "Slow [bold]page[/bold]"), _a("/drop/", "Dropped"),
+            _a("/old/", "Old alpha"), _a("/chain1/", "Chain"), _a("/loop1/", "Loop"), _a("/gone-redirect/", "Gone"),
+            _a("/to-noindex/", "To hidden"), _a("/private/x/", "Private"), _a("/noindex/", "Hidden"),
+            _a("/doc.pdf", "PDF"),
+            _a("/dup/", "Duplicate"), _a("/canon-redir/", "Canon redirect"),
+            _a("/canon-broken/", "Canon broken"), _a("/canon-noindex/", "Canon noindex"))),
+        "/missing/": Route(status=404, body="not found"),
+        "/error/": Route(status=500, body="boom"),
+        "/slow/": Route(body="late", delay=2.5),  # the crawl times out after 1 s
+        "/drop/": _hang_up,  # the server closes the connection without an answer
+        "/old/": redirect("/a/"),
+        "/chain1/": redirect("/chain2/", 302),
+        "/chain2/": redirect("/b/"),
+        "/loop1/": redirect("/loop2/"),
+        "/loop2/": redirect("/loop1/"),
+        "/gone-redirect/": redirect("/missing/"),
+        "/to-noindex/": redirect("/noindex/"),
+        "/private/x/": page("Private", "never fetched"),
+        "/noindex/": page("Hidden", _a("/orphan-ni/", "Only from noindex"),
+                          head="<meta name='robots' content='noindex'>"),
+        "/doc.pdf": Route(body=b"%PDF-1.4 tiny", content_type="application/pdf"),
+        "/dup/": page("Dup", "copy of C", head="<link rel='canonical' href='/c/'>"),
+        "/canon-redir/": page("CR", "x", head="<link rel='canonical' href='/old/'>"),
+        "/canon-broken/": page("CB", "x", head="<link rel='canonical' href='/missing/'>"),
+        "/canon-noindex/": page("CN", "x", head="<link rel='canonical' href='/noindex/'>"),
+        "/orphan/": page("Orphan", _links(_a("/orphan/", "Me"), _a("/a/", "Alpha guide"))),
+        "/orphan-nf/": page("Orphan NF", "x"),
+        "/orphan-ni/": page("Orphan NI", "x"),
+        "/CaseVar/": page("Case variant", "x"),
+        "/casevar/": page("Case", "x"),
+        "/trail": page("Trail variant", "x"),
+        "/trail/": page("Trail", "x"),
+        "/deep1/": page("Deep 1", _links(_a("/deep2/", "Deep 2"), _a("/dead/", "Dead end page"))),
+        "/deep2/": page("Deep 2", _a("/deep3/", "Deep 3")),
+        "/deep3/": page("Deep 3", _a("/deep4/", "Deep 4")),
+        "/deep4/": page("Deep 4", "the end"),
+        "/dead/": Route(body="<html><head><title>Dead</title></head><body><p>No links here.</p></body></html>"),
+        # header + N_MANY content links
+        "/many/": page("Many", _links(*(_a(f"/m/{i}/", f"Item number {i}") for i in range(N_MANY)))),
+    }
+    for i in range(N_MANY):
+        routes[f"/m/{i}/"] = page(f"M{i}", "x")
+    return routes
+
+
+W = {"/": 9 * CONTENT, "/a/": HEADER + 5 * CONTENT, "/b/": HEADER + 3 * CONTENT, "/c/": HEADER + 2 * CONTENT,
+     "/d/": HEADER + 2 * CONTENT, "/e/": HEADER + CONTENT, "/problems/": HEADER + 16 * CONTENT}
+THRESHOLDS = AuditThresholds(max_links=17, important_percentile=75)
+CRAWL = {"concurrency": 8, "timeout": 1.0, "retries": 0, "backoff": 0.01}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    holder: list[str] = []
+    with serve(_routes(holder)) as server:
+        holder.append(server.origin)
+        db = tmp_path_factory.mktemp("audit") / "site.duckdb"
+        config = CrawlConfig(start_url=server.url("/"), **CRAWL)
+        crawl_site(config, db, model=MODEL)
+        o = server.origin
+        with Store(db) as store:  # outside data, as `linkjuice import` would write it
+            store.con.executemany("INSERT INTO imported_urls VALUES (?, ?)",
+                                  [[o + "/imported-only/", "analytics"], ["https://other.example/x", "analytics"],
+                                   [o + "/a/", "analytics"]])
+            store.con.executemany("INSERT INTO gsc VALUES (?, ?, ?, NULL, NULL)",
+                                  [[o + "/m/0/", 500, 10000], [o + "/a/", 10, 300]])
+            store.con.executemany("INSERT INTO priorities VALUES (?, ?)", [[o + "/M/1", 2.0], [o + "/", None]])
+        yield server, db
+
+
+def _juice(db: Path) -> dict[str, float]:
+    with Store(db, read_only=True) as store:
+        frame = store.sql("SELECT url, juice FROM scores WHERE juice IS NOT NULL")
+    return dict(zip(frame["url"], frame["juice"]))
+
+
+def _by_code(result, code: str) -> dict[str, float]:
+    f = result.findings[result.findings["code"] == code]
+    return dict(zip(f["url"], f["juice_at_stake"]))
+
+
+def test_every_problem_is_found_with_its_juice_at_stake(site) -> None:
+    server, db = site
+    u = server.url
+    result = run_audit(db, THRESHOLDS)
+    J = {k.removeprefix(server.origin): v for k, v in _juice(db).items()}
+
+    def carried(source: str, weight: float = CONTENT) -> float:
+        return D * J[source] * weight / W[source]
+
+    one = carried("/problems/")  # each single link of /problems/
+    approx = lambda x: pytest.approx(x, rel=1e-9, abs=1e-15)  # noqa: E731
+
+    assert _by_code(result, "broken-links") == {
+        u("/missing/"): approx(one + carried("/a/")), u("/error/"): approx(one), u("/slow/"): approx(one),
+        u("/drop/"): approx(one)}
+    broken = result.items[result.items["code"] == "broken-links"]
+    details = dict(zip(broken["target_url"], broken["detail"]))
+    assert details[u("/slow/")] == "fails (timeout)" and details[u("/missing/")] == "returns HTTP 404"
+    assert details[u("/drop/")].startswith("fails (connection")
+    assert _by_code(result, "links-to-redirects") == {u("/old/"): approx(one)}
+    assert _by_code(result, "redirect-chain") == {u("/chain1/"): approx(one)}
+    assert _by_code(result, "redirect-loop") == {u("/loop1/"): approx(one)}
+    assert _by_code(result, "redirect-to-broken") == {u("/gone-redirect/"): approx(one)}
+    assert _by_code(result, "redirect-to-non-indexable") == {u("/to-noindex/"): approx(one)}
+    assert _by_code(result, "links-to-blocked") == {u("/private/x/"): approx(one)}
+    assert _by_code(result, "links-to-noindex") == {u("/noindex/"): approx(one)}
+    assert _by_code(result, "links-to-non-html") == {u("/doc.pdf"): approx(one)}
+    # Only the duplicate whose canonical is a good page; the others are canonical-to-* findings.
+    assert _by_code(result, "links-to-canonicalised") == {u("/dup/"): approx(one)}
+    assert _by_code(result, "canonical-to-redirect") == {u("/canon-redir/"): approx(one)}
+    assert _by_code(result, "canonical-to-broken") == {u("/canon-broken/"): approx(one)}
+    assert _by_code(result, "canonical-to-noindex") == {u("/canon-noindex/"): approx(one)}
+    # A nofollow link keeps its share and passes nothing.
+    assert _by_code(result, "nofollow-internal") == {
+        u("/b/"): approx(carried("/")), u("/orphan-nf/"): approx(carried("/a/"))}
+
+    median = float(np.median(list(J.values())))
+    assert _by_code(result, "orphan") == {
+        u("/orphan/"): approx(median - J["/orphan/"]), u("/imported-only/"): approx(median)}
+    assert _by_code(result, "orphan-nofollow-only") == {u("/orphan-nf/"): approx(median - J["/orphan-nf/"])}
+    assert _by_code(result, "orphan-noindex-only") == {u("/orphan-ni/"): approx(median - J["/orphan-ni/"])}
+
+    assert _by_code(result, "deep-page") == {u("/deep4/"): approx(max(median - J["/deep4/"], 0.0))}
+    assert _by_code(result, "dead-end") == {u("/dead/"): approx(D * J["/dead/"])}
+    many_targets = N_MANY + 1  # the items and the header's Home link
+    assert _by_code(result, "too-many-links") == {
+        u("/many/"): approx(D * J["/many/"] * (many_targets - THRESHOLDS.max_links) / many_targets)}
+
+    generic = carried("/") + carried("/a/") + carried("/b/") + carried("/d/")
+    assert _by_code(result, "generic-anchor") == {u("/c/"): approx(generic)}
+    assert _by_code(result, "mostly-generic-anchors") == {u("/c/"): approx(generic)}
+    assert _by_code(result, "empty-anchor") == {u("/d/"): approx(carried("/b/"))}
+    multi = result.findings[result.findings["code"] == "anchor-multiple-targets"]
+    assert list(zip(multi["url"], multi["anchor"])) == [(u("/d/"), "Pricing")]
+    assert multi["juice_at_stake"].iloc[0] == approx(carried("/b/"))  # the one link to the other page
+
+    # Important: /m/0/ (top clicks; /a/'s few clicks are not), /m/1/ and / (priorities; /M/1 is a
+    # case and slash variant of /m/1/). The home page is strong, so only the two are weak.
+    bar = float(np.percentile(list(J.values()), THRESHOLDS.important_percentile))
+    expected_important = {p: bar - J[p] for p in ("/m/0/", "/m/1/", "/a/", "/") if J[p] < bar}
+    assert set(expected_important) == {"/m/0/", "/m/1/"}
+    assert _by_code(result, "important-but-weak") == {u(p): approx(v) for p, v in expected_important.items()}
+
+    weak = set(_by_code(result, "weak-page"))
+    assert {u(f"/m/{i}/") for i in range(2, N_MANY)} | {u("/casevar/"), u("/CaseVar/")} <= weak
+    # Orphans and important pages are reported once, under their stronger code.
+    assert not weak & {u("/orphan/"), u("/orphan-nf/"), u("/m/0/"), u("/m/1/"), u("/")}
+
+    # Variants of linked URLs are not orphans; another site's imported URL is ignored.
+    for code in ("orphan", "orphan-nofollow-only", "orphan-noindex-only"):
+        assert not set(_by_code(result, code)) & {u("/CaseVar/"), u("/trail"), u("/a/"), "https://other.example/x"}
+    assert set(result.findings["code"]) == set(CODES)
+    assert (result.findings["severity"][result.findings["code"] == "orphan"] == "error").all()
+
+
+def test_items_are_one_row_per_link_and_add_up(site) -> None:
+    server, db = site
+    u = server.url
+    result = run_audit(db, THRESHOLDS)
+    f = result.findings.set_index(["code", "url"])
+    broken_id = f.loc[("broken-links", u("/missing/")), "finding_id"]
+    items = result.items[result.items["finding_id"] == broken_id]
+    assert sorted(zip(items["source_url"], items["anchor"], items["position"])) == [
+        (u("/a/"), "broken again", "content"), (u("/problems/"), "Missing page", "content")]
+    assert items["juice"].sum() == pytest.approx(f.loc[("broken-links", u("/missing/")), "juice_at_stake"])
+    generic_id = f.loc[("generic-anchor", u("/c/")), "finding_id"]
+    anchors = set(result.items.loc[result.items["finding_id"] == generic_id, "anchor"])
+    assert anchors == {"click here", "Weiterlesen", "Leer más »", "lire la suite"}
+    # Stored, one row per item, and exported the same way.
+    with Store(db, read_only=True) as store:
+        stored_findings, stored_items, flow = store.audit_frames()
+    assert len(stored_findings) == len(result.findings) and len(stored_items) == len(result.items)
+    assert stored_items["finding_id"].isin(stored_findings["finding_id"]).all()
+    # A later run replaces, never appends.
+    run_audit(db, THRESHOLDS)
+    with Store(db, read_only=True) as store:
+        again = store.audit_frames()
+    assert len(again[0]) == len(stored_findings) and len(again[1]) == len(stored_items)
+
+
+def test_juice_accounting_adds_up(site) -> None:
+    server, db = site
+    result = run_audit(db, THRESHOLDS)
+    J = {k.removeprefix(server.origin): v for k, v in _juice(db).items()}
+    flow = result.juice_flow
+    for dim in ("destination", "position"):
+        assert flow.loc[flow["dimension"] == dim, "share"].sum() == pytest.approx(1.0)
+    dest = flow[flow["dimension"] == "destination"].set_index("category")["juice"]
+    # Every ranked page passes d x its juice through its links, except the dead end.
+    total = D * (sum(J.values()) - J["/dead/"])
+    assert result.summary["link_juice"] == pytest.approx(total, rel=1e-9)
+    assert dest.sum() == pytest.approx(total, rel=1e-9)
+    assert dest["external"] == pytest.approx(D * J["/"] / W["/"])
+    assert dest["nofollow"] == pytest.approx(D * J["/"] / W["/"] + D * J["/a/"] / W["/a/"])
+    assert dest["broken"] == pytest.approx(D * J["/problems/"] * 4 / W["/problems/"] + D * J["/a/"] / W["/a/"])
+    assert dest["redirected"] == pytest.approx(2 * D * J["/problems/"] / W["/problems/"])  # /old/, /chain1/
+    # Concentration against the textbook definitions.
+    x = np.sort(np.array(list(J.values())))[::-1]
+    gini = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
+    assert result.summary["gini"] == pytest.approx(gini)
+    k = int(np.ceil(0.01 * len(x)))
+    assert result.summary["top1_share"] == pytest.approx(x[:k].sum() / x.sum())
+
+
+def test_partial_crawl_reports_no_false_orphans_as_errors(site, tmp_path: Path) -> None:
+    server, _ = site
+    db = tmp_path / "partial.duckdb"
+    crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), db, model=MODEL)
+    with Store(db, read_only=True) as store:
+        assert store.meta()["limits_hit"] is True
+    result = run_audit(db)
+    orphans = result.findings[result.findings["code"].str.startswith("orphan")]
+    assert len(orphans)  # sitemap pages the crawl never reached are mentioned...
+    assert (orphans["severity"] == "notice").all()  # ...but not called orphans
+    assert orphans["explanation"].str.contains("partial").all()
+    assert result.summary["crawl_complete"] is False
+
+
+def test_thresholds_from_toml_and_options(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, db = site
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "linkjuice.toml").write_text("[audit]\nmax-depth = 2\nmax_links = 10\n", encoding="utf-8")
+    runner = CliRunner()
+
+    def codes(*args: str) -> dict[str, set[str]]:
+        res = runner.invoke(app, ["audit", "--db", str(db), "--format", "json", *args])
+        assert res.exit_code == 0, res.output
+        out: dict[str, set[str]] = {}
+        for f in json.loads(res.stdout)["findings"]:
+            out.setdefault(f["code"], set()).add(f["url"])
+        return out
+
+    found = codes()  # ./linkjuice.toml is read by default
+    assert found["deep-page"] == {server.url("/deep3/"), server.url("/deep4/")}
+    assert server.url("/problems/") in found["too-many-links"]  # 17 targets > 10
+    found = codes("--max-depth", "3")  # an option beats the file
+    assert found["deep-page"] == {server.url("/deep4/")}
+    other = tmp_path / "other.toml"
+    other.write_text("[audit]\nmax_links = 100\n", encoding="utf-8")
+    assert "too-many-links" not in codes("--config", str(other))
+
+    (tmp_path / "linkjuice.toml").write_text("[audit]\nmax_deep = 2\n", encoding="utf-8")
+    res = runner.invoke(app, ["audit", "--db", str(db)])
+    assert res.exit_code != 0 and isinstance(res.exception, UsageError) and "max_deep" in str(res.exception)
+
+
+def test_fail_on_exits_3_through_the_real_cli(site, tmp_path: Path) -> None:
+    _, db = site
+    run = lambda *a: subprocess.run([sys.executable, "-m", "linkjuice", "audit", "--db", str(db), *a],  # noqa: E731
+                                    capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    failed = run("--fail-on", "broken-links,orphans,redirect-loops", "--top", "3")
+    assert failed.returncode == 3, failed.stderr
+    assert "broken-links: 4" in failed.stderr and "redirect-loop: 1" in failed.stderr
+    assert "[bold]page[/bold]" in failed.stdout or "Slow" not in failed.stdout  # crawled text is never markup
+    passed = run("--fail-on", "too-many-links", "--max-links", "1000")  # a code that is not present
+    assert passed.returncode == 0, passed.stderr
+    bad = run("--fail-on", "nonsense")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --fail-on: unknown finding 'nonsense'")
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_github_annotations_and_exports(site, tmp_path: Path) -> None:
+    server, db = site
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "--db", str(db), "--github", "--top", "0", "--max-links", "17"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stdout.splitlines() if line.startswith("::")]
+    loop = [line for line in lines if "title=redirect-loop" in line]
+    assert len(loop) == 1 and loop[0].startswith("::error file=http%3A//127.0.0.1%3A")
+    assert any(line.startswith("::warning ") for line in lines) and any(line.startswith("::notice ") for line in lines)
+    assert all("\n" not in line for line in lines)
+    out = tmp_path / "items.csv"
+    res = runner.invoke(app, ["export", "finding-items", "--db", str(db), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    items = pd.read_csv(out)
+    assert {"finding_id", "code", "source_url", "anchor", "position", "juice"} <= set(items.columns)
+    assert not items["anchor"].dropna().str.contains("@@|;").any()
+    res = runner.invoke(app, ["export", "findings", "--db", str(db), "-o", str(tmp_path / "f.parquet"), "-f", "parquet"])
+    assert res.exit_code == 0 and len(pd.read_parquet(tmp_path / "f.parquet")) > 20
+
+
+def test_fail_on_names_and_threshold_validation() -> None:
+    gate = parse_fail_on("orphans, redirect-loop")
+    assert gate.codes == {"orphan", "orphan-nofollow-only", "orphan-noindex-only", "redirect-loop"}
+    assert parse_fail_on("warnings").severities == {"error", "warning"}
+    with pytest.raises(UsageError):
+        parse_fail_on(" , ")
+    with pytest.raises(UsageError, match="generic-share"):
+        AuditThresholds(generic_share=2)
+    with pytest.raises(UsageError, match="whole number"):
+        AuditThresholds.from_mapping({"max-depth": 2.5})
+    assert AuditThresholds.from_mapping({"max-depth": 5}).max_depth == 5
+
+
+def test_unscored_store_is_a_clear_error(tmp_path: Path) -> None:
+    routes = {"/": page("Home", _a("/x/", "X")), "/x/": page("X", "x")}
+    with serve(routes) as server:
+        db = tmp_path / "unscored.duckdb"
+        crawl_site(CrawlConfig(start_url=server.url("/")), db, score=False)
+    with pytest.raises(StoreError, match="linkjuice score"):
+        run_audit(db)
+
+
+def test_demo_site_planted_problems_are_all_found(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    with serve_folder() as origin:
+        crawl_site(CrawlConfig(start_url=origin + "/"), db)
+    result = run_audit(db)
+    f = result.findings.assign(path=result.findings["url"].str.removeprefix(origin))
+    items = result.items.assign(src=result.items["source_url"].str.removeprefix(origin),
+                                dst=result.items["target_url"].str.removeprefix(origin))
+
+    def paths(code: str) -> set[str]:
+        return set(f.loc[f["code"] == code, "path"])
+
+    def sources(code: str) -> set[tuple[str, str]]:
+        ids = f.loc[f["code"] == code, "finding_id"]
+        its = items[items["finding_id"].isin(ids)]
+        return set(zip(its["src"], its["dst"]))
+
+    assert sources("broken-links") == {  # 1
+        ("/blog/flour-types-explained/", "/blog/rye-bread-guide/"), ("/blog/whole-wheat-baking/", "/blog/rye-bread-guide/"),
+        ("/blog/hydration-explained/", "/shop/proofing-box/"), ("/blog/enriched-doughs/", "/shop/proofing-box/")}
+    assert sources("links-to-redirects") == {  # 2
+        ("/blog/feeding-schedule/", "/old-sourdough/"), ("/recipes/everyday-sourdough-loaf/", "/old-sourdough/"),
+        ("/blog/chewy-chocolate-chip-cookies/", "/recipes/brownies/")}
+    assert sources("redirect-chain") == {("/recipes/butter-croissants/", "/2019/croissant-tips/")}
+    assert sources("redirect-loop") == {("/shop/", "/shop/gift-cards/"), ("/about/", "/shop/gift-cards/")}
+    assert paths("orphan") == {"/blog/rye-starter-secrets/"}  # 3
+    products = ("bread-flour", "rattan-banneton", "cast-iron-dutch-oven", "digital-kitchen-scale", "bread-lame",
+                "dough-scraper")
+    assert sources("links-to-blocked") == {(f"/shop/{p}/", "/cart/") for p in products} | {("/shop/", "/cart/")}  # 4
+    assert {s for s, _ in sources("links-to-noindex")} == {"/", "/blog/", "/recipes/", "/shop/", "/about/"}  # 5
+    assert paths("links-to-noindex") == {"/search/"}
+    assert sources("links-to-canonicalised") == {("/recipes/classic-baguette/", "/recipes/classic-baguette-print/")}  # 6
+    assert sources("nofollow-internal") == {  # 7
+        ("/about/", "/contact/"), ("/blog/baking-with-kids/", "/contact/"), ("/shop/", "/terms/")}
+    assert paths("deep-page") == {"/blog/panettone-project/part-3/", "/blog/panettone-project/part-4/"}  # 8
+    assert paths("dead-end") == {"/recipes/sourdough-loaf-print/"}  # 9
+    assert paths("links-to-non-html") == {"/downloads/sourdough-schedule.pdf"}  # 13
+    assert sources("generic-anchor") == {  # 14
+        ("/blog/baking-with-kids/", "/recipes/gluten-free-banana-bread/"),
+        ("/blog/storing-bread/", "/recipes/everyday-sourdough-loaf/"),
+        ("/blog/", "/blog/storing-bread/"), ("/blog/", "/blog/weighing-vs-cups/")}
+    dest = result.juice_flow.set_index(["dimension", "category"])["juice"]
+    assert dest[("destination", "external")] > 0  # 12
+    assert "empty-anchor" not in set(f["code"])  # 10: the image link's alt text is its anchor
+    assert not (f["path"] == "/404.html").any()

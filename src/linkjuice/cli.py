@@ -36,8 +36,9 @@ app = typer.Typer(
 export_app = typer.Typer(help="Export a table of the store to CSV, JSON or Parquet.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
-console = Console()
-err_console = Console(stderr=True)
+# markup=False: crawled text ("[/]", "[link=file:///...]") must never be read as Rich markup.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DbOption = Annotated[Path, typer.Option("--db", help="The DuckDB store of the crawl.")]
 
@@ -136,6 +137,7 @@ def crawl(
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 20.0,
     max_body: Annotated[int, typer.Option(help="Maximum body size in bytes, after decompression.")] = 10 * 1024 * 1024,
     strip_tracking: Annotated[bool, typer.Option("--strip-tracking", help="Remove utm_* and click-id parameters from URLs.")] = False,
+    max_per_pattern: Annotated[int, typer.Option(help="Crawl at most this many URLs of one shape (calendars and other crawler traps).")] = 1000,
     no_score: Annotated[bool, typer.Option("--no-score", help="Do not score at the end.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -168,6 +170,7 @@ def crawl(
             use_sitemaps=not no_sitemaps, include=tuple(include or ()), exclude=tuple(exclude or ()),
             subdomains=subdomains, max_pages=max_pages, max_depth=max_depth, timeout=timeout,
             max_body_bytes=max_body, strip_tracking=strip_tracking, local_root=local_root,
+            max_urls_per_pattern=max_per_pattern,
             **({"user_agent": user_agent} if user_agent else {}),
         )
     with _ProgressView(quiet) as view:
@@ -190,6 +193,8 @@ def model_config(
     no_anchor: bool = False,
     backlink_mix: float | None = None,
     section_depth: int | None = None,
+    relevance_engine: str | None = None,
+    relevance_model_path: Path | None = None,
 ) -> ModelConfig:
     """ModelConfig from linkjuice.toml's [model] table, overridden by command-line options."""
     from .config import load_toml, with_overrides
@@ -203,10 +208,22 @@ def model_config(
             values[key] = value
     if no_anchor:
         values["use_anchor"] = False
+    if relevance_model_path is not None:  # a model folder only makes sense for the semantic engine
+        values["relevance_model_path"] = str(relevance_model_path.expanduser().resolve())
+        values["relevance_engine"] = relevance_engine or "semantic"
+    elif relevance_engine is not None:
+        values["relevance_engine"] = relevance_engine
+        if relevance_engine != "semantic":
+            values.pop("relevance_model_path", None)
     return with_overrides(ModelConfig(), values)
 
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Settings file (default: ./linkjuice.toml if present).")]
+RELEVANCE_ENGINE_HELP = "Relevance engine: tfidf (default) or semantic (sentence embeddings; needs linkjuice[semantic])."
+# `score --engine` picks the rank engine (local|dask), so score names this one in full.
+RelevanceEngineOption = Annotated[Optional[str], typer.Option("--relevance-engine", help=RELEVANCE_ENGINE_HELP)]
+ModelPathOption = Annotated[Optional[Path], typer.Option("--model-path", help="semantic: a folder with model.onnx and "
+                                                         "tokenizer.json to use instead of the packaged model.")]
 
 
 @app.command()
@@ -220,14 +237,23 @@ def score(
     section_depth: Annotated[Optional[int], typer.Option(help="Path segments that define a site section (default 1).")] = None,
     explain_weights: Annotated[bool, typer.Option("--explain-weights", help="Print the link-weight factors and examples.")] = False,
     config_file: ConfigOption = None,
+    relevance_engine: RelevanceEngineOption = None,
+    model_path: ModelPathOption = None,
+    engine: Annotated[str, typer.Option(help="local (default) or dask: iterate on a Dask cluster (extra linkjuice[dask]).")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a LocalCluster on this machine).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Dask workers: of the LocalCluster, or to wait for on --scheduler.")] = None,
+    parquet_dir: Annotated[Optional[str], typer.Option(help="Where the Dask workers read the model's inputs (shared folder or s3://...).")] = None,
 ) -> None:
     """Score every page of a crawl (classic PageRank and the juice model)."""
     from . import pipeline
+    from .engines import open_engine
 
     config = model_config(config_file=config_file, damping=damping, relevance_weight=relevance_weight,
-                          no_anchor=no_anchor, backlink_mix=backlink_mix, section_depth=section_depth)
-    with pipeline.open_store(db, read_only=False) as store:
-        summary = pipeline.score_store(store, model=config, model_name=model)
+                          no_anchor=no_anchor, backlink_mix=backlink_mix, section_depth=section_depth,
+                          relevance_engine=relevance_engine, relevance_model_path=model_path)
+    with pipeline.open_store(db, read_only=False) as store, \
+            open_engine(engine, scheduler=scheduler, workers=workers, parquet_dir=parquet_dir) as ranker:
+        summary = pipeline.score_store(store, model=config, model_name=model, engine=ranker)
     console.print(
         f"Scored {summary.ranked_pages} indexable of {summary.pages} pages over {summary.links} links in "
         f"{summary.seconds:.2f}s (classic: {summary.iterations_classic} iterations, juice: "
@@ -244,12 +270,14 @@ def _pages_table(frame, title: str, origin: str | None = None) -> Table:  # type
     if origin:
         title += f" - {origin}"
     table = Table(title=title, title_justify="left")
-    url_width = min(max((len(short_url(u, origin)) for u in frame["url"]), default=10), max(console.width - 68, 16))
-    for name in ("url", "status", "depth", "inlinks", "outlinks", "pagerank", "juice_score"):
+    url_width = min(max((len(short_url(u, origin)) for u in frame["url"]), default=10), max(console.width - 55, 16))
+    # Short headers keep the table inside 80 columns; the export columns keep their full names.
+    for name, header in (("url", "url"), ("status", "status"), ("depth", "depth"), ("inlinks", "in"),
+                         ("outlinks", "out"), ("pagerank", "pagerank"), ("juice_score", "score")):
         if name == "url":
-            table.add_column(name, overflow="fold", min_width=url_width)
+            table.add_column(header, overflow="fold", min_width=url_width)
         else:
-            table.add_column(name, justify="right", no_wrap=True)
+            table.add_column(header, justify="right", no_wrap=True)
     for row in frame.itertuples(index=False):
         table.add_row(
             short_url(row.url, origin), _fmt(row.status), _fmt(row.depth), _fmt(row.inlinks),
@@ -327,9 +355,11 @@ def demo(
     db: Annotated[Optional[Path], typer.Option("--db", help="Where to keep the demo store (default: a temporary folder).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Serve the bundled sample site on 127.0.0.1, crawl it, score it and summarise it."""
+    """Serve the bundled sample site on 127.0.0.1, crawl, score, audit it, suggest links, report."""
     from . import pipeline
+    from .commands.audit import print_report
     from .demo import serve_folder
+    from .opportunities import SuggestOptions, suggest_links
 
     workdir = None
     if db is None:
@@ -344,9 +374,22 @@ def demo(
             summary = pipeline.crawl_site(config, db, on_progress=view)
     console.print(f"Crawled {summary.pages} URLs and {summary.links} links in {summary.seconds:.1f}s; store: {db}",
                   highlight=False)
+    origin = site_origin(db)
     frame = pipeline.pages(db, limit=10, indexable=True)
-    console.print(_pages_table(frame, "Strongest pages (juice_score: 0-100, log scale)", site_origin(db)))
-    console.print(f"Explore further: linkjuice pages --db {db}", highlight=False)
+    console.print(_pages_table(frame, "Strongest pages (juice_score: 0-100, log scale)", origin))
+    console.print()
+    print_report(pipeline.run_audit(db), top=5)
+    suggestions = suggest_links(db, SuggestOptions(limit=5))
+    if not suggestions.empty:
+        table = Table(title=f"Top link suggestions - {origin}", title_justify="left")
+        for col in ("add a link on", "to", "with the words", "gain for the target"):
+            table.add_column(col, overflow="fold")
+        for row in suggestions.itertuples(index=False):
+            table.add_row(short_url(row.source_url, origin), short_url(row.target_url, origin),
+                          clean_text(row.anchor), f"+{row.gain_pct:.0f}%")
+        console.print(table)
+    console.print(f"Next: linkjuice audit --db {db} | linkjuice suggest --db {db} | linkjuice explain URL --db {db}",
+                  highlight=False)
 
 
 def _kind(exc: BaseException) -> set[str]:
@@ -383,6 +426,17 @@ def main() -> None:
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
             sys.exit(2 if "UsageError" in kinds else getattr(exc, "exit_code", 1))
+        # Last resort for the store and the file system (disk full, read-only, permissions): a
+        # failure of the whole operation, said in one line; the store keeps what it committed.
+        if type(exc).__module__.lstrip("_").startswith("duckdb"):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            err_console.print(f"error: store: {clean_text(first)}", highlight=False, markup=False, soft_wrap=True)
+            sys.exit(1)
+        if isinstance(exc, OSError):
+            where = f": {exc.filename}" if exc.filename else ""
+            err_console.print(f"error: {clean_text(exc.strerror or str(exc))}{where}", highlight=False, markup=False,
+                              soft_wrap=True)
+            sys.exit(1)
         raise
 
 

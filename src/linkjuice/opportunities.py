@@ -96,12 +96,13 @@ def _default_targets(store: Store, loaded: Loaded) -> np.ndarray:
     state = loaded.state
     urls = store.finding_urls(WEAK_CODES)
     index = {u: i for i, u in enumerate(state.urls)}
-    ids = np.array(sorted(index[u] for u in urls if u in index), dtype=np.int64)
-    if len(ids) == 0:  # no audit yet: the weakest quarter of indexable pages
-        ranked = np.flatnonzero(state.ranked)
-        cut = np.percentile(state.juice[ranked], 25) if len(ranked) else 0
-        ids = ranked[state.juice[ranked] <= cut]
-    return ids[state.ranked[ids]]
+    flagged = {index[u] for u in urls if u in index}
+    # The audit's weak pages, and the weakest quarter of indexable pages (all that is known
+    # before an audit has run).
+    ranked = np.flatnonzero(state.ranked)
+    cut = np.percentile(state.juice[ranked], 25) if len(ranked) else 0
+    ids = np.array(sorted(flagged | set(ranked[state.juice[ranked] <= cut].tolist())), dtype=np.int64)
+    return ids[state.ranked[ids]] if len(ids) else ids
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,13 +115,21 @@ class SuggestOptions:
     max_links: int = 150  # skip sources already at the too-many-links threshold
     candidates: int = 40  # nearest neighbours examined per target
     exact_top: int = 25  # suggestions whose gain is recomputed exactly
+    engine: str | None = None  # relevance engine (tfidf|semantic); default: the one `score` used
+    model_path: str | None = None  # semantic: another ONNX model folder
 
 
 def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save: bool = True) -> pd.DataFrame:
     """Concrete new links: source, target, anchor found in the source's text, context, predicted gain."""
     options = options or SuggestOptions()
     with open_store(db, read_only=not save) as store:
-        loaded = load_state(store)
+        model = None
+        if options.engine or options.model_path:  # relevance in memory with another engine
+            stored = ModelConfig(**_stored_model(store))
+            engine = options.engine or ("semantic" if options.model_path else stored.relevance_engine)
+            path = options.model_path or (stored.relevance_model_path if engine == "semantic" else None)
+            model = replace(stored, relevance_engine=engine, relevance_model_path=path)
+        loaded = load_state(store, model)
         state, text = loaded.state, loaded.text
         if options.target:
             targets = _page_ids(state, options.target)

@@ -101,8 +101,8 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
     store.finalize(template_share=share, template_min_pages=min_pages)
     page = store.page_arrays()
     n = len(page["page_id"])
-    groups = store.link_groups({"content": 1.0})  # weights are irrelevant for depth
-    src, dst = groups["src"].astype(np.int64), groups["dst"].astype(np.int64)
+    edges = store.link_edges()
+    src, dst = edges["src"].astype(np.int64), edges["dst"].astype(np.int64)
     hops = store.redirect_arrays()  # following a redirect is not a click
     start_url = store.meta().get("start_url")
     start = np.flatnonzero(page["url"] == start_url)
@@ -182,11 +182,19 @@ class PageText:
     frame: pd.DataFrame  # page_id, url, title, h1, headings, main_text (ordered by page_id)
     engine: str = "tfidf"
     _vectors: object = None
+    model_path: str | None = None  # semantic: another ONNX model folder
+    cache: Store | None = None  # semantic: where embeddings are kept between runs
 
     @property
     def vectors(self):  # type: ignore[no-untyped-def]
+        """tfidf: sparse L2-normalised rows; semantic: a dense float32 array of normalised rows."""
         if self._vectors is None:
             f = self.frame
+            if self.engine == "semantic":
+                from .semantic import page_vectors  # optional extra: imported only when chosen
+
+                self._vectors = page_vectors(f, cache=self.cache, model_path=self.model_path)
+                return self._vectors
             docs = page_documents(f["title"], f["h1"], f["headings"], f["main_text"])
             self._vectors = tfidf_vectors(docs)
         return self._vectors
@@ -198,7 +206,10 @@ class PageText:
 
 
 def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
-    return PageText(frame=store.page_texts())
+    if model is None:
+        return PageText(frame=store.page_texts())
+    return PageText(frame=store.page_texts(), engine=model.relevance_engine, model_path=model.relevance_model_path,
+                    cache=store)
 
 
 def _link_factors(store: Store, model: ModelConfig, page: dict[str, np.ndarray], src: np.ndarray,
@@ -289,6 +300,7 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": model_name, "damping": model.damping, "tol": model.tol,
                   "position_weights": dict(model.position_weights), "relevance_weight": model.relevance_weight,
+                  "relevance_engine": model.relevance_engine, "relevance_model_path": model.relevance_model_path,
                   "anchor_empty": model.anchor_empty, "anchor_generic": model.anchor_generic,
                   "anchor_descriptive": model.anchor_descriptive, "use_anchor": model.use_anchor,
                   "backlink_mix": model.backlink_mix, "authority_base": model.authority_base,

@@ -37,6 +37,7 @@ LINK_COLUMNS: tuple[str, ...] = (
 REDIRECT_COLUMNS: tuple[str, ...] = ("source_url", "status", "target_url")
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
 SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
+TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -65,6 +66,11 @@ CREATE TABLE IF NOT EXISTS redirects (source_url VARCHAR, status INTEGER, target
 CREATE TABLE IF NOT EXISTS sitemap_entries (
     sitemap_url VARCHAR, url VARCHAR, lastmod VARCHAR, in_scope BOOLEAN
 );
+-- URLs the crawler refused as crawler traps (linkjuice.crawl.traps), one row each, and one row per
+-- pattern for the audit's infinite-space finding.
+CREATE TABLE IF NOT EXISTS crawl_trap_urls (url VARCHAR, kind VARCHAR, pattern VARCHAR, found_from VARCHAR);
+CREATE VIEW IF NOT EXISTS crawl_traps AS
+    SELECT kind, pattern, min(url) AS example_url, count(*) AS skipped FROM crawl_trap_urls GROUP BY kind, pattern;
 CREATE TABLE IF NOT EXISTS scores (
     url VARCHAR, page_id INTEGER, inlinks INTEGER, outlinks INTEGER, pagerank DOUBLE,
     juice DOUBLE, juice_score DOUBLE, teleport DOUBLE, backlink_share DOUBLE, section VARCHAR
@@ -103,6 +109,8 @@ CREATE TABLE IF NOT EXISTS suggestions (
     relevance DOUBLE, predicted_gain DOUBLE, gain_pct DOUBLE, exact BOOLEAN, source_juice_score DOUBLE,
     target_juice_score DOUBLE
 );
+-- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
+CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
 """
 
 
@@ -134,12 +142,18 @@ class Store:
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "meta" in tables:
             row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else None
+            version = int(row[0]) if row and str(row[0]).strip().isdigit() else None
             if version is None:
-                raise StoreError(f"{self.path} has no schema version: not a linkjuice store")
+                raise StoreError(f"{self.path} has no valid schema version: not a linkjuice store")
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer linkjuice (schema {version}; this one reads {SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                # No migration exists yet from any older schema: refuse rather than guess.
+                raise StoreError(
+                    f"{self.path} was written by an older linkjuice (schema {version}; this one reads "
+                    f"{SCHEMA_VERSION}) and cannot be migrated: crawl again into a new --db"
                 )
             if not self.read_only:
                 # Tables added by later stages (findings, imports...) appear on first writable open.
@@ -158,8 +172,12 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self.close()
+        except duckdb.Error as exc:
+            if exc_type is None:  # an error already on its way says more than the failed close
+                raise StoreError(f"cannot close {self.path}: {_first_line(exc)}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -169,13 +187,21 @@ class Store:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        try:
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            # Disk full, read-only file system: DuckDB rolls the transaction back and the data
+            # committed before it is intact.
+            raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
 
     # -- metadata ------------------------------------------------------------------------------
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        for key, value in values.items():
-            text = value if isinstance(value, str) else json.dumps(value)
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, text])
+        try:
+            for key, value in values.items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, text])
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
 
     def meta(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -195,6 +221,7 @@ class Store:
         redirects: Sequence[Mapping[str, Any]] = (),
         frontier: Sequence[Mapping[str, Any]] = (),
         sitemap_entries: Sequence[Mapping[str, Any]] = (),
+        trap_urls: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Append one crawl batch atomically."""
         with self.transaction():
@@ -203,6 +230,7 @@ class Store:
             self._append("links", LINK_COLUMNS, links)
             self._append("redirects", REDIRECT_COLUMNS, redirects)
             self._append("sitemap_entries", SITEMAP_COLUMNS, sitemap_entries)
+            self._append("crawl_trap_urls", TRAP_COLUMNS, trap_urls)
 
     def _append(self, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -231,6 +259,19 @@ class Store:
     def iter_frontier_urls(self, chunk: int = 100_000) -> Iterator[list[str]]:
         """All frontier URLs in chunks (to rebuild the seen-set on resume without one big list)."""
         cur = self.con.execute("SELECT url FROM frontier")
+        while rows := cur.fetchmany(chunk):
+            yield [r[0] for r in rows]
+
+    def iter_frontier(self, chunk: int = 100_000) -> Iterator[list[tuple[str, str]]]:
+        """(url, found_via) of every frontier row in discovery order, in chunks (to replay the
+        crawler-trap counters on resume)."""
+        cur = self.con.execute("SELECT url, found_via FROM frontier ORDER BY seq")
+        while rows := cur.fetchmany(chunk):
+            yield [(r[0], r[1]) for r in rows]
+
+    def iter_trap_urls(self, chunk: int = 100_000) -> Iterator[list[str]]:
+        """Every URL refused as a crawler trap, in chunks."""
+        cur = self.con.execute("SELECT url FROM crawl_trap_urls")
         while rows := cur.fetchmany(chunk):
             yield [r[0] for r in rows]
 
@@ -351,16 +392,12 @@ class Store:
         )
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
 
-    def link_arrays(self) -> dict[str, np.ndarray]:
-        """Every link from a stored page: source id, target id (-1 when the target was not
-        stored: external or out of reach), position, nofollow, internal flag."""
+    def link_edges(self) -> dict[str, np.ndarray]:
+        """Distinct page-to-page links as (src, dst) page ids: ids only, no strings, for graph walks."""
         tbl = self._arrow(
-            """
-            SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, l.position, l.nofollow, l.is_internal
-            FROM links l
-            JOIN pages s ON s.url = l.source_url
-            LEFT JOIN pages t ON t.url = l.target_url
-            """
+            "SELECT DISTINCT s.page_id AS src, t.page_id AS dst FROM links l "
+            "JOIN pages s ON s.url = l.source_url JOIN pages t ON t.url = l.target_url "
+            "WHERE s.page_id <> t.page_id"
         )
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
 
@@ -541,6 +578,161 @@ class Store:
         """Run read-only SQL for users and notebooks."""
         return self.con.execute(query, list(params)).df()
 
+    # -- reads for the report, the dashboard and diff (linkjuice.report, linkjuice.diff) --------
+    # Tables the report and dashboard browse: name -> (query, default sort, descending, tie-break).
+    # Filter and sort columns are checked against the query's own columns; values are parameters.
+    BROWSE: dict[str, tuple[str, str, bool, str]] = {
+        "pages": ("SELECT p.url, p.title, p.status, p.indexability, p.depth, p.in_sitemap, s.section, s.inlinks, "
+                  "s.outlinks, s.juice, s.juice_score, s.pagerank FROM pages p LEFT JOIN scores s USING (url)",
+                  "juice", True, "url"),
+        "findings": ("SELECT finding_id, severity, code, url, item_count, juice_at_stake, explanation, fix "
+                     "FROM findings", "finding_id", False, "finding_id"),
+        "finding_items": ("SELECT finding_id, code, url, source_url, target_url, anchor, position, juice, detail "
+                          "FROM finding_items", "finding_id", False, "source_url, target_url"),
+        "suggestions": ("SELECT * FROM suggestions", "rank", False, "source_url, target_url"),
+        "link_flows": ("SELECT source_url, target_url, resolved_url, anchor, position, nofollow, weight, share, "
+                       "juice, reason FROM link_flows", "juice", True, "source_url, target_url"),
+        "section_flows": ("SELECT * FROM section_flows", "juice", True, "from_section, to_section"),
+        "redirects": ("SELECT * FROM redirects", "source_url", False, "source_url, target_url"),
+        "juice_flow": ("SELECT * FROM juice_flow", "dimension", False, "juice DESC, category"),
+    }
+
+    def table_rows(self, table: str) -> int | None:
+        """Rows in a table, or None when this store does not have it (a store from before a stage)."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [table]
+        ).fetchone()[0]  # type: ignore[index]
+        if not exists:
+            return None
+        return int(self.con.execute(f"SELECT count(*) FROM {_sql_ident(table)}").fetchone()[0])  # type: ignore[index]
+
+    def browse_columns(self, table: str) -> list[str]:
+        if table not in self.BROWSE:
+            raise StoreError(f"unknown table {table!r}: choose one of {', '.join(self.BROWSE)}")
+        return [d[0] for d in self.con.execute(f"DESCRIBE {self.BROWSE[table][0]}").fetchall()]
+
+    def _browse_sql(self, table: str, search: str | None, equals: Mapping[str, Any] | None, sort: str | None,
+                    descending: bool | None) -> tuple[str, str, list[Any]]:
+        query, default_sort, default_desc, tie = self.BROWSE[table] if table in self.BROWSE else ("", "", True, "")
+        columns = self.browse_columns(table)
+        types = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall())
+        where, params = [], []
+        if search:
+            text = [c for c in columns if types[c] == "VARCHAR"]
+            where.append("(" + " OR ".join(f"contains(lower({_sql_ident(c)}), ?)" for c in text) + ")")
+            params += [search.lower()] * len(text)
+        for name, value in (equals or {}).items():
+            if name not in columns:
+                raise StoreError(f"{table} has no column {name!r}")
+            where.append(f"CAST({_sql_ident(name)} AS VARCHAR) = ?")
+            params.append(str(value))
+        sort = sort or default_sort
+        if sort not in columns:
+            raise StoreError(f"cannot sort {table} by {sort!r}")
+        desc = default_desc if descending is None else descending
+        filtered = f"SELECT * FROM ({query}) AS t" + (f" WHERE {' AND '.join(where)}" if where else "")
+        order = f" ORDER BY {_sql_ident(sort)} {'DESC' if desc else 'ASC'} NULLS LAST, {tie}"
+        return filtered, order, params
+
+    def browse(self, table: str, *, search: str | None = None, equals: Mapping[str, Any] | None = None,
+               sort: str | None = None, descending: bool | None = None, limit: int | None = 50,
+               offset: int = 0) -> tuple[pd.DataFrame, int]:
+        """One page of a browsable table, filtered (text search over its text columns, exact
+        matches) and sorted, with the number of rows that match."""
+        filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
+        total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchone()[0])  # type: ignore[index]
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        extra = [int(limit), max(int(offset), 0)] if limit is not None else []
+        return self.con.execute(filtered + order + page, params + extra).df(), total
+
+    def browse_values(self, table: str, column: str, *, limit: int = 100) -> list[Any]:
+        """The most common values of one column of a browsable table (for filter menus)."""
+        if column not in self.browse_columns(table):
+            raise StoreError(f"{table} has no column {column!r}")
+        col = _sql_ident(column)
+        return [r[0] for r in self.con.execute(
+            f"SELECT {col} FROM ({self.BROWSE[table][0]}) WHERE {col} IS NOT NULL GROUP BY {col} "
+            f"ORDER BY count(*) DESC, {col} LIMIT ?", [int(limit)]).fetchall()]
+
+    def browse_batches(self, table: str, *, search: str | None = None, equals: Mapping[str, Any] | None = None,
+                       sort: str | None = None, descending: bool | None = None,
+                       batch_rows: int = 20_000) -> pa.RecordBatchReader:
+        """All matching rows of a browsable table as a stream of Arrow batches (CSV downloads)."""
+        filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
+        relation = self.con.sql(filtered + order, params=params)
+        # The reader method was renamed across DuckDB releases.
+        for name in ("to_arrow_reader", "fetch_arrow_reader", "record_batch"):
+            if hasattr(relation, name):
+                return getattr(relation, name)(batch_rows)  # type: ignore[no-any-return]
+        raise StoreError("this DuckDB cannot stream Arrow batches")
+
+    def flows_among(self, urls: Sequence[str], limit: int) -> pd.DataFrame:
+        """The strongest links whose source and target are both in `urls` (the graph sample)."""
+        # Hash joins against the URL list: `x = ANY(list)` would compare every row with every URL.
+        return self.con.execute(
+            "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) "
+            "SELECT f.source_url, f.target_url, sum(f.juice) AS juice, bool_or(f.reason = 'passed') AS passes "
+            "FROM link_flows f JOIN sample a ON a.url = f.source_url JOIN sample b ON b.url = f.target_url "
+            "WHERE f.source_url <> f.target_url GROUP BY f.source_url, f.target_url "
+            "ORDER BY juice DESC NULLS LAST, f.source_url, f.target_url LIMIT ?",
+            [list(urls), int(limit)],
+        ).df()
+
+    def flows_of(self, urls: Sequence[str], per_page: int) -> pd.DataFrame:
+        """For each page in `urls`: its strongest sources ('in', by the page that receives the juice)
+        and the strongest links it sends ('out'), `per_page` of each."""
+        cols = ", ".join(f"f.{c}" for c in ("source_url", "target_url", "resolved_url", "anchor", "position",
+                                               "nofollow", "share", "juice", "reason"))
+        return self.con.execute(
+            f"""
+            WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url)
+            SELECT 'in' AS direction, f.resolved_url AS page, {cols} FROM link_flows f JOIN sample s ON s.url = f.resolved_url
+            QUALIFY row_number() OVER (PARTITION BY f.resolved_url ORDER BY f.juice DESC NULLS LAST, f.source_url) <= ?
+            UNION ALL
+            SELECT 'out', f.source_url, {cols} FROM link_flows f JOIN sample s ON s.url = f.source_url
+            QUALIFY row_number() OVER (PARTITION BY f.source_url ORDER BY f.juice DESC NULLS LAST, f.target_url) <= ?
+            """,
+            [list(urls), int(per_page), int(per_page)],
+        ).df()
+
+    def report_stats(self) -> dict[str, Any]:
+        """Site-level counts for the report's summary."""
+        row = self.con.execute(
+            "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FILTER (WHERE indexable) FROM pages), "
+            "(SELECT count(*) FILTER (WHERE is_internal) FROM links), (SELECT count(*) FROM links), "
+            "(SELECT count(*) FILTER (WHERE status >= 400 OR (error IS NOT NULL AND status IS NULL)) FROM pages), "
+            "(SELECT count(*) FILTER (WHERE status BETWEEN 300 AND 399) FROM pages), "
+            "(SELECT count(*) FROM scores WHERE juice IS NOT NULL)"
+        ).fetchone()
+        keys = ("pages", "indexable", "internal_links", "links", "broken_pages", "redirects", "scored")
+        return {k: int(v or 0) for k, v in zip(keys, row)}  # type: ignore[arg-type]
+
+    def depth_stats(self) -> pd.DataFrame:
+        """Per click depth (NULL: not reachable by links): pages, their juice and median score."""
+        return self.con.execute(
+            "SELECT p.depth, count(*) AS pages, count(s.juice) AS ranked, coalesce(sum(s.juice), 0) AS juice, "
+            "median(s.juice_score) AS median_score FROM pages p LEFT JOIN scores s USING (url) "
+            "GROUP BY p.depth ORDER BY p.depth NULLS LAST"
+        ).df()
+
+    def juice_values(self) -> np.ndarray:
+        return self.con.execute("SELECT juice FROM scores WHERE juice > 0").df()["juice"].to_numpy(dtype=float)
+
+    def compare(self, old: str | Path, *, limit: int = 50) -> dict[str, Any]:
+        """What changed from the crawl in `old` (another store) to this one: counts and the top
+        `limit` rows of new/fixed broken links, new orphans, juice movers and links added/removed."""
+        Store(old, read_only=True).close()  # a clear error for a missing or foreign file
+        con = self.con.cursor()  # ATTACH on its own cursor: this store's connection stays as it was
+        try:
+            con.execute(f"ATTACH {_sql_literal(str(Path(old).resolve()))} AS lj_old (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read {old}: {_first_line(exc)}") from None
+        try:
+            return _compare(con, limit)
+        finally:
+            con.execute("DETACH lj_old")
+            con.close()
+
     # -- opportunities (suggest / simulate / optimize) -----------------------------------------
     def source_anchors(self) -> pd.DataFrame:
         """Every anchor text each page already uses (to keep suggestions out of existing links)."""
@@ -563,6 +755,39 @@ class Store:
             self.con.execute("DELETE FROM suggestions")
             cols = ", ".join(frame.columns)
             self.con.execute(f"INSERT INTO suggestions ({cols}) SELECT {cols} FROM frame")
+
+    # -- embeddings (the cache of linkjuice.semantic) ------------------------------------------
+    def cached_embeddings(self, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The vectors stored for `model`: urls, text hashes and a float32 matrix, one row per url."""
+        exists = self.con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'main' AND table_name = 'embeddings'").fetchall()[0][0]
+        if not exists:  # a read-only open of a store from before the table existed
+            return np.array([], dtype=object), np.array([], dtype=object), np.zeros((0, 0), np.float32)
+        table = self._arrow("SELECT url, text_hash, vector FROM embeddings WHERE model = ?", [model])
+        flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        matrix = flat.astype(np.float32).reshape(table.num_rows, -1) if table.num_rows else np.zeros((0, 0), np.float32)
+        return (table.column("url").to_numpy(zero_copy_only=False), table.column("text_hash").to_numpy(zero_copy_only=False),
+                matrix)
+
+    def write_embeddings(self, model: str, urls: Sequence[str], hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store (replace) the vectors of these pages for `model`. A read-only store keeps nothing:
+        the vectors are simply recomputed next time."""
+        if self.read_only or not len(urls):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        offsets = pa.array(np.arange(len(urls) + 1, dtype=np.int32) * vectors.shape[1])
+        batch = pa.table({"url": pa.array(list(urls), pa.string()), "text_hash": pa.array(list(hashes), pa.string()),
+                          "vector": pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel(), pa.float32()))})
+        self.con.register("_embeddings_batch", batch)
+        try:
+            with self.transaction():
+                self.con.execute("DELETE FROM embeddings WHERE model = ? AND url IN (SELECT url FROM _embeddings_batch)",
+                                 [model])
+                self.con.execute("INSERT INTO embeddings SELECT url, ?, text_hash, vector FROM _embeddings_batch", [model])
+                # Pages gone from the crawl take their vectors with them.
+                self.con.execute("DELETE FROM embeddings WHERE url NOT IN (SELECT url FROM pages)")
+        finally:
+            self.con.unregister("_embeddings_batch")
 
     # -- audit ---------------------------------------------------------------------------------
     # Reads for linkjuice.audit (which computes findings from them) and the write of its results.
@@ -882,12 +1107,21 @@ class Store:
         edges = _EdgeSql(path, file_format, columns, csv_options, link_types, redirect_types, canonical_types,
                          position_map)
         _create_url_macros(self.con)
+        # A fixed memory budget makes DuckDB spill sorts and aggregates to disk instead of growing
+        # with the file: a 20M-row export imports in the same memory as a 2M-row one.
+        previous = self.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('enable_progress_bar')").fetchone()
+        self.con.execute(f"SET memory_limit = '{_IMPORT_MEMORY}'")
+        self.con.execute("SET enable_progress_bar = false")  # DuckDB would print it into our output
         try:
             with self.transaction():
                 return self._import_link_graph(edges, default_position=default_position, start_url=start_url,
                                                meta=meta)
         except duckdb.Error as exc:
             raise InputFileError(f"cannot be read as a link table ({_first_line(exc)})", path=path) from None
+        finally:
+            self.con.execute(f"SET memory_limit = {_sql_literal(str(previous[0]))}")  # type: ignore[index]
+            self.con.execute(f"SET enable_progress_bar = {bool(previous[1])}")  # type: ignore[index]
 
     def _import_link_graph(self, edges: _EdgeSql, *, default_position: str, start_url: str | None,
                            meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -907,7 +1141,8 @@ class Store:
         host = origin.split("://", 1)[1].split(":", 1)[0]
         site = host[4:] if host.startswith("www.") else host
         internal = f"(regexp_extract({{}}, '^https?://([^/:?]+)', 1) IN ({lit(site)}, {lit('www.' + site)}))"
-        for table in ("links", "pages", "redirects", "frontier", "sitemap_entries", *self._derived_tables()):
+        for table in ("links", "pages", "redirects", "frontier", "sitemap_entries", "crawl_trap_urls",
+                          *self._derived_tables()):
             con.execute(f"DELETE FROM {table}")
         con.execute("DROP TABLE IF EXISTS _lj_rejects")
         con.execute("DROP TABLE IF EXISTS _lj_reject_scans")
@@ -927,9 +1162,10 @@ class Store:
         n_links = int(con.execute("SELECT count(*) FROM links").fetchone()[0])  # type: ignore[index]
         rejected, rejected_lines = 0, []
         if edges.file_format == "csv":
-            rejected = int(con.execute("SELECT count(*) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
+            # DuckDB may log several errors for one bad row: count rows (lines), not errors.
+            rejected = int(con.execute("SELECT count(DISTINCT line) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
             rejected_lines = [int(r[0]) for r in con.execute(
-                "SELECT line FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
+                "SELECT DISTINCT line FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
         skipped = self._edge_skip_reasons(edges, origin)
         if n_links == 0:
             problems = [r for r in skipped if not r[0].startswith("note:")]
@@ -1052,18 +1288,24 @@ class Store:
         ).fetchall()
         return [(str(r[0]), int(r[1]), None if r[2] is None else str(r[2])) for r in rows]
 
+    # Tables that hold inputs: everything else is computed from the link graph (scores, flows,
+    # findings, suggestions...) and is cleared when an import replaces the graph.
+    _INPUT_TABLES = frozenset({"meta", "frontier", "pages", "links", "redirects", "sitemap_entries",
+                               "imported_urls", "gsc", "priorities", "backlinks"})
+
     def _derived_tables(self) -> list[str]:
-        """Tables computed from the link graph (scores, flows, findings...) that exist in this store."""
-        names = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-        return [t for t in ("scores", "link_flows", "section_flows", "findings", "finding_items", "juice_flow")
-                if t in names]
+        """Tables of this store computed from the link graph (see _INPUT_TABLES)."""
+        names = [r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()]
+        return [t for t in names if t not in self._INPUT_TABLES and not t.startswith("_")]
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 # -- helpers for the link-graph import --------------------------------------------------------
+_IMPORT_MEMORY = "256MB"  # DuckDB's budget while importing a link graph (it spills beyond it)
 # URL paths that are files, not HTML pages (a link export does not give content types).
 _NOT_HTML = (r"\.(pdf|jpe?g|png|gif|webp|avif|svg|ico|bmp|tiff?|zip|gz|tgz|rar|7z|docx?|xlsx?|pptx?|odt|csv|"
              r"mp3|wav|mp4|m4v|avi|mov|webm|woff2?|ttf|eot|otf|css|js|json|xml|txt|exe|dmg|apk)(\?.*)?$")
@@ -1088,7 +1330,7 @@ class _EdgeSql:
             cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(int(opts["ncols"])))
             base = (f"read_csv({lit(path)}, header=false, auto_detect=false, skip={int(opts['skip'])}, "
                     f"delim={lit(opts['delimiter'])}, quote='\"', escape='\"', encoding={lit(opts['encoding'])}, "
-                    f"columns={{{cols}}}, max_line_size=16777216")
+                    f"columns={{{cols}}}")
             self._scan_plain = base + ", ignore_errors=true)"
             # Malformed rows are kept aside with their line numbers for the report.
             self._scan_checked = base + ", store_rejects=true, rejects_table='_lj_rejects', rejects_scan='_lj_reject_scans')"
@@ -1151,16 +1393,19 @@ def _create_url_macros(con: duckdb.DuckDBPyConnection) -> None:
         r"""
         CREATE OR REPLACE TEMP MACRO _lj_abs(t, origin) AS CASE
             WHEN regexp_matches(t, '^(?i)https?://[^/?#\s@]+(?:[/?]|$)')
-                THEN _lj_origin(regexp_extract(t, '^([^:]+://[^/?]+)', 1)) || _lj_path(regexp_extract(t, '^[^:]+://[^/?]+(.*)$', 1))
+                THEN _lj_origin(regexp_extract(t, '^([^:]+://[^/?]+)', 1))
+                     || replace(_lj_path(regexp_extract(t, '^[^:]+://[^/?]+(.*)$', 1)), ' ', '%20')
             WHEN regexp_matches(t, '^[A-Za-z][A-Za-z0-9+.-]*:') THEN NULL
             WHEN starts_with(t, '//') THEN NULL
             WHEN starts_with(t, '/') AND origin IS NOT NULL THEN origin || t
             ELSE NULL END
         """
     )
+    # Fast path first: most exported URLs are already normal (one RE2 match instead of seven).
     con.execute(
         r"CREATE OR REPLACE TEMP MACRO _lj_url(u, origin) AS "
-        r"CASE WHEN u IS NULL THEN NULL ELSE _lj_abs(regexp_replace(trim(u), '#.*$', ''), origin) END"
+        r"CASE WHEN u IS NULL THEN NULL WHEN regexp_full_match(u, '^https?://[a-z0-9.-]+/[^#\s]*') THEN u "
+        r"ELSE _lj_abs(regexp_replace(trim(u), '#.*$', ''), origin) END"
     )
 
 
@@ -1173,3 +1418,61 @@ def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+# -- crawl comparison (Store.compare): this store is `main`, the older one is attached as lj_old -----
+_DIFF_VIEWS = """
+CREATE OR REPLACE TEMP VIEW d_broken_new AS SELECT DISTINCT source_url, target_url, reason FROM main.link_flows
+    WHERE reason IN ('broken', 'redirect_broken');
+CREATE OR REPLACE TEMP VIEW d_broken_old AS SELECT DISTINCT source_url, target_url, reason FROM lj_old.link_flows
+    WHERE reason IN ('broken', 'redirect_broken');
+CREATE OR REPLACE TEMP VIEW d_orphans_new AS SELECT DISTINCT e.url FROM main.sitemap_entries e
+    WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM main.link_flows f WHERE NOT f.nofollow
+        AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
+CREATE OR REPLACE TEMP VIEW d_orphans_old AS SELECT DISTINCT e.url FROM lj_old.sitemap_entries e
+    WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM lj_old.link_flows f WHERE NOT f.nofollow
+        AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
+CREATE OR REPLACE TEMP VIEW d_links_new AS SELECT l.source_url, l.target_url, max(f.juice) AS juice FROM main.links l
+    LEFT JOIN main.link_flows f USING (source_url, target_url)
+    WHERE l.is_internal AND l.source_url <> l.target_url GROUP BY ALL;
+CREATE OR REPLACE TEMP VIEW d_links_old AS SELECT l.source_url, l.target_url, max(f.juice) AS juice FROM lj_old.links l
+    LEFT JOIN lj_old.link_flows f USING (source_url, target_url)
+    WHERE l.is_internal AND l.source_url <> l.target_url GROUP BY ALL;
+"""
+
+_DIFF_QUERIES = {
+    "new_broken": "SELECT n.* FROM d_broken_new n ANTI JOIN d_broken_old o USING (source_url, target_url)",
+    "fixed_broken": """
+        SELECT o.source_url, o.target_url, CASE WHEN f.reason IS NOT NULL THEN 'target now ' || f.reason
+            WHEN p.url IS NOT NULL THEN 'link removed' ELSE 'source page gone' END AS how
+        FROM d_broken_old o ANTI JOIN d_broken_new n USING (source_url, target_url)
+        LEFT JOIN main.link_flows f ON f.source_url = o.source_url AND f.target_url = o.target_url
+        LEFT JOIN main.pages p ON p.url = o.source_url""",
+    "new_orphans": "SELECT url FROM d_orphans_new ANTI JOIN d_orphans_old USING (url)",
+    "fixed_orphans": "SELECT url FROM d_orphans_old ANTI JOIN d_orphans_new USING (url)",
+    "juice_moved": """
+        SELECT n.url, o.juice AS old_juice, n.juice AS new_juice, o.juice_score AS old_score,
+               n.juice_score AS new_score, n.juice_score - o.juice_score AS score_change
+        FROM main.scores n JOIN lj_old.scores o USING (url)
+        WHERE n.juice IS NOT NULL AND o.juice IS NOT NULL AND n.juice_score IS DISTINCT FROM o.juice_score""",
+    "pages_added": "SELECT url, status FROM main.pages ANTI JOIN lj_old.pages USING (url)",
+    "pages_removed": "SELECT url, status FROM lj_old.pages ANTI JOIN main.pages USING (url)",
+    "links_added": "SELECT n.* FROM d_links_new n ANTI JOIN d_links_old USING (source_url, target_url)",
+    "links_removed": "SELECT o.* FROM d_links_old o ANTI JOIN d_links_new USING (source_url, target_url)",
+}
+_DIFF_ORDER = {
+    "juice_moved": "abs(score_change) DESC, url", "links_added": "juice DESC NULLS LAST, source_url, target_url",
+    "links_removed": "juice DESC NULLS LAST, source_url, target_url",
+}
+
+
+def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
+    for statement in _DIFF_VIEWS.split(";"):
+        if statement.strip():
+            con.execute(statement)
+    out: dict[str, Any] = {"counts": {}}
+    for name, query in _DIFF_QUERIES.items():
+        out["counts"][name] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0])  # type: ignore[index]
+        order = _DIFF_ORDER.get(name, "ALL")
+        out[name] = con.execute(f"SELECT * FROM ({query}) ORDER BY {order} LIMIT ?", [int(limit)]).df()
+    return out

@@ -1,0 +1,137 @@
+"""`linkjuice diff`: one site on 127.0.0.1 crawled twice, with known edits in between (a link
+breaks, a broken link is fixed, another removed, a page orphaned, links added), and the exact
+changes checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from linkjuice.cli import app
+from linkjuice.config import CrawlConfig
+from linkjuice.diff import DIFF_PARTS, diff_stores
+from linkjuice.errors import StoreError, UsageError
+from linkjuice.pipeline import crawl_site
+from linkjuice.report import render_report
+
+from .sitekit import Route, page, serve
+
+
+def _a(href: str, text: str) -> str:
+    return f"<a href='{href}'>{text}</a>"
+
+
+def _sitemap(origin: list[str]) -> Route:
+    locs = ["/", "/a/", "/b/", "/c/", "/lonely/", "/later-orphan/"]
+    body = "".join(f"<url><loc>{origin[0]}{p}</loc></url>" for p in locs)
+    return Route(body=f"<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{body}</urlset>",
+                 content_type="application/xml")
+
+
+def _v1(origin: list[str]) -> dict[str, Route]:
+    return {
+        "/robots.txt": Route(body="User-agent: *\nSitemap: /sitemap.xml\n", content_type="text/plain"),
+        "/sitemap.xml": _sitemap(origin),
+        "/": page("Home", _a("/a/", "Alpha") + _a("/b/", "Beta") + _a("/c/", "Gamma") + _a("/gone/", "Gone")),
+        "/a/": page("Alpha", _a("/b/", "Beta") + _a("/soon-broken/", "Soon broken")),
+        "/b/": page("Beta", _a("/a/", "Alpha") + _a("/later-orphan/", "Later orphan")),
+        "/c/": page("Gamma", _a("/a/", "Alpha") + _a("/dead/", "Dead")),
+        "/gone/": Route(status=404, body="no"),
+        "/dead/": Route(status=404, body="no"),
+        "/soon-broken/": page("Soon broken", "fine for now"),
+        "/later-orphan/": page("Later orphan", "linked from Beta, for now"),
+        "/lonely/": page("Lonely", "in the sitemap, never linked"),
+    }
+
+
+def _v2(origin: list[str]) -> dict[str, Route]:
+    routes = _v1(origin)
+    routes["/gone/"] = page("Gone no more", "back")  # broken link fixed at its target
+    routes["/soon-broken/"] = Route(status=404, body="no")  # a link breaks
+    routes["/b/"] = page("Beta", _a("/a/", "Alpha"))  # /later-orphan/ loses its only link
+    routes["/c/"] = page("Gamma", _a("/a/", "Alpha") + _a("/b/", "Beta again") + _a("/new/", "New"))  # /dead/ link removed
+    routes["/new/"] = page("New", "a new page")
+    return routes
+
+
+@pytest.fixture(scope="module")
+def crawls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    folder = tmp_path_factory.mktemp("diff")
+    holder: list[str] = []
+    with serve({}) as server:
+        holder.append(server.origin)
+        config = CrawlConfig(start_url=server.url("/"), concurrency=4)
+        server.routes.update(_v1(holder))
+        crawl_site(config, folder / "old.duckdb")
+        server.routes.clear()
+        server.routes.update(_v2(holder))
+        crawl_site(config, folder / "new.duckdb")
+    return folder / "old.duckdb", folder / "new.duckdb", holder[0]
+
+
+def _pairs(frame, o: str) -> set[tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    return {tuple(str(v).removeprefix(o) for v in row) for row in frame.itertuples(index=False)}
+
+
+def test_exact_changes(crawls: tuple[Path, Path, str]) -> None:
+    old, new, o = crawls
+    d = diff_stores(old, new)
+    assert _pairs(d.parts["new_broken"][["source_url", "target_url"]], o) == {("/a/", "/soon-broken/")}
+    assert _pairs(d.parts["fixed_broken"], o) == {("/", "/gone/", "target now passed"), ("/c/", "/dead/", "link removed")}
+    assert _pairs(d.parts["new_orphans"], o) == {("/later-orphan/",)}
+    assert d.counts["fixed_orphans"] == 0  # /lonely/ is an orphan in both crawls: not new
+    # The new page and the page that works again bring their header's Home link.
+    assert _pairs(d.parts["links_added"][["source_url", "target_url"]], o) == {
+        ("/c/", "/b/"), ("/c/", "/new/"), ("/new/", "/"), ("/gone/", "/")}
+    assert _pairs(d.parts["links_removed"][["source_url", "target_url"]], o) == {
+        ("/b/", "/later-orphan/"), ("/c/", "/dead/"), ("/soon-broken/", "/")}
+    assert _pairs(d.parts["pages_added"][["url"]], o) == {("/new/",)}
+    assert _pairs(d.parts["pages_removed"][["url"]], o) == {("/dead/",)}
+    moved = d.parts["juice_moved"].assign(path=lambda f: f["url"].str.removeprefix(o)).set_index("path")
+    assert moved.loc["/later-orphan/", "score_change"] < 0  # lost its only inlink
+    assert (moved["score_change"] == moved["new_score"] - moved["old_score"]).all()
+    changes = moved["score_change"].abs().to_numpy()
+    assert list(changes) == sorted(changes, reverse=True)
+    assert {k: d.counts[k] for k in DIFF_PARTS} == {k: len(d.parts[k]) for k in DIFF_PARTS}
+
+
+def test_same_crawl_has_no_changes(crawls: tuple[Path, Path, str]) -> None:
+    d = diff_stores(crawls[1], crawls[1])
+    assert all(n == 0 for n in d.counts.values())
+
+
+def test_limit_keeps_counts(crawls: tuple[Path, Path, str]) -> None:
+    d = diff_stores(crawls[0], crawls[1], limit=1)
+    assert d.counts["links_added"] == 4 and len(d.parts["links_added"]) == 1
+
+
+def test_cli_json_and_table(crawls: tuple[Path, Path, str]) -> None:
+    old, new, o = crawls
+    runner = CliRunner()
+    result = runner.invoke(app, ["diff", str(old), str(new), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["counts"]["new_broken"] == 1 and data["new_orphans"] == [{"url": o + "/later-orphan/"}]
+    table = runner.invoke(app, ["diff", str(old), str(new)])
+    assert table.exit_code == 0 and "New broken links" in table.output and "/soon-broken/" in table.output
+    assert isinstance(runner.invoke(app, ["diff", str(old), str(new), "--format", "xml"]).exception, UsageError)
+
+
+def test_missing_store_is_one_clear_error(crawls: tuple[Path, Path, str], tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        diff_stores(tmp_path / "nope.duckdb", crawls[1])
+    not_a_store = tmp_path / "x.duckdb"
+    not_a_store.write_bytes(b"not a database")
+    with pytest.raises(StoreError):
+        diff_stores(not_a_store, crawls[1])
+
+
+def test_report_compare_section(crawls: tuple[Path, Path, str]) -> None:
+    old, new, _ = crawls
+    html = render_report(new, compare=old)
+    assert "Changes since the previous crawl" in html and 'data-diff="new_broken"' in html
+    assert "/soon-broken/" in html
+    assert "Changes since" not in render_report(new)

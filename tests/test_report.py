@@ -1,0 +1,274 @@
+"""The HTML report: built from a real crawl of the demo site, checked as text, then opened in
+headless Chromium (offline, zero requests, no console errors, a graph that draws, tables that
+filter and sort, the XSS probe title shown as text)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from linkjuice.cli import app
+from linkjuice.report import ReportLimits, build_report, render_report, report_payload
+from linkjuice.report.layout import radial_layout
+from linkjuice.report.render import embed_json
+from linkjuice.store import Store
+
+from .browserkit import browser, needs_chromium, open_page, pixel_spread
+from .reportkit import XSS_TITLE, demo_store
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return demo_store(tmp_path_factory.mktemp("report") / "demo.duckdb")
+
+
+@pytest.fixture(scope="module")
+def report(demo: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    build_report(demo[0], out)
+    return out
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.data: dict[str, str] = {}
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in = dict(attrs).get("id") if tag == "script" else None
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self.data[self._in] = self.data.get(self._in, "") + data
+
+
+def _parse(html: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(html)
+    return parser
+
+
+# -- the file ---------------------------------------------------------------------------------
+def test_embedded_json_cannot_end_its_script_element() -> None:
+    nasty = {"title": "</script><script>alert(1)</script>", "c": "<!-- x", "amp": "a & b > c",
+             "line": "a\u2028b", "SCRIPT": "</SCRIPT >"}
+    text = str(embed_json(nasty))
+    assert "</" not in text and "<!--" not in text and "<" not in text
+    assert json.loads(text) == nasty
+
+
+def test_report_is_one_self_contained_file(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    tags = _parse(html).tags
+    # Nothing refers to another file or host: no src/href to fetch, no <link>, no <iframe>...
+    assert not [t for t, a in tags if t in ("link", "iframe", "img", "object", "embed", "base")]
+    assert not [a for t, a in tags if t == "script" and "src" in a]
+    hrefs = [a.get("href") for t, a in tags if t == "a"]
+    assert all(h and h.startswith("#") for h in hrefs)
+    csp = next(a["content"] for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert "connect-src 'none'" in csp and "default-src 'none'" in csp and "unsafe-eval" not in csp
+    assert len(re.findall(r"'sha256-[A-Za-z0-9+/=]+'", csp)) == 4  # the three libraries and report.js
+    assert "sigma.js 3.0.3" in html and "Apache ECharts 6.1.0" in html  # licences named in the footer
+
+
+def test_xss_probe_is_data_not_markup(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert XSS_TITLE not in html  # never raw: in the data block as \u003c..., in markup as &lt;...
+    parsed = _parse(html)
+    data = json.loads(parsed.data["lj-data"])
+    titles = data["tables"]["pages"]["rows"]
+    assert XSS_TITLE in {row[1] for row in titles}  # the JSON still holds the exact title
+    # Every <script> element is one of ours: the data block and the four inline scripts.
+    scripts = [a for t, a in parsed.tags if t == "script"]
+    assert len(scripts) == 5 and scripts[0] == {"type": "application/json", "id": "lj-data"}
+
+
+def test_server_rendered_parts_escape_crawled_text(demo: tuple[Path, str]) -> None:
+    # The top-pages table and the summary are rendered by Jinja: put the probe where they show it.
+    with Store(demo[0], read_only=True) as store:
+        payload = report_payload(store)
+    payload["top_pages"]["rows"][0][1] = XSS_TITLE
+    payload["meta"]["start_url"] = "http://x/\"><img src=x onerror=alert(1)>"
+    from linkjuice.report.render import render_page
+
+    html, _ = render_page(payload)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Best Brownies" in html
+    assert "<img src=x" not in html and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_sections_and_numbers(demo: tuple[Path, str]) -> None:
+    db, origin = demo
+    with Store(db, read_only=True) as store:
+        p = report_payload(store)
+        ranked = int(store.sql("SELECT count(*) AS n FROM scores WHERE juice > 0")["n"].iloc[0])
+        findings = store.sql("SELECT severity, count(*) AS n FROM findings GROUP BY severity")
+    assert p["status"] == {"findings": "ok", "suggestions": "ok"}
+    assert p["severity"] == dict(zip(findings["severity"], findings["n"].astype(int)))
+    assert sum(p["histogram"]["counts"]) == ranked
+    assert sum(d["juice_share"] for d in p["depth"]) == pytest.approx(1.0)
+    destination = p["accounting"]["destination"]
+    assert sum(r["share"] for r in destination) == pytest.approx(1.0)
+    # The Sankey is the section flow matrix: its widths add up to the matrix total.
+    with Store(db, read_only=True) as store:
+        total = float(store.sql("SELECT sum(juice) AS j FROM section_flows")["j"].iloc[0])
+    assert sum(link["value"] for link in p["sankey"]["links"]) == pytest.approx(total)
+    assert all(n.startswith(("from ", "to ")) for n in p["sankey"]["nodes"])
+    g = p["graph"]
+    assert len(g["url"]) == p["stats"]["pages"] and not g["sampled"]
+    home = g["url"].index(origin + "/")
+    assert (g["x"][home], g["y"][home]) == (0.0, 0.0)
+    orphan = g["url"].index(origin + "/blog/rye-starter-secrets/")  # no link reaches it
+    assert g["flags"][orphan] & 1
+    broken = g["url"].index(origin + "/shop/proofing-box/")
+    assert g["flags"][broken] & 2
+    # Drill-down rows are the page's link flows: the first "in" row of /blog/ is its strongest source.
+    blog = origin + "/blog/"
+    urls = p["drilldown"]["urls"]
+    first_in = next(r for r in p["drilldown"]["rows"] if r[0] == "in" and urls[r[1]] == blog)
+    with Store(db, read_only=True) as store:
+        strongest = store.link_flows_frame(resolved=blog, limit=1)
+    assert urls[first_in[2]] == strongest["source_url"].iloc[0]
+    assert first_in[8] == pytest.approx(float(strongest["juice"].iloc[0]))
+
+
+def test_big_crawls_are_sampled_with_a_note(demo: tuple[Path, str]) -> None:
+    html = render_report(demo[0], limits=ReportLimits(max_nodes=10, max_rows=15, drilldown_pages=5))
+    data = json.loads(_parse(html).data["lj-data"])
+    assert len(data["graph"]["url"]) == 10 and data["graph"]["sampled"]
+    assert "Showing the 10 strongest of 61 URLs" in html
+    assert len(data["tables"]["pages"]["rows"]) == 15 and data["tables"]["pages"]["truncated"]
+    assert "This report holds the 15 strongest of 61 URLs" in html
+    # The sample is the strongest pages, and every edge joins two sampled nodes.
+    juice = [row[-1] for row in data["tables"]["pages"]["rows"][:10]]
+    assert juice == sorted(juice, reverse=True)
+    assert all(0 <= s < 10 and 0 <= t < 10 for s, t, _ in data["graph"]["edges"])
+
+
+def test_stages_not_run_yet_are_said_so(tmp_path: Path) -> None:
+    db, _ = demo_store(tmp_path / "bare.duckdb", audit=False, suggest=False)
+    html = render_report(db)
+    assert "The audit has not been run on this crawl yet" in html
+    assert "Suggestions have not been made for this crawl yet" in html
+    data = json.loads(_parse(html).data["lj-data"])
+    assert set(data["tables"]) == {"pages"}
+    assert data["accounting"]["destination"]  # from the section flows instead
+
+
+def test_radial_layout() -> None:
+    depth = np.array([0, 1, 1, 1, 2, 2, -1])
+    section = np.array([0, 0, 1, 1, 0, 1, 1])
+    x, y = radial_layout(depth, section, np.array(list("abcdefg")))
+    radius = np.hypot(x, y)
+    assert radius[0] == 0 and np.allclose(radius[1:4], 1) and np.allclose(radius[4:6], 2)
+    assert radius[6] > 2  # unreachable pages on the outer ring
+    angle = np.mod(np.arctan2(y, x), 2 * np.pi)
+    # Each section keeps one wedge on every ring: the wedges do not interleave.
+    s0, s1 = angle[[1, 4]], angle[[2, 3, 5, 6]]
+    assert s0.max() < s1.min() or s1.max() < s0.min()
+
+
+def test_cli_report_and_errors(demo: tuple[Path, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "--db", str(demo[0]), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1_000_000 and "Wrote" in result.output
+    for command in ("report", "serve", "diff"):
+        assert runner.invoke(app, [command, "--help"]).exit_code == 0
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "linkjuice", "report", "--db", str(tmp_path / "none.duckdb"),
+                          "-o", str(tmp_path / "x.html")], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "no store at" in run.stderr
+
+
+# -- in a real browser ------------------------------------------------------------------------
+@needs_chromium
+def test_report_in_chromium(report: Path, demo: tuple[Path, str]) -> None:
+    url = report.as_uri()
+    with browser() as instance:
+        w = open_page(instance, url)
+        page = w.page
+        page.wait_for_timeout(500)  # let sigma and echarts draw
+
+        # The graph draws: the canvas area is far from blank.
+        stddev, drawn = pixel_spread(page.locator("#graph-canvas").screenshot())
+        assert stddev > 10 and drawn > 0.01, (stddev, drawn)
+        assert page.evaluate("window.linkjuice.renderer.getGraph().order") == 61
+        # The Sankey and both charts drew too (echarts canvases with content).
+        for chart in ("#chart-sankey", "#chart-hist", "#chart-depth"):
+            assert pixel_spread(page.locator(chart).screenshot())[1] > 0.01, chart
+
+        # A filter narrows a table.
+        rows = page.locator("[data-table=pages] tbody tr")
+        assert rows.count() == 50
+        page.fill("[data-filter=pages]", "brownies")
+        page.wait_for_timeout(300)
+        assert rows.count() == 2
+        assert "2 rows" in page.locator("[data-table=pages] .count").inner_text()
+
+        # The XSS probe title is text: the cell holds it literally, no element was created from it.
+        cell = page.locator("[data-table=pages] tbody td", has_text="Best Brownies")
+        assert cell.evaluate("td => td.textContent") == XSS_TITLE
+        assert cell.evaluate("td => td.children.length") == 0
+        assert "&lt;script&gt;" in cell.evaluate("td => td.innerHTML")
+        assert page.evaluate("document.scripts.length") == 5
+
+        # Sorting: click "juice score" twice for the strongest first.
+        page.fill("[data-filter=pages]", "")
+        page.wait_for_timeout(300)
+        header = page.locator("[data-table=pages] th", has_text="juice score")
+        header.click()
+        header.click()
+        first = page.locator("[data-table=pages] tbody tr").first.locator("td").nth(8).inner_text()
+        assert float(first) == pytest.approx(max(r[-2] or 0 for r in _pages_rows(page)), abs=0.05)
+
+        # Findings filter by severity; a click shows the finding's links.
+        page.select_option("[data-table=findings] select[data-facet=severity]", "error")
+        page.wait_for_timeout(200)
+        sev = page.locator("[data-table=findings] tbody td.sev-error")
+        assert sev.count() == page.locator("[data-table=findings] tbody tr").count() > 0
+        page.locator("[data-table=findings] tbody tr").first.click()
+        assert page.locator("#finding-items").is_visible()
+        assert page.locator("#finding-items tbody tr").count() >= 1
+
+        # The drill-down: a page's sources and sends, from the embedded link flows.
+        page.fill("[data-filter=pages]", "/blog/")
+        page.wait_for_timeout(300)
+        page.locator("[data-table=pages] tbody tr").first.click()
+        assert page.locator("#drill").is_visible()
+        assert page.locator("#drill-in tbody tr").count() > 0 and page.locator("#drill-out tbody tr").count() > 0
+
+        page.keyboard.press("Escape")
+        assert not page.locator("#drill").is_visible()
+
+        # CSV download of the filtered rows (a blob: URL, not a request).
+        page.fill("[data-filter=pages]", "brownies")
+        page.wait_for_timeout(300)
+        with page.expect_download() as download:
+            page.locator("[data-table=pages] button", has_text="Download CSV").click()
+        text = Path(download.value.path()).read_text(encoding="utf-8")
+        assert text.splitlines()[0].startswith("url,title,status") and len(text.splitlines()) == 3
+        assert '"<script>alert(1)</script> Best Brownies"' in text or XSS_TITLE in text
+
+        # Nothing fetched, nothing logged as an error, no dialog ever opened.
+        assert [r for r in w.requests if not r.startswith(("blob:", "data:"))] == [url], w.requests
+        assert w.console_errors() == []
+        assert w.dialogs == []
+
+
+def _pages_rows(page) -> list[list]:  # type: ignore[no-untyped-def]
+    return page.evaluate("window.linkjuice.DATA.tables.pages.rows")

@@ -388,6 +388,11 @@ def demo(
             table.add_row(short_url(row.source_url, origin), short_url(row.target_url, origin),
                           clean_text(row.anchor), f"+{row.gain_pct:.0f}%")
         console.print(table)
+    from .report import build_report
+
+    report_path = db.with_name("linkjuice-demo-report.html")
+    build_report(db, report_path)
+    console.print(f"Report: {report_path} (open it in a browser; it works offline)", highlight=False)
     console.print(f"Next: linkjuice audit --db {db} | linkjuice suggest --db {db} | linkjuice explain URL --db {db}",
                   highlight=False)
 

@@ -145,6 +145,9 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
         frame = _suggest(loaded, targets, options, anchors_by_page)
         if save:
             store.write_suggestions(frame)
+            # The report tells "ran and found nothing" from "not run" by this marker.
+            store.set_meta({"suggest": {"targets": int(len(targets)), "suggestions": int(len(frame)),
+                                        "min_relevance": options.min_relevance}})
     return frame
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_POSITION_WEIGHTS",
     "CrawlConfig",
     "ModelConfig",
+    "RELEVANCE_ENGINES",
     "load_toml",
 ]
 
@@ -35,6 +36,8 @@ DEFAULT_POSITION_WEIGHTS: Mapping[str, float] = {
     LinkPosition.TEMPLATE: 0.3,
     LinkPosition.FOOTER: 0.15,
 }
+
+RELEVANCE_ENGINES: tuple[str, ...] = ("tfidf", "semantic")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +65,17 @@ class CrawlConfig:
     template_share: float = 0.5  # a content link on more than this share of pages is a template link
     template_min_pages: int = 10
     batch_size: int = 200  # pages per store write
+    # Crawler traps (linkjuice.crawl.traps): URLs of one shape, repeats of a path segment or query
+    # parameter, and query length; URLs past a limit are recorded, not crawled.
+    max_urls_per_pattern: int = 1000
+    max_path_repeats: int = 3
+    max_query_length: int = 1024
+    # Rendering (crawl --render, linkjuice.crawl.render): 200 HTML pages are also loaded in headless
+    # Chromium; render_wait_ms None waits for network idle, else this many ms after the load event.
+    render: bool = False
+    render_wait_ms: int | None = None
+    render_pages: int = 4  # browser pages rendering at once
+    browser_path: str | None = None  # Chromium; default $LINKJUICE_CHROMIUM, then /usr/bin/chromium
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -74,6 +88,14 @@ class CrawlConfig:
             raise UsageError("--max-depth must be 0 or more")
         if self.timeout <= 0:
             raise UsageError("--timeout must be positive")
+        if self.max_urls_per_pattern < 1:
+            raise UsageError("--max-per-pattern must be at least 1")
+        if self.max_body_bytes < 1:
+            raise UsageError("--max-body must be at least 1")
+        if self.render_pages < 1:
+            raise UsageError("--render-pages must be at least 1")
+        if self.render_wait_ms is not None and self.render_wait_ms < 0:
+            raise UsageError("--render-wait must be 0 or more milliseconds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +108,10 @@ class ModelConfig:
     position_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_POSITION_WEIGHTS))
     # Relevance factor (1 - a) + a * cosine; 0 turns relevance off.
     relevance_weight: float = 0.5
+    # How the cosine is computed: tfidf (words) or semantic (sentence embeddings, the `semantic`
+    # extra; docs/relevance.md); relevance_model_path is another ONNX model folder for semantic.
+    relevance_engine: str = "tfidf"
+    relevance_model_path: str | None = None
     # Anchor factors: empty and generic anchors; a descriptive anchor gets base + (1 - base) * match.
     use_anchor: bool = True
     anchor_empty: float = 0.5
@@ -110,6 +136,10 @@ class ModelConfig:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1")
         if self.authority_base < 1:
             raise UsageError("authority-base must be at least 1")
+        if self.relevance_engine not in RELEVANCE_ENGINES:
+            raise UsageError(f"unknown relevance engine {self.relevance_engine!r}: choose {' or '.join(RELEVANCE_ENGINES)}")
+        if self.relevance_model_path and self.relevance_engine != "semantic":
+            raise UsageError("a relevance model path (--model-path) needs the semantic engine")
         for name, weight in self.position_weights.items():
             if name not in LinkPosition.__members__.values():
                 raise UsageError(f"unknown link position {name!r} in position weights")

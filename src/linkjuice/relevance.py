@@ -39,16 +39,20 @@ def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> s
         return sp.csr_matrix((len(documents), 1))
 
 
-def pair_similarity(vectors: sp.csr_matrix, src: np.ndarray, dst: np.ndarray, *, chunk: int = 200_000) -> np.ndarray:
-    """Cosine similarity of rows src[k] and dst[k] for every k (0 where either index is -1)."""
+def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: np.ndarray, *, chunk: int = 200_000) -> np.ndarray:
+    """Cosine similarity of rows src[k] and dst[k] for every k (0 where either index is -1).
+    `vectors` is a sparse matrix (tfidf) or a dense array (semantic) of L2-normalised rows."""
     out = np.zeros(len(src), dtype=np.float64)
     valid = (np.asarray(src) >= 0) & (np.asarray(dst) >= 0)
     idx = np.flatnonzero(valid)
+    dense = isinstance(vectors, np.ndarray)
+    if dense:  # dense rows are gathered whole: keep each gather near 16 MB
+        chunk = max(1, min(chunk, (1 << 22) // max(vectors.shape[1], 1)))
     for start in range(0, len(idx), chunk):
         part = idx[start:start + chunk]
         a = vectors[np.asarray(src)[part]]
         b = vectors[np.asarray(dst)[part]]
-        out[part] = np.asarray(a.multiply(b).sum(axis=1)).ravel()
+        out[part] = np.einsum("ij,ij->i", a, b) if dense else np.asarray(a.multiply(b).sum(axis=1)).ravel()
     return np.clip(out, 0.0, 1.0)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..cli import DbOption, app, console, short_url, site_origin
+from ..cli import RELEVANCE_ENGINE_HELP, DbOption, ModelPathOption, app, console, short_url, site_origin
 from ..errors import UsageError
 from ..textsafe import clean_text
 
@@ -46,6 +46,9 @@ def suggest(
     min_relevance: Annotated[float, typer.Option(help="Minimum text similarity (cosine, 0-1) of source and target.")] = 0.1,
     max_links: Annotated[int, typer.Option(help="Skip sources that already have this many internal links.")] = 150,
     exact_top: Annotated[int, typer.Option(help="Recompute the gain exactly for this many top suggestions.")] = 25,
+    engine: Annotated[Optional[str], typer.Option("--engine", "--relevance-engine", help=RELEVANCE_ENGINE_HELP + " "
+                                                  "Default: the one 'score' used.")] = None,
+    model_path: ModelPathOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = None,
 ) -> None:
@@ -54,7 +57,8 @@ def suggest(
     from ..opportunities import SuggestOptions, suggest_links
 
     frame = suggest_links(db, SuggestOptions(target=target, priorities=priorities, per_target=per_target, limit=limit,
-                                             min_relevance=min_relevance, max_links=max_links, exact_top=exact_top))
+                                             min_relevance=min_relevance, max_links=max_links, exact_top=exact_top,
+                                             engine=engine, model_path=str(model_path.expanduser().resolve()) if model_path else None))
     if _emit(frame, fmt, output):
         return
     if frame.empty:

@@ -1,0 +1,134 @@
+"""`linkjuice export parquet`: partitioned datasets that DuckDB and pandas (pyarrow) read back
+with the schema docs/scaling.md documents, and the same rows as the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from linkjuice.config import ModelConfig
+from linkjuice.engines.parquet import DATASETS, export_parquet
+from linkjuice.errors import UsageError
+from linkjuice.pipeline import export_table, finalize_store, open_store, score_store
+from linkjuice.store import Store
+
+__all__ = ["generated_store"]
+
+
+def generated_store(db: Path, *, n: int = 400, seed: int = 3) -> Path:
+    """A crawl-shaped store written through the Store API: nav links on every page, content links
+    with anchors, 404s, redirects, a noindex page, nofollow and external links."""
+    rng = np.random.default_rng(seed)
+    url = [f"https://g.example/p{i}" for i in range(n)]
+    status = np.where(rng.random(n) < 0.05, 404, np.where(rng.random(n) < 0.05, 301, 200))
+    status[:12] = 200
+    redirect_to = {i: url[int(rng.integers(0, 12))] for i in np.flatnonzero(status == 301)}
+    pages = [{"url": url[i], "seq": i, "status": int(status[i]), "is_html": status[i] == 200,
+              "content_type": "text/html", "title": f"Topic {i % 17} page {i}", "h1": f"Topic {i % 17}",
+              "main_text": f"topic{i % 17} words about topic{i % 17} and more", "found_via": "link",
+              "redirect_to": redirect_to.get(i), "noindex": i == 7} for i in range(n)]
+    links = []
+    for i in np.flatnonzero(status == 200):
+        targets = [(j, "nav") for j in range(10)] + [(int(j), "content") for j in rng.integers(0, n, 12)]
+        for order, (j, position) in enumerate(targets):
+            links.append({"source_url": url[i], "target_url": url[j], "anchor": f"topic {j % 17}",
+                          "nofollow": bool(rng.random() < 0.03), "dom_position": position,
+                          "link_order": order, "is_internal": True})
+        links.append({"source_url": url[i], "target_url": f"https://elsewhere.example/{i}", "anchor": "out",
+                      "nofollow": False, "dom_position": "content", "link_order": 99, "is_internal": False})
+    with Store(db) as store:
+        store.write_batch(pages=pages, links=links,
+                          redirects=[{"source_url": url[i], "status": 301, "target_url": t} for i, t in redirect_to.items()])
+        store.set_meta({"start_url": url[0]})
+        finalize_store(store)
+    return db
+
+
+@pytest.fixture(scope="module")
+def scored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = generated_store(tmp_path_factory.mktemp("export") / "g.duckdb")
+    with open_store(db, read_only=False) as store:
+        score_store(store, model=ModelConfig(redirect_factor=0.8))
+    return db
+
+
+# The documented schema (docs/scaling.md), as DuckDB names the Parquet types.
+SCHEMA = {
+    "pages": {"page_id": "INTEGER", "url": "VARCHAR", "final_url": "VARCHAR", "status": "INTEGER",
+              "bytes": "BIGINT", "response_time_ms": "DOUBLE", "depth": "INTEGER", "indexable": "BOOLEAN",
+              "indexability": "VARCHAR", "word_count": "INTEGER", "crawled_at": "TIMESTAMP", "inlinks": "INTEGER",
+              "outlinks": "INTEGER", "pagerank": "DOUBLE", "juice": "DOUBLE", "juice_score": "DOUBLE",
+              "teleport": "DOUBLE", "backlink_share": "DOUBLE", "section": "VARCHAR"},
+    "links": {"source_id": "INTEGER", "source_url": "VARCHAR", "target_id": "INTEGER", "target_url": "VARCHAR",
+              "anchor": "VARCHAR", "rel": "VARCHAR", "nofollow": "BOOLEAN", "position": "VARCHAR",
+              "dom_position": "VARCHAR", "link_order": "INTEGER", "is_internal": "BOOLEAN"},
+    "link_flows": {"source_url": "VARCHAR", "target_url": "VARCHAR", "resolved_url": "VARCHAR",
+                   "weight": "DOUBLE", "share": "DOUBLE", "juice": "DOUBLE", "delivered": "DOUBLE",
+                   "reason": "VARCHAR"},
+    "scores": {"url": "VARCHAR", "page_id": "INTEGER", "pagerank": "DOUBLE", "juice": "DOUBLE",
+               "juice_score": "DOUBLE"},
+}
+
+
+def test_datasets_are_partitioned_typed_and_complete(scored_db: Path, tmp_path: Path) -> None:
+    rows = export_parquet(scored_db, tmp_path, rows_per_file=2048)
+    assert set(rows) == set(DATASETS)
+    assert len(list((tmp_path / "links").glob("part-*.parquet"))) >= 3  # 8,000+ links in files of ~2,048
+    con = duckdb.connect()
+    with open_store(scored_db) as store:
+        for name in DATASETS:
+            glob = f"{tmp_path / name}/*.parquet"
+            types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{glob}')").fetchall()}
+            assert {c: types.get(c) for c in SCHEMA[name]} == SCHEMA[name], name
+            stored = int(store.sql(f"SELECT count(*) AS n FROM {name}")["n"].iloc[0])
+            assert rows[name] == stored == con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0]
+        ids = con.execute(f"SELECT min(page_id), max(page_id), count(DISTINCT url) FROM '{tmp_path}/pages/*.parquet'").fetchone()
+        assert ids == (0, rows["pages"] - 1, rows["pages"])
+
+
+def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) -> None:
+    export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("scores", "link_flows"))
+    assert not (tmp_path / "pages").exists()
+    with open_store(scored_db) as store:
+        scores = store.sql("SELECT * FROM scores ORDER BY page_id")
+        flows = store.sql("SELECT * FROM link_flows ORDER BY source_url, target_url")
+    frame = pd.read_parquet(tmp_path / "scores").sort_values("page_id", ignore_index=True)
+    pd.testing.assert_frame_equal(frame, scores, check_dtype=False)
+    back = pd.read_parquet(tmp_path / "link_flows").sort_values(["source_url", "target_url"], ignore_index=True)
+    pd.testing.assert_frame_equal(back, flows, check_dtype=False)
+    assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
+
+
+def test_export_replaces_an_earlier_export(scored_db: Path, tmp_path: Path) -> None:
+    export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("links",))
+    assert len(list((tmp_path / "links").glob("*.parquet"))) > 1
+    export_parquet(scored_db, tmp_path, rows_per_file=1_000_000, datasets=("links",))
+    assert [p.name for p in (tmp_path / "links").glob("*.parquet")] == ["part-0.parquet"]
+
+
+def test_bad_arguments_are_usage_errors(scored_db: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        export_parquet(scored_db, tmp_path / "file")
+    with pytest.raises(UsageError, match="unknown dataset 'edges'"):
+        export_parquet(scored_db, tmp_path, datasets=("edges",))
+    with pytest.raises(UsageError, match="at least 1"):
+        export_parquet(scored_db, tmp_path, rows_per_file=0)
+
+
+def test_cli_export_parquet_and_single_file_export(scored_db: Path, tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "linkjuice", "export"]
+    done = subprocess.run([*run, "parquet", "--db", str(scored_db), "-o", str(tmp_path / "pq")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [line.split(" rows")[0].split()[-1] for line in done.stdout.splitlines()] == list(DATASETS)
+    assert f"rows to {tmp_path / 'pq' / 'links'}/" in done.stdout
+    assert export_table(scored_db, "links", "parquet", tmp_path / "links.parquet") == pq.read_table(
+        tmp_path / "links.parquet").num_rows == pq.read_table(tmp_path / "pq" / "links").num_rows

@@ -125,7 +125,7 @@ def run_dask(directory: Path, workers: int, processes: bool) -> dict[str, object
     from linkjuice.engines.dask import rank_parquet
 
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, host="127.0.0.1", dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, host="127.0.0.1" if processes else None, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         start_s = time.perf_counter() - started
         ranks = rank_parquet(client, f"{directory}/pages", f"{directory}/link_flows")

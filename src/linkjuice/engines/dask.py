@@ -362,7 +362,7 @@ def dask_engine(*, scheduler: str | None = None, workers: int | None = None, par
                 client.wait_for_workers(workers, timeout=600)
         else:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=processes, host="127.0.0.1", dashboard_address=None,
+                                   processes=processes, host="127.0.0.1" if processes else None, dashboard_address=None,
                                    silence_logs=logging.ERROR)  # loopback only, no dashboard server
             client = Client(cluster)
     except (OSError, TimeoutError) as exc:

@@ -15,7 +15,8 @@ import pandas as pd
 
 from .config import ModelConfig
 from .errors import InputFileError, UsageError
-from .pipeline import REASONS, LinkFlows, PageText, link_flows, open_store, page_text, teleport_vector
+from .pipeline import (REASONS, LinkFlows, PageText, link_flows, open_store, page_text, stored_model_config,
+                       teleport_vector)
 from .score import juice_score
 from .store import Store
 from .suggest import find_anchor, title_phrases, top_similar
@@ -39,7 +40,7 @@ class Loaded:
 
 def load_state(store: Store, model: ModelConfig | None = None) -> Loaded:
     """The juice model of a stored crawl, solved, in memory."""
-    model = model or ModelConfig(**_stored_model(store))
+    model = model or stored_model_config(store)
     page = store.page_arrays()
     if len(page["page_id"]) == 0:
         raise UsageError(f"{store.path} holds no pages")
@@ -65,13 +66,6 @@ def load_state(store: Store, model: ModelConfig | None = None) -> Loaded:
         ranked=ranked, teleport=teleport, damping=model.damping, tol=model.tol, weigh=weigh,
     ).solve()
     return Loaded(state=state, flows=flows, page=page, text=text, model=model)
-
-
-def _stored_model(store: Store) -> dict[str, object]:
-    """The model settings of the last `score` run, so what-ifs compare like with like."""
-    stored = store.meta().get("model") or {}
-    fields = set(ModelConfig.__dataclass_fields__)
-    return {k: v for k, v in stored.items() if k in fields}
 
 
 def _page_ids(state: ModelState, pattern: str) -> np.ndarray:
@@ -125,7 +119,7 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
     with open_store(db, read_only=not save) as store:
         model = None
         if options.engine or options.model_path:  # relevance in memory with another engine
-            stored = ModelConfig(**_stored_model(store))
+            stored = stored_model_config(store)
             engine = options.engine or ("semantic" if options.model_path else stored.relevance_engine)
             path = options.model_path or (stored.relevance_model_path if engine == "semantic" else None)
             model = replace(stored, relevance_engine=engine, relevance_model_path=path)

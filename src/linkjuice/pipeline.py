@@ -36,6 +36,7 @@ __all__ = [
     "finalize_store",
     "score_store",
     "audit_store",
+    "juice_without_rendering",
     "run_audit",
     "ScoreSummary",
     "LinkFlows",
@@ -46,6 +47,8 @@ __all__ = [
     "open_store",
     "explain",
     "section_flows",
+    "hubs",
+    "stored_model_config",
 ]
 
 # Why a link passes nothing: the reason codes stored with each link's flow.
@@ -78,6 +81,10 @@ def crawl_site(
 ) -> CrawlSummary:
     """Crawl a site into `db`, then derive depths and indexability, then score it."""
     validate_start_url(config.start_url)
+    if config.render:
+        from .crawl.render import require_render
+
+        require_render(config.browser_path)  # the extra and Chromium, before a store is made
     created = not Path(db).exists()
     try:
         with Store(db) as store:
@@ -235,6 +242,14 @@ def section_of(urls: np.ndarray, depth: int) -> np.ndarray:
     return np.array([one(str(u)) for u in urls], dtype=object)
 
 
+def stored_model_config(store: Store) -> ModelConfig:
+    """The model settings of the last `score` run (defaults when never scored), so later
+    commands (what-ifs, rescoring after an import) compare like with like."""
+    stored = store.meta().get("model") or {}
+    fields = set(ModelConfig.__dataclass_fields__)
+    return ModelConfig(**{k: v for k, v in stored.items() if k in fields})
+
+
 def score_store(store: Store, *, model: ModelConfig | None = None, model_name: str = "juice",
                 engine: RankEngine | None = None) -> ScoreSummary:
     """Compute classic PageRank and the juice model for every page and store them with each
@@ -367,11 +382,30 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
         # Orphans are only certain when every reachable page was crawled.
         crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
         start_url=meta.get("start_url"),
+        rendering=juice_without_rendering(store),
     )
     result = audit_site(inputs, thresholds)
     summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     store.write_audit(result.findings, result.items, result.juice_flow, summary)
     return AuditResult(result.findings, result.items, result.juice_flow, summary)
+
+
+def juice_without_rendering(store: Store) -> pd.DataFrame | None:
+    """Per page (row i = page_id i): its juice, and its juice if rendering failed, i.e. with the
+    model solved again without the link pairs found only in the rendered DOM (crawl --render).
+    None when no pair exists only after rendering."""
+    pairs = store.rendered_only_pairs()
+    if pairs.empty:
+        return None
+    from .opportunities import load_state  # it builds on this module
+
+    loaded = load_state(store)
+    wanted = set(zip(pairs["src"].astype(np.int64).tolist(), pairs["target_url"].tolist()))
+    flows = loaded.flows
+    drop = np.fromiter(((int(s), t) in wanted for s, t in zip(flows.src, flows.target_url)), bool, len(flows.src))
+    after = loaded.state.without(drop).solve(start=loaded.state.juice)
+    return pd.DataFrame({"url": loaded.state.urls, "juice": loaded.state.juice,
+                         "juice_without_rendering": after.juice})
 
 
 def run_audit(db: str | Path, thresholds: AuditThresholds | None = None) -> AuditResult:
@@ -442,6 +476,32 @@ def explain(db: str | Path, url: str) -> PageExplanation:
         dangling_mass=float(meta.get("dangling_mass", 0.0)), backlink_mix=float(meta.get("backlink_mix", 0.5)),
         has_backlinks=has_backlinks,
     )
+
+
+def hubs(db: str | Path, *, top: int = 10, per_hub: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hub pages and where their juice goes.
+
+    With backlinks imported, hubs are the pages that receive the most outside authority;
+    otherwise the strongest pages. Returns (hubs: url, juice, juice_score, backlink_share,
+    passed_on, lost; flows: hub_url, target_url, juice delivered), `per_hub` flows per hub."""
+    with open_store(db) as store:
+        scores = store.sql(
+            "SELECT url, juice, juice_score, coalesce(backlink_share, 0) AS backlink_share FROM scores "
+            "WHERE juice IS NOT NULL")
+        by_outside = scores["backlink_share"].sum() > 0
+        key = "backlink_share" if by_outside else "juice"
+        chosen = scores.sort_values([key, "juice"], ascending=False).head(top)
+        flows = store.sql(
+            "SELECT source_url AS hub_url, resolved_url AS target_url, delivered, juice, reason FROM link_flows "
+            "WHERE source_url IN (SELECT unnest(?))", [list(chosen["url"])])
+    passed = flows.groupby("hub_url")["delivered"].sum()
+    taken = flows.groupby("hub_url")["juice"].sum()
+    out = chosen.assign(passed_on=chosen["url"].map(passed).fillna(0.0),
+                        lost=(chosen["url"].map(taken).fillna(0.0) - chosen["url"].map(passed).fillna(0.0)))
+    out.attrs["ranked_by"] = "outside authority (backlinks)" if by_outside else "juice (no backlinks imported)"
+    sent = flows[flows["reason"] == "passed"].groupby(["hub_url", "target_url"], as_index=False)["delivered"].sum()
+    sent = sent.sort_values(["hub_url", "delivered"], ascending=[True, False]).groupby("hub_url").head(per_hub)
+    return out.reset_index(drop=True), sent.rename(columns={"delivered": "juice"}).reset_index(drop=True)
 
 
 def section_flows(db: str | Path) -> pd.DataFrame:

@@ -87,11 +87,20 @@ def import_backlinks_command(
     target: Annotated[Optional[str], typer.Option(
         help="The linked page, for exports that do not name it (Search Console 'Latest links').")] = None,
     append: Annotated[bool, typer.Option("--append", help="Add to the stored backlinks instead of replacing them.")] = False,
+    no_score: Annotated[bool, typer.Option("--no-score", help="Do not rescore after the import.")] = False,
 ) -> None:
-    """Backlinks from Ahrefs, Semrush, Majestic, Moz, Search Console or a generic CSV (detected by header)."""
+    """Backlinks from Ahrefs, Semrush, Majestic, Moz, Search Console or a generic CSV (detected by header);
+    then rescores, since backlinks decide where outside authority enters (docs/model.md)."""
+    from .. import pipeline
     from ..imports import import_backlinks
 
     print_report(import_backlinks(db, file, base_url=base_url, target=target, append=append))
+    if not no_score:
+        with pipeline.open_store(db, read_only=False) as store:
+            if store.meta().get("model"):  # a scored crawl: keep its model settings
+                summary = pipeline.score_store(store, model=pipeline.stored_model_config(store))
+                console.print(f"Rescored {summary.ranked_pages} pages with the backlinks as outside authority.",
+                              highlight=False)
 
 
 @import_app.command("links")

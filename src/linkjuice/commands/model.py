@@ -123,3 +123,26 @@ def sections(
     for row in frame.itertuples(index=False):
         table.add_row(clean_text(row.from_section), clean_text(row.to_section), str(row.links), f"{row.juice / total:.1%}")
     console.print(table)
+
+
+@app.command()
+def hubs(
+    db: DbOption = Path("linkjuice.duckdb"),
+    top: Annotated[int, typer.Option(help="How many hubs.")] = 10,
+    per_hub: Annotated[int, typer.Option(help="Recipients shown per hub.")] = 5,
+) -> None:
+    """Hub pages (most outside authority, or strongest) and where they pass their juice on."""
+    from .. import pipeline
+    from ..cli import short_url, site_origin
+
+    frame, flows = pipeline.hubs(db, top=top, per_hub=per_hub)
+    origin = site_origin(db)
+    table = Table(title=f"Hubs by {frame.attrs.get('ranked_by', 'juice')} - {origin}", title_justify="left")
+    for col in ("hub", "score", "backlink share", "passes on", "lost", "top recipients"):
+        table.add_column(col, overflow="fold")
+    for row in frame.itertuples(index=False):
+        mine = flows[flows["hub_url"] == row.url]
+        recipients = "\n".join(f"{short_url(t, origin)} ({j:.2g})" for t, j in zip(mine["target_url"], mine["juice"]))
+        table.add_row(short_url(row.url, origin), f"{row.juice_score:.0f}", f"{row.backlink_share:.1%}",
+                      f"{row.passed_on:.3g}", f"{row.lost:.3g}", recipients or "-")
+    console.print(table)

@@ -1,0 +1,62 @@
+"""Every command has --help, and is named in the README; usage errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from linkjuice.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(group, prefix=()):  # type: ignore[no-untyped-def]
+    for name, command in sorted(getattr(group, "commands", {}).items()):
+        path = (*prefix, name)
+        yield path
+        yield from _commands(command, path)
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def test_the_command_tree_is_complete() -> None:
+    names = {" ".join(c) for c in COMMANDS}
+    for expected in ("crawl", "score", "pages", "export pages", "export links", "export redirects", "demo", "audit",
+                     "import links", "import backlinks", "explain", "sections", "hubs", "suggest", "simulate",
+                     "optimize", "report", "serve", "diff"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and len(result.output.strip().splitlines()) > 3
+
+
+def test_top_level_commands_are_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in COMMANDS:
+        if len(path) == 1:
+            assert path[0] in readme, f"README does not mention `linkjuice {path[0]}`"
+
+
+def test_usage_error_is_one_line_exit_2() -> None:
+    result = subprocess.run([sys.executable, "-m", "linkjuice", "crawl", "--max-pages", "lots"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:")
+
+
+def test_missing_store_is_one_line_exit_1(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "linkjuice", "pages", "--db", str(tmp_path / "none.duckdb")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: no store at") and "Traceback" not in result.stderr

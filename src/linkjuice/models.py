@@ -14,6 +14,8 @@ __all__ = [
     "ExtractedLink",
     "ExtractedPage",
     "FetchResult",
+    "FoundIn",
+    "RenderedDom",
 ]
 
 
@@ -27,6 +29,15 @@ class LinkPosition(StrEnum):
     FOOTER = "footer"
     # A link found in the content area that repeats on most pages of the site: a template link.
     TEMPLATE = "template"
+
+
+class FoundIn(StrEnum):
+    """Where a link was found when pages are rendered (crawl --render): in the HTML the server
+    sent, in the DOM after JavaScript ran, or in both. Crawls without rendering write RAW."""
+
+    RAW = "raw"
+    RENDERED = "rendered"
+    BOTH = "both"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +65,18 @@ class ExtractedPage:
     main_text: str = ""  # text of the main content (no nav/header/footer/aside/script/style)
     headings: str = ""  # h2-h6 texts, newline separated
     links: list[ExtractedLink] = field(default_factory=list)
+    problem: str | None = None  # why only part of the page was read (pathological markup), if so
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedDom:
+    """One page after headless Chromium loaded it and ran its JavaScript (linkjuice.crawl.render)."""
+
+    url: str  # the document's URL once settled (history.pushState may change it)
+    html: str | None  # the serialised DOM; None when rendering failed
+    error: str | None = None  # why rendering failed ("render failed: timeout after 20s")
+    script_errors: int = 0  # uncaught JavaScript exceptions while the page settled
+    render_ms: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,3 +93,4 @@ class FetchResult:
     location: str | None = None  # the raw Location header of a redirect
     error: str | None = None  # "timeout", "connection: ...", "body too large", ...
     truncated: bool = False  # the body was cut at the size cap
+    rendered: RenderedDom | None = None  # crawl --render: the page as the browser built it

@@ -7,7 +7,9 @@ import re
 __all__ = ["clean_text"]
 
 # C0/C1 controls except tab and newline; ESC (0x1b) is among them, so ANSI sequences are defused.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Also the bidi embedding, override and isolate controls, which can make a line display other
+# text than it holds ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(text: object) -> str:

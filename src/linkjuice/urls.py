@@ -23,6 +23,7 @@ __all__ = [
     "TRACKING_PARAMETERS",
     "normalize_url",
     "host_of",
+    "port_of",
     "Scope",
 ]
 
@@ -36,6 +37,7 @@ TRACKING_PARAMETERS: frozenset[str] = frozenset({
 _MAX_URL_LENGTH = 8192
 # WHATWG URL parsing removes tabs and newlines anywhere in a URL.
 _STRIP_INSIDE = str.maketrans("", "", "\t\n\r")
+_EMPTY_AUTHORITY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]{2}(?:[/\\?#]|$)")
 _VALID_HOST = re.compile(r"^[a-z0-9._~%!$&'()*+,;=:\[\]-]+$")
 
 
@@ -59,6 +61,8 @@ def normalize_url(
     href = href.strip().translate(_STRIP_INSIDE)
     if not href or len(href) > _MAX_URL_LENGTH:
         return None
+    if _EMPTY_AUTHORITY.match(href):
+        return None  # "http://", "//", "http:///x": no host (yarl would fall back to the base URL)
     try:
         url = _base_url(base).join(URL(href)) if base else URL(href)
         scheme = url.scheme
@@ -81,6 +85,10 @@ def normalize_url(
     head, sep, query = text.partition("?")
     if head.count("/") == 2:  # "http://host" -> "http://host/": both name the same resource
         text = head + "/" + sep + query
+    if base and "%" in text:
+        # yarl escapes a relative reference differently from an absolute URL ("a:b" in a first path
+        # segment stays "%3A"): one more pass makes the result a fixed point, so one page is one URL.
+        return normalize_url(text)
     return text
 
 
@@ -96,11 +104,26 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def port_of(url: str) -> int | None:
+    """The explicit port of `url` when it is not its scheme's default (80 for http, 443 for https)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return None if port == {"http": 80, "https": 443}.get(parts.scheme) else port
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scope:
-    """Which URLs belong to the crawl: the start host (optionally its subdomains), minus exclusions."""
+    """Which URLs belong to the crawl: the start host (optionally its subdomains), minus exclusions.
+
+    `port` is the start URL's non-default port, if any: another port on the same host is another
+    server, so it is outside the site (http and https on their default ports are the same site).
+    """
 
     host: str
+    port: int | None = None
     subdomains: bool = False
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
@@ -111,6 +134,8 @@ class Scope:
 
     def same_site(self, url: str) -> bool:
         """True when `url` is on the crawled site (internal), regardless of include/exclude."""
+        if port_of(url) != self.port:
+            return False
         host = host_of(url)
         if host == self.host:
             return True

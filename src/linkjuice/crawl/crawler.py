@@ -23,15 +23,22 @@ from ..config import CrawlConfig
 from ..errors import CrawlError, UsageError
 from ..models import FetchResult
 from ..store import Store
-from ..urls import Scope, host_of, normalize_url
+from ..urls import Scope, host_of, normalize_url, port_of
 from .extract import extract_page
 from .fetch import Fetcher, HostThrottle, HttpFetcher, LocalFetcher
+from .render import start_rendering, with_rendering
 from .robots import RobotsRules
 from .sitemaps import parse_sitemap
+from .traps import TrapGuard
 
 __all__ = ["validate_start_url", "Crawler", "CrawlProgress", "CrawlSummary", "crawl"]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Ways of finding a URL that the crawler-trap limits apply to (a start URL or a sitemap entry is
+# named by the site owner on purpose).
+_GUARDED_VIA = frozenset({"link", "redirect", "canonical"})
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_MAX_RAW_LOCATION = 2048  # an unusable Location is stored for the record, this much of it
 _MAX_SITEMAPS = 1000
 _FLUSH_SECONDS = 0.5
 
@@ -58,6 +65,35 @@ class CrawlSummary:
 
 def _url_hash(url: str) -> int:
     return int.from_bytes(hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _storable(text: str | None) -> str | None:
+    """Text that can be stored: lone surrogates (undecodable bytes in headers) become U+FFFD."""
+    if text is None:
+        return None
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# Signatures of formats that are never HTML (images, archives, documents, executables).
+_BINARY_MAGIC = (
+    b"\x89PNG", b"GIF87a", b"GIF89a", b"\xff\xd8\xff", b"%PDF-", b"PK\x03\x04", b"\x1f\x8b", b"BZh",
+    b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!", b"RIFF", b"OggS", b"ID3", b"fLaC", b"\x00\x00\x01\x00",
+    b"\x7fELF", b"\x00asm", b"wOFF", b"wOF2", b"\x28\xb5\x2f\xfd",
+)
+# Control bytes no text encoding of a web page uses (ESC is kept: ISO-2022-JP needs it).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+
+
+def _looks_binary(body: bytes) -> bool:
+    """True for an image, archive or other binary served as text/html: a known signature, or control
+    bytes in more than 1 in 20 of the first 1024 bytes (a stray NUL in a real page is tolerated).
+    UTF-16 pages (with a BOM) are text."""
+    head = body[:1024]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    return len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 20
 
 
 def _robots_flags(*values: str | None) -> tuple[bool, bool]:
@@ -94,7 +130,7 @@ class Crawler:
         self.config = config
         self.start_url = start
         self.store = store
-        self.scope = Scope(host=host_of(start), subdomains=config.subdomains,
+        self.scope = Scope(host=host_of(start), port=port_of(start), subdomains=config.subdomains,
                            include=config.include, exclude=config.exclude)
         self._fetcher = fetcher
         self.on_progress = on_progress
@@ -111,12 +147,17 @@ class Crawler:
         self._in_flight = 0
         self._limits_hit = False
         self._stop = False
+        self._stopped = asyncio.Event()
+        self._traps = TrapGuard(max_per_pattern=config.max_urls_per_pattern, max_repeats=config.max_path_repeats,
+                                max_query_length=config.max_query_length,
+                                known=lambda u: _url_hash(u) in self._seen)
+        self._robots_failure: str | None = None  # why robots.txt reads as disallow-all, if it failed
         self._frontier_unread = True  # frontier rows may exist in the store past the cursor
         self._wake = asyncio.Event()
 
     @staticmethod
     def _empty_pending() -> dict[str, list[dict[str, Any]]]:
-        return {"pages": [], "links": [], "redirects": [], "frontier": [], "sitemap_entries": []}
+        return {"pages": [], "links": [], "redirects": [], "frontier": [], "sitemap_entries": [], "trap_urls": []}
 
     # -- set-up --------------------------------------------------------------------------------
     def _make_fetcher(self) -> Fetcher:
@@ -141,6 +182,15 @@ class Crawler:
         key = _url_hash(url)
         if key in self._seen:
             return
+        if via in _GUARDED_VIA:
+            trap = self._traps.admit(url)
+            if trap is not None:
+                # Decided once: a refused URL joins the seen-set and is stored, never fetched.
+                self._seen.add(key)
+                self._limits_hit = True
+                self._pending["trap_urls"].append(
+                    {"url": url, "kind": trap.kind, "pattern": trap.pattern, "found_from": source})
+                return
         self._seen.add(key)
         self._pending["frontier"].append(
             {"seq": self._next_seq, "url": url, "depth": depth, "found_via": via,
@@ -149,11 +199,12 @@ class Crawler:
         self._next_seq += 1
 
     async def _fetch_following(self, fetcher: Fetcher, url: str, hops: int = 5) -> FetchResult:
-        """Fetch robots.txt or a sitemap, following redirects (they are not pages)."""
+        """Fetch robots.txt or a sitemap, following redirects (they are not pages) within the site:
+        a redirect to another host or scheme is not followed, and the 3xx is the answer."""
         result = await fetcher.fetch(url)
-        while hops > 0 and result.status in (301, 302, 303, 307, 308) and result.location:
+        while hops > 0 and result.status in _REDIRECT_STATUSES and result.location:
             target = normalize_url(result.location, url)
-            if target is None:
+            if target is None or not self.scope.same_site(target):
                 break
             url, hops = target, hops - 1
             result = await fetcher.fetch(url)
@@ -164,9 +215,14 @@ class Crawler:
             return
         robots_url = f"{urlsplit(self.start_url).scheme}://{urlsplit(self.start_url).netloc}/robots.txt"
         result = await self._fetch_following(fetcher, robots_url)
-        if result.status is None and not (result.error or "").startswith("body"):
-            # No answer at all for robots.txt: the site itself is unreachable.
+        if result.status is None and (result.error or "").startswith("connection"):
+            # No connection at all for robots.txt: the site itself is unreachable.
             raise CrawlError(f"cannot reach {self.start_url}: {result.error}")
+        if result.status is None or result.status == 429 or result.status >= 500:
+            # A server that answers robots.txt with an error, or not in time: like Google, read it
+            # as "disallow all" (RobotsRules.parse), and say why on every page it blocks.
+            why = f"HTTP {result.status}" if result.status is not None else result.error
+            self._robots_failure = f"blocked: robots.txt failed ({why}), read as disallow all"
         rules = RobotsRules.parse(result.body, status=result.status, user_agent=self.config.user_agent, url=robots_url)
         if self.config.obey_robots:
             self.robots = rules
@@ -184,10 +240,10 @@ class Crawler:
         queue = list(dict.fromkeys(self._sitemap_seeds or [f"{parts.scheme}://{parts.netloc}/sitemap.xml"]))
         seen: set[str] = set()
         entries: list[dict[str, Any]] = []
-        while queue and len(seen) < _MAX_SITEMAPS:
+        while queue and len(seen) < _MAX_SITEMAPS and not self._stop:
             sitemap_url = queue.pop(0)
-            if sitemap_url in seen:
-                continue
+            if sitemap_url in seen or not self.scope.same_site(sitemap_url):
+                continue  # sitemaps on other hosts are not fetched: the crawl stays on its site
             seen.add(sitemap_url)
             result = await self._fetch_following(fetcher, sitemap_url)
             if result.status != 200 or not result.body:
@@ -203,37 +259,42 @@ class Crawler:
     # -- the loop ------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CrawlSummary:
         started = time.monotonic()
-        fetcher = self._fetcher or self._make_fetcher()
         meta = self.store.meta()
+        if resume:
+            self._restore(meta)
+        elif "start_url" in meta:
+            raise UsageError(f"{self.store.path} already holds a crawl: use --resume to continue it, or another --db")
+        fetcher = self._fetcher or self._make_fetcher()
+        if self.config.render and self._fetcher is None:
+            fetcher = await start_rendering(fetcher, self.config)  # crawl --render: Chromium too
+        installed = self._install_signal_handlers()
         try:
-            if resume:
-                self._restore(meta)
-            else:
-                if "start_url" in meta:
-                    raise UsageError(
-                        f"{self.store.path} already holds a crawl: use --resume to continue it, or another --db"
-                    )
+            if not resume:
                 self.store.set_meta({
                     "start_url": self.start_url, "settings": _settings(self.config),
                     "linkjuice_version": __version__,
                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "status": "running",
                 })
-            await self._load_robots(fetcher)
-            if not resume or not self.store.meta().get("sitemaps_read"):
-                await self._load_sitemaps(fetcher)
-            if not resume:
+                # Queued first, so that a crawl stopped while reading robots.txt or sitemaps resumes.
                 self._discover(self.start_url, depth=0, via="start", source=None)
                 self._flush(force=True)
-            await self._crawl_loop(fetcher)
+            await self._unless_stopped(self._load_robots(fetcher))
+            if not resume or not self.store.meta().get("sitemaps_read"):
+                await self._unless_stopped(self._load_sitemaps(fetcher))
+            if not self._stop:
+                await self._crawl_loop(fetcher)
         finally:
-            self._flush(force=True)
-            if self._fetcher is None:
-                await fetcher.close()
+            self._remove_signal_handlers(installed)
+            try:
+                self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
+            finally:
+                if self._fetcher is None:
+                    await fetcher.close()
         counts = self.store.counts()
-        if counts["pages"] == 0:
+        if counts["pages"] == 0 and not self._stop:
             raise CrawlError(f"nothing was crawled from {self.start_url}")
-        if counts["pages"] == 1 and not resume:
+        if counts["pages"] == 1 and not resume and not self._stop:
             start_page = self.store.sql("SELECT status, error FROM pages WHERE url = ?", [self.start_url])
             if len(start_page) and start_page.status.isna().all() and start_page.error.notna().all():
                 self.store.set_meta({"status": "failed", "stop_reason": "start URL unreachable"})
@@ -258,7 +319,13 @@ class Crawler:
             raise UsageError(f"{self.store.path} holds no crawl to resume")
         if meta["start_url"] != self.start_url:
             raise UsageError(f"{self.store.path} holds a crawl of {meta['start_url']}, not {self.start_url}")
-        for chunk in self.store.iter_frontier_urls():
+        # Rebuild the seen-set, and the crawler-trap counters by replaying admissions in order.
+        for rows in self.store.iter_frontier():
+            for url, via in rows:
+                self._seen.add(_url_hash(url))
+                if via in _GUARDED_VIA:
+                    self._traps.replay(url)
+        for chunk in self.store.iter_trap_urls():
             self._seen.update(_url_hash(u) for u in chunk)
         counts = self.store.counts()
         self._next_seq = counts["frontier"]
@@ -267,9 +334,8 @@ class Crawler:
         self._limits_hit = bool(meta.get("limits_hit"))
         self.store.set_meta({"status": "running"})
 
-    async def _crawl_loop(self, fetcher: Fetcher) -> None:
-        queue: asyncio.Queue[tuple[int, str, int | None, str, str | None, int] | None] = asyncio.Queue()
-        workers = [asyncio.create_task(self._worker(fetcher, queue)) for _ in range(self.config.concurrency)]
+    def _install_signal_handlers(self) -> list[signal.Signals]:
+        """SIGINT and SIGTERM stop the crawl gracefully (in the main thread of a Unix process)."""
         loop = asyncio.get_running_loop()
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -278,6 +344,31 @@ class Crawler:
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+        return installed
+
+    @staticmethod
+    def _remove_signal_handlers(installed: list[signal.Signals]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    async def _unless_stopped(self, work: Any) -> None:
+        """Await `work` (a coroutine), cancelling it when a stop is requested meanwhile."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.done() and not task.cancelled():
+            task.result()  # re-raise a failure of the work itself
+
+    async def _crawl_loop(self, fetcher: Fetcher) -> None:
+        queue: asyncio.Queue[tuple[int, str, int | None, str, str | None, int] | None] = asyncio.Queue()
+        workers = [asyncio.create_task(self._worker(fetcher, queue)) for _ in range(self.config.concurrency)]
         try:
             holes = self.store.unfinished_frontier()
             self._cursor = self.store.counts()["max_seq"]
@@ -332,8 +423,6 @@ class Crawler:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
             if self.on_progress:
                 self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
 
@@ -349,7 +438,11 @@ class Crawler:
         return rows
 
     def _request_stop(self) -> None:
+        if self._stop:
+            raise KeyboardInterrupt  # a second signal: stop now, without the graceful path
         self._stop = True
+        self._stopped.set()
+        self._wake.set()
 
     def _enqueue_sitemap_only(self) -> None:
         """After the link frontier is exhausted, queue in-scope sitemap URLs never linked to."""
@@ -376,7 +469,7 @@ class Crawler:
         seq, url, depth, via, source, hops = row
         if self.config.obey_robots and not self.robots.allowed(url):
             self._add_page(seq=seq, url=url, depth=depth, via=via, blocked=True,
-                           result=FetchResult(url=url, status=None, error="blocked by robots.txt"))
+                           result=FetchResult(url=url, status=None, error=self._robots_failure or "blocked by robots.txt"))
             return
         await self._throttle(url).wait()
         result = await fetcher.fetch(url)
@@ -409,7 +502,7 @@ class Crawler:
 
     def _add_redirect(self, page: dict[str, Any], result: FetchResult, *, depth: int | None, hops: int) -> None:
         url = page["url"]
-        raw = (result.location or "").strip()
+        raw = _storable((result.location or "").strip()[:_MAX_RAW_LOCATION]) or ""
         target = normalize_url(raw, url, strip_tracking=self.config.strip_tracking) if raw else None
         page["redirect_to"] = target or raw or None
         self._pending["redirects"].append({"source_url": url, "status": result.status, "target_url": target or raw or None})
@@ -426,7 +519,15 @@ class Crawler:
 
     def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None) -> None:
         url = page["url"]
+        if _looks_binary(result.body):
+            page.update(is_html=False, error=page["error"] or "binary content served as HTML: not parsed")
+            page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
+            return
         extracted = extract_page(result.body, url, encoding=result.encoding, strip_tracking=self.config.strip_tracking)
+        # With --render: the rendered DOM's metadata and links, each link saying where it was found.
+        extracted, found_in = with_rendering(extracted, result.rendered, strip_tracking=self.config.strip_tracking)
+        if extracted.problem and not page["error"]:
+            page["error"] = extracted.problem
         noindex, nofollow = _robots_flags(extracted.meta_robots, page["x_robots_tag"])
         page.update(
             title=extracted.title, h1=extracted.h1, meta_robots=extracted.meta_robots,
@@ -434,12 +535,12 @@ class Crawler:
             main_text=extracted.main_text, headings=extracted.headings, noindex=noindex, nofollow=nofollow,
         )
         next_depth = None if depth is None else depth + 1
-        for link in extracted.links:
+        for link, where in zip(extracted.links, found_in):
             internal = self.scope.same_site(link.url)
             self._pending["links"].append({
                 "source_url": url, "target_url": link.url, "anchor": link.anchor, "rel": link.rel,
                 "nofollow": link.nofollow or nofollow, "dom_position": str(link.position),
-                "link_order": link.link_order, "is_internal": internal,
+                "link_order": link.link_order, "is_internal": internal, "found_in": str(where),
             })
             if internal and self.scope.allows(link.url):
                 if self.config.max_depth is not None and next_depth is not None and next_depth > self.config.max_depth:

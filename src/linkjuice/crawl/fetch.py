@@ -121,9 +121,13 @@ class HttpFetcher:
 
     async def _fetch_once(self, url: str) -> FetchResult:
         started = time.perf_counter()
+        if not url.startswith(("http://", "https://")):
+            # Defence in depth: the crawler only queues http(s) URLs; file: and others are never fetched.
+            return FetchResult(url=url, status=None, error="not an http(s) URL: not fetched")
         try:
             async with self.session.get(url, allow_redirects=False, timeout=self.timeout) as resp:
-                headers = {k.lower(): v for k, v in resp.headers.items()}
+                headers = {k.lower(): _header_text(v) for k, v in resp.headers.items()}
+                location = _location(resp.headers.get("location"))
                 content_type = headers.get("content-type")
                 body = bytearray()
                 truncated = False
@@ -141,18 +145,38 @@ class HttpFetcher:
                     body=bytes(body),
                     encoding=_charset(content_type),
                     response_time_ms=(time.perf_counter() - started) * 1000,
-                    location=headers.get("location"),
+                    location=location,
                     error="body too large" if truncated else None,
                     truncated=truncated,
                 )
         except asyncio.TimeoutError:
             return FetchResult(url=url, status=None, error="timeout", response_time_ms=_ms(started))
+        except aiohttp.ClientPayloadError as exc:
+            # A body that cannot be decoded (a Content-Encoding we lack, such as br without the
+            # brotli package, or a corrupt stream) or that ends early.
+            cause = exc.__cause__ or exc.__context__
+            detail = _header_text(str(cause if cause is not None and str(cause) else exc))
+            return FetchResult(url=url, status=None, error=f"bad body: {detail}"[:300], response_time_ms=_ms(started))
         except aiohttp.ClientResponseError as exc:
             return FetchResult(url=url, status=None, error=f"bad response: {exc.message}", response_time_ms=_ms(started))
         except aiohttp.ClientError as exc:
             return FetchResult(url=url, status=None, error=f"connection: {type(exc).__name__}: {exc}"[:300], response_time_ms=_ms(started))
         except (ValueError, UnicodeError, OSError) as exc:
             return FetchResult(url=url, status=None, error=f"request failed: {exc}"[:300], response_time_ms=_ms(started))
+
+
+def _header_text(value: str) -> str:
+    """A header value safe to store: aiohttp keeps undecodable bytes as lone surrogates
+    (surrogateescape); they become U+FFFD."""
+    return value if value.isascii() else value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _location(value: str | None) -> str | None:
+    """A Location header as a browser reads it: bytes outside ASCII (UTF-8 or not) percent-encoded."""
+    if value is None or value.isascii():
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in data)
 
 
 def _ms(started: float) -> float:

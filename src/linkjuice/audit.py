@@ -82,6 +82,7 @@ CODES: Mapping[str, CodeInfo] = MappingProxyType({
     "links-to-blocked": CodeInfo(Severity.WARNING, "Links to pages blocked by robots.txt"),
     "canonical-to-redirect": CodeInfo(Severity.WARNING, "Canonical tags pointing at redirects"),
     "canonical-to-noindex": CodeInfo(Severity.WARNING, "Canonical tags pointing at noindex pages"),
+    "js-only-links": CodeInfo(Severity.WARNING, "Links that exist only after JavaScript runs"),
     "empty-anchor": CodeInfo(Severity.WARNING, "Links without anchor text"),
     "weak-page": CodeInfo(Severity.NOTICE, "Weakly linked pages"),
     "links-to-canonicalised": CodeInfo(Severity.NOTICE, "Links to canonicalised pages"),
@@ -173,6 +174,9 @@ class AuditInputs:
     damping: float
     crawl_complete: bool  # False when the crawl stopped at a limit (max pages, max depth)
     start_url: str | None = None
+    # pipeline.juice_without_rendering(): per page, juice and juice without the link pairs found only
+    # in the rendered DOM (crawl --render); None when there are none. links then needs found_in.
+    rendering: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -907,6 +911,60 @@ def _anchors(ctx: _Context) -> list[_Part]:
     return parts
 
 
+def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict[str, Any]]:
+    """js-only-links: one finding per page that receives links found only in the rendered DOM;
+    juice at stake = what the page loses when the model is solved without them (`rendering`)."""
+    links = ctx.links
+    if rendering is None or links.empty or "found_in" not in links.columns:
+        return _empty_part(), {}
+    rendered = (links["found_in"] == "rendered").to_numpy()
+    # A pair (source page, target URL) with a link in the raw HTML too keeps passing juice without
+    # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
+    whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), links["target_url"].to_numpy()]) \
+        .transform("all").to_numpy(bool)
+    receiver = np.where(links["resolved"].to_numpy() >= 0, links["resolved"].to_numpy(), links["dst"].to_numpy())
+    chosen = rendered & whole_pair & (receiver >= 0)
+    if not chosen.any():
+        return _empty_part(), {}
+    before = rendering["juice"].to_numpy(np.float64)
+    after = rendering["juice_without_rendering"].to_numpy(np.float64)
+    raw_inlinks = np.bincount(receiver[(receiver >= 0) & ~rendered], minlength=len(ctx.pages))
+    items = links[chosen].assign(page=receiver[chosen])
+    pages = np.unique(items["page"].to_numpy(np.int64))
+    frame = pd.DataFrame({
+        "url": ctx.pages["url"].to_numpy()[pages], "before": before[pages], "after": after[pages],
+        "juice_at_stake": np.maximum(before[pages] - after[pages], 0.0), "js_only": raw_inlinks[pages] == 0,
+        "links": items.groupby("page").size().reindex(pages).to_numpy(),
+        "sources": items.groupby("page")["src"].nunique().reindex(pages).to_numpy(),
+    })
+    page_url = ctx.pages["url"].to_numpy()[items["page"].to_numpy(np.int64)]
+
+    def describe(r: Any) -> tuple[str, str]:
+        text = (f"{_plural(int(r.links), 'link')} on {_plural(int(r.sources), 'page')} to {r.url} "
+                f"{'exists' if r.links == 1 else 'exist'} only after JavaScript runs")
+        if r.js_only:
+            text += "; no link in the raw HTML reaches the page, so a crawler that does not render finds it only by other means"
+        if r.before > 0:
+            text += (f". If rendering fails, the page loses {100 * r.juice_at_stake / r.before:.0f}% of its juice "
+                     f"({_fmt_juice(r.before)} -> {_fmt_juice(r.after)}).")
+        else:
+            text += ". The page holds no juice (not indexable), so nothing is lost yet."
+        return (text, "Put these links in the HTML the server sends (server-side rendering or static markup, "
+                      "menus first): search engines render late and many crawlers never do.")
+
+    part_items = pd.DataFrame({
+        "url": page_url, "source_url": items["source_url"].to_numpy(), "target_url": items["target_url"].to_numpy(),
+        "anchor": items["anchor"].to_numpy(), "position": items["position"].to_numpy(),
+        "link_order": items["link_order"].to_numpy(), "juice": items["juice"].to_numpy(np.float64),
+        "detail": "only in the rendered DOM",
+    })
+    held = float(frame["before"].sum())
+    stats = {"js_only_pages": int((frame["js_only"]).sum()), "js_dependent_pages": int(len(frame)),
+             "js_only_links": int(len(items)), "js_juice_at_stake": float(frame["juice_at_stake"].sum()),
+             "js_juice_share": float(frame["juice_at_stake"].sum() / held) if held > 0 else 0.0}
+    return _page_part("js-only-links", frame, describe, items=part_items), stats
+
+
 # -- accounting -----------------------------------------------------------------------------------
 def account_juice(flows: pd.DataFrame, page_state: np.ndarray, page_juice: np.ndarray,
                   ranked: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -966,6 +1024,8 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(_nofollow(ctx))
     parts += _target_states(ctx)
     parts += _canonicals(ctx)
+    js_part, js_stats = _js_only(ctx, inputs.rendering)
+    parts.append(js_part)
     parts += _anchors(ctx)
     findings, items = _assemble(parts)
     flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
@@ -973,6 +1033,7 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     summary = {
         **stats,
         "crawl_complete": inputs.crawl_complete,
+        **js_stats,
         "findings": int(len(findings)),
         **{f"{s}s": int(counts.get(str(s), 0)) for s in Severity},
         "thresholds": asdict(t),

@@ -33,6 +33,7 @@ PAGE_COLUMNS: tuple[str, ...] = (
 )
 LINK_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "anchor", "rel", "nofollow", "dom_position", "link_order", "is_internal",
+    "found_in",
 )
 REDIRECT_COLUMNS: tuple[str, ...] = ("source_url", "status", "target_url")
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
@@ -60,8 +61,11 @@ CREATE TABLE IF NOT EXISTS links (
     source_url VARCHAR, target_url VARCHAR, anchor VARCHAR, rel VARCHAR, nofollow BOOLEAN,
     dom_position VARCHAR, link_order INTEGER, is_internal BOOLEAN,
     -- filled by finalize(): dom_position, or 'template' for content links repeated site-wide
-    position VARCHAR
+    position VARCHAR,
+    -- raw | rendered | both: where the crawler found the link (crawl --render); NULL when imported
+    found_in VARCHAR
 );
+ALTER TABLE links ADD COLUMN IF NOT EXISTS found_in VARCHAR;
 CREATE TABLE IF NOT EXISTS redirects (source_url VARCHAR, status INTEGER, target_url VARCHAR);
 CREATE TABLE IF NOT EXISTS sitemap_entries (
     sitemap_url VARCHAR, url VARCHAR, lastmod VARCHAR, in_scope BOOLEAN
@@ -525,7 +529,7 @@ class Store:
             "p.blocked_by_robots, s.inlinks, s.outlinks, s.pagerank, s.juice, s.juice_score "
             "FROM pages p LEFT JOIN scores s USING (url) ORDER BY s.juice DESC NULLS LAST, p.url)",
             "links": "(SELECT source_url, target_url, anchor, rel, nofollow, position, dom_position, "
-            "link_order, is_internal FROM links ORDER BY source_url, link_order)",
+            "link_order, is_internal, found_in FROM links ORDER BY source_url, link_order)",
             "redirects": "(SELECT * FROM redirects)",
             "sitemap_entries": "(SELECT * FROM sitemap_entries)",
             "findings": "(SELECT * FROM findings ORDER BY finding_id)",
@@ -766,8 +770,8 @@ class Store:
         table = self._arrow("SELECT url, text_hash, vector FROM embeddings WHERE model = ?", [model])
         flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         matrix = flat.astype(np.float32).reshape(table.num_rows, -1) if table.num_rows else np.zeros((0, 0), np.float32)
-        return (table.column("url").to_numpy(zero_copy_only=False), table.column("text_hash").to_numpy(zero_copy_only=False),
-                matrix)
+        urls, hashes = (table.column(c).to_numpy(zero_copy_only=False) for c in ("url", "text_hash"))
+        return urls, hashes, matrix
 
     def write_embeddings(self, model: str, urls: Sequence[str], hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store (replace) the vectors of these pages for `model`. A read-only store keeps nothing:
@@ -846,12 +850,27 @@ class Store:
         return self.con.execute(
             """
             SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, l.source_url, l.target_url, l.anchor,
-                   l.position, l.link_order, coalesce(l.nofollow, false) AS nofollow
+                   l.position, l.link_order, coalesce(l.nofollow, false) AS nofollow,
+                   coalesce(l.found_in, 'raw') AS found_in
             FROM links l
             JOIN pages s ON s.url = l.source_url
             LEFT JOIN pages t ON t.url = l.target_url
             WHERE l.is_internal AND l.source_url <> l.target_url
             ORDER BY l.source_url, l.link_order
+            """
+        ).df()
+
+    def rendered_only_pairs(self) -> pd.DataFrame:
+        """The (source page id, target URL) pairs that exist only after rendering: every link of
+        the pair was found in the rendered DOM alone (crawl --render). Self-links are left out."""
+        return self.con.execute(
+            """
+            SELECT s.page_id AS src, l.target_url
+            FROM links l JOIN pages s ON s.url = l.source_url
+            WHERE l.source_url <> l.target_url
+            GROUP BY s.page_id, l.target_url
+            HAVING bool_and(coalesce(l.found_in, 'raw') = 'rendered')
+            ORDER BY src, l.target_url
             """
         ).df()
 

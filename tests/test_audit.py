@@ -224,8 +224,9 @@ def test_every_problem_is_found_with_its_juice_at_stake(site) -> None:
     # Variants of linked URLs are not orphans; another site's imported URL is ignored.
     for code in ("orphan", "orphan-nofollow-only", "orphan-noindex-only"):
         assert not set(_by_code(result, code)) & {u("/CaseVar/"), u("/trail"), u("/a/"), "https://other.example/x"}
-    # Every code but js-only-links, which needs a rendered crawl (tests/test_render.py).
-    assert set(result.findings["code"]) == set(CODES) - {"js-only-links"}
+    # Every code but js-only-links (needs a rendered crawl: tests/test_render.py) and infinite-space
+    # (needs a crawler trap: tests/hostile/test_traps.py).
+    assert set(result.findings["code"]) == set(CODES) - {"js-only-links", "infinite-space"}
     assert (result.findings["severity"][result.findings["code"] == "orphan"] == "error").all()
 
 

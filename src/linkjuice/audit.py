@@ -83,6 +83,7 @@ CODES: Mapping[str, CodeInfo] = MappingProxyType({
     "canonical-to-redirect": CodeInfo(Severity.WARNING, "Canonical tags pointing at redirects"),
     "canonical-to-noindex": CodeInfo(Severity.WARNING, "Canonical tags pointing at noindex pages"),
     "js-only-links": CodeInfo(Severity.WARNING, "Links that exist only after JavaScript runs"),
+    "infinite-space": CodeInfo(Severity.WARNING, "Crawler traps (infinite URL spaces)"),
     "empty-anchor": CodeInfo(Severity.WARNING, "Links without anchor text"),
     "weak-page": CodeInfo(Severity.NOTICE, "Weakly linked pages"),
     "links-to-canonicalised": CodeInfo(Severity.NOTICE, "Links to canonicalised pages"),
@@ -177,6 +178,8 @@ class AuditInputs:
     # pipeline.juice_without_rendering(): per page, juice and juice without the link pairs found only
     # in the rendered DOM (crawl --render); None when there are none. links then needs found_in.
     rendering: pd.DataFrame | None = None
+    # Store.crawl_traps(): kind, pattern, example_url, skipped (URLs the crawler refused to fetch).
+    traps: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,6 +404,34 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
     return _Part(findings, items)
+
+
+_TRAP_FIX = {
+    "url-pattern": "Stop generating endless variants of this URL shape (filters, sorting, pagination without "
+                   "end): link only the useful ones, and disallow the rest in robots.txt.",
+    "calendar": "Stop linking calendar pages without end: link only dates with content, and disallow the "
+                "rest in robots.txt.",
+    "session-id": "Keep session ids out of URLs (use cookies); add rel=canonical to the clean URL.",
+    "query-length": "Shorten the query string: drop parameters that do not change the content.",
+    "repeated-parameter": "Stop appending the same parameter again: build links from the clean URL.",
+    "path-repetition": "Fix the relative links that repeat path segments (a missing leading slash or "
+                       "a wrong <base href>).",
+}
+
+
+def _traps(traps: pd.DataFrame | None) -> _Part:
+    """infinite-space: URL patterns the crawler refused after their per-pattern limit."""
+    if traps is None or traps.empty:
+        return _empty_part()
+    frame = traps.rename(columns={"example_url": "url"}).assign(juice_at_stake=0.0)
+
+    def describe(r: Any) -> tuple[str, str]:
+        text = (f"The crawler found an endless URL space ({r.kind}: {r.pattern}) and skipped "
+                f"{_plural(int(r.skipped), 'URL')} of it, for example {r.url}. Crawlers waste their budget "
+                "there and the juice of these links spreads over pages nobody needs.")
+        return text, _TRAP_FIX.get(str(r.kind), _TRAP_FIX["url-pattern"])
+
+    return _page_part("infinite-space", frame, describe)
 
 
 def _what_broken(status: Any, error: Any) -> str:
@@ -1026,6 +1057,7 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts += _canonicals(ctx)
     js_part, js_stats = _js_only(ctx, inputs.rendering)
     parts.append(js_part)
+    parts.append(_traps(inputs.traps))
     parts += _anchors(ctx)
     findings, items = _assemble(parts)
     flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)

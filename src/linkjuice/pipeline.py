@@ -383,6 +383,7 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
         crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
         start_url=meta.get("start_url"),
         rendering=juice_without_rendering(store),
+        traps=store.crawl_traps(),
     )
     result = audit_site(inputs, thresholds)
     summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

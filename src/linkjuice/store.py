@@ -809,6 +809,17 @@ class Store:
             self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]  # type: ignore[index]
         )
 
+    def crawl_traps(self) -> pd.DataFrame:
+        """URL patterns the crawler refused (kind, pattern, example_url, skipped); empty for stores
+        written before trap detection."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'crawl_trap_urls'").fetchone()[0]  # type: ignore[index]
+        if not exists:
+            return pd.DataFrame(columns=["kind", "pattern", "example_url", "skipped"])
+        return self.con.execute(
+            "SELECT kind, pattern, min(url) AS example_url, count(*) AS skipped FROM crawl_trap_urls "
+            "GROUP BY kind, pattern ORDER BY skipped DESC").df()
+
     def audit_pages(self) -> pd.DataFrame:
         """Per page, in page_id order: its state, depth, final URL, canonical target and juice."""
         return self.con.execute(

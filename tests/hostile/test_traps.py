@@ -105,6 +105,13 @@ def test_every_trap_is_bounded_and_reported(tmp_path: Path) -> None:
         assert n_links_to_skipped == store.con.execute("SELECT count(*) FROM crawl_trap_urls").fetchone()[0]
     assert meta["limits_hit"] is True and meta["stop_reason"] == "complete"
     assert f"{origin}/about/" in urls  # the real pages are all there
+    # The audit reports each trap pattern as an infinite-space finding, with its example URL.
+    from linkjuice.pipeline import run_audit
+
+    findings = run_audit(tmp_path / "traps.duckdb").findings
+    spaces = findings[findings["code"] == "infinite-space"]
+    assert sorted(spaces["url"]) == sorted(example for *_, example, _ in traps)
+    assert all("skipped" in text for text in spaces["explanation"])
 
 
 def test_resumed_crawl_replays_the_trap_counters(tmp_path: Path) -> None:

@@ -1,6 +1,12 @@
 """Edge arrays to sparse matrices, and graph walks that need no scores (click depth).
 
 Compute modules take numpy arrays; they never touch the store, the crawler or the network.
+
+Matrices are built with scipy's COO -> CSR conversion, a counting sort in C++ that is linear in
+the number of links; edges that arrive sorted (as the store returns them) come out canonical,
+so removing duplicates costs one check. Index arrays are kept as given (int32 stays int32: 20M
+links are 80 MB, not 160), and np.unique is avoided: numpy 2.3+ runs it through a hash table that
+is ~60x slower than a sort on 20M int64 keys (benchmarks/bench_score.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -9,28 +15,46 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import shortest_path
 
-__all__ = ["to_csr", "click_depths", "unique_edges"]
+__all__ = ["to_csr", "csr_pattern", "click_depths", "unique_edges"]
+
+
+def _ids(ids: np.ndarray) -> np.ndarray:
+    """Node ids as an integer array, without copying integer input."""
+    ids = np.asarray(ids)
+    return ids if ids.dtype.kind in "iu" else ids.astype(np.int64)
 
 
 def to_csr(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray | None = None,
            *, dtype: type = np.float64) -> sp.csr_array:
     """An n x n CSR matrix with entry (src, dst) = sum of the weights of those edges."""
     data = np.ones(len(src), dtype=dtype) if weight is None else np.asarray(weight, dtype=dtype)
-    m = sp.coo_array((data, (np.asarray(src, np.int64), np.asarray(dst, np.int64))), shape=(n, n))
-    out = m.tocsr()
+    out = sp.coo_array((data, (_ids(src), _ids(dst))), shape=(n, n)).tocsr()
     out.sum_duplicates()
     return out
 
 
+def csr_pattern(n: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of the n x n 0/1 matrix of the distinct (row, col) pairs, columns sorted
+    within each row. No values: an unweighted mat-vec only needs the pattern."""
+    ones = np.ones(len(rows), np.int8)  # values are dropped; 1 byte each while building
+    out = sp.coo_array((ones, (_ids(rows), _ids(cols))), shape=(n, n)).tocsr()
+    out.sum_duplicates()  # merges repeated pairs (their summed value is irrelevant)
+    return out.indptr, out.indices
+
+
 def unique_edges(n: int, src: np.ndarray, dst: np.ndarray, *, drop_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (src, dst) pairs, self-links removed unless asked otherwise."""
+    """Distinct (src, dst) pairs, sorted, self-links removed unless asked otherwise."""
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
     keep = (src >= 0) & (dst >= 0)
     if drop_self:
         keep &= src != dst
-    key = np.unique(src[keep] * n + dst[keep])
-    return key // n, key % n
+    if not keep.all():
+        src, dst = src[keep], dst[keep]
+    del keep
+    indptr, cols = csr_pattern(n, src, dst)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    return rows, cols.astype(np.int64)
 
 
 def click_depths(

@@ -136,18 +136,19 @@ def _iterate_compiled(
         z = x * inv_out
         z_new = np.empty_like(x)
     residual = np.inf
-    for it in range(1, max_iter + 1):
-        c = 1.0 - damping + damping * dm
-        if data is None:
-            residual, dm = kernels.step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling,
-                                                damping, c, x, x_new, z_new)
-            z, z_new = z_new, z
-        else:
-            residual, dm = kernels.step_weighted(bounds, indptr, indices, data, teleport, dangling,
-                                                 damping, c, x, x_new)
-        x, x_new = x_new, x
-        if residual < tol:
-            return PowerResult(x, it, residual)
+    with kernels.LOCK:  # one parallel kernel at a time per process
+        for it in range(1, max_iter + 1):
+            c = 1.0 - damping + damping * dm
+            if data is None:
+                residual, dm = kernels.step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling,
+                                                    damping, c, x, x_new, z_new)
+                z, z_new = z_new, z
+            else:
+                residual, dm = kernels.step_weighted(bounds, indptr, indices, data, teleport, dangling,
+                                                     damping, c, x, x_new)
+            x, x_new = x_new, x
+            if residual < tol:
+                return PowerResult(x, it, residual)
     raise _no_convergence(max_iter, residual)
 
 
@@ -171,23 +172,29 @@ def classic_pagerank(
     if m == 0:
         return PowerResult(np.zeros(n), 0, 0.0)
     src, dst = _integer_ids(src), _integer_ids(dst)
-    keep = src != dst
-    keep &= src >= 0
-    keep &= dst >= 0
-    if nodes is not None:
-        keep &= mask[np.where(keep, src, 0)]
-        keep &= mask[np.where(keep, dst, 0)]
-    if not keep.all():
-        src, dst = src[keep], dst[keep]
-    del keep
+    kernels = _compiled_kernels(len(src))
     # The in-link pattern (row = target, columns = its distinct linking pages): the transposed
     # transition matrix without its values, which are 1 / outdegree of the column.
-    indptr, indices = csr_pattern(n, dst, src)
-    outdeg = np.bincount(indices, minlength=n).astype(np.float64)
+    indptr = np.zeros(0, np.int64)
+    if kernels is not None and n < 2**31:
+        indptr, indices, outdeg_count = kernels.in_link_pattern(n, src, dst, mask)
+    if len(indptr) == 0:  # no kernels, or links not sorted and distinct: filter, then sort
+        keep = src != dst
+        keep &= src >= 0
+        keep &= dst >= 0
+        if nodes is not None:
+            keep &= mask[np.where(keep, src, 0)]
+            keep &= mask[np.where(keep, dst, 0)]
+        if not keep.all():
+            src, dst = src[keep], dst[keep]
+        del keep
+        indptr, indices = csr_pattern(n, dst, src)
+        outdeg_count = np.bincount(indices, minlength=n)
+    outdeg = outdeg_count.astype(np.float64)
+    del outdeg_count
     teleport = mask / m
     dangling = (mask & (outdeg == 0)).astype(np.float64)
     inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)  # in place: outdeg is not needed again
-    kernels = _compiled_kernels(len(indices))
     if kernels is not None:
         return _iterate_compiled(kernels, indptr, indices, teleport.copy(), damping, tol, max_iter,
                                  teleport=teleport, dangling=dangling, inv_out=inv)

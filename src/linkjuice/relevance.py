@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 __all__ = ["page_documents", "tfidf_vectors", "pair_similarity", "token_analyzer"]
 
@@ -28,6 +27,7 @@ def page_documents(title: Sequence[str | None], h1: Sequence[str | None], headin
 def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> sp.csr_matrix:
     """L2-normalised TF-IDF rows (sublinear tf, smoothed idf). Navigation and footers are already
     out of the main text, so no words are dropped for being common: IDF down-weights them."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # loaded only when text is scored
     if not any(d.strip() for d in documents):
         return sp.csr_matrix((len(documents), 1))
     vectorizer = TfidfVectorizer(sublinear_tf=True,
@@ -58,4 +58,5 @@ def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: n
 
 def token_analyzer():  # type: ignore[no-untyped-def]
     """The word tokenizer used for anchors and titles (lower-case, English stop words removed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # loaded only when text is scored
     return TfidfVectorizer(token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english").build_analyzer()

@@ -150,7 +150,10 @@ def test_guard_keeps_real_sites_whole() -> None:
     urls += [f"https://ex.com/story?sid={i}" for i in range(50)]  # a numeric story id is not a session
     urls += ["https://ex.com/a/b/a/b/", "https://ex.com/2024/01/01/new-year/"]
     assert [u for u in urls if guard.admit(u) is not None] == []
-    assert guard.admit("https://ex.com/product/1000") is not None  # the 1001st of one shape
+    # Numbered paths are never capped (large stores); query shapes and calendars are.
+    assert guard.admit("https://ex.com/product/1000") is None
+    assert all(guard.admit(f"https://ex.com/list?page={i}") is None for i in range(1000))
+    assert guard.admit("https://ex.com/list?page=1000") is not None  # the 1001st of one query shape
 
 
 @pytest.mark.parametrize(("url", "kind"), [

@@ -13,7 +13,8 @@
 * ``calendar`` and ``url-pattern``: more than `max_per_pattern` URLs of one *shape*: the host, the
   path with its numbers and ids replaced by ``{n}`` and ``{id}``, and the names (not values) of the
   query parameters. ``/events/2031/07/`` and ``/events/2032/01/`` share ``/events/{n}/{n}/``; a shape
-  holding a date is labelled ``calendar``.
+  holding a date is labelled ``calendar``. Only calendar shapes and shapes with a query string are
+  capped: numbered paths alone (``/product/{n}``) are how large stores look, not a trap.
 
 Each refusal names a `Trap` (kind and a readable pattern), which the crawler stores with the URL
 (table ``crawl_trap_urls``, summed per pattern in the ``crawl_traps`` view) so the audit can report
@@ -151,7 +152,9 @@ class TrapGuard:
                             for n in sorted(set(sessions)))
             return Trap("session-id", f"{origin}/**{marks}")
         shape = url_shape(key)
-        if self._shapes[hash(shape)] >= self.max_per_pattern:
+        # Numbered paths alone (/product/{n}) are how large stores and archives look, so only
+        # calendars and query-string shapes (filter and sort combinations) are capped.
+        if self._shapes[hash(shape)] >= self.max_per_pattern and ("?" in shape or _is_calendar(key)):
             return Trap("calendar" if _is_calendar(key) else "url-pattern", shape)
         self._count(key, bool(sessions))
         return None

@@ -58,6 +58,23 @@ def normalize_url(
     >>> normalize_url("../b/./c?x=1#top", "HTTP://Example.COM:80/a/d/")
     'http://example.com/a/b/c?x=1'
     """
+    # Navigation repeats the same root-relative and absolute links on every page; their result
+    # depends on the base's origin only, so they are cached per origin (crawl hot path).
+    if base is None or href.startswith(("http://", "https://")):
+        return _normalize_cached(href, None, strip_tracking, allow_file)
+    if href.startswith("/") and not href.startswith("//"):
+        scheme, sep, rest = base.partition("://")
+        if sep:
+            return _normalize_cached(href, f"{scheme}://{rest.split('/', 1)[0]}/", strip_tracking, allow_file)
+    return _normalize(href, base, strip_tracking, allow_file)
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalize_cached(href: str, base: str | None, strip_tracking: bool, allow_file: bool) -> str | None:
+    return _normalize(href, base, strip_tracking, allow_file)
+
+
+def _normalize(href: str, base: str | None, strip_tracking: bool, allow_file: bool) -> str | None:
     href = href.strip().translate(_STRIP_INSIDE)
     if not href or len(href) > _MAX_URL_LENGTH:
         return None
@@ -131,9 +148,21 @@ class Scope:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_include", [_compile(p) for p in self.include])
         object.__setattr__(self, "_exclude", [_compile(p) for p in self.exclude])
+        object.__setattr__(self, "_origins", {})
 
     def same_site(self, url: str) -> bool:
         """True when `url` is on the crawled site (internal), regardless of include/exclude."""
+        # The answer depends on the origin only: remember it per origin (every link asks).
+        scheme, sep, rest = url.partition("://")
+        origin = scheme + sep + rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        known = self._origins.get(origin)  # type: ignore[attr-defined]
+        if known is None:
+            known = self._same_site(url)
+            if len(self._origins) < 100_000:  # type: ignore[attr-defined]
+                self._origins[origin] = known  # type: ignore[attr-defined]
+        return known
+
+    def _same_site(self, url: str) -> bool:
         if port_of(url) != self.port:
             return False
         host = host_of(url)

@@ -39,9 +39,11 @@ def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> s
         return sp.csr_matrix((len(documents), 1))
 
 
-def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: np.ndarray, *, chunk: int = 200_000) -> np.ndarray:
+def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: np.ndarray, *, chunk: int = 20_000) -> np.ndarray:
     """Cosine similarity of rows src[k] and dst[k] for every k (0 where either index is -1).
-    `vectors` is a sparse matrix (tfidf) or a dense array (semantic) of L2-normalised rows."""
+    `vectors` is a sparse matrix (tfidf) or a dense array (semantic) of L2-normalised rows.
+    Pairs go in chunks of `chunk`: each gathers two rows per pair, so memory stays near
+    chunk x (non-zeros of two rows) however many links a site has."""
     out = np.zeros(len(src), dtype=np.float64)
     valid = (np.asarray(src) >= 0) & (np.asarray(dst) >= 0)
     idx = np.flatnonzero(valid)

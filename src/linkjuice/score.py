@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -25,7 +26,7 @@ import scipy.sparse as sp
 from .errors import ScoringError
 from .graph import csr_pattern, to_csr
 
-__all__ = ["PowerResult", "power_iterate", "classic_pagerank", "juice_rank", "juice_score"]
+__all__ = ["PowerResult", "power_iterate", "iterate_matvec", "classic_pagerank", "juice_rank", "juice_score"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +61,26 @@ def power_iterate(
         data = np.ascontiguousarray(mt.data, np.float64)
         return _iterate_compiled(kernels, mt.indptr, mt.indices, x, damping, tol, max_iter,
                                  teleport=teleport, dangling=dangling, data=data)
+    return iterate_matvec(lambda v: transition_t @ v, teleport=teleport, dangling=dangling, damping=damping,
+                          tol=tol, max_iter=max_iter, start=x)
+
+
+def iterate_matvec(
+    matvec: Callable[[np.ndarray], np.ndarray],
+    *,
+    teleport: np.ndarray,
+    dangling: np.ndarray,
+    damping: float,
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
+) -> PowerResult:
+    """The power iteration around any M^T x mat-vec (in memory, or spread over a cluster)."""
+    x = teleport.copy() if start is None else start.astype(np.float64, copy=True)
     base = (1.0 - damping) * teleport
     residual = np.inf
     for it in range(1, max_iter + 1):
-        x_new = transition_t @ x
+        x_new = matvec(x)
         x_new += float(dangling @ x) * teleport
         x_new *= damping
         x_new += base

@@ -36,7 +36,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from ..errors import InputFileError, MissingExtraError, ScoringError, UsageError
-from ..score import PowerResult
+from ..score import PowerResult, iterate_matvec
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -124,21 +124,13 @@ def _iterate(client: Client, blocks: list[Any], *, teleport: np.ndarray, danglin
              damping: float, tol: float, max_iter: int) -> PowerResult:
     """linkjuice.score.power_iterate with the mat-vec done block by block on the workers."""
     n = len(teleport)
-    x = teleport.copy()
-    base = (1.0 - damping) * teleport
-    residual = np.inf
-    for it in range(1, max_iter + 1):
+
+    def matvec(x: np.ndarray) -> np.ndarray:
         x_f = client.scatter(x, broadcast=True, hash=False)
         parts = client.gather([client.submit(_matvec, block, x_f, pure=False) for block in blocks])
-        x_new = np.concatenate(parts) if parts else np.zeros(n)
-        x_new += float(dangling @ x) * teleport
-        x_new *= damping
-        x_new += base
-        residual = float(np.abs(x_new - x).sum())
-        x = x_new
-        if residual < tol:
-            return PowerResult(x, it, residual)
-    raise ScoringError(f"power iteration did not converge in {max_iter} iterations (L1 change {residual:.3g})")
+        return np.concatenate(parts) if parts else np.zeros(n)
+
+    return iterate_matvec(matvec, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
 
 
 def _read(path: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Any:

@@ -3,11 +3,26 @@
 One fused, multi-threaded pass per iteration does what the scipy path does in five (mat-vec,
 dangling dot product, damping update, L1 change, and for classic PageRank x / outdegree). The
 classic kernel reads only the 0/1 pattern of the in-link matrix: x / outdegree is formed once
-per page, so no per-link float is stored or read (12 -> 4 bytes per link).
+per page, so no per-link float is stored or read.
 
-Rows are handed to threads in blocks of about equal link counts, because a web graph's in-degree
-is power-law distributed (a home page can hold a third of all links). Index arrays are read as
-unsigned so numba need not check for negative (wrap-around) indices on every gather.
+The matrix is not iterated as CSR but in a layout built once per graph (`Sell`, docs/benchmarks.md
+"Scoring" has the measurements that chose it):
+
+* Short rows (at most LONG_MIN links; all but a few hundred pages) in SELL-8-sigma: within each
+  window of WINDOW consecutive rows, rows are ordered by length; each chunk of 8 rows stores its
+  links column-major (link j of the 8 rows side by side), padded to the chunk's longest row with
+  a dummy source whose value is 0. The 8 rows are summed together with 8 independent sums, so
+  the loop has no branch per row (in CSR, each row end is a mispredicted branch: 1M rows of ~20
+  links) and 8 gathers in flight. Each row is still summed in its own link order with one sum,
+  as scipy does. The window keeps link locality (a row's sources stay where they were) and the
+  padding small (0.6% on the benchmark graph).
+* Long rows (the home page, the hubs of the site template: a third of all links in a few hundred
+  rows) are summed in stripes of STRIPE sources, every long row's part of one stripe while that
+  stripe of x is in L2; a row's partial sums are added in stripe order. Row by row, each long
+  row would stream the whole vector from L3 again.
+
+Index arrays are unsigned so numba need not check for negative (wrap-around) indices on every
+gather. All page vectors carry one extra entry at index n: the dummy row and source, always 0.
 
 Threads: unless NUMBA_THREADING_LAYER says otherwise, numba picks a fork-safe layer (GNU OpenMP
 aborts a forked child that runs a parallel kernel after its parent did), and callers hold `LOCK`
@@ -19,75 +34,318 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-__all__ = ["LOCK", "in_link_pattern", "row_blocks", "step_pattern", "step_weighted"]
+__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "step_pattern", "step_weighted"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
 LOCK = threading.Lock()
 
+LANES = 8  # rows summed side by side (the njit kernels below spell out 8 sums)
+WINDOW = 512  # rows are ordered by length within windows of this many rows
+LONG_MIN = 2048  # rows with more links than this are summed stripe by stripe
+STRIPE = 65536  # sources per stripe: 512 KB of float64, inside a 1.25 MB L2
+_1, _2, _3, _4, _5, _6, _7, _8 = (np.uint64(i) for i in range(1, 9))  # unsigned offsets
 
-def row_blocks(indptr: np.ndarray) -> np.ndarray:
-    """Row boundaries splitting the rows into blocks of about equal link counts."""
+
+class Sell(NamedTuple):
+    """The transposed transition matrix (or its 0/1 pattern) in the iteration layout."""
+
+    n: int
+    cptr: np.ndarray  # uint64, chunk c's links are idx[cptr[c]:cptr[c + 1]], 8 per column
+    idx: np.ndarray  # uint32 sources, column-major per chunk; n = padding
+    data: np.ndarray  # float64 values beside idx (empty for a pattern)
+    rows: np.ndarray  # uint32 row of each lane of each chunk; n = padding
+    blocks: np.ndarray  # int64 chunk boundaries of the parallel blocks (about equal link counts)
+    long_rows: np.ndarray  # uint32
+    long_cut: np.ndarray  # int64 (stripes + 1, long rows): where each long row's stripe starts in long_idx
+    long_idx: np.ndarray  # uint32 sources of the long rows, row by row, sorted
+    long_data: np.ndarray  # float64 values beside long_idx (empty for a pattern)
+    part: np.ndarray  # float64 (stripes, long rows) scratch: partial sums
+
+    def nbytes(self) -> int:
+        """Bytes of the matrix that one iteration reads."""
+        return sum(a.nbytes for a in (self.cptr, self.idx, self.data, self.rows, self.long_cut,
+                                      self.long_idx, self.long_data, self.long_rows))
+
+
+def to_sell(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None = None) -> Sell:
+    """The iteration layout of a CSR matrix (columns sorted within rows), n < 2**32 - 1."""
     n = len(indptr) - 1
-    blocks = max(1, 8 * get_num_threads())
-    bounds = np.searchsorted(indptr, np.linspace(0, int(indptr[-1]), blocks + 1)).astype(np.int64)
-    bounds[0], bounds[-1] = 0, n
-    return np.unique(np.minimum(bounds, n))
+    values = np.zeros(0) if data is None else np.ascontiguousarray(data, np.float64)
+    cptr, idx, vals, rows, long_rows, long_cut, long_idx, long_vals = _sell_build(
+        np.asarray(indptr, np.int64), indices, values, data is not None, LONG_MIN, WINDOW, STRIPE)
+    bounds = np.searchsorted(cptr, np.linspace(0, int(cptr[-1]), 8 * get_num_threads() + 1))
+    nch = len(cptr) - 1
+    blocks = np.unique(np.minimum(bounds.astype(np.int64), nch))
+    blocks[0], blocks[-1] = 0, nch
+    part = np.zeros((long_cut.shape[0] - 1, len(long_rows)))
+    return Sell(n, cptr, idx, vals, rows, blocks, long_rows, long_cut, long_idx, long_vals, part)
+
+
+@njit(cache=True, nogil=True)
+def _sell_build(indptr, indices, data, weighted, long_min, window, stripe):  # pragma: no cover
+    n = len(indptr) - 1
+    nlong = 0
+    nlong_links = 0
+    for i in range(n):
+        d = indptr[i + 1] - indptr[i]
+        if d > long_min:
+            nlong += 1
+            nlong_links += d
+    long_rows = np.empty(nlong, np.uint32)
+    short = np.empty(n - nlong, np.int64)
+    a = 0
+    b = 0
+    for i in range(n):
+        if indptr[i + 1] - indptr[i] > long_min:
+            long_rows[a] = i
+            a += 1
+        else:
+            short[b] = i
+            b += 1
+    # long rows: their links copied out, cut at the stripe boundaries
+    nst = max(1, (n + stripe - 1) // stripe)
+    long_cut = np.empty((nst + 1, nlong), np.int64)
+    long_idx = np.empty(nlong_links, np.uint32)
+    long_vals = np.empty(nlong_links if weighted else 0, np.float64)
+    pos = 0
+    for h in range(nlong):
+        s0 = indptr[long_rows[h]]
+        s1 = indptr[long_rows[h] + 1]
+        k = s0
+        for s in range(nst):
+            while k < s1 and indices[k] < s * stripe:
+                k += 1
+            long_cut[s, h] = pos + (k - s0)
+        long_cut[nst, h] = pos + (s1 - s0)
+        for k in range(s0, s1):
+            long_idx[pos] = indices[k]
+            if weighted:
+                long_vals[pos] = data[k]
+            pos += 1
+    # short rows: ordered by length (longest first) within windows, then chunks of LANES
+    ns = len(short)
+    nch = (ns + 7) // 8
+    rows = np.full(nch * 8, n, np.uint32)
+    deg = np.empty(ns, np.int64)
+    for t in range(ns):
+        deg[t] = indptr[short[t] + 1] - indptr[short[t]]
+    for w0 in range(0, ns, window):
+        w1 = min(w0 + window, ns)
+        order = np.argsort(-deg[w0:w1], kind="mergesort")
+        for t in range(w1 - w0):
+            rows[w0 + t] = short[w0 + order[t]]
+    cptr = np.zeros(nch + 1, np.int64)
+    for c in range(nch):
+        w = 0
+        for r in range(8):
+            row = rows[c * 8 + r]
+            if row < n:
+                w = max(w, indptr[row + 1] - indptr[row])
+        cptr[c + 1] = cptr[c] + w * 8
+    idx = np.empty(cptr[nch], np.uint32)
+    vals = np.empty(cptr[nch] if weighted else 0, np.float64)
+    for c in range(nch):
+        base = cptr[c]
+        w = (cptr[c + 1] - base) // 8
+        for r in range(8):
+            row = rows[c * 8 + r]
+            d = 0
+            if row < n:
+                s = indptr[row]
+                d = indptr[row + 1] - s
+                for j in range(d):
+                    idx[base + j * 8 + r] = indices[s + j]
+                    if weighted:
+                        vals[base + j * 8 + r] = data[s + j]
+            for j in range(d, w):
+                idx[base + j * 8 + r] = n
+                if weighted:
+                    vals[base + j * 8 + r] = 0.0
+    return cptr.view(np.uint64), idx, vals, rows, long_rows, long_cut, long_idx, long_vals
+
+
+# -- classic PageRank: the 0/1 pattern, z = x / outdegree ----------------------------------------
+def step_pattern(m: Sell, z, inv, t0, damping, c, x, x_new, z_new):
+    """x_new = damping * P^T z + c * t0 on pages, with P the 0/1 pattern and z = x / outdegree.
+
+    `inv` is 1 / outdegree, 0 for a dangling page, -1 for a page outside the graph (no teleport)
+    and for the dummy entry n. Writes x_new and z_new = x_new * max(inv, 0); returns
+    (L1 change, mass of the dangling pages in x_new)."""
+    if len(m.long_rows):
+        _long_pattern(m.long_cut, m.long_idx, z, m.part)
+    d0, m0 = _sell_pattern(m.blocks, m.cptr, m.idx, m.rows, z, inv, t0, damping, c, x, x_new, z_new)
+    d1, m1 = _long_finish_pattern(m.long_rows, m.part, inv, t0, damping, c, x, x_new, z_new)
+    return d0 + d1, m0 + m1
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling, damping, c, x, x_new, z_new):  # pragma: no cover
-    """x_new = damping * P^T z + c * teleport with P the 0/1 pattern and z = x / outdegree.
-
-    Writes x_new and z_new = x_new / outdegree; returns (L1 change, dangling . x_new)."""
+def _sell_pattern(blocks, cptr, idx, rows, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
     diff = 0.0
     dm = 0.0
-    for b in prange(len(bounds) - 1):
-        for i in range(bounds[b], bounds[b + 1]):
-            acc0 = 0.0
-            acc1 = 0.0
-            k = indptr[i]
-            end = indptr[i + 1]
-            while k + 1 < end:  # two sums: half the floating-point add latency chain
-                acc0 += z[indices[k]]
-                acc1 += z[indices[k + 1]]
-                k += 2
-            if k < end:
-                acc0 += z[indices[k]]
-            v = damping * (acc0 + acc1) + c * teleport[i]
-            diff += abs(v - x[i])
-            x_new[i] = v
-            z_new[i] = v * inv_out[i]
-            dm += dangling[i] * v
+    for b in prange(len(blocks) - 1):
+        for ch in range(blocks[b], blocks[b + 1]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            a4 = 0.0
+            a5 = 0.0
+            a6 = 0.0
+            a7 = 0.0
+            k = cptr[ch]
+            end = cptr[ch + 1]
+            while k < end:  # unsigned k: no wrap-around check per gather
+                a0 += z[idx[k]]
+                a1 += z[idx[k + _1]]
+                a2 += z[idx[k + _2]]
+                a3 += z[idx[k + _3]]
+                a4 += z[idx[k + _4]]
+                a5 += z[idx[k + _5]]
+                a6 += z[idx[k + _6]]
+                a7 += z[idx[k + _7]]
+                k += _8
+            for r in range(8):
+                acc = a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3 if r == 3 else (
+                    a4 if r == 4 else a5 if r == 5 else a6 if r == 6 else a7)
+                row = rows[ch * 8 + r]
+                w = inv[row]
+                v = damping * acc + (c * t0 if w >= 0.0 else 0.0)
+                diff += abs(v - x[row])
+                x_new[row] = v
+                z_new[row] = v * max(w, 0.0)
+                dm += v if w == 0.0 else 0.0
     return diff, dm
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def step_weighted(bounds, indptr, indices, data, teleport, dangling, damping, c, x, x_new):  # pragma: no cover
-    """x_new = damping * M^T x + c * teleport; returns (L1 change, dangling . x_new)."""
+def _long_pattern(long_cut, long_idx, z, part):  # pragma: no cover
+    for s in prange(long_cut.shape[0] - 1):
+        for h in range(long_cut.shape[1]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            k = np.uint64(long_cut[s, h])
+            end = np.uint64(long_cut[s + 1, h])
+            while k + _3 < end:
+                a0 += z[long_idx[k]]
+                a1 += z[long_idx[k + _1]]
+                a2 += z[long_idx[k + _2]]
+                a3 += z[long_idx[k + _3]]
+                k += _4
+            while k < end:
+                a0 += z[long_idx[k]]
+                k += _1
+            part[s, h] = (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _long_finish_pattern(long_rows, part, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
     diff = 0.0
     dm = 0.0
-    for b in prange(len(bounds) - 1):
-        for i in range(bounds[b], bounds[b + 1]):
-            acc0 = 0.0
-            acc1 = 0.0
-            k = indptr[i]
-            end = indptr[i + 1]
-            while k + 1 < end:
-                acc0 += data[k] * x[indices[k]]
-                acc1 += data[k + 1] * x[indices[k + 1]]
-                k += 2
-            if k < end:
-                acc0 += data[k] * x[indices[k]]
-            v = damping * (acc0 + acc1) + c * teleport[i]
-            diff += abs(v - x[i])
-            x_new[i] = v
-            dm += dangling[i] * v
+    for h in range(len(long_rows)):
+        acc = 0.0
+        for s in range(part.shape[0]):
+            acc += part[s, h]
+        row = long_rows[h]
+        w = inv[row]
+        v = damping * acc + (c * t0 if w >= 0.0 else 0.0)
+        diff += abs(v - x[row])
+        x_new[row] = v
+        z_new[row] = v * max(w, 0.0)
+        dm += v if w == 0.0 else 0.0
+    return diff, dm
+
+
+# -- the weighted matrix (the juice model) -------------------------------------------------------
+def step_weighted(m: Sell, teleport, dangling, damping, c, x, x_new):
+    """x_new = damping * M^T x + c * teleport; returns (L1 change, dangling . x_new)."""
+    if len(m.long_rows):
+        _long_weighted(m.long_cut, m.long_idx, m.long_data, x, m.part)
+    d0, m0 = _sell_weighted(m.blocks, m.cptr, m.idx, m.data, m.rows, teleport, dangling, damping, c, x, x_new)
+    d1, m1 = _long_finish_weighted(m.long_rows, m.part, teleport, dangling, damping, c, x, x_new)
+    return d0 + d1, m0 + m1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sell_weighted(blocks, cptr, idx, data, rows, teleport, dangling, damping, c, x, x_new):  # pragma: no cover
+    diff = 0.0
+    dm = 0.0
+    for b in prange(len(blocks) - 1):
+        for ch in range(blocks[b], blocks[b + 1]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            a4 = 0.0
+            a5 = 0.0
+            a6 = 0.0
+            a7 = 0.0
+            k = cptr[ch]
+            end = cptr[ch + 1]
+            while k < end:
+                a0 += data[k] * x[idx[k]]
+                a1 += data[k + _1] * x[idx[k + _1]]
+                a2 += data[k + _2] * x[idx[k + _2]]
+                a3 += data[k + _3] * x[idx[k + _3]]
+                a4 += data[k + _4] * x[idx[k + _4]]
+                a5 += data[k + _5] * x[idx[k + _5]]
+                a6 += data[k + _6] * x[idx[k + _6]]
+                a7 += data[k + _7] * x[idx[k + _7]]
+                k += _8
+            for r in range(8):
+                acc = a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3 if r == 3 else (
+                    a4 if r == 4 else a5 if r == 5 else a6 if r == 6 else a7)
+                row = rows[ch * 8 + r]
+                v = damping * acc + c * teleport[row]
+                diff += abs(v - x[row])
+                x_new[row] = v
+                dm += dangling[row] * v
+    return diff, dm
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _long_weighted(long_cut, long_idx, long_data, x, part):  # pragma: no cover
+    for s in prange(long_cut.shape[0] - 1):
+        for h in range(long_cut.shape[1]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            k = np.uint64(long_cut[s, h])
+            end = np.uint64(long_cut[s + 1, h])
+            while k + _3 < end:
+                a0 += long_data[k] * x[long_idx[k]]
+                a1 += long_data[k + _1] * x[long_idx[k + _1]]
+                a2 += long_data[k + _2] * x[long_idx[k + _2]]
+                a3 += long_data[k + _3] * x[long_idx[k + _3]]
+                k += _4
+            while k < end:
+                a0 += long_data[k] * x[long_idx[k]]
+                k += _1
+            part[s, h] = (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _long_finish_weighted(long_rows, part, teleport, dangling, damping, c, x, x_new):  # pragma: no cover
+    diff = 0.0
+    dm = 0.0
+    for h in range(len(long_rows)):
+        acc = 0.0
+        for s in range(part.shape[0]):
+            acc += part[s, h]
+        row = long_rows[h]
+        v = damping * acc + c * teleport[row]
+        diff += abs(v - x[row])
+        x_new[row] = v
+        dm += dangling[row] * v
     return diff, dm
 
 

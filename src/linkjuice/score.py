@@ -56,11 +56,10 @@ def power_iterate(
         return PowerResult(np.zeros(0), 0, 0.0)
     x = teleport.copy() if start is None else start.astype(np.float64, copy=True)
     kernels = _compiled_kernels(transition_t.nnz)
-    if kernels is not None:
+    if kernels is not None and n < 2**32 - 1:
         mt = transition_t if transition_t.format == "csr" else sp.csr_array(transition_t)
-        data = np.ascontiguousarray(mt.data, np.float64)
-        return _iterate_compiled(kernels, mt.indptr, mt.indices, x, damping, tol, max_iter,
-                                 teleport=teleport, dangling=dangling, data=data)
+        matrix = kernels.to_sell(mt.indptr, mt.indices, mt.data)
+        return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport, dangling=dangling)
     return iterate_matvec(lambda v: transition_t @ v, teleport=teleport, dangling=dangling, damping=damping,
                           tol=tol, max_iter=max_iter, start=x)
 
@@ -117,55 +116,51 @@ def _compiled_kernels(nnz: int) -> ModuleType | None:
     return _load_kernels()
 
 
-def _unsigned(indices: np.ndarray) -> np.ndarray:
-    """Column indices (never negative) viewed as unsigned, which spares numba a sign check."""
-    if indices.dtype == np.int32:
-        return indices.view(np.uint32)
-    return np.asarray(indices, np.int64).view(np.uint64)
-
-
 def _iterate_compiled(
     kernels: ModuleType,
-    indptr: np.ndarray,
-    indices: np.ndarray,
+    matrix: object,
     x: np.ndarray,
     damping: float,
     tol: float,
     max_iter: int,
     *,
-    teleport: np.ndarray,
-    dangling: np.ndarray,
-    data: np.ndarray | None = None,
+    teleport: np.ndarray | None = None,
+    dangling: np.ndarray | None = None,
     inv_out: np.ndarray | None = None,
 ) -> PowerResult:
-    """The power iteration of `power_iterate`, one fused kernel call per step.
+    """The power iteration of `power_iterate`, one fused kernel step per iteration, on the
+    matrix in the kernels' layout (`_kernels.Sell`). Page vectors get one extra entry, 0: the
+    layout's padding reads it.
 
-    With `data` the matrix is M^T itself; without, it is the 0/1 pattern and `inv_out` holds
-    1 / outdegree, so that M^T x = P^T (x * inv_out)."""
-    teleport = np.ascontiguousarray(teleport, np.float64)
-    dangling = np.ascontiguousarray(dangling, np.float64)
-    indices = _unsigned(indices)
-    bounds = kernels.row_blocks(indptr)
-    x_new = np.empty_like(x)
-    dm = float(dangling @ x)
-    if data is None:
-        assert inv_out is not None
-        z = x * inv_out
-        z_new = np.empty_like(x)
+    With `teleport` and `dangling` the matrix is M^T itself. Without, it is the 0/1 pattern, the
+    teleport vector is uniform over the pages with `inv_out` >= 0 and `inv_out` holds
+    1 / outdegree (0: dangling, -1: not a page of the graph), so that M^T x = P^T (x * inv_out)."""
+    n = len(x)
+    x = np.append(x, 0.0)
+    x_new = np.zeros_like(x)
+    if inv_out is None:
+        assert teleport is not None and dangling is not None
+        teleport = np.append(np.asarray(teleport, np.float64), 0.0)
+        dangling = np.append(np.asarray(dangling, np.float64), 0.0)
+        dm = float(dangling @ x)
+    else:
+        inv = np.append(inv_out, -1.0)
+        t0 = 1.0 / int((inv_out >= 0).sum())
+        z = x * np.maximum(inv, 0.0)
+        z_new = np.zeros_like(x)
+        dm = float(x[inv == 0].sum())
     residual = np.inf
     with kernels.LOCK:  # one parallel kernel at a time per process
         for it in range(1, max_iter + 1):
             c = 1.0 - damping + damping * dm
-            if data is None:
-                residual, dm = kernels.step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling,
-                                                    damping, c, x, x_new, z_new)
-                z, z_new = z_new, z
+            if inv_out is None:
+                residual, dm = kernels.step_weighted(matrix, teleport, dangling, damping, c, x, x_new)
             else:
-                residual, dm = kernels.step_weighted(bounds, indptr, indices, data, teleport, dangling,
-                                                     damping, c, x, x_new)
+                residual, dm = kernels.step_pattern(matrix, z, inv, t0, damping, c, x, x_new, z_new)
+                z, z_new = z_new, z
             x, x_new = x_new, x
             if residual < tol:
-                return PowerResult(x, it, residual)
+                return PowerResult(x[:n], it, residual)
     raise _no_convergence(max_iter, residual)
 
 
@@ -210,11 +205,15 @@ def classic_pagerank(
     outdeg = outdeg_count.astype(np.float64)
     del outdeg_count
     teleport = mask / m
+    if kernels is not None:
+        matrix = kernels.to_sell(indptr, indices)
+        del indptr, indices
+        # 1 / outdegree, 0 for a dangling page, -1 for a page outside `nodes` (no teleport)
+        inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)
+        inv[~mask] = -1.0
+        return _iterate_compiled(kernels, matrix, teleport, damping, tol, max_iter, inv_out=inv)
     dangling = (mask & (outdeg == 0)).astype(np.float64)
     inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)  # in place: outdeg is not needed again
-    if kernels is not None:
-        return _iterate_compiled(kernels, indptr, indices, teleport.copy(), damping, tol, max_iter,
-                                 teleport=teleport, dangling=dangling, inv_out=inv)
     mt = sp.csr_array((inv[indices], indices, indptr), shape=(n, n))
     return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
 

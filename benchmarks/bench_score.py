@@ -189,11 +189,19 @@ def run_engine(name: str, path: Path, out: Path) -> dict:
 
 
 # -- the bandwidth bound and the iteration kernels ---------------------------------------------------
-def copy_rate() -> float:
-    """Bytes per second that np.copyto moves (read + write) on arrays far larger than the caches."""
+def copy_rate(threads: int = 1) -> float:
+    """Bytes per second that np.copyto moves (read + write) on arrays far larger than the caches,
+    with `threads` Python threads each copying its share (numpy releases the GIL while it copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     a = np.ones(32 * 2**20)  # 256 MiB
     b = np.zeros_like(a)
-    best = min(_timed(np.copyto, b, a) for _ in range(7))
+    parts = np.array_split(np.arange(len(a)), threads)
+    cuts = [(int(p[0]), int(p[-1]) + 1) for p in parts]
+    with ThreadPoolExecutor(threads) as pool:
+        def run() -> None:
+            list(pool.map(lambda c: np.copyto(b[c[0]:c[1]], a[c[0]:c[1]]), cuts))
+        best = min(_timed(run) for _ in range(7))
     return 2 * a.nbytes / best
 
 
@@ -203,26 +211,83 @@ def _timed(f, *args) -> float:
     return time.perf_counter() - t
 
 
+def _csr_kernels():
+    """The CSR kernels that linkjuice iterated before the SELL layout (for the 'before' rows):
+    one row at a time, two partial sums, rows split into blocks of equal link counts."""
+    from numba import njit, prange
+
+    @njit(parallel=True, nogil=True)
+    def step_pattern(bounds, indptr, indices, z, inv_out, teleport, dangling, damping, c, x, x_new, z_new):
+        diff = 0.0
+        dm = 0.0
+        for b in prange(len(bounds) - 1):
+            for i in range(bounds[b], bounds[b + 1]):
+                acc0 = 0.0
+                acc1 = 0.0
+                k = indptr[i]
+                end = indptr[i + 1]
+                while k + 1 < end:
+                    acc0 += z[indices[k]]
+                    acc1 += z[indices[k + 1]]
+                    k += 2
+                if k < end:
+                    acc0 += z[indices[k]]
+                v = damping * (acc0 + acc1) + c * teleport[i]
+                diff += abs(v - x[i])
+                x_new[i] = v
+                z_new[i] = v * inv_out[i]
+                dm += dangling[i] * v
+        return diff, dm
+
+    @njit(parallel=True, nogil=True)
+    def step_weighted(bounds, indptr, indices, data, teleport, dangling, damping, c, x, x_new):
+        diff = 0.0
+        dm = 0.0
+        for b in prange(len(bounds) - 1):
+            for i in range(bounds[b], bounds[b + 1]):
+                acc0 = 0.0
+                acc1 = 0.0
+                k = indptr[i]
+                end = indptr[i + 1]
+                while k + 1 < end:
+                    acc0 += data[k] * x[indices[k]]
+                    acc1 += data[k + 1] * x[indices[k + 1]]
+                    k += 2
+                if k < end:
+                    acc0 += data[k] * x[indices[k]]
+                v = damping * (acc0 + acc1) + c * teleport[i]
+                diff += abs(v - x[i])
+                x_new[i] = v
+                dm += dangling[i] * v
+        return diff, dm
+
+    return step_pattern, step_weighted
+
+
 def run_iteration_probe(path: Path) -> dict:
-    """Time one iteration of each inner loop on the graph, against the bandwidth bound."""
+    """Time one iteration of each inner loop on the graph, against the bandwidth bound.
+
+    The bound of a loop is the bytes its matrix format must read (all of its index and value
+    arrays) plus x read once and y written once, over the copy rate; it is given for the copy
+    rate of 1 thread and of 2 threads, and each numba loop is timed on 1 and on 2 threads."""
     import scipy.sparse as sp
 
     from linkjuice.graph import csr_pattern
-    from linkjuice.score import power_iterate
 
     n, src, dst = load_graph(path)
     indptr, indices = csr_pattern(n, dst, src)  # in-link pattern, as classic_pagerank builds it
+    indptr = indptr.astype(np.int64)
     nnz = len(indices)
     outdeg = np.bincount(indices, minlength=n).astype(np.float64)
     inv = np.divide(1.0, outdeg, out=np.zeros(n), where=outdeg > 0)
     dangling = (outdeg == 0).astype(np.float64)
     teleport = np.full(n, 1.0 / n)
     x = teleport.copy()
-    rate = copy_rate()
-    rows = {}
-    vec = 8 * n
-    base = indptr.nbytes + 4 * nnz + 2 * vec  # indptr + int32 indices + x read once + y written
-    bounds = {"pattern": base, "csr-f32": base + 4 * nnz, "csr-f64": base + 8 * nnz}
+    rates = {1: copy_rate(1), 2: copy_rate(2)}
+    rows: dict = {}
+    vec = 2 * 8 * n  # x read once + y written once
+    csr_pattern_bytes = indptr.nbytes + 4 * nnz + vec  # int64 indptr + int32 indices
+    csr_f64_bytes = csr_pattern_bytes + 8 * nnz
     reps = 10
     mt = sp.csr_array((inv[indices], indices, indptr), shape=(n, n))
 
@@ -233,45 +298,74 @@ def run_iteration_probe(path: Path) -> dict:
         y += (1 - DAMPING) * teleport
         float(np.abs(y - x).sum())
 
-    rows["scipy csr-f64 (1 thread)"] = (min(_timed(scipy_step) for _ in range(reps)), bounds["csr-f64"])
+    rows["scipy CSR f64 + vector ops"] = {1: min(_timed(scipy_step) for _ in range(reps)), "bytes": csr_f64_bytes}
+    layout = {}
     try:
+        import numba
+
         from linkjuice import _kernels
-        from numba import get_num_threads
     except ImportError:
         kernels = None
     else:
         kernels = _kernels
-    f32_diff = None
     if kernels is not None:
-        threads = get_num_threads()
-        blocks = kernels.row_blocks(indptr)
+        old_pattern, old_weighted = _csr_kernels()
         ind_u = indices.view(np.uint32)
         z, x_new, z_new = x * inv, np.empty(n), np.empty(n)
-        args = (blocks, indptr, ind_u, z, inv, teleport, dangling, DAMPING, 0.1, x, x_new, z_new)
-        kernels.step_pattern(*args)
-        rows[f"numba pattern ({threads} threads)"] = (
-            min(_timed(kernels.step_pattern, *args) for _ in range(reps)), bounds["pattern"])
-        for label, dtype in (("csr-f64", np.float64), ("csr-f32", np.float32)):
-            data = inv[indices].astype(dtype)
-            args = (blocks, indptr, ind_u, data, teleport, dangling, DAMPING, 0.1, x, x_new)
-            kernels.step_weighted(*args)
-            rows[f"numba {label} ({threads} threads)"] = (
-                min(_timed(kernels.step_weighted, *args) for _ in range(reps)), bounds[label])
-        # float32 link values, float64 accumulation: how far do the converged scores move?
-        os.environ["LINKJUICE_NUMBA"] = "1"
-        r64 = power_iterate(mt, teleport=teleport, dangling=dangling, damping=DAMPING, tol=TOL)
-        mt32 = sp.csr_array((mt.data.astype(np.float32), mt.indices, mt.indptr), shape=(n, n))
-        r32 = power_iterate(mt32, teleport=teleport, dangling=dangling, damping=DAMPING, tol=TOL)
-        f32_diff = {"max_abs": float(np.abs(r32.scores - r64.scores).max()),
-                    "max_rel": float((np.abs(r32.scores - r64.scores) / r64.scores).max()),
-                    "l1": float(np.abs(r32.scores - r64.scores).sum()),
-                    "iterations": [r64.iterations, r32.iterations]}
-    return {
-        "copy_gbps": rate / 1e9,
-        "kernels": {k: {"ms": t * 1e3, "bound_ms": b / rate * 1e3, "bound_mb": b / 1e6, "ratio": t / (b / rate)}
-                    for k, (t, b) in rows.items()},
-        "float32_vs_float64": f32_diff,
-    }
+        data = inv[indices]
+        kernels.to_sell(indptr[:2] * 0, indices[:0], data[:0])  # compiled (or loaded) before timing
+        kernels.to_sell(indptr[:2] * 0, indices[:0])
+        t = time.perf_counter()
+        pattern = kernels.to_sell(indptr, indices)
+        layout["build_pattern_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        weighted = kernels.to_sell(indptr, indices, data)
+        layout["build_weighted_s"] = time.perf_counter() - t
+        layout.update(slots=int(pattern.cptr[-1]), links=nnz, long_rows=len(pattern.long_rows),
+                      long_links=len(pattern.long_idx))
+        inv_p = np.append(inv, -1.0)
+        xp, xp_new = np.append(x, 0.0), np.zeros(n + 1)
+        zp, zp_new = xp * np.maximum(inv_p, 0.0), np.zeros(n + 1)
+        tp, dp = np.append(teleport, 0.0), np.append(dangling, 0.0)
+        cases = {
+            "numba CSR pattern (before)": (csr_pattern_bytes, lambda b: old_pattern(
+                b, indptr, ind_u, z, inv, teleport, dangling, DAMPING, 0.1, x, x_new, z_new)),
+            "numba CSR f64 (before)": (csr_f64_bytes, lambda b: old_weighted(
+                b, indptr, ind_u, data, teleport, dangling, DAMPING, 0.1, x, x_new)),
+            "numba SELL pattern (classic)": (pattern.nbytes() + vec, lambda b: kernels.step_pattern(
+                pattern, zp, inv_p, 1.0 / n, DAMPING, 0.1, xp, xp_new, zp_new)),
+            "numba SELL f64 (juice model)": (weighted.nbytes() + vec, lambda b: kernels.step_weighted(
+                weighted, tp, dp, DAMPING, 0.1, xp, xp_new)),
+        }
+        for name, (nbytes, step) in cases.items():
+            rows[name] = {"bytes": nbytes}
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            bounds = np.searchsorted(indptr, np.linspace(0, nnz, 8 * threads + 1)).astype(np.int64)
+            pattern = pattern._replace(blocks=_blocks(pattern.cptr, threads))
+            weighted = weighted._replace(blocks=_blocks(weighted.cptr, threads))
+            for name, (nbytes, step) in cases.items():
+                step(bounds)
+                rows[name][threads] = min(_timed(step, bounds) for _ in range(reps))
+    out = {}
+    for name, r in rows.items():
+        out[name] = {"bytes_mb": r["bytes"] / 1e6, "vs_csr_f64_bytes": r["bytes"] / csr_f64_bytes}
+        for threads in (1, 2):
+            if threads in r:
+                bound = r["bytes"] / rates[threads]
+                out[name][f"ms_{threads}t"] = r[threads] * 1e3
+                out[name][f"bound_ms_{threads}t"] = bound * 1e3
+                out[name][f"ratio_{threads}t"] = r[threads] / bound
+                out[name][f"ratio_csr_f64_bound_{threads}t"] = r[threads] / (csr_f64_bytes / rates[threads])
+    return {"copy_gbps": {f"{k}t": v / 1e9 for k, v in rates.items()}, "layout": layout, "kernels": out}
+
+
+def _blocks(cptr: np.ndarray, threads: int) -> np.ndarray:
+    nch = len(cptr) - 1
+    bounds = np.searchsorted(cptr, np.linspace(0, int(cptr[-1]), 8 * threads + 1)).astype(np.int64)
+    blocks = np.unique(np.minimum(bounds, nch))
+    blocks[0], blocks[-1] = 0, nch
+    return blocks
 
 
 def subprocess_json(args: list[str], env: dict | None = None, timeout: float = 900) -> dict:
@@ -314,12 +408,15 @@ def main() -> None:
             if "error" in probe:
                 print(f"  iteration probe failed: {probe['error']}")
             else:
-                print(f"  numpy copy rate {probe['copy_gbps']:.1f} GB/s (read + write)")
+                rates = probe["copy_gbps"]
+                print(f"  numpy copy rate (read + write): {rates['1t']:.1f} GB/s 1 thread, {rates['2t']:.1f} GB/s 2 threads")
+                print(f"  layout: {probe['layout']}")
                 for name, k in probe["kernels"].items():
-                    print(f"  one iteration, {name:28s} {k['ms']:7.1f} ms   bound {k['bound_ms']:6.1f} ms "
-                          f"({k['bound_mb']:.0f} MB)   ratio {k['ratio']:.2f}")
-                if probe["float32_vs_float64"]:
-                    print(f"  float32 vs float64 link values, converged: {probe['float32_vs_float64']}")
+                    for t in (1, 2):
+                        if f"ms_{t}t" in k:
+                            print(f"  one iteration, {name:30s} {t} thr {k[f'ms_{t}t']:7.1f} ms   "
+                                  f"bound {k[f'bound_ms_{t}t']:5.1f} ms ({k['bytes_mb']:.0f} MB)   "
+                                  f"ratio {k[f'ratio_{t}t']:5.2f}   vs CSR f64 bound {k[f'ratio_csr_f64_bound_{t}t']:5.2f}")
         ref = None
         for name in engines:
             if pages > caps.get(name, NETWORKX_MAX_PAGES if name == "networkx" else pages):

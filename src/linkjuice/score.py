@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -103,6 +104,11 @@ def _load_kernels() -> ModuleType | None:
     try:
         from . import _kernels
     except ImportError:  # numba is optional (the `fast` extra); scipy does the same work
+        return None
+    try:
+        _kernels.smoke_test()
+    except Exception as exc:  # a numba / llvmlite that cannot build them: scipy does the same work
+        warnings.warn(f"linkjuice: compiled kernels unavailable ({type(exc).__name__}), using scipy", stacklevel=2)
         return None
     return _kernels
 

@@ -4,15 +4,20 @@ measured separately on the generated benchmark site, against wget's per-page tim
     .venv/bin/python benchmarks/profile_crawl.py --pages 3000
 
 Stages: start-up imports (`python -m linkjuice --help`), fetching alone (HttpFetcher, the same
-concurrency, bodies discarded), extract_page alone, the crawler's per-page bookkeeping (Crawler._add_page
-minus extraction: scope checks, hashing, trap guard, row dicts) and the store writes (Crawler._flush).
+concurrency, bodies discarded), extraction alone (extract_columns: what an extraction worker process
+does per page), the event loop's side of a worker round trip (pickling the request, unpickling the
+answer), the crawler's per-page bookkeeping (Crawler._add_page given the extracted columns: scope
+checks, hashing, trap guard, link columns) and the store writes (Crawler._flush).
 A stage's µs/page is CPU time on one core; a crawl at P pages/s has 1e6 / P µs per page in all.
+With extraction workers the event loop's process does fetch + round trip + bookkeeping + writes and
+the workers do the extraction, on other cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import pickle
 import statistics
 import subprocess
 import sys
@@ -38,7 +43,7 @@ def main() -> None:
 
     from linkjuice.config import CrawlConfig
     from linkjuice.crawl.crawler import Crawler
-    from linkjuice.crawl.extract import extract_page
+    from linkjuice.crawl.extract import PageColumns, extract_columns
     from linkjuice.crawl.fetch import HttpFetcher
     from linkjuice.models import FetchResult
     from linkjuice.store import Store
@@ -96,14 +101,24 @@ def main() -> None:
             print(f"fetch only (aiohttp, c={args.concurrency})    {per_page(fetch_times, n):8.0f} µs/page   "
                   f"({n / min(fetch_times):.0f} pages/s)")
 
-            extract_times = []
+            extract_times, extracted = [], []
             for _ in range(args.repeat):
                 t = time.perf_counter()
-                for url, body in zip(urls, bodies):
-                    extract_page(body, url, encoding="utf-8")
+                extracted = [extract_columns(body, url, encoding="utf-8") for url, body in zip(urls, bodies)]
                 extract_times.append(time.perf_counter() - t)
             extract_us = per_page(extract_times, n)
-            print(f"extract_page                  {extract_us:8.0f} µs/page")
+            print(f"extract (extract_columns)     {extract_us:8.0f} µs/page   (in a worker process)")
+
+            trip_times = []
+            answers = [pickle.dumps(tuple(e), protocol=pickle.HIGHEST_PROTOCOL) for e in extracted]
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                for url, body, answer in zip(urls, bodies, answers):
+                    pickle.dumps((body, url, "utf-8"), protocol=pickle.HIGHEST_PROTOCOL)
+                    PageColumns._make(pickle.loads(answer))
+                trip_times.append(time.perf_counter() - t)
+            trip_us = per_page(trip_times, n)
+            print(f"worker round trip (pickles)   {trip_us:8.0f} µs/page   (event loop side)")
 
             add_times, flush_times = [], []
             by_url = {r.url: r for r in results}
@@ -111,9 +126,9 @@ def main() -> None:
                 store = Store(tmp_path / f"p{i}.duckdb")
                 crawler = Crawler(CrawlConfig(start_url=server.url, obey_robots=False, use_sitemaps=False), store)
                 t_add = t_flush = 0.0
-                for seq, url in enumerate(urls):
+                for seq, (url, columns) in enumerate(zip(urls, extracted)):
                     t = time.perf_counter()
-                    crawler._add_page(seq=seq, url=url, depth=1, via="link", result=by_url[url])
+                    crawler._add_page(seq=seq, url=url, depth=1, via="link", result=by_url[url], columns=columns)
                     t_add += time.perf_counter() - t
                     if (seq + 1) % crawler.config.batch_size == 0:
                         t = time.perf_counter()
@@ -126,10 +141,13 @@ def main() -> None:
                 add_times.append(t_add)
                 flush_times.append(t_flush)
             add_us = per_page(add_times, n)
-            print(f"bookkeeping (_add_page - extract) {add_us - extract_us:4.0f} µs/page")
+            print(f"bookkeeping (_add_page)       {add_us:8.0f} µs/page")
             print(f"store writes (_flush)         {per_page(flush_times, n):8.0f} µs/page")
-            total = per_page(fetch_times, n) + add_us + per_page(flush_times, n)
-            print(f"sum of stages                 {total:8.0f} µs/page   (~{1e6 / total:.0f} pages/s on one core)")
+            loop_us = per_page(fetch_times, n) + trip_us + add_us + per_page(flush_times, n)
+            print(f"event loop process            {loop_us:8.0f} µs/page   (~{1e6 / loop_us:.0f} pages/s on one core)")
+            total = loop_us + extract_us
+            print(f"all stages                    {total:8.0f} µs/page   (~{1e6 / total:.0f} pages/s on one core, "
+                  f"~{2e6 / total:.0f} on two)")
             print(f"spread of repeats: fetch {statistics.pstdev(fetch_times) / min(fetch_times):.0%}, "
                   f"add {statistics.pstdev(add_times) / min(add_times):.0%}")
         finally:

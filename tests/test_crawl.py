@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from pathlib import Path
 
@@ -219,3 +220,49 @@ def test_second_crawl_into_same_store_is_refused(crawled) -> None:
     site, db, _ = crawled
     with pytest.raises(UsageError, match="--resume"):
         crawl_site(CrawlConfig(start_url=site.url("/")), db)
+
+
+def _varied_site(n: int) -> dict[str, Route]:
+    """Pages whose links exercise every extracted field: positions, rel, nofollow pages, noscript,
+    image anchors, non-ASCII text, canonicals, external links, and a binary body served as HTML."""
+    routes: dict[str, Route] = {}
+    for i in range(n):
+        body = (f"<p>Article {i}: <a href='/p{(i + 1) % n}/'>next \u00e9t\u00e9</a>, "
+                f"<a href='/p{(i * 3) % n}/?utm_source=x' rel='sponsored ugc'>sponsor</a>, "
+                f"<a href='https://ext.example/{i}'>ext</a> <a href='#top'>top</a></p>"
+                f"<noscript><a href='/hidden/'>hidden</a></noscript>"
+                f"<div class='sidebar'><a href='/p{(i * 5) % n}/'><img alt='thumb {i}'></a></div>"
+                f"<footer class='site-footer'><a href='/p{(i * 7) % n}/'>foot</a></footer>")
+        head = "<meta name='robots' content='nofollow'>" if i % 9 == 4 else ""
+        if i % 6 == 2:
+            head += f"<link rel='canonical' href='/p{(i + 2) % n}/'>"
+        routes[f"/p{i}/"] = page(f"P{i} \u00fc", body, head=head, nav="<a href='/'>Home</a> <a href='/p0/'>First</a>")
+    routes["/"] = page("Home", "<a href='/p0/'>start</a> <a href='/blob/'>blob</a>")
+    routes["/blob/"] = Route(body=b"\x89PNG\r\n\x1a\n" + bytes(200))
+    return routes
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_extraction_workers_store_the_same_crawl(tmp_path: Path, workers: int) -> None:
+    """Pages parsed in worker processes are stored exactly as pages parsed in-process."""
+    from linkjuice.crawl.crawler import Crawler
+
+    def crawl(db: Path, extract_workers: int) -> tuple[list, list, list, int]:
+        config = CrawlConfig(start_url=site.url("/"), concurrency=1, use_sitemaps=False,
+                             strip_tracking=True, extract_workers=extract_workers)
+        with Store(db) as store:
+            crawler = Crawler(config, store)
+            asyncio.run(crawler.run())
+            parsed_by_workers = crawler._pool.parsed_by_workers if crawler._pool else 0
+        return (_rows(db, "SELECT * EXCLUDE (crawled_at, response_time_ms) FROM pages ORDER BY seq"),
+                _rows(db, "SELECT * FROM links ORDER BY source_url, link_order"),
+                _rows(db, "SELECT * FROM frontier ORDER BY seq"), parsed_by_workers)
+
+    with serve(_varied_site(40)) as site:
+        pages_here, links_here, frontier_here, _ = crawl(tmp_path / "here.duckdb", 0)
+        pages_there, links_there, frontier_there, parsed = crawl(tmp_path / "there.duckdb", workers)
+    assert parsed > 0  # the workers did parse
+    assert len(links_here) > 200
+    assert pages_there == pages_here
+    assert links_there == links_here
+    assert frontier_there == frontier_here

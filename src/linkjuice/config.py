@@ -65,6 +65,9 @@ class CrawlConfig:
     template_share: float = 0.5  # a content link on more than this share of pages is a template link
     template_min_pages: int = 10
     batch_size: int = 200  # pages per store write
+    # Processes that parse HTML beside the event loop (linkjuice.crawl.workers): None = one per
+    # spare core (at most 2), started once the crawl turns out not to be tiny; 0 = parse in-process.
+    extract_workers: int | None = None
     # Crawler traps (linkjuice.crawl.traps): URLs of one shape, repeats of a path segment or query
     # parameter, and query length; URLs past a limit are recorded, not crawled.
     max_urls_per_pattern: int = 1000
@@ -92,6 +95,8 @@ class CrawlConfig:
             raise UsageError("--max-per-pattern must be at least 1")
         if self.max_body_bytes < 1:
             raise UsageError("--max-body must be at least 1")
+        if self.extract_workers is not None and self.extract_workers < 0:
+            raise UsageError("--workers must be 0 or more")
         if self.render_pages < 1:
             raise UsageError("--render-pages must be at least 1")
         if self.render_wait_ms is not None and self.render_wait_ms < 0:

@@ -99,6 +99,26 @@ def test_signal_stops_gracefully_and_resumes(tmp_path: Path, slow_site, sig: sig
     assert _snapshot(db) == reference
 
 
+def test_ctrl_c_to_the_process_group_stops_the_extraction_workers(tmp_path: Path, slow_site) -> None:
+    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it, the crawl stops
+    gracefully, closes them, and leaves no process behind; the resumed crawl is complete."""
+    site, reference = slow_site
+    db = tmp_path / "group.duckdb"
+    proc = subprocess.Popen(_cmd(db, site.url("/")) + ["--workers", "1"], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = len(site.requests)
+    assert _wait_for(lambda: len(site.requests) >= seen + 15, 60)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "stopped: interrupted" in " ".join(out.split())
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no worker outlived the crawl
+    resumed = subprocess.run(_cmd(db, None), env=ENV, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _snapshot(db) == reference
+
+
 def test_signal_while_reading_robots_txt(tmp_path: Path) -> None:
     calls = {"robots": 0}
 

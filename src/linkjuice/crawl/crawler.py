@@ -9,7 +9,6 @@ pages in flight, and `resume` rebuilds the seen-set from the store and carries o
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import signal
 import time
 from collections.abc import Callable
@@ -24,12 +23,13 @@ from ..errors import CrawlError, UsageError
 from ..models import FetchResult
 from ..store import Store
 from ..urls import Scope, host_of, normalize_url, port_of
-from .extract import extract_page
+from .extract import PageColumns, extract_columns, extract_page
 from .fetch import Fetcher, HostThrottle, HttpFetcher, LocalFetcher
 from .render import start_rendering, with_rendering
 from .robots import RobotsRules
 from .sitemaps import parse_sitemap
 from .traps import TrapGuard
+from .workers import ExtractPool, auto_workers
 
 __all__ = ["validate_start_url", "Crawler", "CrawlProgress", "CrawlSummary", "crawl"]
 
@@ -41,6 +41,11 @@ _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _MAX_RAW_LOCATION = 2048  # an unusable Location is stored for the record, this much of it
 _MAX_SITEMAPS = 1000
 _FLUSH_SECONDS = 0.5
+# With automatic extraction workers, they start once the crawl knows this many URLs: a small crawl
+# is over before a worker interpreter would have started.
+_WORKERS_AFTER_URLS = 200
+_LINK_FIELDS = ("source_url", "target_url", "anchor", "rel", "nofollow", "dom_position", "link_order",
+                "is_internal", "found_in")
 
 
 @dataclass(slots=True)
@@ -64,7 +69,9 @@ class CrawlSummary:
 
 
 def _url_hash(url: str) -> int:
-    return int.from_bytes(hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """The seen-set key of a URL: Python's 64-bit string hash, keyed per process (the seen-set lives
+    in memory only and is rebuilt on resume) and cached on the string: the hot path hashes every link."""
+    return hash(url)
 
 
 def _storable(text: str | None) -> str | None:
@@ -139,7 +146,7 @@ class Crawler:
         self._seen: set[int] = set()
         self._next_seq = 0
         self._cursor = -1
-        self._pending: dict[str, list[dict[str, Any]]] = self._empty_pending()
+        self._pending: dict[str, Any] = self._empty_pending()
         self._pending_pages = 0
         self._last_flush = time.monotonic()
         self._done = 0
@@ -154,10 +161,33 @@ class Crawler:
         self._robots_failure: str | None = None  # why robots.txt reads as disallow-all, if it failed
         self._frontier_unread = True  # frontier rows may exist in the store past the cursor
         self._wake = asyncio.Event()
+        self._site_of_origin: dict[str, bool] = {}
+        self._patterns = bool(config.include or config.exclude)
+        self._pool: ExtractPool | None = None
+        self._low_water = config.concurrency * 4  # queued rows below which the loop reads the frontier
 
     @staticmethod
-    def _empty_pending() -> dict[str, list[dict[str, Any]]]:
-        return {"pages": [], "links": [], "redirects": [], "frontier": [], "sitemap_entries": [], "trap_urls": []}
+    def _empty_pending() -> dict[str, Any]:
+        # Links, many per page, are kept as columns: the store writes them without a dict per row.
+        return {"pages": [], "links": {name: [] for name in _LINK_FIELDS}, "redirects": [], "frontier": [],
+                "sitemap_entries": [], "trap_urls": []}
+
+    def _has_pending(self) -> bool:
+        return any(self._pending[k] for k in ("pages", "redirects", "frontier", "sitemap_entries", "trap_urls")) \
+            or bool(self._pending["links"]["source_url"])
+
+    def _internal(self, url: str) -> bool:
+        """Scope.same_site for a normalised URL, memoised per origin (the text before the path)."""
+        end = url.find("/", 8)
+        if end < 0:
+            return self.scope.same_site(url)
+        origin = url[:end]
+        known = self._site_of_origin.get(origin)
+        if known is None:
+            known = self.scope.same_site(url)
+            if len(self._site_of_origin) < 100_000:
+                self._site_of_origin[origin] = known
+        return known
 
     # -- set-up --------------------------------------------------------------------------------
     def _make_fetcher(self) -> Fetcher:
@@ -268,6 +298,13 @@ class Crawler:
         if self.config.render and self._fetcher is None:
             fetcher = await start_rendering(fetcher, self.config)  # crawl --render: Chromium too
         installed = self._install_signal_handlers()
+        workers = self.config.extract_workers
+        if not self.config.render and (workers is None or workers > 0):
+            # Parsing in worker processes (crawl.workers); renders are parsed here (they are slow anyway).
+            self._pool = ExtractPool(auto_workers() if workers is None else workers,
+                                     strip_tracking=self.config.strip_tracking)
+            if workers is not None:
+                self._pool.start()
         try:
             if not resume:
                 self.store.set_meta({
@@ -289,8 +326,12 @@ class Crawler:
             try:
                 self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
             finally:
-                if self._fetcher is None:
-                    await fetcher.close()
+                try:
+                    if self._pool is not None:
+                        await self._pool.close()
+                finally:
+                    if self._fetcher is None:
+                        await fetcher.close()
         counts = self.store.counts()
         if counts["pages"] == 0 and not self._stop:
             raise CrawlError(f"nothing was crawled from {self.start_url}")
@@ -378,7 +419,7 @@ class Crawler:
             sitemap_phase_done = bool(self.store.meta().get("sitemap_phase_done"))
             last_report = 0.0
             started = time.monotonic()
-            low_water, high_water = self.config.concurrency * 2, self.config.concurrency * 4
+            low_water, high_water = self._low_water, self.config.concurrency * 8
             while not self._stop:
                 if self._max_pages_hit():
                     self._limits_hit = True
@@ -402,6 +443,8 @@ class Crawler:
                         self.store.set_meta({"sitemap_phase_done": True})
                         continue
                 self._flush()
+                if self._pool is not None and self._next_seq >= _WORKERS_AFTER_URLS:
+                    self._pool.start()  # once; a no-op after
                 now = time.monotonic()
                 if self.on_progress and now - last_report > 0.2:
                     last_report = now
@@ -463,7 +506,11 @@ class Crawler:
                 self._add_page(seq=seq, url=url, depth=depth, via=via, result=FetchResult(url=url, status=None, error=f"internal error: {type(exc).__name__}: {exc}"[:300]))
             finally:
                 self._in_flight -= 1
-                self._wake.set()
+                # Wake the loop only when it has something to do (refill, a full batch, a page limit):
+                # waking it per page costs more than the rest of the loop; it also runs every 50 ms.
+                if (queue.qsize() < self._low_water or self._pending_pages >= self.config.batch_size
+                        or self.config.max_pages is not None):
+                    self._wake.set()
 
     async def _process(self, fetcher: Fetcher, row: tuple) -> None:
         seq, url, depth, via, source, hops = row
@@ -473,13 +520,15 @@ class Crawler:
             return
         await self._throttle(url).wait()
         result = await fetcher.fetch(url)
-        self._add_page(seq=seq, url=url, depth=depth, via=via, result=result, hops=hops)
+        columns = None
+        if (self._pool is not None and result.rendered is None and _content_type(result)[1]
+                and not _looks_binary(result.body)):
+            columns = await self._pool.extract(result.body, url, result.encoding)
+        self._add_page(seq=seq, url=url, depth=depth, via=via, result=result, hops=hops, columns=columns)
 
     def _add_page(self, *, seq: int, url: str, depth: int | None, via: str, result: FetchResult,
-                  blocked: bool = False, hops: int = 0) -> None:
-        cfg = self.config
-        content_type = (result.content_type or "").split(";")[0].strip().lower() or None
-        is_html = result.status == 200 and content_type in _HTML_TYPES
+                  blocked: bool = False, hops: int = 0, columns: PageColumns | None = None) -> None:
+        content_type, is_html = _content_type(result)
         page: dict[str, Any] = {
             "url": url, "seq": seq, "status": result.status, "content_type": content_type,
             "bytes": len(result.body) if result.status is not None else None,
@@ -491,7 +540,7 @@ class Crawler:
         if result.status is not None and 300 <= result.status < 400:
             self._add_redirect(page, result, depth=depth, hops=hops)
         elif is_html:
-            self._add_html(page, result, depth=depth)
+            self._add_html(page, result, depth=depth, columns=columns)
         else:
             page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
         if result.error or (result.status is not None and result.status >= 400):
@@ -517,15 +566,33 @@ class Crawler:
         else:
             self._discover(target, depth=depth, via="redirect", source=url, hops=hops + 1)
 
-    def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None) -> None:
+    def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None,
+                  columns: PageColumns | None = None) -> None:
         url = page["url"]
         if _looks_binary(result.body):
             page.update(is_html=False, error=page["error"] or "binary content served as HTML: not parsed")
             page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
             return
-        extracted = extract_page(result.body, url, encoding=result.encoding, strip_tracking=self.config.strip_tracking)
-        # With --render: the rendered DOM's metadata and links, each link saying where it was found.
-        extracted, found_in = with_rendering(extracted, result.rendered, strip_tracking=self.config.strip_tracking)
+        strip = self.config.strip_tracking
+        found_in: list[str] | None = None
+        link_nofollow: list[bool] | None = None
+        if result.rendered is None:
+            extracted = columns or extract_columns(result.body, url, encoding=result.encoding, strip_tracking=strip)
+            urls, anchors, rels, positions = extracted.link_urls, extracted.anchors, extracted.rels, extracted.positions
+            if extracted.page_nofollow:
+                link_nofollow = [True] * len(urls)
+        else:
+            # With --render: the rendered DOM's metadata and links, each link saying where it was found.
+            page_data, found = with_rendering(extract_page(result.body, url, encoding=result.encoding, strip_tracking=strip),
+                                              result.rendered, strip_tracking=strip)
+            extracted = page_data  # type: ignore[assignment]
+            links = page_data.links
+            urls = [link.url for link in links]
+            anchors = [link.anchor for link in links]
+            rels = [link.rel for link in links]
+            positions = [str(link.position) for link in links]
+            link_nofollow = [link.nofollow for link in links]
+            found_in = [str(where) for where in found]
         if extracted.problem and not page["error"]:
             page["error"] = extracted.problem
         noindex, nofollow = _robots_flags(extracted.meta_robots, page["x_robots_tag"])
@@ -534,25 +601,40 @@ class Crawler:
             canonical=extracted.canonical, lang=extracted.lang, word_count=extracted.word_count,
             main_text=extracted.main_text, headings=extracted.headings, noindex=noindex, nofollow=nofollow,
         )
-        next_depth = None if depth is None else depth + 1
-        for link, where in zip(extracted.links, found_in):
-            internal = self.scope.same_site(link.url)
-            self._pending["links"].append({
-                "source_url": url, "target_url": link.url, "anchor": link.anchor, "rel": link.rel,
-                "nofollow": link.nofollow or nofollow, "dom_position": str(link.position),
-                "link_order": link.link_order, "is_internal": internal, "found_in": str(where),
-            })
-            if internal and self.scope.allows(link.url):
-                if self.config.max_depth is not None and next_depth is not None and next_depth > self.config.max_depth:
-                    if _url_hash(link.url) not in self._seen:
-                        self._limits_hit = True
+        n = len(urls)
+        if n:
+            internal = [self._internal(u) for u in urls]
+            if nofollow:
+                nofollows = [True] * n
+            elif link_nofollow is not None:
+                nofollows = link_nofollow
+            else:
+                nofollows = [bool(rel) for rel in rels]
+            out = self._pending["links"]
+            out["source_url"].extend([url] * n)
+            out["target_url"].extend(urls)
+            out["anchor"].extend(anchors)
+            out["rel"].extend(rels)
+            out["nofollow"].extend(nofollows)
+            out["dom_position"].extend(positions)
+            out["link_order"].extend(range(n))
+            out["is_internal"].extend(internal)
+            out["found_in"].extend(found_in or ["raw"] * n)
+            next_depth = None if depth is None else depth + 1
+            too_deep = self.config.max_depth is not None and next_depth is not None and next_depth > self.config.max_depth
+            seen = self._seen
+            for link_url, inside in zip(urls, internal):
+                if not inside or hash(link_url) in seen or (self._patterns and not self.scope.allows(link_url)):
                     continue
-                self._discover(link.url, depth=next_depth, via="link", source=url)
+                if too_deep:
+                    self._limits_hit = True
+                    continue
+                self._discover(link_url, depth=next_depth, via="link", source=url)
         if extracted.canonical and extracted.canonical != url and self.scope.allows(extracted.canonical):
             self._discover(extracted.canonical, depth=depth, via="canonical", source=url)
 
     def _flush(self, *, force: bool = False) -> None:
-        if not any(self._pending.values()):
+        if not self._has_pending():
             return
         now = time.monotonic()
         if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
@@ -563,6 +645,12 @@ class Crawler:
         self._pending_pages = 0
         self._last_flush = now
         self.store.write_batch(**pending)
+
+
+def _content_type(result: FetchResult) -> tuple[str | None, bool]:
+    """The response's media type, and whether it is an HTML page to parse."""
+    content_type = (result.content_type or "").split(";")[0].strip().lower() or None
+    return content_type, result.status == 200 and content_type in _HTML_TYPES
 
 
 def _settings(config: CrawlConfig) -> dict[str, Any]:

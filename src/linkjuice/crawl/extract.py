@@ -20,10 +20,11 @@ from __future__ import annotations
 import codecs
 import itertools
 import re
+import threading
 from typing import NamedTuple
 
 import numpy as np
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborCSSSelector, LexborHTMLParser, LexborNode
 
 from linkjuice.models import ExtractedLink, ExtractedPage, LinkPosition
 from linkjuice.urls import normalize_url
@@ -38,18 +39,59 @@ _NAV, _HEADER, _FOOTER = LinkPosition.NAV, LinkPosition.HEADER, LinkPosition.FOO
 _ASIDE, _CONTENT = LinkPosition.ASIDE, LinkPosition.CONTENT
 
 # --------------------------------------------------------------------------------------------
+# CSS queries
+#
+# `tree.css()` creates a CSS engine per parsed document on its first query (about as long as parsing
+# a small page); one engine per thread serves every document instead (it holds no document state).
+
+_engines = threading.local()
+
+
+def _css(node: LexborNode | None, query: str) -> list[LexborNode]:
+    """`node.css(query)`."""
+    if node is None:
+        return []
+    engine = getattr(_engines, "engine", None)
+    if engine is None:
+        engine = _engines.engine = LexborCSSSelector()
+    return engine.find(query, node)
+
+
+def _css_first(node: LexborNode | None, query: str) -> LexborNode | None:
+    """`node.css_first(query)`."""
+    if node is None:
+        return None
+    engine = getattr(_engines, "engine", None)
+    if engine is None:
+        engine = _engines.engine = LexborCSSSelector()
+    found = engine.find_first(query, node)
+    return found[0] if found else None
+
+
+# --------------------------------------------------------------------------------------------
 # Text cleaning
 
 # C0/C1 controls except the whitespace ones (str.split collapses those), plus the bidi embedding,
 # override and isolate controls that can make a report display text other than what it holds.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _WORDS = re.compile(r"\w+")
+# ASCII characters that are not word characters (\w): as spaces, str.split counts the words.
+_ASCII_NON_WORDS = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+
+
+def _word_count(text: str) -> int:
+    r"""The number of `\w+` runs; without the regex's list of strings for ASCII text (3x faster)."""
+    if text.isascii():
+        return len(text.translate(_ASCII_NON_WORDS).split())
+    return len(_WORDS.findall(text))
 
 
 def _clean(text: str | None) -> str:
     """Remove control characters and collapse whitespace runs to single spaces."""
     if not text:
         return ""
+    if text.isprintable():  # no control characters nor line breaks (the usual anchor): skip the regex
+        return " ".join(text.split())
     return " ".join(_CONTROL.sub("", text).split())
 
 
@@ -299,7 +341,7 @@ class _Regions:
     def __init__(self, tree: LexborHTMLParser) -> None:
         self.own: dict[int, _Own] = {}
         self.region_nodes: list[LexborNode] = []  # elements that name a region, in document order
-        for node in tree.css(_CANDIDATES):
+        for node in _css(tree.root, _CANDIDATES):
             own = _own_of(node)
             if own is not None:
                 self.own[node.mem_id] = own
@@ -360,7 +402,7 @@ def _anchor_text(node: LexborNode, attrs: dict[str, str | None]) -> str:
     """Visible text, else alt text of images inside, else the area's alt, aria-label or title."""
     text = _clean(node.text())
     if not text:
-        text = _clean(" ".join(img.attributes.get("alt") or "" for img in node.css("img[alt]")))
+        text = _clean(" ".join(img.attributes.get("alt") or "" for img in _css(node, "img[alt]")))
     if not text:
         for name in ("alt", "aria-label", "title"):
             if name == "alt" and node.tag != "area":
@@ -371,21 +413,31 @@ def _anchor_text(node: LexborNode, attrs: dict[str, str | None]) -> str:
     return text[:_MAX_ANCHOR_CHARS].rstrip()
 
 
+class _LinkColumns(NamedTuple):
+    """A page's links as columns (cheap to build and to send between processes)."""
+
+    urls: list[str]
+    anchors: list[str]
+    rels: list[str]
+    positions: list[str]  # LinkPosition values
+
+
 def _extract_links(
     tree: LexborHTMLParser,
     regions: _Regions,
     base: str | None,
     *,
-    page_nofollow: bool,
     strip_tracking: bool,
     max_links: int,
-) -> list[ExtractedLink]:
-    links: list[ExtractedLink] = []
+) -> _LinkColumns:
+    links = _LinkColumns([], [], [], [])
     if max_links <= 0:
         return links
+    urls, anchors, rels, positions = links
     resolved: dict[str, str | None] = {}  # hrefs repeat (logo and "Home"); normalising is the cost
-    for node in tree.css(_LINKS):
-        state = regions.state(node.parent)
+    state_of = regions.state
+    for node in _css(tree.root, _LINKS):
+        state = state_of(node.parent)
         if state.in_noscript:
             continue  # search engines render with scripts on, so they never see these links
         attrs = node.attributes
@@ -398,17 +450,15 @@ def _extract_links(
             url = resolved[href] = normalize_url(href, base, strip_tracking=strip_tracking)
         if url is None:
             continue
-        rel_tokens = set((attrs.get("rel") or "").lower().split())
-        rel = " ".join(t for t in _REL_TOKENS if t in rel_tokens)
-        links.append(ExtractedLink(
-            url=url,
-            anchor=_anchor_text(node, attrs),
-            rel=rel,
-            nofollow=page_nofollow or bool(rel),
-            position=state.position,
-            link_order=len(links),
-        ))
-        if len(links) >= max_links:
+        rel = attrs.get("rel")
+        if rel:
+            rel_tokens = set(rel.lower().split())
+            rel = " ".join(t for t in _REL_TOKENS if t in rel_tokens)
+        urls.append(url)
+        anchors.append(_anchor_text(node, attrs))
+        rels.append(rel or "")
+        positions.append((state.semantic or state.conventional or _CONTENT).value)
+        if len(urls) >= max_links:
             break
     return links
 
@@ -435,18 +485,18 @@ def _main_text(tree: LexborHTMLParser, regions: _Regions, max_chars: int) -> str
         return ""
     # Decide first, then detach (lexbor detaches, it does not free): detaching a node inside an
     # already detached subtree is harmless.
-    dropped = body.css(_NOT_TEXT)
+    dropped = _css(body, _NOT_TEXT)
     dropped += [node for node in regions.region_nodes if regions.is_region(node)]
     for node in dropped:
         node.decompose(recursive=False)
-    root = body.css_first("main, [role~=main i]")
+    root = _css_first(body, "main, [role~=main i]")
     if root is None:
-        articles = body.css("article")
+        articles = _css(body, "article")
         root = articles[0] if len(articles) == 1 else body
     for candidate in (root, body):
         # Each block holds a few characters at least, so blocks past max_chars // 4 lie beyond the
         # cap: leaving them unmarked bounds the work on huge pages.
-        for node in candidate.css(_BLOCKS)[: max_chars // 4]:
+        for node in _css(candidate, _BLOCKS)[: max_chars // 4]:
             if node.tag in _CELLS:
                 node.insert_after(" ")
             else:
@@ -470,36 +520,88 @@ def _main_text(tree: LexborHTMLParser, regions: _Regions, max_chars: int) -> str
 # Page metadata
 
 
-def _first_text(tree: LexborHTMLParser, selector: str) -> str | None:
-    node = tree.css_first(selector)
+def _node_text(node: LexborNode | None) -> str | None:
+    """A title's or heading's text; an image-only heading is named by its alt text."""
     if node is None:
         return None
     text = _clean(node.text())
-    if not text:  # an image-only heading is named by its alt text
-        text = _clean(" ".join(img.attributes.get("alt") or "" for img in node.css("img[alt]")))
+    if not text:
+        text = _clean(" ".join(img.attributes.get("alt") or "" for img in _css(node, "img[alt]")))
     return text[:_MAX_FIELD_CHARS]
 
 
-def _meta_robots(tree: LexborHTMLParser) -> str | None:
+def _in_svg(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == "svg":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _titles(tree: LexborHTMLParser) -> tuple[LexborNode | None, LexborNode | None, list[LexborNode]]:
+    """The first <title> outside SVG, the first <h1>, and the h2-h6 elements: one query."""
+    title = h1 = None
+    headings = []
+    for node in _css(tree.root, "title, h1, h2, h3, h4, h5, h6"):
+        tag = node.tag
+        if tag == "title":
+            if title is None and not _in_svg(node):
+                title = node
+        elif tag == "h1":
+            if h1 is None:
+                h1 = node
+        else:
+            headings.append(node)
+    return title, h1, headings
+
+
+def _head(tree: LexborHTMLParser) -> tuple[str | None, str | None, str | None]:
+    """<base href>, the combined meta robots directives and the canonical href: one query.
+
+    Robots are the contents of <meta name=robots> then of <meta name=googlebot>, in document order;
+    the canonical is the href of the first <link> whose rel holds "canonical".
+    """
+    base = canonical = None
     found: dict[str, list[str]] = {"robots": [], "googlebot": []}
-    for node in tree.css("meta[name][content]"):
-        attrs = node.attributes
-        name = (attrs.get("name") or "").strip().lower()
-        if name in found:
-            content = _clean(attrs.get("content")).lower()
-            if content:
-                found[name].append(content)
-    combined = ", ".join(found["robots"] + found["googlebot"])
-    return combined[:_MAX_FIELD_CHARS] or None
+    for node in _css(tree.root, "base[href], meta[name][content], link[rel][href]"):
+        tag, attrs = node.tag, node.attributes
+        if tag == "meta":
+            name = (attrs.get("name") or "").strip().lower()
+            if name in found:
+                content = _clean(attrs.get("content")).lower()
+                if content:
+                    found[name].append(content)
+        elif tag == "link":
+            if canonical is None and "canonical" in (attrs.get("rel") or "").lower().split():
+                canonical = attrs.get("href")
+        elif tag == "base" and base is None:
+            base = attrs.get("href") or ""
+    robots = ", ".join(found["robots"] + found["googlebot"])[:_MAX_FIELD_CHARS] or None
+    return base, robots, canonical
 
 
-def _link_rel(tree: LexborHTMLParser, rel: str) -> str | None:
-    """The href of the first <link> whose rel holds `rel`."""
-    for node in tree.css("link[rel][href]"):
-        attrs = node.attributes
-        if rel in (attrs.get("rel") or "").lower().split():
-            return attrs.get("href")
-    return None
+class PageColumns(NamedTuple):
+    """What `extract_columns` reads from a page: `ExtractedPage` with the links as columns.
+
+    Plain strings, lists and numbers only, so that a worker process can send it back cheaply.
+    A link's nofollow is `page_nofollow or bool(rel)`, its link_order its index.
+    """
+
+    title: str | None
+    h1: str | None
+    meta_robots: str | None
+    canonical: str | None
+    lang: str | None
+    word_count: int
+    main_text: str
+    headings: str
+    problem: str | None
+    page_nofollow: bool
+    link_urls: list[str]
+    anchors: list[str]
+    rels: list[str]
+    positions: list[str]
 
 
 def extract_page(
@@ -524,6 +626,38 @@ def extract_page(
         max_links: keep at most this many links (in document order).
         max_text_chars: cap on `main_text` (and on `headings`).
     """
+    page = extract_columns(body, url, encoding=encoding, strip_tracking=strip_tracking,
+                           max_links=max_links, max_text_chars=max_text_chars)
+    return ExtractedPage(
+        title=page.title,
+        h1=page.h1,
+        meta_robots=page.meta_robots,
+        canonical=page.canonical,
+        lang=page.lang,
+        word_count=page.word_count,
+        main_text=page.main_text,
+        headings=page.headings,
+        links=[
+            ExtractedLink(url=link_url, anchor=anchor, rel=rel, nofollow=page.page_nofollow or bool(rel),
+                          position=LinkPosition(position), link_order=order)
+            for order, (link_url, anchor, rel, position)
+            in enumerate(zip(page.link_urls, page.anchors, page.rels, page.positions))
+        ],
+        problem=page.problem,
+    )
+
+
+def extract_columns(
+    body: bytes,
+    url: str,
+    *,
+    encoding: str | None = None,
+    strip_tracking: bool = False,
+    max_links: int = 10000,
+    max_text_chars: int = 100_000,
+) -> PageColumns:
+    """`extract_page` with the links as columns: what the crawler stores, without one object per
+    link (the crawl's hot path, and what worker processes send back)."""
     data = _decode(body, encoding)
     problem = None
     cut = _nesting_cut(data)
@@ -533,46 +667,33 @@ def extract_page(
     try:
         tree = LexborHTMLParser(data)
     except Exception:  # noqa: BLE001 - the parser's only failures are allocation errors
-        return ExtractedPage(problem="the HTML parser failed")
+        return PageColumns(None, None, None, None, None, 0, "", "", "the HTML parser failed", False, [], [], [], [])
 
     base = url
-    base_node = tree.css_first("base[href]")
-    if base_node is not None:
-        base = normalize_url(base_node.attributes.get("href") or "", url) or url
+    base_href, meta_robots, canonical_href = _head(tree)
+    if base_href is not None:
+        base = normalize_url(base_href, url) or url
 
-    meta_robots = _meta_robots(tree)
     robots_tokens = set(re.split(r"[\s,]+", meta_robots or ""))
     page_nofollow = not robots_tokens.isdisjoint(("nofollow", "none"))
 
-    canonical_href = _link_rel(tree, "canonical")
     canonical = (
         normalize_url(canonical_href, base, strip_tracking=strip_tracking)
         if canonical_href
         else None
     )
-    html = tree.css_first("html")
-    lang = _clean(html.attributes.get("lang")) if html is not None else ""
-    headings = "\n".join(
-        text for node in tree.css("h2, h3, h4, h5, h6") if (text := _clean(node.text()))
-    )
+    html = tree.root
+    lang = _clean(html.attributes.get("lang")) if html is not None and html.tag == "html" else ""
+    title_node, h1_node, heading_nodes = _titles(tree)
+    headings = "\n".join(text for node in heading_nodes if (text := _clean(node.text())))
 
     regions = _Regions(tree)
-    links = _extract_links(
-        tree, regions, base,
-        page_nofollow=page_nofollow, strip_tracking=strip_tracking, max_links=max_links,
-    )
-    title = _first_text(tree, "title:not(svg title)")
-    h1 = _first_text(tree, "h1")
+    links = _extract_links(tree, regions, base, strip_tracking=strip_tracking, max_links=max_links)
+    title = _node_text(title_node)
+    h1 = _node_text(h1_node)
     main_text = _main_text(tree, regions, max_text_chars)  # last: it mutates the tree
-    return ExtractedPage(
-        title=title,
-        h1=h1,
-        meta_robots=meta_robots,
-        canonical=canonical,
-        lang=lang[:_MAX_LANG_CHARS] or None,
-        word_count=len(_WORDS.findall(main_text)),
-        main_text=main_text,
-        headings=headings[:max_text_chars],
-        links=links,
-        problem=problem,
+    return PageColumns(
+        title, h1, meta_robots, canonical, lang[:_MAX_LANG_CHARS] or None,
+        _word_count(main_text), main_text, headings[:max_text_chars], problem, page_nofollow,
+        *links,
     )

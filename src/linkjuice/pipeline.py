@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,9 +24,10 @@ from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
 from .score import classic_pagerank, juice_rank, juice_score
-from .store import Store
+from .store import Store, flows_view_sql
 from .explain import PageExplanation
-from .weights import LinkFactors, anchor_factors, position_factor, relevance_factor, topic_text
+from .config import DEFAULT_POSITION_WEIGHTS
+from .weights import anchor_factor, anchor_features, position_factor_codes, relevance_factor, topic_text
 
 if TYPE_CHECKING:
     from .engines import RankEngine
@@ -41,6 +42,7 @@ __all__ = [
     "ScoreSummary",
     "LinkFlows",
     "link_flows",
+    "build_link_pairs",
     "pages",
     "links",
     "export_table",
@@ -106,6 +108,7 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
     share = config.template_share if config else float(settings.get("template_share", 0.5))
     min_pages = config.template_min_pages if config else int(settings.get("template_min_pages", 10))
     store.finalize(template_share=share, template_min_pages=min_pages)
+    build_link_pairs(store)
     page = store.page_arrays()
     n = len(page["page_id"])
     edges = store.link_edges()
@@ -120,51 +123,51 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class LinkFlows:
-    """Every deduplicated link (source page, target URL) with its factors, where it delivers,
-    and why it may pass nothing."""
+    """Every deduplicated link (source page, target URL) with its weight, where it delivers,
+    and why it may pass nothing. target_url, position and anchor are None unless asked for
+    (labels=True): on a big site they are costly as Python strings and scoring needs none."""
 
     src: np.ndarray
     dst: np.ndarray  # the linked page id (-1 external or unknown)
-    target_url: np.ndarray
     resolved: np.ndarray  # the page that receives the juice after redirects/canonicals (-1 none)
-    factors: LinkFactors
+    weight: np.ndarray  # position factor x relevance factor x anchor factor
     nofollow: np.ndarray
-    position: np.ndarray
-    anchor: np.ndarray
     passes: np.ndarray
     reason: np.ndarray  # index into REASONS
     is_internal: np.ndarray
     pass_factor: np.ndarray  # share of the link's juice that arrives (redirect_factor ** hops)
+    target_url: np.ndarray | None = None
+    position: np.ndarray | None = None
+    anchor: np.ndarray | None = None
 
-    @property
-    def weight(self) -> np.ndarray:
-        return self.factors.weight
 
-
-def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray],
-               text: PageText | None = None) -> LinkFlows:
-    """Resolve each link's target through redirects and canonicals, classify it, and weigh it."""
+def build_link_pairs(store: Store, model: ModelConfig | None = None) -> pa.Table:
+    """Derive link_pairs (see the store's schema) from links and pages: ids, where each pair
+    delivers and why not, and the anchor's class and match. Written to the store when it is
+    writable (finalize does this once per crawl), returned either way."""
+    model = model or stored_model_config(store)
+    page = store.page_arrays(urls=False)
     groups = store.link_groups(model.position_weights)
-    src = groups["src"].astype(np.int64)
-    dst = groups["dst"].astype(np.int64)
-    nofollow = groups["nofollow"].astype(bool)
-    internal = groups["is_internal"].astype(bool)
+    src = groups.column("src").to_numpy().astype(np.int32)
+    dst = groups.column("dst").to_numpy().astype(np.int32)
+    nofollow = groups.column("nofollow").to_numpy(zero_copy_only=False).astype(bool)
+    internal = groups.column("is_internal").to_numpy(zero_copy_only=False).astype(bool)
     status = page["status"]
     indexability = page["indexability"]
     known = dst >= 0
     safe = np.where(known, dst, 0)
-    is_redirect = known & (status[safe] >= 300) & (status[safe] < 400)
+    is_redirect = known & (status[safe] >= 300) & (status[safe] < 400) if len(status) else known
     resolved = np.where(known, dst, -1)
     resolved = np.where(is_redirect, page["final_id"][safe], resolved)
     # A canonicalised page hands what it receives to its canonical (one step).
     safe_res = np.where(resolved >= 0, resolved, 0)
     canon = (resolved >= 0) & (indexability[safe_res] == "canonicalised") & (page["canonical_id"][safe_res] >= 0)
-    resolved = np.where(canon, page["canonical_id"][safe_res], resolved)
+    resolved = np.where(canon, page["canonical_id"][safe_res], resolved).astype(np.int32)
     ranked = page["indexable"].astype(bool)
     safe_res = np.where(resolved >= 0, resolved, 0)
     delivers = (resolved >= 0) & ranked[safe_res]
     reason = np.full(len(src), REASONS.index("non_indexable"), np.int8)
-    target_state = np.where(known, indexability[safe], None)
+    target_state = indexability[safe]
     reason[delivers] = REASONS.index("passed")
     reason[~internal] = REASONS.index("external")
     reason[internal & ~known] = REASONS.index("not_crawled")
@@ -173,13 +176,90 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray],
     reason[known & (target_state == "blocked by robots.txt")] = REASONS.index("blocked")
     reason[is_redirect & ~delivers] = REASONS.index("redirect_broken")
     reason[nofollow] = REASONS.index("nofollow")
-    passes = reason == REASONS.index("passed")
-    hops = np.where(is_redirect, page["redirect_hops"][safe], 0)
-    pass_factor = model.redirect_factor ** hops.astype(np.float64)
-    factors = _link_factors(store, model, page, src, resolved, groups["position"], groups["anchor"], text)
-    return LinkFlows(src=src, dst=dst, target_url=groups["target_url"], resolved=resolved, factors=factors,
-                     nofollow=nofollow, position=groups["position"], anchor=groups["anchor"], passes=passes,
-                     reason=reason, is_internal=internal, pass_factor=pass_factor)
+    hops = np.where(is_redirect, page["redirect_hops"][safe], 0).astype(np.int32)
+    del safe, safe_res, target_state, broken, canon, delivers
+    topics: dict[str, np.ndarray] = {}
+
+    def topic_of(target: int) -> str:
+        if not topics:
+            topics.update(store.page_topics())
+        return topic_text(topics["title"][target], topics["h1"][target], topics["url"][target])
+
+    anchor_class, anchor_match = anchor_features(groups.column("anchor"), resolved, topic_of)
+    pairs = pa.table({
+        "src": src, "dst": dst, "target_url": groups.column("target_url"), "resolved": resolved, "reason": reason,
+        "hops": hops, "nofollow": nofollow, "is_internal": internal, "n_links": groups.column("n_links"),
+        "position": groups.column("position"), "anchor": groups.column("anchor"), "anchor_class": anchor_class,
+        "anchor_match": anchor_match, "relevance": pa.nulls(len(src), pa.float64()),
+    })
+    if not store.read_only:
+        store.write_link_pairs(pairs, {"position_weights": dict(model.position_weights), "relevance": None})
+    return pairs
+
+
+def _relevance_key(model: ModelConfig) -> str:
+    return f"{model.relevance_engine}:{model.relevance_model_path or ''}"
+
+
+def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | None = None,
+               text: PageText | None = None, *, labels: bool = True) -> LinkFlows:
+    """The model's links from link_pairs (rebuilt first when missing or built with other
+    position weights), weighed with `model`. Relevance is computed once per engine and kept
+    with the pairs when the store is writable."""
+    state = store.link_pairs_state()
+    table = None
+    if state is None or state.get("position_weights") != dict(model.position_weights):
+        table = build_link_pairs(store, model)
+        state = {"relevance": None}
+        if not store.read_only:
+            table = None  # written: read it back column by column like a fresh store
+
+    def column(name: str) -> np.ndarray:
+        if table is not None:
+            return table.column(name).to_numpy(zero_copy_only=False)
+        return store.pair_column(name)
+
+    src = column("src").astype(np.int32, copy=False)
+    resolved = column("resolved").astype(np.int32, copy=False)
+    use_relevance = model.relevance_weight > 0 and len(src) > 0
+    # weight = position x relevance x anchor, formed in place: a big site's links are many.
+    weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
+                        else store.pair_position_factor(model.position_weights, DEFAULT_POSITION_WEIGHTS),
+                        np.float64, "W")
+    if use_relevance:
+        key = _relevance_key(model)
+        if table is None and state.get("relevance") == key:
+            cosine = column("relevance")
+        else:
+            text = text or page_text(store, model)
+            cosine = pair_similarity(text.vectors, src, resolved)
+            if table is None and not store.read_only:
+                store.set_pair_relevance(cosine, key)
+        weight *= relevance_factor(cosine, model)
+        del cosine
+    else:
+        weight *= relevance_factor(np.zeros(1), model)[0]
+    weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
+    reason = column("reason").astype(np.int8, copy=False)
+    hops = column("hops")
+    out = LinkFlows(
+        src=src, dst=column("dst").astype(np.int32, copy=False), resolved=resolved, weight=weight,
+        nofollow=column("nofollow").astype(bool, copy=False), passes=reason == REASONS.index("passed"),
+        reason=reason, is_internal=column("is_internal").astype(bool, copy=False),
+        pass_factor=model.redirect_factor ** hops.astype(np.float64) if hops.any() else np.ones(len(src)),
+    )
+    if not labels:
+        return out
+    if table is not None:
+        urls = store.page_arrays()["url"] if page is None or "url" not in page else page["url"]
+        dst = out.dst
+        target = np.where(dst >= 0, urls[np.where(dst >= 0, dst, 0)] if len(urls) else None,
+                          table.column("target_url").to_numpy(zero_copy_only=False))
+        named = {"target_url": target, "position": table.column("position").to_numpy(zero_copy_only=False),
+                 "anchor": table.column("anchor").to_numpy(zero_copy_only=False)}
+    else:
+        named = store.pair_labels()
+    return replace(out, **named)
 
 
 @dataclass(slots=True)
@@ -219,22 +299,9 @@ def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
                     cache=store)
 
 
-def _link_factors(store: Store, model: ModelConfig, page: dict[str, np.ndarray], src: np.ndarray,
-                  resolved: np.ndarray, position: np.ndarray, anchor: np.ndarray,
-                  text: PageText | None = None) -> LinkFactors:
-    text = text or page_text(store, model)
-    pos = position_factor(position, model)
-    if model.relevance_weight > 0 and len(src):
-        cosine = pair_similarity(text.vectors, src, resolved)
-    else:
-        cosine = np.zeros(len(src))
-    cls, match, anchor_f = anchor_factors(anchor, text.topics, resolved, model)
-    return LinkFactors(position=pos, relevance=cosine, relevance_factor=relevance_factor(cosine, model),
-                       anchor_class=cls, anchor_match=match, anchor_factor=anchor_f)
-
-
 def section_of(urls: np.ndarray, depth: int) -> np.ndarray:
-    """The site section of each URL: its first `depth` path segments ("/" for the home page)."""
+    """The site section of each URL: its first `depth` path segments ("/" for the home page).
+    (The store computes the same in SQL for scoring: Store.page_sections.)"""
     def one(url: str) -> str:
         path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0]
         parts = [p for p in path.split("/") if p][:depth]
@@ -252,18 +319,19 @@ def stored_model_config(store: Store) -> ModelConfig:
 
 def score_store(store: Store, *, model: ModelConfig | None = None, model_name: str = "juice",
                 engine: RankEngine | None = None) -> ScoreSummary:
-    """Compute classic PageRank and the juice model for every page and store them with each
-    link's flow and the section flow matrix. `engine` (linkjuice.engines) iterates elsewhere,
-    on the same flows and teleport vector; the default iterates here."""
+    """Compute classic PageRank and the juice model for every page and store them with the
+    section flow matrix and the link_flows view (each link's factors and flow, computed from
+    link_pairs and the scores when read). `engine` (linkjuice.engines) iterates elsewhere, on
+    the same flows and teleport vector; the default iterates here."""
     if model_name not in ("juice", "classic"):
         raise UsageError(f"unknown model {model_name!r}: choose juice or classic")
     model = model or ModelConfig()
     started = time.perf_counter()
-    page = store.page_arrays()
+    page = store.page_arrays(urls=engine is not None)
     n = len(page["page_id"])
     if n == 0:
         raise StoreError(f"{store.path} holds no pages: nothing to score")
-    flows = link_flows(store, model, page)
+    flows = link_flows(store, model, page, labels=engine is not None)
     ranked = page["indexable"].astype(bool)
     known = flows.dst >= 0
     teleport, backlink_share = teleport_vector(store, model, page, ranked)
@@ -280,36 +348,34 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
     teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
     outlinks = np.bincount(flows.src[flows.is_internal], minlength=n)
     inlinks = np.bincount(flows.dst[known], minlength=n)
-    sections = section_of(page["url"], model.section_depth)
-    carried = model.damping * juice.scores[flows.src] * share  # what each link takes from its page
     out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
     dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
-    scores = pd.DataFrame({
-        "url": page["url"],
+    carried = juice.scores[flows.src] * model.damping  # what each link takes from its page
+    carried *= share
+    del share
+    sections, labels = store.page_sections(model.section_depth)
+    def nullable(values: np.ndarray) -> pa.Array:  # NaN (not ranked) is stored as NULL
+        return pa.array(values, pa.float64(), from_pandas=True)
+
+    scores = pa.table({
         "page_id": page["page_id"].astype(np.int32),
         "inlinks": inlinks.astype(np.int32),
         "outlinks": outlinks.astype(np.int32),
-        "pagerank": np.where(ranked, classic.scores, np.nan),
-        "juice": np.where(ranked, juice.scores, np.nan),
-        "juice_score": juice_score(chosen, ranked, teleport_floor),
-        "teleport": np.where(ranked, teleport, np.nan),
-        "backlink_share": np.where(ranked, backlink_share, np.nan),
-        "section": sections,
+        "pagerank": nullable(np.where(ranked, classic.scores, np.nan)),
+        "juice": nullable(np.where(ranked, juice.scores, np.nan)),
+        "juice_score": nullable(juice_score(chosen, ranked, teleport_floor)),
+        "teleport": nullable(np.where(ranked, teleport, np.nan)),
+        "backlink_share": nullable(np.where(ranked, backlink_share, np.nan)),
+        "out_weight": out_weight,
     })
-    url = page["url"]
-    resolved_url = np.where(flows.resolved >= 0, url[np.where(flows.resolved >= 0, flows.resolved, 0)], None)
-    flow_table = pa.table({
-        "source_url": url[flows.src], "target_url": flows.target_url, "resolved_url": resolved_url,
-        "position": flows.position, "anchor": flows.anchor, "nofollow": flows.nofollow,
-        "position_factor": flows.factors.position, "relevance": flows.factors.relevance,
-        "relevance_factor": flows.factors.relevance_factor,
-        "anchor_class": np.array(["empty", "generic", "descriptive"], dtype=object)[flows.factors.anchor_class],
-        "anchor_match": flows.factors.anchor_match, "anchor_factor": flows.factors.anchor_factor,
-        "weight": flows.weight, "share": share, "juice": carried,
-        "delivered": np.where(flows.passes, carried * flows.pass_factor, 0.0),
-        "reason": np.array(REASONS, dtype=object)[flows.reason],
-    })
-    store.write_scores(scores, flow_table, section_flow_matrix(flows, carried, sections))
+    view = flows_view_sql(
+        position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
+        relevance_weight=model.relevance_weight, use_relevance=model.relevance_weight > 0,
+        anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
+        anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
+        redirect_factor=model.redirect_factor, reasons=REASONS)
+    store.write_scores(scores, section_flow_matrix(flows, carried, sections, labels),
+                       section_depth=model.section_depth, flows_view=view)
     seconds = time.perf_counter() - started
     store.set_meta({
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -329,15 +395,22 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
                         seconds=seconds, model=model_name)
 
 
-def section_flow_matrix(flows: LinkFlows, carried: np.ndarray, sections: np.ndarray) -> pd.DataFrame:
+def section_flow_matrix(flows: LinkFlows, carried: np.ndarray, sections: np.ndarray,
+                        labels: np.ndarray) -> pd.DataFrame:
     """Juice carried between sections; lost juice goes to the pseudo-section "(lost: reason)".
-    The matrix adds up to all juice that pages pass through links."""
-    target = np.where(flows.passes, sections[np.where(flows.resolved >= 0, flows.resolved, 0)],
-                      np.array([f"(lost: {r})" for r in REASONS], dtype=object)[flows.reason])
-    frame = pd.DataFrame({"from_section": sections[flows.src], "to_section": target, "juice": carried})
-    out = frame.groupby(["from_section", "to_section"], as_index=False).agg(juice=("juice", "sum"),
-                                                                             links=("juice", "size"))
-    return out.sort_values("juice", ascending=False, ignore_index=True)
+    The matrix adds up to all juice that pages pass through links. `sections` holds each page's
+    section as a code into `labels`."""
+    width = len(labels) + len(REASONS)
+    to_code = np.where(flows.passes, sections[np.where(flows.resolved >= 0, flows.resolved, 0)],
+                       len(labels) + flows.reason.astype(np.int64))
+    key = sections[flows.src].astype(np.int64) * width + to_code
+    juice = np.bincount(key, weights=carried, minlength=len(labels) * width)
+    count = np.bincount(key, minlength=len(labels) * width)
+    cells = np.flatnonzero(count)
+    names = np.concatenate([labels, np.array([f"(lost: {r})" for r in REASONS], dtype=object)])
+    out = pd.DataFrame({"from_section": labels[cells // width], "to_section": names[cells % width],
+                        "juice": juice[cells], "links": count[cells].astype(np.int64)})
+    return out.sort_values(["juice", "from_section", "to_section"], ascending=[False, True, True], ignore_index=True)
 
 
 def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray],

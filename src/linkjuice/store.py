@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import InputFileError, StoreError
 
@@ -39,6 +40,11 @@ REDIRECT_COLUMNS: tuple[str, ...] = ("source_url", "status", "target_url")
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
 SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
+FLOW_COLUMNS: tuple[str, ...] = (
+    "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
+    "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
+    "reason",
+)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -79,7 +85,23 @@ CREATE TABLE IF NOT EXISTS scores (
     url VARCHAR, page_id INTEGER, inlinks INTEGER, outlinks INTEGER, pagerank DOUBLE,
     juice DOUBLE, juice_score DOUBLE, teleport DOUBLE, backlink_share DOUBLE, section VARCHAR
 );
+-- The sum of the weights of a page's links (each link's share = its weight / this).
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS out_weight DOUBLE;
+-- One row per (source page, target URL), sorted by (src, dst): the model's inputs with page ids,
+-- built from links and pages by finalize (pipeline.build_link_pairs) so scoring reads no strings.
+-- dst: the linked page (-1: not stored, with target_url); resolved: the page that receives after
+-- redirects and canonicals (-1: none); reason: index into pipeline.REASONS; hops: redirect hops
+-- passed; position/anchor: of the pair's highest-weighted link; anchor_class 0 empty, 1 generic,
+-- 2 descriptive; relevance: cached by score for the engine named in meta 'link_pairs'.
+CREATE TABLE IF NOT EXISTS link_pairs (
+    src INTEGER, dst INTEGER, target_url VARCHAR, resolved INTEGER, reason TINYINT, hops INTEGER,
+    nofollow BOOLEAN, is_internal BOOLEAN, n_links INTEGER, position VARCHAR, anchor VARCHAR,
+    anchor_class TINYINT, anchor_match DOUBLE, relevance DOUBLE
+);
 -- One row per (source page, target URL) pair: the model's factors and the juice the link carries.
+-- A store scored by this version holds a view of the same name and columns instead (score
+-- computes it from link_pairs and scores: nothing per link is written); this table is what an
+-- unscored store, or one scored by an older version, holds.
 CREATE TABLE IF NOT EXISTS link_flows (
     source_url VARCHAR, target_url VARCHAR, resolved_url VARCHAR, position VARCHAR, anchor VARCHAR,
     nofollow BOOLEAN, position_factor DOUBLE, relevance DOUBLE, relevance_factor DOUBLE,
@@ -221,13 +243,14 @@ class Store:
         self,
         *,
         pages: Sequence[Mapping[str, Any]] = (),
-        links: Sequence[Mapping[str, Any]] = (),
+        links: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] = (),
         redirects: Sequence[Mapping[str, Any]] = (),
         frontier: Sequence[Mapping[str, Any]] = (),
         sitemap_entries: Sequence[Mapping[str, Any]] = (),
         trap_urls: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Append one crawl batch atomically."""
+        """Append one crawl batch atomically. Each table's rows are a sequence of mappings, or
+        (the crawler's links) a mapping of column name to values."""
         with self.transaction():
             self._append("frontier", FRONTIER_COLUMNS, frontier)
             self._append("pages", PAGE_COLUMNS, pages)
@@ -236,10 +259,18 @@ class Store:
             self._append("sitemap_entries", SITEMAP_COLUMNS, sitemap_entries)
             self._append("crawl_trap_urls", TRAP_COLUMNS, trap_urls)
 
-    def _append(self, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        batch = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])  # noqa: F841
+    def _append(self, table: str, columns: Sequence[str],
+                rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> None:
+        if isinstance(rows, Mapping):
+            # Columns: Arrow converts each list in one call (no dict per row). A missing column is NULL.
+            size = max((len(v) for v in rows.values()), default=0)
+            if size == 0:
+                return
+            batch = pa.table({c: rows[c] if c in rows else pa.nulls(size) for c in columns})  # noqa: F841
+        else:
+            if not rows:
+                return
+            batch = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])  # noqa: F841
         cols = ", ".join(columns)
         self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM batch")
 
@@ -371,11 +402,13 @@ class Store:
             )
 
     # -- reads for the graph stage -------------------------------------------------------------
-    def page_arrays(self) -> dict[str, np.ndarray]:
-        """Per page, ordered by page_id: url, status, indexable, is_html, final page id."""
+    def page_arrays(self, *, urls: bool = True) -> dict[str, np.ndarray]:
+        """Per page, ordered by page_id: url (unless urls=False: a big site's URLs are costly as
+        Python strings), status, indexable, is_html, indexability, final and canonical page ids."""
         tbl = self._arrow(
-            """
-            SELECT p.page_id, p.url, coalesce(p.status, -1) AS status, coalesce(p.indexable, false) AS indexable,
+            f"""
+            SELECT p.page_id, {"p.url," if urls else ""} coalesce(p.status, -1) AS status,
+                   coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, coalesce(p.nofollow, false) AS page_nofollow,
                    p.indexability,
                    coalesce(f.page_id, -1) AS final_id, coalesce(c.page_id, -1) AS canonical_id,
@@ -386,7 +419,14 @@ class Store:
             ORDER BY p.page_id
             """
         )
-        return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
+        out = {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names
+               if name != "indexability"}
+        # A handful of distinct labels: one Python string each, not one per page.
+        labels = tbl.column("indexability").combine_chunks().dictionary_encode()
+        names = np.array(labels.dictionary.to_pylist() + [None], dtype=object)
+        codes = pc.fill_null(labels.indices, len(names) - 1).to_numpy(zero_copy_only=False)
+        out["indexability"] = names[codes]
+        return out
 
     def redirect_arrays(self) -> dict[str, np.ndarray]:
         """Redirect hops between stored pages, as page ids."""
@@ -398,23 +438,22 @@ class Store:
 
     def link_edges(self) -> dict[str, np.ndarray]:
         """Distinct page-to-page links as (src, dst) page ids: ids only, no strings, for graph walks."""
-        tbl = self._arrow(
-            "SELECT DISTINCT s.page_id AS src, t.page_id AS dst FROM links l "
-            "JOIN pages s ON s.url = l.source_url JOIN pages t ON t.url = l.target_url "
-            "WHERE s.page_id <> t.page_id"
-        )
+        tbl = self._arrow("SELECT src, dst FROM link_pairs WHERE dst >= 0 AND src <> dst")
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
 
-    def link_groups(self, position_weights: Mapping[str, float]) -> dict[str, np.ndarray]:
-        """One row per (source page, target URL): the highest position weight among the
-        duplicate links, followed if any of them is. Self-links are left out."""
-        values = ", ".join(f"('{name}', {float(w)!r})" for name, w in position_weights.items())
-        tbl = self._arrow(
+    def link_groups(self, position_weights: Mapping[str, float]) -> pa.Table:
+        """One row per (source page, target URL), ordered by (src, dst): the highest position
+        weight among the duplicate links with its position and anchor, followed if any of them
+        is. target_url only where the target is not a stored page (dst = -1). Self-links are left
+        out. An Arrow table: anchors stay Arrow strings, not Python objects."""
+        values = ", ".join(f"({_sql_literal(name)}, {float(w)!r})" for name, w in position_weights.items())
+        return self._arrow(
             f"""
             WITH w(position, weight) AS (VALUES {values})
-            SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst, l.target_url,
-                   max(coalesce(w.weight, 0.0)) AS weight, bool_and(l.nofollow) AS nofollow,
-                   bool_or(l.is_internal) AS is_internal,
+            SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst,
+                   CASE WHEN any_value(t.page_id) IS NULL THEN l.target_url END AS target_url,
+                   bool_and(l.nofollow) AS nofollow, bool_or(l.is_internal) AS is_internal,
+                   count(*)::INTEGER AS n_links,
                    arg_max(l.position, coalesce(w.weight, 0.0)) AS position,
                    arg_max(l.anchor, coalesce(w.weight, 0.0)) AS anchor
             FROM links l
@@ -423,29 +462,121 @@ class Store:
             LEFT JOIN w ON w.position = l.position
             WHERE l.source_url <> l.target_url
             GROUP BY s.page_id, l.target_url
-            ORDER BY src, dst
+            ORDER BY src, dst, l.target_url
             """
         )
+
+    def page_topics(self) -> dict[str, np.ndarray]:
+        """Per page (ordered by page_id): url, title and h1, what anchors are matched against."""
+        tbl = self._arrow("SELECT url, coalesce(title, '') AS title, coalesce(h1, '') AS h1 FROM pages ORDER BY page_id")
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
+
+    def write_link_pairs(self, pairs: pa.Table, meta: Mapping[str, Any]) -> None:
+        """Replace link_pairs (columns as in the table, in its order) and record how it was built."""
+        cols = ", ".join(pairs.column_names)
+        with self.transaction():
+            self.con.execute("DELETE FROM link_pairs")
+            self.con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs")
+            self.set_meta({"link_pairs": dict(meta)})
+
+    def link_pairs_state(self) -> dict[str, Any] | None:
+        """How link_pairs was built (None: never, or by a version without it, or cleared)."""
+        state = self.meta().get("link_pairs")
+        if not isinstance(state, dict):
+            return None
+        has_pairs = bool(self.con.execute("SELECT EXISTS (SELECT 1 FROM link_pairs)").fetchall()[0][0])
+        has_links = bool(self.con.execute("SELECT EXISTS (SELECT 1 FROM links)").fetchall()[0][0])
+        return state if has_pairs or not has_links else None
+
+    def pair_column(self, name: str) -> np.ndarray:
+        """One column of link_pairs, in table order (read one at a time: memory stays near one
+        column of a big site's links)."""
+        if name not in self._columns("link_pairs"):
+            raise StoreError(f"link_pairs has no column {name!r}")
+        tbl = self._arrow(f"SELECT {_sql_ident(name)} FROM link_pairs")
+        return tbl.column(0).to_numpy(zero_copy_only=False)
+
+    def pair_position_factor(self, position_weights: Mapping[str, float],
+                             default_weights: Mapping[str, float]) -> np.ndarray:
+        """Each pair's position factor (its position's weight; a position without one weighs as
+        in default_weights, else 1), computed here, in link_pairs order."""
+        weights = {**default_weights, **position_weights}
+        cases = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_double(v)}" for k, v in weights.items())
+        tbl = self._arrow(f"SELECT CASE coalesce(position, 'content') {cases} ELSE 1.0::DOUBLE END FROM link_pairs")
+        return tbl.column(0).to_numpy(zero_copy_only=False)
+
+    def pair_labels(self) -> dict[str, np.ndarray]:
+        """link_pairs' target URL (the page's URL, or the stored one when not a page), position and
+        anchor, in table order: strings, for what-ifs and engines on sites that fit in memory."""
+        tbl = self._arrow(
+            "SELECT coalesce(t.url, p.target_url) AS target_url, p.position, p.anchor "
+            "FROM link_pairs p LEFT JOIN pages t ON t.page_id = p.dst ORDER BY p.src, p.dst, p.target_url"
+        )
+        return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in ("target_url", "position", "anchor")}
+
+    def set_pair_relevance(self, relevance: np.ndarray, key: str) -> None:
+        """Cache each pair's relevance (in link_pairs order) for the engine `key`."""
+        rel = pa.table({"relevance": pa.array(np.asarray(relevance, np.float64))})  # noqa: F841
+        cols = [c for c in self._columns("link_pairs") if c != "relevance"]
+        select = ", ".join(f"p.{c}" for c in cols)
+        with self.transaction():
+            self.con.execute(
+                f"CREATE TEMP TABLE _pairs AS SELECT {select}, r.relevance FROM link_pairs p POSITIONAL JOIN rel r")
+            self.con.execute("DELETE FROM link_pairs")
+            self.con.execute(f"INSERT INTO link_pairs ({', '.join(cols)}, relevance) SELECT * FROM _pairs")
+            self.con.execute("DROP TABLE _pairs")
+            state = self.meta().get("link_pairs") or {}
+            self.set_meta({"link_pairs": {**state, "relevance": key}})
+
+    def _columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
+            "ORDER BY ordinal_position", [table]).fetchall()]
 
     def _arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
         relation = self.con.sql(query, params=list(params) if params else None)
         # DuckDB 2 renamed arrow() to to_arrow_table().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
-    def write_scores(self, scores: pd.DataFrame, link_flows: pa.Table, section_flows: pd.DataFrame) -> None:
-        """Replace the model's outputs in one transaction: page scores, per-link flows, sections."""
+    def write_scores(self, scores: pa.Table, section_flows: pd.DataFrame, *, section_depth: int,
+                     flows_view: str) -> None:
+        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL
+        and section are added here), the section flow matrix, and the link_flows view
+        (`flows_view`: its SELECT, from flows_view_sql)."""
+        section = _section_sql("p.url", section_depth)
+        cols = [c for c in scores.column_names if c != "page_id"]
         with self.transaction():
-            for table, data in (("scores", scores), ("link_flows", link_flows), ("section_flows", section_flows)):
-                self.con.execute(f"DELETE FROM {table}")
-                cols = ", ".join(data.column_names if isinstance(data, pa.Table) else data.columns)
-                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM data")
-            # Each link row shows the juice its (source, target) pair carries.
-            self.con.execute("ALTER TABLE links ADD COLUMN IF NOT EXISTS juice DOUBLE")
-            self.con.execute(
-                "UPDATE links SET juice = f.juice FROM link_flows f "
-                "WHERE links.source_url = f.source_url AND links.target_url = f.target_url"
-            )
+            self.con.execute("DELETE FROM scores")
+            self.con.register("scores_in", scores)
+            try:
+                self.con.execute(
+                    f"INSERT INTO scores (url, page_id, {', '.join(cols)}, section) "
+                    f"SELECT p.url, t.page_id, {', '.join('t.' + c for c in cols)}, {section} "
+                    "FROM scores_in t JOIN pages p ON p.page_id = t.page_id ORDER BY t.page_id")
+            finally:
+                self.con.unregister("scores_in")
+            self.con.execute("DELETE FROM section_flows")
+            self.con.register("sections_in", section_flows)
+            try:
+                cols_s = ", ".join(section_flows.columns)
+                self.con.execute(f"INSERT INTO section_flows ({cols_s}) SELECT {cols_s} FROM sections_in")
+            finally:
+                self.con.unregister("sections_in")
+            kind = self.con.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+                "AND table_name = 'link_flows'").fetchall()
+            if kind and kind[0][0] == "BASE TABLE":
+                self.con.execute("DROP TABLE link_flows")
+            self.con.execute(f"CREATE OR REPLACE VIEW link_flows AS {flows_view}")
+            # Stores scored by older versions carry a per-link copy of the juice: no longer kept.
+            self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
+
+    def page_sections(self, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each page's section (first `depth` path segments), as codes in page_id order and labels."""
+        tbl = self._arrow(f"SELECT {_section_sql('url', depth)} AS section FROM pages ORDER BY page_id")
+        encoded = tbl.column("section").combine_chunks().dictionary_encode()
+        return (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+                np.asarray(encoded.dictionary.to_pylist(), dtype=object))
 
     def page_texts(self) -> pd.DataFrame:
         """Per page (ordered by page_id): the text the relevance and anchor factors read."""
@@ -1396,6 +1527,58 @@ class _EdgeSql:
                        TRY_CAST(trim({c('link_order')}) AS INTEGER) AS link_order_given
                 FROM {scan} {f'LIMIT {int(limit)}' if limit else ''}
             ))"""
+
+
+def _section_sql(url: str, depth: int) -> str:
+    """SQL for a URL's site section: its first `depth` path segments ("/" for none), as
+    pipeline.section_of computes it."""
+    rest = f"(CASE WHEN contains({url}, '://') THEN substr({url}, strpos({url}, '://') + 3) ELSE {url} END)"
+    path = f"split_part(CASE WHEN strpos({rest}, '/') > 0 THEN substr({rest}, strpos({rest}, '/') + 1) ELSE '' END, '?', 1)"
+    parts = f"list_filter(string_split({path}, '/'), lambda x: x <> '')[1:{int(depth)}]"
+    return f"('/' || array_to_string({parts}, '/') || CASE WHEN len({parts}) > 0 THEN '/' ELSE '' END)"
+
+
+def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
+                   anchor_empty: float, anchor_generic: float, anchor_descriptive: float, use_anchor: bool,
+                   damping: float, redirect_factor: float, reasons: Sequence[str]) -> str:
+    """The SELECT of the link_flows view: each pair's factors, weight, share and juice, computed
+    from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
+    model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
+    numbers; the view stores nothing per link."""
+    cases = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_double(v)}" for k, v in position_weights.items())
+    a = _sql_double(relevance_weight)
+    cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
+    base = _sql_double(anchor_descriptive)
+    anchor = (f"CASE p.anchor_class WHEN 0 THEN {_sql_double(anchor_empty)} WHEN 1 THEN {_sql_double(anchor_generic)} "
+              f"ELSE {base} + (1.0::DOUBLE - {base}) * p.anchor_match END"
+              if use_anchor else "1.0::DOUBLE")
+    reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
+    # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
+    return f"""
+        SELECT {", ".join(FLOW_COLUMNS)} FROM (
+        SELECT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url,
+               p.position, p.anchor, p.nofollow,
+               CASE coalesce(p.position, 'content') {cases} ELSE 1.0::DOUBLE END AS lj_pf, lj_pf AS position_factor,
+               {cos} AS lj_cos, lj_cos AS relevance,
+               (1.0::DOUBLE - {a}) + {a} * lj_cos AS lj_rf, lj_rf AS relevance_factor,
+               CASE p.anchor_class WHEN 0 THEN 'empty' WHEN 1 THEN 'generic' ELSE 'descriptive' END AS anchor_class,
+               p.anchor_match, {anchor} AS lj_af, lj_af AS anchor_factor,
+               lj_pf * lj_rf * lj_af AS lj_w, lj_w AS weight,
+               CASE WHEN sc.out_weight > 0 THEN lj_w / sc.out_weight ELSE 0.0::DOUBLE END AS lj_share, lj_share AS share,
+               {_sql_double(damping)} * coalesce(sc.juice, 0.0::DOUBLE) * lj_share AS lj_juice, lj_juice AS juice,
+               CASE WHEN p.reason = 0 THEN lj_juice * pow({_sql_double(redirect_factor)}, p.hops::DOUBLE) ELSE 0.0::DOUBLE END AS delivered,
+               {reason} AS reason
+        FROM link_pairs p
+        JOIN scores sc ON sc.page_id = p.src
+        JOIN pages s ON s.page_id = p.src
+        LEFT JOIN pages t ON t.page_id = p.dst
+        LEFT JOIN pages r ON r.page_id = p.resolved
+        )"""
+
+
+def _sql_double(value: float) -> str:
+    """A DOUBLE literal (a bare 0.3 is a DECIMAL in DuckDB, with other arithmetic)."""
+    return f"{float(value)!r}::DOUBLE"
 
 
 def _sql_literal(value: str) -> str:

@@ -15,18 +15,20 @@ nofollow is not a factor: a nofollow link keeps its share of the page's juice an
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .anchors import is_generic_anchor
 from .config import DEFAULT_POSITION_WEIGHTS, ModelConfig
 from .relevance import token_analyzer
 
 __all__ = ["ANCHOR_EMPTY", "ANCHOR_GENERIC", "ANCHOR_DESCRIPTIVE", "LinkFactors", "anchor_factors",
-           "relevance_factor", "position_factor"]
+           "anchor_features", "anchor_factor", "relevance_factor", "position_factor", "position_factor_codes"]
 
 ANCHOR_EMPTY, ANCHOR_GENERIC, ANCHOR_DESCRIPTIVE = 0, 1, 2
 _URL_WORDS = re.compile(r"[a-z0-9]+")
@@ -57,43 +59,77 @@ def relevance_factor(cosine: np.ndarray, config: ModelConfig) -> np.ndarray:
     return (1.0 - a) + a * cosine
 
 
-def anchor_factors(anchors: Sequence[str | None], target_topics: Sequence[str], target_ids: np.ndarray,
-                   config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Classify each anchor and measure how well it names its target. Work is done once per
-    distinct (anchor, target) pair: template links repeat the same pair on every page."""
-    n = len(target_ids)
+def position_factor_codes(positions: pa.Array | pa.ChunkedArray, config: ModelConfig) -> np.ndarray:
+    """position_factor for an Arrow string column, looked up once per distinct position."""
+    if isinstance(positions, pa.ChunkedArray):
+        positions = positions.combine_chunks() if positions.num_chunks else pa.array([], pa.string())
+    encoded = pc.fill_null(positions, "content").dictionary_encode()
+    table = np.array([config.position_weights.get(p, DEFAULT_POSITION_WEIGHTS.get(p, 1.0))
+                      for p in encoded.dictionary.to_pylist()] or [1.0])
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], targets: np.ndarray,
+                    topic_of: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per link: its anchor's class and its match (the share of the anchor's words found in the
+    target's topic, `topic_of(target)`). Settings-free, so stores keep them. The work is done
+    once per distinct anchor and once per distinct (anchor, target): template links repeat."""
+    n = len(targets)
     cls = np.full(n, ANCHOR_DESCRIPTIVE, np.int8)
     match = np.zeros(n)
     if n == 0:
-        return cls, match, np.ones(0)
-    frame = pd.DataFrame({"anchor": pd.Series(anchors, dtype="object").fillna(""), "target": target_ids})
-    codes, uniques = pd.MultiIndex.from_frame(frame).factorize()
+        return cls, match
+    arr = anchors if isinstance(anchors, (pa.Array, pa.ChunkedArray)) else pa.array(list(anchors), pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    encoded = pc.fill_null(arr, "").dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     analyze = token_analyzer()
-    topic_words: dict[int, set[str]] = {}
-    u_cls = np.full(len(uniques), ANCHOR_DESCRIPTIVE, np.int8)
-    u_match = np.zeros(len(uniques))
-    for k, (anchor, target) in enumerate(uniques):
+    u_cls = np.full(len(encoded.dictionary), ANCHOR_DESCRIPTIVE, np.int8)
+    u_words: list[set[str]] = []
+    for k, anchor in enumerate(encoded.dictionary.to_pylist()):
         text = anchor.strip()
+        words: set[str] = set()
         if not text:
             u_cls[k] = ANCHOR_EMPTY
-            continue
-        if is_generic_anchor(text):
+        elif is_generic_anchor(text):
             u_cls[k] = ANCHOR_GENERIC
-            continue
-        words = set(analyze(text))
-        if not words or target < 0:
-            continue
-        topic = topic_words.get(target)
-        if topic is None:
-            topic = topic_words[target] = set(analyze(target_topics[target] or ""))
-        u_match[k] = len(words & topic) / len(words)
-    cls, match = u_cls[codes], u_match[codes]
-    factor = np.where(cls == ANCHOR_EMPTY, config.anchor_empty,
-                      np.where(cls == ANCHOR_GENERIC, config.anchor_generic,
-                               config.anchor_descriptive + (1.0 - config.anchor_descriptive) * match))
+        else:
+            words = set(analyze(text))
+        u_words.append(words)
+    cls = u_cls[codes]
+    has_words = np.array([bool(w) for w in u_words] or [False])
+    targets = np.asarray(targets, np.int64)
+    todo = np.flatnonzero(has_words[codes] & (targets >= 0))
+    if len(todo):
+        pair_codes, pairs = pd.factorize(codes[todo] * (int(targets.max()) + 1) + targets[todo])
+        width = int(targets.max()) + 1
+        topic_words: dict[int, set[str]] = {}
+        u_match = np.zeros(len(pairs))
+        for k, key in enumerate(pairs.tolist()):
+            words, target = u_words[key // width], key % width
+            topic = topic_words.get(target)
+            if topic is None:
+                topic = topic_words[target] = set(analyze(topic_of(target) or ""))
+            u_match[k] = len(words & topic) / len(words)
+        match[todo] = u_match[pair_codes]
+    return cls, match
+
+
+def anchor_factor(cls: np.ndarray, match: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """The anchor factor of each link from its class and match (docs/model.md)."""
     if not config.use_anchor:
-        factor = np.ones(n)
-    return cls, match, factor
+        return np.ones(len(cls))
+    return np.where(cls == ANCHOR_EMPTY, config.anchor_empty,
+                    np.where(cls == ANCHOR_GENERIC, config.anchor_generic,
+                             config.anchor_descriptive + (1.0 - config.anchor_descriptive) * match))
+
+
+def anchor_factors(anchors: Sequence[str | None], target_topics: Sequence[str], target_ids: np.ndarray,
+                   config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classify each anchor and measure how well it names its target (class, match, factor)."""
+    cls, match = anchor_features(anchors, np.asarray(target_ids), lambda t: target_topics[t])
+    return cls, match, anchor_factor(cls, match, config)
 
 
 def topic_text(title: str | None, h1: str | None, url: str) -> str:

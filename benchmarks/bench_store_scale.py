@@ -1,0 +1,183 @@
+"""Scoring, auditing and exporting straight from a crawl store, as the store grows.
+
+    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M            # ~5 min
+    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M,10M --plot docs/bench-store-scale.png
+
+For each size a store is generated once (cached in .bench/stores/) exactly as a finished crawl
+leaves it: pages, links with DOM positions and anchors, redirects, finalize() and click depths
+done. Then each step runs in a fresh subprocess under the CLI, so its wall time and peak RSS
+(VmHWM) are what a user sees: `linkjuice score`, `linkjuice audit`, `linkjuice export pages`,
+`linkjuice export links --format parquet`.
+
+The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
+a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
+links (4 within the section, 3 to popular products with a power-law popularity, 1 "read more"),
+content anchors naming their target. 1% of pages answer 404, 0.5% redirect, 1% are noindex.
+Pages carry a title and h1 but no body text (a 10M-page crawl's text is cached separately), so
+the relevance factor is computed from titles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / ".bench"
+STORES = OUT / "stores"
+LINKS_PER_PAGE = 21
+SECTION = 500
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("km")) * mult)
+
+
+def make_store(path: Path, n: int) -> float:
+    """Write a finished crawl store of n pages; returns seconds taken."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from linkjuice.pipeline import finalize_store
+    from linkjuice.store import Store
+
+    started = time.perf_counter()
+    origin = "https://shop.example"
+    tmp = path.with_suffix(".tmp.duckdb")
+    tmp.unlink(missing_ok=True)
+    with Store(tmp) as store:
+        con = store.con
+        # Pseudo-random but deterministic per (page, slot): hash() based, so runs agree.
+        con.execute(f"""
+            INSERT INTO pages (url, seq, status, content_type, bytes, response_time_ms, found_depth, found_via,
+                               title, h1, redirect_to, is_html, noindex, nofollow, blocked_by_robots, crawled_at, word_count)
+            SELECT CASE WHEN i = 0 THEN '{origin}/' ELSE '{origin}/s' || (i // {SECTION}) || '/p' || i END,
+                   i,
+                   CASE WHEN i > 0 AND hash(i, 'st') % 100 = 0 THEN 404
+                        WHEN i > 0 AND hash(i, 'st') % 200 = 1 THEN 301 ELSE 200 END,
+                   'text/html', 8000, 12.0, 3, 'link',
+                   'Widget ' || i || ' | Shop', 'Widget ' || i,
+                   CASE WHEN i > 0 AND hash(i, 'st') % 200 = 1
+                        THEN '{origin}/s' || ((i + 1) // {SECTION}) || '/p' || (i + 1) END,
+                   true, i > 0 AND hash(i, 'st') % 100 = 2, false, false, TIMESTAMP '2026-11-01', 300
+            FROM range({n}) t(i)
+        """)
+        con.execute(f"""
+            INSERT INTO redirects SELECT url, 301, redirect_to FROM pages WHERE redirect_to IS NOT NULL
+        """)
+        con.execute(f"""
+            CREATE TEMP MACRO page_url(i) AS
+                CASE WHEN i = 0 THEN '{origin}/' ELSE '{origin}/s' || (i // {SECTION}) || '/p' || i END
+        """)
+        sections = max(1, n // SECTION)
+        con.execute(f"""
+            INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal)
+            WITH slots AS (
+                SELECT i, j, hash(i, j) AS h FROM range({n}) p(i), range({LINKS_PER_PAGE}) s(j)
+                WHERE NOT (hash(i, 'st') % 100 = 0 AND i > 0) AND NOT (hash(i, 'st') % 200 = 1 AND i > 0)
+            ), targets AS (
+                SELECT i, j, CASE
+                    WHEN j = 0 THEN 0
+                    WHEN j <= 8 THEN least({n} - 1, ((h % {sections}) * {SECTION}) + 1)
+                    WHEN j <= 11 THEN least({n} - 1, j - 8)
+                    WHEN j = 12 THEN -1
+                    WHEN j <= 16 THEN least({n} - 1, (i // {SECTION}) * {SECTION} + h % {SECTION})
+                    WHEN j <= 19 THEN (({n} - 1) * pow((h % 1000003) / 1000003.0, 3))::BIGINT
+                    ELSE least({n} - 1, i + 1 + h % 7) END AS t
+                FROM slots
+            )
+            SELECT page_url(i),
+                   CASE WHEN t < 0 THEN 'https://partner' || (i % 97) || '.example/' ELSE page_url(t) END,
+                   CASE WHEN j = 0 THEN 'Home' WHEN j <= 8 THEN 'Section ' || (t // {SECTION})
+                        WHEN j <= 11 THEN 'About ' || j WHEN j = 12 THEN 'Partner'
+                        WHEN j = 20 THEN 'read more' ELSE 'Widget ' || t END,
+                   CASE WHEN j = 12 THEN 'nofollow' END, j = 12,
+                   CASE WHEN j = 0 THEN 'header' WHEN j <= 8 THEN 'nav' WHEN j <= 12 THEN 'footer' ELSE 'content' END,
+                   j, t >= 0
+            FROM targets WHERE t <> i
+        """)
+        store.set_meta({"start_url": f"{origin}/", "status": "finished",
+                        "settings": {"template_share": 0.5, "template_min_pages": 10}})
+        finalize_store(store)
+    tmp.rename(path)
+    return time.perf_counter() - started
+
+
+def run_step(name: str, argv: list[str]) -> dict[str, object]:
+    """Run one CLI step under /usr/bin/time; wall seconds and peak RSS."""
+    cmd = ["/usr/bin/time", "-f", "%e %M", str(ROOT / ".venv/bin/linkjuice"), *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    last = proc.stderr.strip().splitlines()[-1].split()
+    wall, rss_kb = float(last[0]), int(last[1])
+    if proc.returncode not in (0, 3):
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(f"{name} failed with exit code {proc.returncode}")
+    return {"step": name, "seconds": wall, "peak_rss_mb": round(rss_kb / 1024)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100k,1M")
+    parser.add_argument("--steps", default="score,audit,export-pages,export-links")
+    parser.add_argument("--plot", default=None)
+    args = parser.parse_args()
+    STORES.mkdir(parents=True, exist_ok=True)
+    print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    results = []
+    for size in [parse_size(s) for s in args.sizes.split(",")]:
+        db = STORES / f"store-{size}.duckdb"
+        if not db.exists():
+            print(f"generating {size:,} pages ...", flush=True)
+            print(f"  generated in {make_store(db, size):.1f} s", flush=True)
+        import duckdb
+
+        with duckdb.connect(str(db), read_only=True) as con:
+            pages = con.execute("SELECT count(*) FROM pages").fetchone()[0]
+            links = con.execute("SELECT count(*) FROM links").fetchone()[0]
+        steps = {
+            "score": ["score", "--db", str(db)],
+            "audit": ["audit", "--db", str(db), "--top", "3"],
+            "export-pages": ["export", "pages", "--db", str(db), "--format", "csv", "-o", str(OUT / "pages.csv")],
+            "export-links": ["export", "links", "--db", str(db), "--format", "parquet", "-o",
+                             str(OUT / "links.parquet")],
+        }
+        for name in args.steps.split(","):
+            row = {"pages": pages, "links": links, "store_mb": round(db.stat().st_size / 2**20),
+                   "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    (OUT / "store-scale.json").write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: list[dict[str, object]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    for step in sorted({str(r["step"]) for r in results}):
+        rows = [r for r in results if r["step"] == step]
+        links = [r["links"] for r in rows]
+        ax_t.loglog(links, [r["seconds"] for r in rows], marker="o", label=step)
+        ax_m.loglog(links, [r["peak_rss_mb"] for r in rows], marker="o", label=step)
+    ax_t.set(xlabel="links in the store", ylabel="wall seconds", title="time from the store")
+    ax_m.set(xlabel="links in the store", ylabel="peak RSS, MB", title="memory")
+    for ax in (ax_t, ax_m):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

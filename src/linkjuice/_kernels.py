@@ -15,7 +15,7 @@ The matrix is not iterated as CSR but in a layout built once per graph (`Sell`, 
   the loop has no branch per row (in CSR, each row end is a mispredicted branch: 1M rows of ~20
   links) and 8 gathers in flight. Each row is still summed in its own link order with one sum,
   as scipy does. The window keeps link locality (a row's sources stay where they were) and the
-  padding small (0.6% on the benchmark graph).
+  padding small (1.1% on the benchmark graph).
 * Long rows (the home page, the hubs of the site template: a third of all links in a few hundred
   rows) are summed in stripes of STRIPE sources, every long row's part of one stripe while that
   stripe of x is in L2; a row's partial sums are added in stripe order. Row by row, each long

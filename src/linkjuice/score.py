@@ -211,7 +211,7 @@ def classic_pagerank(
     outdeg = outdeg_count.astype(np.float64)
     del outdeg_count
     teleport = mask / m
-    if kernels is not None:
+    if kernels is not None and n < 2**32 - 1:  # the layout's ids are uint32
         matrix = kernels.to_sell(indptr, indices)
         del indptr, indices
         # 1 / outdegree, 0 for a dangling page, -1 for a page outside `nodes` (no teleport)

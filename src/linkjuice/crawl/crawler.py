@@ -299,10 +299,10 @@ class Crawler:
             fetcher = await start_rendering(fetcher, self.config)  # crawl --render: Chromium too
         installed = self._install_signal_handlers()
         workers = self.config.extract_workers
-        if not self.config.render and (workers is None or workers > 0):
+        processes = auto_workers() if workers is None else workers
+        if not self.config.render and processes > 0:
             # Parsing in worker processes (crawl.workers); renders are parsed here (they are slow anyway).
-            self._pool = ExtractPool(auto_workers() if workers is None else workers,
-                                     strip_tracking=self.config.strip_tracking)
+            self._pool = ExtractPool(processes, strip_tracking=self.config.strip_tracking)
             if workers is not None:
                 self._pool.start()
         try:

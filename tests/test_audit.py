@@ -80,7 +80,7 @@ def _routes(origin: list[str]) -> dict[str, Route]:
             _a("/canon-broken/", "Canon broken"), _a("/canon-noindex/", "Canon noindex"))),
         "/missing/": Route(status=404, body="not found"),
         "/error/": Route(status=500, body="boom"),
-        "/slow/": Route(body="late", delay=2.5),  # the crawl times out after 1 s
+        "/slow/": Route(body="late", delay=8.0),  # the crawl times out after 3 s
         "/drop/": _hang_up,  # the server closes the connection without an answer
         "/old/": redirect("/a/"),
         "/chain1/": redirect("/chain2/", 302),
@@ -120,7 +120,8 @@ def _routes(origin: list[str]) -> dict[str, Route]:
 W = {"/": 9 * CONTENT, "/a/": HEADER + 5 * CONTENT, "/b/": HEADER + 3 * CONTENT, "/c/": HEADER + 2 * CONTENT,
      "/d/": HEADER + 2 * CONTENT, "/e/": HEADER + CONTENT, "/problems/": HEADER + 16 * CONTENT}
 THRESHOLDS = AuditThresholds(max_links=17, important_percentile=75)
-CRAWL = {"concurrency": 8, "timeout": 1.0, "retries": 0, "backoff": 0.01}
+# A 3 s timeout: long enough for every other page on a loaded CI machine.
+CRAWL = {"concurrency": 8, "timeout": 3.0, "retries": 0, "backoff": 0.01}
 
 
 @pytest.fixture(scope="module")

@@ -138,3 +138,51 @@ def test_section_flow_matrix_adds_up_to_all_juice_passed(tmp_path: Path) -> None
     assert carried == pytest.approx(meta["damping"] * total_juice)
     pairs = set(zip(flows["from_section"], flows["to_section"]))
     assert ("/blog/", "/shop/") in pairs and ("/", "(lost: broken)") in pairs
+
+
+def test_anchor_features_match_a_word_set_reference() -> None:
+    """The bulk (sparse, chunked) anchor matching equals counting shared words pair by pair."""
+    from linkjuice.relevance import token_analyzer
+    from linkjuice.weights import ANCHOR_EMPTY, ANCHOR_GENERIC, TopicIndex, anchor_features
+
+    topics = ["Sourdough starter guide", "Kitchen knives: sharpening on a whetstone", "Rye bread recipes",
+              "", "Starter feeding schedule for sourdough"]
+    anchors = ["sourdough starter", "click here", "", None, "sharpening knives at home", "rye", "bread starter",
+               "whetstone grit", "sourdough starter"]
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, len(anchors), 400)
+    targets = rng.integers(-1, len(topics), 400)
+    cls, match = anchor_features([anchors[i] for i in picks], targets, TopicIndex.build(topics), chunk=7)
+    analyze = token_analyzer()
+    for k, (i, t) in enumerate(zip(picks, targets)):
+        text = (anchors[i] or "").strip()
+        if not text:
+            assert cls[k] == ANCHOR_EMPTY
+        elif text == "click here":
+            assert cls[k] == ANCHOR_GENERIC
+        words = set(analyze(text)) if text and text != "click here" else set()
+        expected = len(words & set(analyze(topics[t]))) / len(words) if words and t >= 0 else 0.0
+        assert match[k] == expected
+    # A function giving topics (what-ifs) matches the same way as the prebuilt index.
+    cls2, match2 = anchor_features([anchors[i] for i in picks], targets, lambda t: topics[t])
+    np.testing.assert_array_equal(cls, cls2)
+    np.testing.assert_array_equal(match, match2)
+
+
+def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
+    from linkjuice.pipeline import build_link_pairs
+
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 2 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 7 + k) % 12}/'>page {(i * 7 + k) % 12}</a>" for k in range(4))
+                             + " <a href='/gone/'>gone</a> <a href='https://ext.example/'>ext</a>")
+            for i in range(12)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(12)))
+    db = _crawl(tmp_path, site)
+    with Store(db) as store:
+        whole = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+        build_link_pairs(store, chunk_rows=5)
+        chunked = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+    assert len(whole) > 20
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(whole, chunked)

@@ -27,7 +27,7 @@ from .score import classic_pagerank, juice_rank, juice_score
 from .store import Store, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
-from .weights import anchor_factor, anchor_features, position_factor_codes, relevance_factor, topic_text
+from .weights import TopicIndex, anchor_factor, anchor_features, position_factor_codes, relevance_factor, topic_text
 
 if TYPE_CHECKING:
     from .engines import RankEngine
@@ -107,18 +107,17 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
     settings = store.meta().get("settings") or {}
     share = config.template_share if config else float(settings.get("template_share", 0.5))
     min_pages = config.template_min_pages if config else int(settings.get("template_min_pages", 10))
-    store.finalize(template_share=share, template_min_pages=min_pages)
-    build_link_pairs(store)
-    page = store.page_arrays()
-    n = len(page["page_id"])
-    edges = store.link_edges()
-    src, dst = edges["src"].astype(np.int64), edges["dst"].astype(np.int64)
-    hops = store.redirect_arrays()  # following a redirect is not a click
-    start_url = store.meta().get("start_url")
-    start = np.flatnonzero(page["url"] == start_url)
-    depths = click_depths(n, src, dst, int(start[0]) if len(start) else -1,
-                          free_src=hops["src"].astype(np.int64), free_dst=hops["dst"].astype(np.int64))
-    store.set_depths(page["page_id"], depths)
+    with store.memory_limit(_BUILD_MEMORY):  # DuckDB's joins and sorts spill to disk beyond it
+        store.finalize(template_share=share, template_min_pages=min_pages)
+        build_link_pairs(store)
+        n = store.counts()["pages"]
+        edges = store.link_edges()
+        hops = store.redirect_arrays()  # following a redirect is not a click
+        start = store.page_id_of(store.meta().get("start_url"))
+        depths = click_depths(n, edges["src"], edges["dst"], -1 if start is None else start,
+                              free_src=hops["src"].astype(np.int64), free_dst=hops["dst"].astype(np.int64))
+        del edges
+        store.set_depths(np.arange(n, dtype=np.int32), depths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +140,32 @@ class LinkFlows:
     anchor: np.ndarray | None = None
 
 
-def build_link_pairs(store: Store, model: ModelConfig | None = None) -> pa.Table:
+# link_pairs is built in chunks of about this many pairs (by source page): memory stays bounded.
+_PAIR_CHUNK = 1_000_000
+# DuckDB's memory while it groups a big site's links (it spills to disk beyond this).
+_BUILD_MEMORY = "768MB"
+
+
+def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_rows: int = _PAIR_CHUNK) -> pa.Table | None:
     """Derive link_pairs (see the store's schema) from links and pages: ids, where each pair
-    delivers and why not, and the anchor's class and match. Written to the store when it is
-    writable (finalize does this once per crawl), returned either way."""
+    delivers and why not, and the anchor's class and match. A writable store gets it written
+    (finalize does this once per crawl), chunk by chunk, and None is returned; a read-only one
+    gets it computed in memory and returned."""
     model = model or stored_model_config(store)
     page = store.page_arrays(urls=False)
-    groups = store.link_groups(model.position_weights)
+    topics = TopicIndex.build(topic_text(t, h, u) for urls, titles, h1s in store.iter_page_topics()
+                              for u, t, h in zip(urls, titles, h1s))
+    if store.read_only:
+        return _pairs_of(store.link_groups(model.position_weights), page, topics)
+    with store.memory_limit(_BUILD_MEMORY):
+        ranges = store.stage_link_groups(model.position_weights, chunk_rows)
+        store.replace_link_pairs((_pairs_of(store.link_group_chunk(lo, hi), page, topics) for lo, hi in ranges),
+                                 {"position_weights": dict(model.position_weights), "relevance": None})
+    return None
+
+
+def _pairs_of(groups: pa.Table, page: dict[str, np.ndarray], topics: TopicIndex) -> pa.Table:
+    """link_pairs rows for link_groups rows: resolve targets, classify, measure anchors."""
     src = groups.column("src").to_numpy().astype(np.int32)
     dst = groups.column("dst").to_numpy().astype(np.int32)
     nofollow = groups.column("nofollow").to_numpy(zero_copy_only=False).astype(bool)
@@ -177,24 +195,13 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None) -> pa.Table
     reason[is_redirect & ~delivers] = REASONS.index("redirect_broken")
     reason[nofollow] = REASONS.index("nofollow")
     hops = np.where(is_redirect, page["redirect_hops"][safe], 0).astype(np.int32)
-    del safe, safe_res, target_state, broken, canon, delivers
-    topics: dict[str, np.ndarray] = {}
-
-    def topic_of(target: int) -> str:
-        if not topics:
-            topics.update(store.page_topics())
-        return topic_text(topics["title"][target], topics["h1"][target], topics["url"][target])
-
-    anchor_class, anchor_match = anchor_features(groups.column("anchor"), resolved, topic_of)
-    pairs = pa.table({
+    anchor_class, anchor_match = anchor_features(groups.column("anchor"), resolved, topics)
+    return pa.table({
         "src": src, "dst": dst, "target_url": groups.column("target_url"), "resolved": resolved, "reason": reason,
         "hops": hops, "nofollow": nofollow, "is_internal": internal, "n_links": groups.column("n_links"),
         "position": groups.column("position"), "anchor": groups.column("anchor"), "anchor_class": anchor_class,
         "anchor_match": anchor_match, "relevance": pa.nulls(len(src), pa.float64()),
     })
-    if not store.read_only:
-        store.write_link_pairs(pairs, {"position_weights": dict(model.position_weights), "relevance": None})
-    return pairs
 
 
 def _relevance_key(model: ModelConfig) -> str:

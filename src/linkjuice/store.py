@@ -316,7 +316,7 @@ class Store:
             "(SELECT count(*) FROM frontier), (SELECT count(*) FROM pages WHERE error IS NOT NULL "
             "OR status >= 400), (SELECT coalesce(max(seq), -1) FROM pages)"
         )
-        pages, links, frontier, errors, max_seq = self.con.execute(q).fetchone()  # type: ignore[misc]
+        pages, links, frontier, errors, max_seq = self.con.execute(q).fetchall()[0]
         return {"pages": pages, "links": links, "frontier": frontier, "errors": errors, "max_seq": max_seq}
 
     def sitemap_urls(self) -> set[str]:
@@ -392,6 +392,13 @@ class Store:
                     [template_share, n_sources],
                 )
 
+    def page_id_of(self, url: str | None) -> int | None:
+        """The page id of a stored URL (None: not stored)."""
+        if url is None:
+            return None
+        rows = self.con.execute("SELECT page_id FROM pages WHERE url = ?", [url]).fetchall()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def set_depths(self, page_ids: np.ndarray, depths: np.ndarray) -> None:
         """Store click depths (-1 = unreachable) computed by the graph stage."""
         depth_table = pa.table({"page_id": pa.array(page_ids, pa.int32()), "d": pa.array(depths, pa.int32())})  # noqa: F841
@@ -446,9 +453,12 @@ class Store:
         weight among the duplicate links with its position and anchor, followed if any of them
         is. target_url only where the target is not a stored page (dst = -1). Self-links are left
         out. An Arrow table: anchors stay Arrow strings, not Python objects."""
-        values = ", ".join(f"({_sql_literal(name)}, {float(w)!r})" for name, w in position_weights.items())
-        return self._arrow(
-            f"""
+        return self._arrow(self._link_groups_sql(position_weights) + " ORDER BY src, dst, target_url")
+
+    @staticmethod
+    def _link_groups_sql(position_weights: Mapping[str, float]) -> str:
+        values = ", ".join(f"({_sql_literal(name)}, {_sql_double(w)})" for name, w in position_weights.items())
+        return f"""
             WITH w(position, weight) AS (VALUES {values})
             SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst,
                    CASE WHEN any_value(t.page_id) IS NULL THEN l.target_url END AS target_url,
@@ -462,22 +472,76 @@ class Store:
             LEFT JOIN w ON w.position = l.position
             WHERE l.source_url <> l.target_url
             GROUP BY s.page_id, l.target_url
-            ORDER BY src, dst, l.target_url
             """
-        )
 
-    def page_topics(self) -> dict[str, np.ndarray]:
-        """Per page (ordered by page_id): url, title and h1, what anchors are matched against."""
-        tbl = self._arrow("SELECT url, coalesce(title, '') AS title, coalesce(h1, '') AS h1 FROM pages ORDER BY page_id")
-        return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
+    def iter_page_topics(self, chunk: int = 200_000) -> Iterator[tuple[list[str], list[str], list[str]]]:
+        """Per page in page_id order, in chunks: (urls, titles, h1s), what anchors are matched against."""
+        relation = self.con.sql(
+            "SELECT url, coalesce(title, '') AS title, coalesce(h1, '') AS h1 FROM pages ORDER BY page_id")
+        reader = (getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch)(chunk)
+        for batch in reader:
+            yield (batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist())
 
-    def write_link_pairs(self, pairs: pa.Table, meta: Mapping[str, Any]) -> None:
-        """Replace link_pairs (columns as in the table, in its order) and record how it was built."""
-        cols = ", ".join(pairs.column_names)
+    def stage_link_groups(self, position_weights: Mapping[str, float], chunk_rows: int) -> list[tuple[int, int]]:
+        """Write link_groups' rows to the work table _link_groups (DuckDB sorts and spills them
+        within its memory limit) and return source page-id ranges [lo, hi) of about chunk_rows
+        rows each, to read back one at a time with link_group_chunk."""
+        query = self._link_groups_sql(position_weights)
+        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}")
+        counts = self._arrow("SELECT src, count(*) AS n FROM _link_groups GROUP BY src ORDER BY src")
+        src = counts.column("src").to_numpy()
+        total = np.cumsum(counts.column("n").to_numpy())
+        if not len(src):
+            return []
+        cuts = np.searchsorted(total, np.arange(chunk_rows, int(total[-1]), chunk_rows), side="left")
+        bounds = [int(src[0])] + [int(src[c]) + 1 for c in np.unique(cuts) if c < len(src) - 1] + [int(src[-1]) + 1]
+        return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+
+    def link_group_chunk(self, lo: int, hi: int) -> pa.Table:
+        """The staged link groups of source pages lo <= src < hi, in (src, dst, target URL) order."""
+        return self._arrow("SELECT * FROM _link_groups WHERE src >= ? AND src < ? ORDER BY src, dst, target_url",
+                           [lo, hi])
+
+    def replace_link_pairs(self, chunks: Iterable[pa.Table], meta: Mapping[str, Any]) -> int:
+        """Replace link_pairs with the chunks (columns as in the table) and record how it was
+        built; drops the work table. Returns the rows written."""
+        rows = 0
+        # One transaction per chunk: DuckDB holds a transaction's rows in memory until it
+        # commits. Until the last one, meta says link_pairs is not built (it is rebuilt on use).
         with self.transaction():
+            self.con.execute("DELETE FROM meta WHERE key = 'link_pairs'")
             self.con.execute("DELETE FROM link_pairs")
-            self.con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs")
-            self.set_meta({"link_pairs": dict(meta)})
+        for chunk in chunks:
+            cols = ", ".join(chunk.column_names)
+            with self.transaction():
+                self.con.register("pairs_in", chunk)
+                try:
+                    self.con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs_in")
+                finally:
+                    self.con.unregister("pairs_in")
+            rows += chunk.num_rows
+        self.set_meta({"link_pairs": dict(meta)})
+        self.con.execute("DROP TABLE IF EXISTS _link_groups")
+        return rows
+
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """Cap DuckDB's memory (buffer pool, sorts, joins spill to disk beyond it) for a while.
+
+        DuckDB keeps the blocks it writes cached up to its limit, 80% of RAM by default, so a
+        crawl's RSS grew with the store (~4 KB a page); written blocks are on disk and evicting
+        them costs nothing."""
+        previous = self.set_memory_limit(limit)
+        try:
+            yield
+        finally:
+            self.set_memory_limit(previous)
+
+    def set_memory_limit(self, limit: str) -> str:
+        """Set DuckDB's memory limit (see memory_limit); returns the one it replaces."""
+        previous = str(self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        self.con.execute(f"SET memory_limit = {_sql_literal(limit)}")
+        return previous
 
     def link_pairs_state(self) -> dict[str, Any] | None:
         """How link_pairs was built (None: never, or by a version without it, or cleared)."""

@@ -15,20 +15,22 @@ nofollow is not a factor: a nofollow link keeps its share of the page's juice an
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from .anchors import is_generic_anchor
 from .config import DEFAULT_POSITION_WEIGHTS, ModelConfig
 from .relevance import token_analyzer
 
 __all__ = ["ANCHOR_EMPTY", "ANCHOR_GENERIC", "ANCHOR_DESCRIPTIVE", "LinkFactors", "anchor_factors",
-           "anchor_features", "anchor_factor", "relevance_factor", "position_factor", "position_factor_codes"]
+           "anchor_features", "anchor_factor", "TopicIndex", "relevance_factor", "position_factor", "position_factor_codes"]
 
 ANCHOR_EMPTY, ANCHOR_GENERIC, ANCHOR_DESCRIPTIVE = 0, 1, 2
 _URL_WORDS = re.compile(r"[a-z0-9]+")
@@ -69,11 +71,39 @@ def position_factor_codes(positions: pa.Array | pa.ChunkedArray, config: ModelCo
     return table[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
+@dataclass(frozen=True, slots=True)
+class TopicIndex:
+    """The words of page topics (title, h1, URL words) as a binary sparse matrix, one row per
+    page (or per listed target), so anchors are matched against them in bulk."""
+
+    matrix: sp.csr_matrix
+    vocabulary: dict[str, int]
+    rows: np.ndarray | None = None  # page id -> row, when built for some pages only (-1: absent)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], *, ids: np.ndarray | None = None, n: int = 0) -> TopicIndex:
+        analyze = token_analyzer()
+        vocabulary: dict[str, int] = {}
+        indptr, indices = array("q", [0]), array("i")
+        for text in texts:
+            indices.extend(vocabulary.setdefault(w, len(vocabulary)) for w in set(analyze(text or "")))
+            indptr.append(len(indices))
+        matrix = sp.csr_matrix(
+            (np.ones(len(indices), np.int8), np.frombuffer(indices, np.int32) if len(indices) else np.zeros(0, np.int32),
+             np.frombuffer(indptr, np.int64)), shape=(len(indptr) - 1, max(len(vocabulary), 1)))
+        rows = None
+        if ids is not None:
+            rows = np.full(max(n, int(ids.max()) + 1 if len(ids) else 0), -1, np.int64)
+            rows[ids] = np.arange(len(ids))
+        return cls(matrix, vocabulary, rows)
+
+
 def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], targets: np.ndarray,
-                    topic_of: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+                    topics: TopicIndex | Callable[[int], str], *, chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Per link: its anchor's class and its match (the share of the anchor's words found in the
-    target's topic, `topic_of(target)`). Settings-free, so stores keep them. The work is done
-    once per distinct anchor and once per distinct (anchor, target): template links repeat."""
+    target's topic). Settings-free, so stores keep them. Anchors are analysed once per distinct
+    anchor; matches are counted once per distinct (anchor, target) with sparse products, in
+    chunks. `topics`: a TopicIndex of all pages, or a function giving a target's topic text."""
     n = len(targets)
     cls = np.full(n, ANCHOR_DESCRIPTIVE, np.int8)
     match = np.zeros(n)
@@ -85,9 +115,10 @@ def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], 
     encoded = pc.fill_null(arr, "").dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     analyze = token_analyzer()
-    u_cls = np.full(len(encoded.dictionary), ANCHOR_DESCRIPTIVE, np.int8)
+    distinct = encoded.dictionary.to_pylist()
+    u_cls = np.full(len(distinct), ANCHOR_DESCRIPTIVE, np.int8)
     u_words: list[set[str]] = []
-    for k, anchor in enumerate(encoded.dictionary.to_pylist()):
+    for k, anchor in enumerate(distinct):
         text = anchor.strip()
         words: set[str] = set()
         if not text:
@@ -98,21 +129,30 @@ def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], 
             words = set(analyze(text))
         u_words.append(words)
     cls = u_cls[codes]
-    has_words = np.array([bool(w) for w in u_words] or [False])
+    n_words = np.array([len(w) for w in u_words] or [0], np.float64)
     targets = np.asarray(targets, np.int64)
-    todo = np.flatnonzero(has_words[codes] & (targets >= 0))
-    if len(todo):
-        pair_codes, pairs = pd.factorize(codes[todo] * (int(targets.max()) + 1) + targets[todo])
-        width = int(targets.max()) + 1
-        topic_words: dict[int, set[str]] = {}
-        u_match = np.zeros(len(pairs))
-        for k, key in enumerate(pairs.tolist()):
-            words, target = u_words[key // width], key % width
-            topic = topic_words.get(target)
-            if topic is None:
-                topic = topic_words[target] = set(analyze(topic_of(target) or ""))
-            u_match[k] = len(words & topic) / len(words)
-        match[todo] = u_match[pair_codes]
+    todo = np.flatnonzero((n_words[codes] > 0) & (targets >= 0))
+    if not len(todo):
+        return cls, match
+    width = int(targets.max()) + 1
+    pair_codes, pairs = pd.factorize(codes[todo] * width + targets[todo])
+    pair_anchor, pair_target = pairs // width, pairs % width
+    if not isinstance(topics, TopicIndex):
+        wanted = np.unique(pair_target)
+        topics = TopicIndex.build((topics(int(t)) for t in wanted), ids=wanted, n=width)
+    rows = pair_target if topics.rows is None else topics.rows[pair_target]
+    vocabulary = topics.vocabulary
+    ids = [[vocabulary[w] for w in words if w in vocabulary] for words in u_words]
+    lengths = np.array([len(i) for i in ids], np.int64)
+    anchor_matrix = sp.csr_matrix(
+        (np.ones(int(lengths.sum()), np.int8), np.fromiter((j for i in ids for j in i), np.int32, int(lengths.sum())),
+         np.concatenate([[0], np.cumsum(lengths)])), shape=(len(ids), topics.matrix.shape[1]))
+    hits = np.zeros(len(pairs))
+    for start in range(0, len(pairs), chunk):
+        part = slice(start, start + chunk)
+        both = anchor_matrix[pair_anchor[part]].multiply(topics.matrix[rows[part]])
+        hits[part] = np.asarray(both.sum(axis=1), np.float64).ravel()
+    match[todo] = (hits / n_words[pair_anchor])[pair_codes]
     return cls, match
 
 

@@ -41,6 +41,7 @@ _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _MAX_RAW_LOCATION = 2048  # an unusable Location is stored for the record, this much of it
 _MAX_SITEMAPS = 1000
 _FLUSH_SECONDS = 0.5
+_CRAWL_MEMORY_LIMIT = "256MB"  # DuckDB's memory during a crawl (Store.memory_limit says why)
 # With automatic extraction workers, they start once the crawl knows this many URLs: a small crawl
 # is over before a worker interpreter would have started.
 _WORKERS_AFTER_URLS = 200
@@ -298,6 +299,8 @@ class Crawler:
         if self.config.render and self._fetcher is None:
             fetcher = await start_rendering(fetcher, self.config)  # crawl --render: Chromium too
         installed = self._install_signal_handlers()
+        # DuckDB caches what it writes up to its limit (80% of RAM): a crawl only appends.
+        previous_memory_limit = self.store.set_memory_limit(_CRAWL_MEMORY_LIMIT)
         workers = self.config.extract_workers
         processes = auto_workers() if workers is None else workers
         if not self.config.render and processes > 0:
@@ -332,6 +335,7 @@ class Crawler:
                 finally:
                     if self._fetcher is None:
                         await fetcher.close()
+        self.store.set_memory_limit(previous_memory_limit)
         counts = self.store.counts()
         if counts["pages"] == 0 and not self._stop:
             raise CrawlError(f"nothing was crawled from {self.start_url}")

@@ -1,13 +1,15 @@
 """Scoring, auditing and exporting straight from a crawl store, as the store grows.
 
-    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M            # ~5 min
-    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M,10M --plot docs/bench-store-scale.png
+    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M            # ~15 min
+    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M,3M --audit-max 1M \
+        --plot docs/bench-store-scale.png
 
-For each size a store is generated once (cached in .bench/stores/) exactly as a finished crawl
-leaves it: pages, links with DOM positions and anchors, redirects, finalize() and click depths
-done. Then each step runs in a fresh subprocess under the CLI, so its wall time and peak RSS
-(VmHWM) are what a user sees: `linkjuice score`, `linkjuice audit`, `linkjuice export pages`,
-`linkjuice export links --format parquet`.
+For each size a store is generated (cached in .bench/stores/) as a crawl leaves it before its
+finalize step: pages, links with DOM positions and anchors, redirects. Then each step runs in a
+fresh subprocess, so its wall time and peak RSS (VmHWM) are what a user sees: `finalize`
+(template links, link_pairs, click depths: the end of `linkjuice crawl`), `linkjuice score` (the
+first one computes and caches the relevance of every linked pair), `score` again (`rescore`),
+`linkjuice audit`, `linkjuice export pages` (CSV) and `linkjuice export links --format parquet`.
 
 The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
 a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
@@ -44,7 +46,6 @@ def parse_size(text: str) -> int:
 def make_store(path: Path, n: int) -> float:
     """Write a finished crawl store of n pages; returns seconds taken."""
     sys.path.insert(0, str(ROOT / "src"))
-    from linkjuice.pipeline import finalize_store
     from linkjuice.store import Store
 
     started = time.perf_counter()
@@ -104,14 +105,18 @@ def make_store(path: Path, n: int) -> float:
         """)
         store.set_meta({"start_url": f"{origin}/", "status": "finished",
                         "settings": {"template_share": 0.5, "template_min_pages": 10}})
-        finalize_store(store)
     tmp.rename(path)
     return time.perf_counter() - started
 
 
+FINALIZE = ("import sys; from linkjuice.store import Store; from linkjuice.pipeline import finalize_store\n"
+            "with Store(sys.argv[1]) as s: finalize_store(s)")
+
+
 def run_step(name: str, argv: list[str]) -> dict[str, object]:
-    """Run one CLI step under /usr/bin/time; wall seconds and peak RSS."""
-    cmd = ["/usr/bin/time", "-f", "%e %M", str(ROOT / ".venv/bin/linkjuice"), *argv]
+    """Run one step under /usr/bin/time; wall seconds and peak RSS."""
+    program = [sys.executable, "-c", FINALIZE] if argv[0] == "finalize" else [str(ROOT / ".venv/bin/linkjuice")]
+    cmd = ["/usr/bin/time", "-f", "%e %M", *program, *(argv[1:] if argv[0] == "finalize" else argv)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     last = proc.stderr.strip().splitlines()[-1].split()
     wall, rss_kb = float(last[0]), int(last[1])
@@ -124,7 +129,8 @@ def run_step(name: str, argv: list[str]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k,1M")
-    parser.add_argument("--steps", default="score,audit,export-pages,export-links")
+    parser.add_argument("--steps", default="finalize,score,rescore,audit,export-pages,export-links")
+    parser.add_argument("--audit-max", default="1M", help="largest size the audit runs on")
     parser.add_argument("--plot", default=None)
     args = parser.parse_args()
     STORES.mkdir(parents=True, exist_ok=True)
@@ -142,13 +148,17 @@ def main() -> None:
             pages = con.execute("SELECT count(*) FROM pages").fetchone()[0]
             links = con.execute("SELECT count(*) FROM links").fetchone()[0]
         steps = {
+            "finalize": ["finalize", str(db)],
             "score": ["score", "--db", str(db)],
+            "rescore": ["score", "--db", str(db)],
             "audit": ["audit", "--db", str(db), "--top", "3"],
             "export-pages": ["export", "pages", "--db", str(db), "--format", "csv", "-o", str(OUT / "pages.csv")],
             "export-links": ["export", "links", "--db", str(db), "--format", "parquet", "-o",
                              str(OUT / "links.parquet")],
         }
         for name in args.steps.split(","):
+            if name == "audit" and size > parse_size(args.audit_max):
+                continue
             row = {"pages": pages, "links": links, "store_mb": round(db.stat().st_size / 2**20),
                    "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
             results.append(row)

@@ -253,7 +253,9 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
         src=src, dst=column("dst").astype(np.int32, copy=False), resolved=resolved, weight=weight,
         nofollow=column("nofollow").astype(bool, copy=False), passes=reason == REASONS.index("passed"),
         reason=reason, is_internal=column("is_internal").astype(bool, copy=False),
-        pass_factor=model.redirect_factor ** hops.astype(np.float64) if hops.any() else np.ones(len(src)),
+        # Without redirect hops every factor is 1: a read-only broadcast, no memory per link.
+        pass_factor=(model.redirect_factor ** hops.astype(np.float64) if hops.any()
+                     else np.broadcast_to(np.float64(1.0), (len(src),))),
     )
     if not labels:
         return out
@@ -414,10 +416,10 @@ def section_flow_matrix(flows: LinkFlows, carried: np.ndarray, sections: np.ndar
     juice = np.bincount(key, weights=carried, minlength=len(labels) * width)
     count = np.bincount(key, minlength=len(labels) * width)
     cells = np.flatnonzero(count)
+    cells = cells[np.argsort(-juice[cells], kind="stable")]  # most juice first; ties in section order
     names = np.concatenate([labels, np.array([f"(lost: {r})" for r in REASONS], dtype=object)])
-    out = pd.DataFrame({"from_section": labels[cells // width], "to_section": names[cells % width],
-                        "juice": juice[cells], "links": count[cells].astype(np.int64)})
-    return out.sort_values(["juice", "from_section", "to_section"], ascending=[False, True, True], ignore_index=True)
+    return pd.DataFrame({"from_section": labels[cells // width], "to_section": names[cells % width],
+                         "juice": juice[cells], "links": count[cells].astype(np.int64)})
 
 
 def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray],

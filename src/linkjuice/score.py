@@ -255,11 +255,12 @@ def juice_rank(
     loss, when configured); `start` warm-starts the iteration (what-if recomputations).
     """
     ranked = np.asarray(ranked, bool)
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
+    src = _integer_ids(np.asarray(src))  # int32 ids stay int32: a big site's links are many
+    dst = _integer_ids(np.asarray(dst))
     weight = np.asarray(weight, np.float64)
     passes = np.asarray(passes, bool) & (dst >= 0)
-    passes &= ranked[np.where(dst >= 0, dst, 0)] & ranked[src]
+    passes &= ranked[np.where(dst >= 0, dst, 0)]
+    passes &= ranked[src]
     if teleport is None:
         m = int(ranked.sum())
         teleport = ranked / m if m else np.zeros(n)
@@ -270,13 +271,26 @@ def juice_rank(
             raise ScoringError("the teleport vector has no mass on ranked pages")
         teleport = teleport / total
     out_weight = np.bincount(src, weights=weight, minlength=n)
-    share = np.divide(weight, out_weight[src], out=np.zeros(len(weight)), where=out_weight[src] > 0)
+    source_weight = out_weight[src]
+    share = np.divide(weight, source_weight, out=np.zeros(len(weight)), where=source_weight > 0)
+    del source_weight
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
-    delivered = share if pass_factor is None else share * np.asarray(pass_factor, np.float64)
-    mt = to_csr(n, dst[passes], src[passes], delivered[passes])
+    delivered = share[passes]
+    if pass_factor is not None and not _all_ones(pass_factor):
+        delivered *= np.asarray(pass_factor, np.float64)[passes]
+    mt = to_csr(n, dst[passes], src[passes], delivered)
+    del delivered
     result = power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
                            start=start)
     return result, share
+
+
+def _all_ones(values: np.ndarray) -> bool:
+    """Whether a factor array is 1 everywhere (a broadcast 1.0 is answered without reading it)."""
+    values = np.asarray(values)
+    if values.ndim == 1 and values.strides == (0,) and len(values):
+        return bool(values[0] == 1.0)
+    return bool(np.all(values == 1.0))
 
 
 def juice_score(juice: np.ndarray, ranked: np.ndarray, floor: float) -> np.ndarray:

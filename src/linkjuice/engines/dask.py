@@ -272,7 +272,7 @@ def write_rank_inputs(directory: str, urls: np.ndarray, flows: LinkFlows, *, ran
             "resolved_url": pa.array(resolved, pa.string()),
             "weight": np.asarray(flows.weight, np.float64),
             "reason": pa.array(np.array(REASONS, dtype=object)[flows.reason], pa.string()),
-            "pass_factor": np.asarray(flows.pass_factor, np.float64),
+            "pass_factor": np.ascontiguousarray(flows.pass_factor, np.float64),
         }),
     }
     paths = []

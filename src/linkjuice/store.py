@@ -40,6 +40,8 @@ REDIRECT_COLUMNS: tuple[str, ...] = ("source_url", "status", "target_url")
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
 SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
+# DuckDB's memory for an export's sort (beyond it, DuckDB spills to a temporary file).
+EXPORT_MEMORY = "1GB"
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
@@ -736,10 +738,11 @@ class Store:
         options = {"csv": "FORMAT CSV, HEADER", "json": "FORMAT JSON", "parquet": "FORMAT PARQUET"}[fmt]
         target = str(path).replace("'", "''")
         try:
-            self.con.execute(f"COPY {source} TO '{target}' ({options})")
+            with self.memory_limit(EXPORT_MEMORY):  # the sort spills to disk beyond it
+                written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
-        return int(self.con.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # type: ignore[index]
+        return int(written[0][0])  # COPY answers with the rows it wrote
 
     # -- Parquet datasets (linkjuice.engines.parquet; the schema is in docs/scaling.md) ----------
     _DATASETS = {
@@ -766,12 +769,13 @@ class Store:
         groups = max(1, -(-rows_per_file // row_group_rows))
         target = str(directory).replace("'", "''")
         try:
-            written = self.con.execute(
-                f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {int(row_group_rows)}, "
-                f"ROW_GROUPS_PER_FILE {groups}, FILENAME_PATTERN 'part-{{i}}', OVERWRITE)").fetchone()
+            with self.memory_limit(EXPORT_MEMORY):
+                written = self.con.execute(
+                    f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {int(row_group_rows)}, "
+                    f"ROW_GROUPS_PER_FILE {groups}, FILENAME_PATTERN 'part-{{i}}', OVERWRITE)").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
-        return int(written[0])  # type: ignore[index]  # COPY answers with the rows it wrote
+        return int(written[0][0])  # COPY answers with the rows it wrote
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""

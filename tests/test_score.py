@@ -120,3 +120,27 @@ def test_click_depths_bfs() -> None:
     dst = np.array([1, 2, 3, 3, 4, 0])
     depths = click_depths(6, src, dst, 0)
     assert depths.tolist() == [0, 1, 1, 2, 3, -1]
+
+
+def test_click_depths_with_free_redirect_hops_match_dijkstra() -> None:
+    """The level-by-level search equals scipy's Dijkstra where a redirect hop costs ~0."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n, m, k = int(rng.integers(1, 60)), int(rng.integers(0, 200)), int(rng.integers(0, 10))
+        src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+        free_src, free_dst = rng.integers(0, n, k), rng.integers(0, n, k)
+        start = int(rng.integers(0, n))
+        cheapest: dict[tuple[int, int], float] = {}
+        for a, b, w in zip(np.r_[src, free_src], np.r_[dst, free_dst], np.r_[np.ones(m), np.full(k, 1e-6)]):
+            if a != b:
+                cheapest[(int(a), int(b))] = min(cheapest.get((int(a), int(b)), 2.0), float(w))
+        rows = np.array([a for a, _ in cheapest], dtype=np.int64)
+        cols = np.array([b for _, b in cheapest], dtype=np.int64)
+        graph = sp.csr_array((np.array(list(cheapest.values())), (rows, cols)), shape=(n, n))
+        reference = shortest_path(graph, directed=True, indices=start)
+        reference = np.where(np.isfinite(reference), np.round(reference), -1).astype(np.int32)
+        got = click_depths(n, src, dst, start, free_src=free_src, free_dst=free_dst)
+        np.testing.assert_array_equal(got, reference)

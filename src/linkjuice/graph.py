@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import shortest_path
 
 __all__ = ["to_csr", "csr_pattern", "click_depths", "unique_edges"]
 
@@ -68,19 +67,55 @@ def click_depths(
 ) -> np.ndarray:
     """Fewest clicks from `start` to every page; -1 where unreachable.
 
-    `free_src -> free_dst` are steps that cost no click (redirect hops): they get a tiny weight,
-    so a shortest-path search counts clicks exactly and rounding removes the tiny part.
+    `free_src -> free_dst` are steps that cost no click (redirect hops). A breadth-first search
+    level by level over the links' 0/1 pattern (int32, no per-link values): each level is closed
+    under the free steps, then its pages' links give the next level, all with array operations.
     """
+    depth = np.full(n, -1, dtype=np.int32)
     if n == 0 or start < 0:
-        return np.full(n, -1, dtype=np.int32)
-    s, d = unique_edges(n, src, dst)
-    if free_src is not None and free_dst is not None and len(free_src):
-        fs, fd = unique_edges(n, free_src, free_dst)
-        s, d = np.concatenate([s, fs]), np.concatenate([d, fd])
-        w = np.concatenate([np.ones(len(s) - len(fs)), np.full(len(fs), 1e-6)])
-        dist = shortest_path(to_csr(n, s, d, w), directed=True, indices=start)
-        dist = np.round(dist)
-    else:
-        dist = shortest_path(to_csr(n, s, d), directed=True, unweighted=True, indices=start)
-    out = np.where(np.isfinite(dist), dist, -1)
-    return out.astype(np.int32)
+        return depth
+    links = _pattern_without_self(n, src, dst)
+    free = _pattern_without_self(n, free_src, free_dst) if free_src is not None and free_dst is not None \
+        and len(free_src) else None
+    frontier = np.array([start], dtype=np.int64)
+    level = 0
+    while len(frontier):
+        depth[frontier] = level
+        if free is not None:  # pages one or more free steps away are at the same depth
+            reached = frontier
+            while len(reached):
+                reached = _unvisited(_neighbours(free, reached), depth)
+                depth[reached] = level
+                frontier = np.concatenate([frontier, reached])
+        frontier = _unvisited(_neighbours(links, frontier), depth)
+        level += 1
+    return depth
+
+
+def _pattern_without_self(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    src, dst = _ids(src), _ids(dst)
+    keep = (src >= 0) & (dst >= 0) & (src != dst)
+    if not keep.all():
+        src, dst = src[keep], dst[keep]
+    return csr_pattern(n, src, dst)
+
+
+def _neighbours(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Every column of the given rows (with repeats): ranges of `indices` gathered at once."""
+    indptr, indices = pattern
+    begin, end = indptr[rows], indptr[rows + 1]
+    sizes = end - begin
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    # position k of the output reads indices[begin[row of k] + (k - first k of that row)]
+    offsets = np.repeat(begin - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    return indices[np.arange(total, dtype=np.int64) + offsets]
+
+
+def _unvisited(pages: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    pages = pages[depth[pages] < 0]
+    if len(pages) < 2:
+        return pages.astype(np.int64)
+    pages = np.sort(pages)  # a sort, not np.unique (see the module docstring)
+    return pages[np.concatenate([[True], pages[1:] != pages[:-1]])].astype(np.int64)

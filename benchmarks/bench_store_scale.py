@@ -163,7 +163,12 @@ def main() -> None:
                    "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
             results.append(row)
             print(json.dumps(row), flush=True)
-    (OUT / "store-scale.json").write_text(json.dumps(results, indent=1))
+    # Earlier rows of other sizes or steps are kept, so steps can be re-measured one at a time.
+    saved = OUT / "store-scale.json"
+    done = {(r["pages"], r["step"]) for r in results}
+    earlier = json.loads(saved.read_text()) if saved.exists() else []
+    results = [r for r in earlier if (r["pages"], r["step"]) not in done] + results
+    saved.write_text(json.dumps(results, indent=1))
     if args.plot:
         plot(results, args.plot)
 

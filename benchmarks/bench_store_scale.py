@@ -181,13 +181,16 @@ def plot(results: list[dict[str, object]], path: str) -> None:
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
     for step in sorted({str(r["step"]) for r in results}):
-        rows = [r for r in results if r["step"] == step]
+        rows = sorted((r for r in results if r["step"] == step), key=lambda r: r["links"])
         links = [r["links"] for r in rows]
         ax_t.loglog(links, [r["seconds"] for r in rows], marker="o", label=step)
         ax_m.loglog(links, [r["peak_rss_mb"] for r in rows], marker="o", label=step)
     ax_t.set(xlabel="links in the store", ylabel="wall seconds", title="time from the store")
     ax_m.set(xlabel="links in the store", ylabel="peak RSS, MB", title="memory")
+    from matplotlib.ticker import NullFormatter
+
     for ax in (ax_t, ax_m):
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -186,3 +186,14 @@ def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     import pandas as pd
 
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_a_store_opened_read_only_answers_arrow_reads_first(tmp_path: Path) -> None:
+    """Opening reads the schema version; the next read must not find that result half-read
+    (DuckDB 2 refuses an Arrow query on a connection with an unfinished result)."""
+    db = _crawl(tmp_path, {"/": _page("Home", SOURDOUGH, "<a href='/a/'>starter</a>"),
+                           "/a/": _page("Starter", SOURDOUGH, "<a href='/'>home</a>")})
+    with Store(db, read_only=True) as store:
+        assert len(store.page_arrays(urls=False)["page_id"]) == 2
+    with Store(db, read_only=True) as store:
+        assert len(store.link_edges()["src"]) == 2

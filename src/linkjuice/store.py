@@ -169,7 +169,7 @@ class Store:
     def _prepare_schema(self) -> None:
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "meta" in tables:
-            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = _first(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
             version = int(row[0]) if row and str(row[0]).strip().isdigit() else None
             if version is None:
                 raise StoreError(f"{self.path} has no valid schema version: not a linkjuice store")
@@ -378,7 +378,7 @@ class Store:
             # Template links: a content link (same target and anchor) found on most pages.
             n_sources = self.con.execute(
                 "SELECT count(DISTINCT source_url) FROM links"
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchall()[0][0]  # type: ignore[index]
             self.con.execute("UPDATE links SET position = dom_position")
             if n_sources >= template_min_pages:
                 self.con.execute(
@@ -804,10 +804,10 @@ class Store:
         """Rows in a table, or None when this store does not have it (a store from before a stage)."""
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [table]
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]  # type: ignore[index]
         if not exists:
             return None
-        return int(self.con.execute(f"SELECT count(*) FROM {_sql_ident(table)}").fetchone()[0])  # type: ignore[index]
+        return int(self.con.execute(f"SELECT count(*) FROM {_sql_ident(table)}").fetchall()[0][0])  # type: ignore[index]
 
     def browse_columns(self, table: str) -> list[str]:
         if table not in self.BROWSE:
@@ -843,7 +843,7 @@ class Store:
         """One page of a browsable table, filtered (text search over its text columns, exact
         matches) and sorted, with the number of rows that match."""
         filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
-        total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchone()[0])  # type: ignore[index]
+        total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]
         page = " LIMIT ? OFFSET ?" if limit is not None else ""
         extra = [int(limit), max(int(offset), 0)] if limit is not None else []
         return self.con.execute(filtered + order + page, params + extra).df(), total
@@ -906,7 +906,7 @@ class Store:
             "(SELECT count(*) FILTER (WHERE status >= 400 OR (error IS NOT NULL AND status IS NULL)) FROM pages), "
             "(SELECT count(*) FILTER (WHERE status BETWEEN 300 AND 399) FROM pages), "
             "(SELECT count(*) FROM scores WHERE juice IS NOT NULL)"
-        ).fetchone()
+        ).fetchall()[0]
         keys = ("pages", "indexable", "internal_links", "links", "broken_pages", "redirects", "scored")
         return {k: int(v or 0) for k, v in zip(keys, row)}  # type: ignore[arg-type]
 
@@ -1003,16 +1003,16 @@ class Store:
             raise StoreError(f"unknown table {table!r}")
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]  # type: ignore[index]
         return bool(exists) and bool(
-            self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]  # type: ignore[index]
+            self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]  # type: ignore[index]
         )
 
     def crawl_traps(self) -> pd.DataFrame:
         """URL patterns the crawler refused (kind, pattern, example_url, skipped); empty for stores
         written before trap detection."""
         exists = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'crawl_trap_urls'").fetchone()[0]  # type: ignore[index]
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'crawl_trap_urls'").fetchall()[0][0]  # type: ignore[index]
         if not exists:
             return pd.DataFrame(columns=["kind", "pattern", "example_url", "skipped"])
         return self.con.execute(
@@ -1165,7 +1165,7 @@ class Store:
 
     def _finish_import(self, table: str) -> int:
         self.con.execute("DROP TABLE IF EXISTS _import_stage")
-        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])  # type: ignore[index]
 
     def replace_imported_urls(self, batches: Iterable[pa.Table], *, source: str, replace_all: bool = False) -> int:
         """Store URLs (distinct) under `source`, replacing that source's earlier rows (or all rows)."""
@@ -1180,7 +1180,7 @@ class Store:
                 [source],
             )
             self._finish_import("imported_urls")
-            return int(self.con.execute("SELECT count(*) FROM imported_urls WHERE source = ?", [source]).fetchone()[0])  # type: ignore[index]
+            return int(self.con.execute("SELECT count(*) FROM imported_urls WHERE source = ?", [source]).fetchall()[0][0])  # type: ignore[index]
 
     def replace_gsc(self, batches: Iterable[pa.Table]) -> int:
         """Replace the Search Console table. URLs that normalise alike are merged: clicks and
@@ -1221,17 +1221,17 @@ class Store:
             if not append:
                 self.con.execute("DELETE FROM backlinks")
             self.con.execute("INSERT INTO backlinks SELECT * FROM _import_stage ORDER BY rowid")
-            added = int(self.con.execute("SELECT count(*) FROM _import_stage").fetchone()[0])  # type: ignore[index]
+            added = int(self.con.execute("SELECT count(*) FROM _import_stage").fetchall()[0][0])  # type: ignore[index]
             self._finish_import("backlinks")
             return added
 
     def imported_on_pages(self, table: str) -> tuple[int, int]:
         """(rows of an imported table, rows whose URL is a stored page)."""
         column = {"imported_urls": "url", "gsc": "url", "priorities": "url", "backlinks": "target_url"}[table]
-        row = self.con.execute(
+        row = _first(self.con.execute(
             f"SELECT count(*), count(p.url) FROM {table} t LEFT JOIN (SELECT DISTINCT url FROM pages) p "
             f"ON p.url = t.{column}"
-        ).fetchone()
+        ).fetchall())
         return int(row[0]), int(row[1])  # type: ignore[index]
 
     # The page a backlink target credits: the stored page with that URL (or, failing that, the one
@@ -1307,8 +1307,8 @@ class Store:
 
     def holds_crawl(self) -> bool:
         """True when the store holds pages from a crawl (not from `import links`)."""
-        has_pages = self.con.execute("SELECT count(*) > 0 FROM pages").fetchone()[0]  # type: ignore[index]
-        source = self.con.execute("SELECT value FROM meta WHERE key = 'source'").fetchone()
+        has_pages = self.con.execute("SELECT count(*) > 0 FROM pages").fetchall()[0][0]  # type: ignore[index]
+        source = _first(self.con.execute("SELECT value FROM meta WHERE key = 'source'").fetchall())
         return bool(has_pages) and not (source and str(source[0]).startswith("import:"))
 
     def import_link_graph(
@@ -1338,8 +1338,8 @@ class Store:
         _create_url_macros(self.con)
         # A fixed memory budget makes DuckDB spill sorts and aggregates to disk instead of growing
         # with the file: a 20M-row export imports in the same memory as a 2M-row one.
-        previous = self.con.execute(
-            "SELECT current_setting('memory_limit'), current_setting('enable_progress_bar')").fetchone()
+        previous = _first(self.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('enable_progress_bar')").fetchall())
         self.con.execute(f"SET memory_limit = '{_IMPORT_MEMORY}'")
         self.con.execute("SET enable_progress_bar = false")  # DuckDB would print it into our output
         try:
@@ -1356,14 +1356,14 @@ class Store:
                            meta: Mapping[str, Any]) -> dict[str, Any]:
         con, lit = self.con, _sql_literal
         if start_url is None:
-            row = con.execute(
+            row = _first(con.execute(
                 f"SELECT regexp_extract(src, '^(https?://[^/]+)', 1) AS origin, count(*) AS n "
                 f"FROM {edges.rows(None, limit=100_000)} WHERE src IS NOT NULL AND {edges.is_link} "
                 f"GROUP BY origin ORDER BY n DESC, origin LIMIT 1"
-            ).fetchone()
+            ).fetchall())
             origin = row[0] if row else None
         else:
-            origin = con.execute("SELECT regexp_extract(?, '^(https?://[^/]+)', 1)", [start_url]).fetchone()[0]  # type: ignore[index]
+            origin = con.execute("SELECT regexp_extract(?, '^(https?://[^/]+)', 1)", [start_url]).fetchall()[0][0]  # type: ignore[index]
         if not origin:
             raise InputFileError("no absolute http(s) source URL in the first rows: give the site with --start-url",
                                  path=edges.path)
@@ -1388,11 +1388,11 @@ class Store:
             WHERE {edges.is_link} AND src IS NOT NULL AND dst IS NOT NULL
             """
         )
-        n_links = int(con.execute("SELECT count(*) FROM links").fetchone()[0])  # type: ignore[index]
+        n_links = int(con.execute("SELECT count(*) FROM links").fetchall()[0][0])  # type: ignore[index]
         rejected, rejected_lines = 0, []
         if edges.file_format == "csv":
             # DuckDB may log several errors for one bad row: count rows (lines), not errors.
-            rejected = int(con.execute("SELECT count(DISTINCT line) FROM _lj_rejects").fetchone()[0])  # type: ignore[index]
+            rejected = int(con.execute("SELECT count(DISTINCT line) FROM _lj_rejects").fetchall()[0][0])  # type: ignore[index]
             rejected_lines = [int(r[0]) for r in con.execute(
                 "SELECT DISTINCT line FROM _lj_rejects ORDER BY line LIMIT 5").fetchall()]
         skipped = self._edge_skip_reasons(edges, origin)
@@ -1432,11 +1432,11 @@ class Store:
             root = origin + "/"
             present = con.execute(
                 "SELECT EXISTS (SELECT 1 FROM links WHERE source_url = ? OR target_url = ?)", [root, root]
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchall()[0][0]  # type: ignore[index]
             start_url = root if present else con.execute(
                 "SELECT target_url FROM links WHERE is_internal GROUP BY target_url "
                 "ORDER BY count(*) DESC, target_url LIMIT 1"
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchall()[0][0]  # type: ignore[index]
         # Pages: every source, internal target, redirect and canonical URL. A status of 0 (Screaming
         # Frog: no response) becomes an error with its reason phrase, like a failed fetch.
         html_test = f"status = 200 AND (is_source OR NOT regexp_matches(lower(url), {lit(_NOT_HTML)}))"
@@ -1481,10 +1481,10 @@ class Store:
             "WHERE redirect_to IS NOT NULL ORDER BY seq"
         )
         self.set_meta({**meta, "start_url": start_url, "limits_hit": False})
-        counts = con.execute(
+        counts = _first(con.execute(
             "SELECT (SELECT count(*) FROM pages), (SELECT count(*) FROM redirects), "
             "(SELECT count(*) FROM pages WHERE canonical IS NOT NULL AND canonical <> url)"
-        ).fetchone()
+        ).fetchall())
         for table in ("_lj_obs", "_lj_special", "_lj_rejects", "_lj_reject_scans"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return {
@@ -1528,6 +1528,12 @@ class Store:
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
             "AND table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()]
         return [t for t in names if t not in self._INPUT_TABLES and not t.startswith("_")]
+
+
+def _first(rows: list[Any]) -> Any:
+    """The first row of a fetchall() (None when there is none). Results are always fetched whole:
+    DuckDB 2 refuses other work on a connection while a result is only partly read."""
+    return rows[0] if rows else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1753,7 +1759,7 @@ def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
             con.execute(statement)
     out: dict[str, Any] = {"counts": {}}
     for name, query in _DIFF_QUERIES.items():
-        out["counts"][name] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0])  # type: ignore[index]
+        out["counts"][name] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])  # type: ignore[index]
         order = _DIFF_ORDER.get(name, "ALL")
         out[name] = con.execute(f"SELECT * FROM ({query}) ORDER BY {order} LIMIT ?", [int(limit)]).df()
     return out

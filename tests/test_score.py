@@ -144,3 +144,8 @@ def test_click_depths_with_free_redirect_hops_match_dijkstra() -> None:
         reference = np.where(np.isfinite(reference), np.round(reference), -1).astype(np.int32)
         got = click_depths(n, src, dst, start, free_src=free_src, free_dst=free_dst)
         np.testing.assert_array_equal(got, reference)
+        # Links sorted by (source, target) and distinct, as link_pairs stores them, take the
+        # path that uses them as they are.
+        pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if m else np.zeros((0, 2), np.int64)
+        got = click_depths(n, pairs[:, 0], pairs[:, 1], start, free_src=free_src, free_dst=free_dst)
+        np.testing.assert_array_equal(got, reference)

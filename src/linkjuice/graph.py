@@ -97,7 +97,22 @@ def _pattern_without_self(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.
     keep = (src >= 0) & (dst >= 0) & (src != dst)
     if not keep.all():
         src, dst = src[keep], dst[keep]
+    del keep
+    if _sorted_distinct(src, dst):
+        # Already in CSR order (link_pairs is stored sorted by source, then target): the targets
+        # are the pattern's indices as they are, with no copy of every link.
+        return np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]), dst
     return csr_pattern(n, src, dst)
+
+
+def _sorted_distinct(rows: np.ndarray, cols: np.ndarray, chunk: int = 1 << 22) -> bool:
+    """Whether (rows, cols) are strictly increasing pairs, checked in chunks (bounded memory)."""
+    for start in range(0, max(len(rows) - 1, 0), chunk):
+        r, c = rows[start:start + chunk + 1], cols[start:start + chunk + 1]
+        step_r, step_c = r[1:] > r[:-1], r[1:] == r[:-1]
+        if not (step_r | (step_c & (c[1:] > c[:-1]))).all():
+            return False
+    return True
 
 
 def _neighbours(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:

@@ -114,9 +114,11 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
         edges = store.link_edges()
         hops = store.redirect_arrays()  # following a redirect is not a click
         start = store.page_id_of(store.meta().get("start_url"))
+    with store.memory_limit(_SEARCH_MEMORY):  # DuckDB's cache gives way to the search's arrays
         depths = click_depths(n, edges["src"], edges["dst"], -1 if start is None else start,
                               free_src=hops["src"].astype(np.int64), free_dst=hops["dst"].astype(np.int64))
         del edges
+    with store.memory_limit(_BUILD_MEMORY):
         store.set_depths(np.arange(n, dtype=np.int32), depths)
 
 
@@ -144,6 +146,7 @@ class LinkFlows:
 _PAIR_CHUNK = 1_000_000
 # DuckDB's memory while it groups a big site's links (it spills to disk beyond this).
 _BUILD_MEMORY = "768MB"
+_SEARCH_MEMORY = "64MB"
 
 
 def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_rows: int = _PAIR_CHUNK) -> pa.Table | None:

@@ -581,16 +581,18 @@ class Store:
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in ("target_url", "position", "anchor")}
 
     def set_pair_relevance(self, relevance: np.ndarray, key: str) -> None:
-        """Cache each pair's relevance (in link_pairs order) for the engine `key`."""
+        """Cache each pair's relevance (in link_pairs order) for the engine `key`. The table is
+        rewritten beside the old one and swapped in: a stored table spills to disk within DuckDB's
+        memory limit, where a temporary or updated one would be held in memory whole."""
         rel = pa.table({"relevance": pa.array(np.asarray(relevance, np.float64))})  # noqa: F841
         cols = [c for c in self._columns("link_pairs") if c != "relevance"]
         select = ", ".join(f"p.{c}" for c in cols)
-        with self.transaction():
-            self.con.execute(
-                f"CREATE TEMP TABLE _pairs AS SELECT {select}, r.relevance FROM link_pairs p POSITIONAL JOIN rel r")
-            self.con.execute("DELETE FROM link_pairs")
-            self.con.execute(f"INSERT INTO link_pairs ({', '.join(cols)}, relevance) SELECT * FROM _pairs")
-            self.con.execute("DROP TABLE _pairs")
+        with self.memory_limit(EXPORT_MEMORY), self.transaction():
+            self.con.execute("DROP TABLE IF EXISTS _link_pairs_new")
+            self.con.execute(f"CREATE TABLE _link_pairs_new AS SELECT {select}, r.relevance "
+                             "FROM link_pairs p POSITIONAL JOIN rel r")
+            self.con.execute("DROP TABLE link_pairs")
+            self.con.execute("ALTER TABLE _link_pairs_new RENAME TO link_pairs")
             state = self.meta().get("link_pairs") or {}
             self.set_meta({"link_pairs": {**state, "relevance": key}})
 

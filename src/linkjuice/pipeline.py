@@ -147,6 +147,7 @@ _PAIR_CHUNK = 1_000_000
 # DuckDB's memory while it groups a big site's links (it spills to disk beyond this).
 _BUILD_MEMORY = "768MB"
 _SEARCH_MEMORY = "64MB"
+_SCORE_MEMORY = "256MB"
 
 
 def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_rows: int = _PAIR_CHUNK) -> pa.Table | None:
@@ -335,6 +336,13 @@ def score_store(store: Store, *, model: ModelConfig | None = None, model_name: s
     section flow matrix and the link_flows view (each link's factors and flow, computed from
     link_pairs and the scores when read). `engine` (linkjuice.engines) iterates elsewhere, on
     the same flows and teleport vector; the default iterates here."""
+    # DuckDB would otherwise keep every column scoring reads cached, beside the model's arrays.
+    with store.memory_limit(_SCORE_MEMORY):
+        return _score_store(store, model=model, model_name=model_name, engine=engine)
+
+
+def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
+                 engine: RankEngine | None) -> ScoreSummary:
     if model_name not in ("juice", "classic"):
         raise UsageError(f"unknown model {model_name!r}: choose juice or classic")
     model = model or ModelConfig()

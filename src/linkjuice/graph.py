@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["to_csr", "csr_pattern", "click_depths", "unique_edges"]
+__all__ = ["to_csr", "csr_pattern", "click_depths"]
 
 
 def _ids(ids: np.ndarray) -> np.ndarray:
@@ -39,21 +39,6 @@ def csr_pattern(n: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray,
     out = sp.coo_array((ones, (_ids(rows), _ids(cols))), shape=(n, n)).tocsr()
     out.sum_duplicates()  # merges repeated pairs (their summed value is irrelevant)
     return out.indptr, out.indices
-
-
-def unique_edges(n: int, src: np.ndarray, dst: np.ndarray, *, drop_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (src, dst) pairs, sorted, self-links removed unless asked otherwise."""
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
-    keep = (src >= 0) & (dst >= 0)
-    if drop_self:
-        keep &= src != dst
-    if not keep.all():
-        src, dst = src[keep], dst[keep]
-    del keep
-    indptr, cols = csr_pattern(n, src, dst)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    return rows, cols.astype(np.int64)
 
 
 def click_depths(

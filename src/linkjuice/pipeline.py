@@ -312,16 +312,6 @@ def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
                     cache=store)
 
 
-def section_of(urls: np.ndarray, depth: int) -> np.ndarray:
-    """The site section of each URL: its first `depth` path segments ("/" for the home page).
-    (The store computes the same in SQL for scoring: Store.page_sections.)"""
-    def one(url: str) -> str:
-        path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0]
-        parts = [p for p in path.split("/") if p][:depth]
-        return "/" + "/".join(parts) + ("/" if parts else "")
-    return np.array([one(str(u)) for u in urls], dtype=object)
-
-
 def stored_model_config(store: Store) -> ModelConfig:
     """The model settings of the last `score` run (defaults when never scored), so later
     commands (what-ifs, rescoring after an import) compare like with like."""

@@ -566,9 +566,8 @@ class Store:
                              default_weights: Mapping[str, float]) -> np.ndarray:
         """Each pair's position factor (its position's weight; a position without one weighs as
         in default_weights, else 1), computed here, in link_pairs order."""
-        weights = {**default_weights, **position_weights}
-        cases = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_double(v)}" for k, v in weights.items())
-        tbl = self._arrow(f"SELECT CASE coalesce(position, 'content') {cases} ELSE 1.0::DOUBLE END FROM link_pairs")
+        tbl = self._arrow(f"SELECT {_position_weight_sql('position', {**default_weights, **position_weights})} "
+                          "FROM link_pairs")
         return tbl.column(0).to_numpy(zero_copy_only=False)
 
     def pair_labels(self) -> dict[str, np.ndarray]:
@@ -1606,8 +1605,8 @@ class _EdgeSql:
 
 
 def _section_sql(url: str, depth: int) -> str:
-    """SQL for a URL's site section: its first `depth` path segments ("/" for none), as
-    pipeline.section_of computes it."""
+    """SQL for a URL's site section: its first `depth` path segments ("/" for none), a query
+    string left out."""
     rest = f"(CASE WHEN contains({url}, '://') THEN substr({url}, strpos({url}, '://') + 3) ELSE {url} END)"
     path = f"split_part(CASE WHEN strpos({rest}, '/') > 0 THEN substr({rest}, strpos({rest}, '/') + 1) ELSE '' END, '?', 1)"
     parts = f"list_filter(string_split({path}, '/'), lambda x: x <> '')[1:{int(depth)}]"
@@ -1621,7 +1620,6 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
     from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
     model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
     numbers; the view stores nothing per link."""
-    cases = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_double(v)}" for k, v in position_weights.items())
     a = _sql_double(relevance_weight)
     cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
     base = _sql_double(anchor_descriptive)
@@ -1634,7 +1632,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
         SELECT {", ".join(FLOW_COLUMNS)} FROM (
         SELECT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url,
                p.position, p.anchor, p.nofollow,
-               CASE coalesce(p.position, 'content') {cases} ELSE 1.0::DOUBLE END AS lj_pf, lj_pf AS position_factor,
+               {_position_weight_sql("p.position", position_weights)} AS lj_pf, lj_pf AS position_factor,
                {cos} AS lj_cos, lj_cos AS relevance,
                (1.0::DOUBLE - {a}) + {a} * lj_cos AS lj_rf, lj_rf AS relevance_factor,
                CASE p.anchor_class WHEN 0 THEN 'empty' WHEN 1 THEN 'generic' ELSE 'descriptive' END AS anchor_class,
@@ -1650,6 +1648,12 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
         LEFT JOIN pages t ON t.page_id = p.dst
         LEFT JOIN pages r ON r.page_id = p.resolved
         )"""
+
+
+def _position_weight_sql(column: str, weights: Mapping[str, float]) -> str:
+    """SQL for a link position's weight (NULL counts as content; a position without a weight, 1)."""
+    cases = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_double(v)}" for k, v in weights.items())
+    return f"CASE coalesce({column}, 'content') {cases} ELSE 1.0::DOUBLE END"
 
 
 def _sql_double(value: float) -> str:

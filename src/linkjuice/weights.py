@@ -29,31 +29,11 @@ from .anchors import is_generic_anchor
 from .config import DEFAULT_POSITION_WEIGHTS, ModelConfig
 from .relevance import token_analyzer
 
-__all__ = ["ANCHOR_EMPTY", "ANCHOR_GENERIC", "ANCHOR_DESCRIPTIVE", "LinkFactors", "anchor_factors",
-           "anchor_features", "anchor_factor", "TopicIndex", "relevance_factor", "position_factor", "position_factor_codes"]
+__all__ = ["ANCHOR_EMPTY", "ANCHOR_GENERIC", "ANCHOR_DESCRIPTIVE", "anchor_factors", "anchor_features",
+           "anchor_factor", "TopicIndex", "relevance_factor", "position_factor_codes"]
 
 ANCHOR_EMPTY, ANCHOR_GENERIC, ANCHOR_DESCRIPTIVE = 0, 1, 2
 _URL_WORDS = re.compile(r"[a-z0-9]+")
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFactors:
-    position: np.ndarray
-    relevance: np.ndarray  # cosine similarity of source and target, 0..1
-    relevance_factor: np.ndarray
-    anchor_class: np.ndarray  # ANCHOR_EMPTY | ANCHOR_GENERIC | ANCHOR_DESCRIPTIVE
-    anchor_match: np.ndarray  # share of the anchor's words found in the target's topic, 0..1
-    anchor_factor: np.ndarray
-
-    @property
-    def weight(self) -> np.ndarray:
-        return self.position * self.relevance_factor * self.anchor_factor
-
-
-def position_factor(positions: Sequence[str], config: ModelConfig) -> np.ndarray:
-    codes, uniques = pd.factorize(pd.Series(positions, dtype="object").fillna("content"))
-    table = np.array([config.position_weights.get(p, DEFAULT_POSITION_WEIGHTS.get(p, 1.0)) for p in uniques])
-    return table[codes] if len(uniques) else np.zeros(0)
 
 
 def relevance_factor(cosine: np.ndarray, config: ModelConfig) -> np.ndarray:

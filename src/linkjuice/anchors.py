@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor"]
+__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor", "is_generic_normalized"]
 
 GENERIC_ANCHORS: dict[str, frozenset[str]] = {
     "en": frozenset({
@@ -54,3 +54,8 @@ def is_generic_anchor(text: str | None) -> bool:
     if not text:
         return False
     return normalize_anchor(text) in _ALL_GENERIC_NORMALIZED
+
+
+def is_generic_normalized(normalized: str) -> bool:
+    """is_generic_anchor for text that normalize_anchor has already normalised."""
+    return normalized in _ALL_GENERIC_NORMALIZED

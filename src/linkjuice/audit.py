@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .anchors import is_generic_anchor, normalize_anchor
+from .anchors import is_generic_normalized, normalize_anchor
 from .errors import UsageError
 
 __all__ = [
@@ -281,6 +281,26 @@ def _score(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else f"{float(value):.0f}"
 
 
+def _rows(frame: pd.DataFrame) -> Any:
+    """The rows of a frame for the per-finding texts, with text columns as Python objects
+    (iterating Arrow-backed strings one by one is several times slower)."""
+    text = [c for c in frame.columns if frame[c].dtype != object and not pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(text, object)).itertuples(index=False) if text else frame.itertuples(index=False)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (a sort and a comparison; faster than np.unique's hashing on
+    tens of millions of integers)."""
+    if not len(values):
+        return values
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 @dataclass(slots=True)
 class _Context:
     """Per-page arrays and per-link frames shared by the detectors."""
@@ -298,28 +318,50 @@ class _Context:
     reference: float  # median juice of the indexable pages
     median_score: float
 
-    def state_of(self, ids: pd.Series | np.ndarray) -> np.ndarray:
+    def state_in(self, ids: pd.Series | np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+        """Whether each page id (-1: not a stored page) is in one of the states `names`."""
         ids = np.asarray(ids, np.int64)
-        return np.where(ids >= 0, self.state[np.where(ids >= 0, ids, 0)], None)
+        wanted = np.isin(self.state, list(names)) if len(self.state) else np.zeros(1, bool)
+        return (ids >= 0) & wanted[np.maximum(ids, 0)]
 
 
 def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     pages = inputs.pages.reset_index(drop=True)
+    n = len(pages)
     juice = pages["juice"].astype("float64").fillna(0.0).to_numpy()
     ranked = pages["indexable"].astype(bool).to_numpy()
     state = pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
     flows = inputs.flows.copy()
     flows["juice"] = flows["juice"].astype("float64").fillna(0.0)
+    links = _with_urls(inputs.links, pages["url"])
     # Each link gets an equal part of what its (source, target) pair carries, so a finding's items
-    # add up to the finding's juice at stake.
-    links = inputs.links.merge(
-        flows[["src", "target_url", "juice", "reason", "n_links", "resolved"]], on=["src", "target_url"], how="left")
-    links["juice"] = (links["juice"].fillna(0.0) / links["n_links"].fillna(1).clip(lower=1)).astype("float64")
+    # add up to the finding's juice at stake. Pairs and links meet on (source id, target code),
+    # integers: a big site's links are too many to join on URL strings.
+    targets = links["target_url"].cat.categories
+    flow_dst = flows["dst"].to_numpy(np.int64)
+    extra = targets[n:]
+    flow_extra = (extra.get_indexer(flows["target_url"].astype(object)) if "target_url" in flows and len(extra)
+                  else np.full(len(flows), -1))
+    flow_code = np.where(flow_dst >= 0, flow_dst, np.where(flow_extra >= 0, n + flow_extra, -1))
+    width = max(len(targets), 1)
+    flow_key = flows["src"].to_numpy(np.int64) * width + flow_code
+    link_key = links["src"].to_numpy(np.int64) * width + links["target_url"].cat.codes.to_numpy(np.int64)
+    order = np.argsort(flow_key, kind="stable")
+    at = np.minimum(np.searchsorted(flow_key, link_key, sorter=order), max(len(order) - 1, 0))
+    row = order[at] if len(order) else np.zeros(len(links), np.int64)
+    hit = (flow_key[row] == link_key) & (flow_code[row] >= 0) if len(order) else np.zeros(len(links), bool)
+    n_links = flows["n_links"].to_numpy(np.float64)
+    links["juice"] = np.where(hit, flows["juice"].to_numpy()[row] / np.maximum(n_links[row], 1.0), 0.0)
+    reasons = flows["reason"].astype("category")
+    links["reason"] = pd.Categorical.from_codes(np.where(hit, reasons.cat.codes.to_numpy()[row], -1),
+                                                categories=reasons.cat.categories)
+    if "passed" not in links["reason"].cat.categories:
+        links["reason"] = links["reason"].cat.add_categories("passed")
     links["reason"] = links["reason"].fillna("passed")
-    links["resolved"] = links["resolved"].fillna(-1).astype(np.int64)
+    links["resolved"] = np.where(hit, flows["resolved"].to_numpy(np.int64)[row], -1)
     # What a finding about the link's target can claim: a nofollow pair's juice belongs to the
     # nofollow finding, so no juice is counted twice.
-    links["lost"] = np.where(links["reason"] == "nofollow", 0.0, links["juice"])
+    links["lost"] = np.where((links["reason"] == "nofollow").to_numpy(bool), 0.0, links["juice"].to_numpy())
     scores = pages.loc[ranked, "juice_score"].astype("float64")
     return _Context(
         pages=pages, flows=flows, links=links, t=t, d=inputs.damping, complete=inputs.crawl_complete,
@@ -329,15 +371,70 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     )
 
 
+def _with_urls(links: pd.DataFrame, page_urls: pd.Series) -> pd.DataFrame:
+    """Store.audit_links' frame with source_url and target_url as categoricals over the page URLs
+    (code = page id) followed by the internal URLs that are not stored pages."""
+    n = len(page_urls)
+    extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
+    urls = pd.Index(page_urls.astype(object).to_numpy())
+    targets = urls.append(pd.Index(extra.cat.categories.astype(object)))
+    src = links["src"].to_numpy(np.int64)
+    dst = links["dst"].to_numpy(np.int64)
+    code = np.where(dst >= 0, dst, n + extra.cat.codes.to_numpy(np.int64)) if len(links) else dst
+    out = links.drop(columns=["extra_url"], errors="ignore")
+    out["source_url"] = pd.Categorical.from_codes(src, categories=urls)
+    out["target_url"] = pd.Categorical.from_codes(code, categories=targets)
+    return out
+
+
+def _plain(items: pd.DataFrame) -> pd.DataFrame:
+    """A subset of links with its text columns as plain strings (the detectors' item rows)."""
+    out = items.copy()
+    for col in ("source_url", "target_url", "anchor", "position", "reason", "found_in"):
+        if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object)
+    return out
+
+
 @dataclass(slots=True)
 class _Part:
     findings: pd.DataFrame  # code, severity, url, anchor, item_count, juice_at_stake, explanation, fix
-    items: pd.DataFrame  # _PART_ITEM columns
+    items: pd.DataFrame  # _PART_ITEM columns; _local = the row of its finding in `findings`
 
 
 _PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix"]
 _PART_ITEM = ["code", "url", "finding_anchor", "source_url", "target_url", "anchor", "position", "link_order",
-              "juice", "detail"]
+              "juice", "detail", "_local"]
+
+
+def _whole_frame(describe: Callable[[pd.DataFrame], tuple[Any, Any]]) -> Callable[[pd.DataFrame], tuple[Any, Any]]:
+    """Mark a describe function as writing every finding's texts at once, with vectorised string
+    operations, for the codes that can have a finding per page on a big site."""
+    describe.whole_frame = True  # type: ignore[attr-defined]
+    return describe
+
+
+def _texts(describe: Callable[[Any], tuple[Any, Any]], frame: pd.DataFrame) -> tuple[Any, Any]:
+    """(explanations, fixes) of the rows of `frame`: a list each, or arrays from a whole-frame describe."""
+    if getattr(describe, "whole_frame", False):
+        explanation, fix = describe(frame)
+        return (explanation.to_numpy() if isinstance(explanation, pd.Series) else explanation,
+                fix.to_numpy() if isinstance(fix, pd.Series) else fix)
+    texts = [describe(r) for r in _rows(frame)]
+    return [e for e, _ in texts], [f for _, f in texts]
+
+
+def _plural_v(counts: Any, word: str) -> pd.Series:
+    """_plural for a column of counts."""
+    counts = pd.Series(np.asarray(counts, np.int64))
+    return counts.astype(str) + np.where(counts == 1, f" {word}", f" {word}s")
+
+
+def _score_v(values: Any) -> pd.Series:
+    """_score for a column: the rounded score, "-" when missing."""
+    values = pd.Series(np.asarray(values, np.float64))
+    text = np.round(values.fillna(0.0)).astype(np.int64).astype(str)
+    return text.where(values.notna(), "-")
 
 
 def _empty_part() -> _Part:
@@ -360,6 +457,7 @@ def _link_part(
     (url, anchor, item_count, juice_at_stake, sources, first_anchor) and returns (explanation, fix)."""
     if items.empty:
         return _empty_part()
+    items = _plain(items)
     rows = pd.DataFrame({
         "code": code,
         "url": (url if url is not None else items["target_url"]).to_numpy(),
@@ -369,15 +467,16 @@ def _link_part(
         "link_order": items["link_order"].to_numpy(), "juice": items[juice_col].to_numpy(dtype="float64"),
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
     })
-    agg = rows.groupby(["url", "finding_anchor"], sort=False, dropna=False).agg(
+    grouped = rows.groupby(["url", "finding_anchor"], sort=False, dropna=False)
+    agg = grouped.agg(
         item_count=("juice", "size"), juice_at_stake=("juice", "sum"), sources=("source_url", "nunique"),
         first_anchor=("anchor", "first")).reset_index()
-    texts = [describe(r) for r in agg.itertuples(index=False)]
+    rows["_local"] = grouped.ngroup().to_numpy()  # sort=False: groups numbered in agg's row order
+    explanation, fix = _texts(describe, agg)
     findings = pd.DataFrame({
         "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],
         "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
-        "juice_at_stake": agg["juice_at_stake"].astype(float),
-        "explanation": [e for e, _ in texts], "fix": [f for _, f in texts],
+        "juice_at_stake": agg["juice_at_stake"].astype(float), "explanation": explanation, "fix": fix,
     })
     return _Part(findings, rows[_PART_ITEM])
 
@@ -388,19 +487,22 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
     """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads."""
     if frame.empty:
         return _empty_part()
-    texts = [describe(r) for r in frame.itertuples(index=False)]
+    explanation, fix = _texts(describe, frame)
     sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
     findings = pd.DataFrame({
         "code": code, "severity": sev, "url": frame["url"].to_numpy(), "anchor": None,
         "item_count": 0, "juice_at_stake": frame["juice_at_stake"].astype(float).to_numpy(),
-        "explanation": [e for e, _ in texts], "fix": [f for _, f in texts],
+        "explanation": explanation, "fix": fix,
     })
     if isinstance(sev, pd.Series):
         findings["severity"] = sev.to_numpy()
     if items is not None and not items.empty:
-        items = items.assign(code=code, finding_anchor=None)[_PART_ITEM]
-        counts = items.groupby("url").size()
-        findings["item_count"] = findings["url"].map(counts).fillna(0).astype(int)
+        urls = pd.Index(findings["url"].astype(object))
+        first = np.flatnonzero(~urls.duplicated())  # an item belongs to the first finding of its URL
+        at = urls[first].get_indexer(items["url"].astype(object))
+        local = np.where(at >= 0, first[np.maximum(at, 0)], -1)
+        items = items.assign(code=code, finding_anchor=None, _local=local)[_PART_ITEM]
+        findings["item_count"] = np.bincount(local[local >= 0], minlength=len(findings))[:len(findings)]
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
     return _Part(findings, items)
@@ -443,7 +545,7 @@ def _what_broken(status: Any, error: Any) -> str:
 # -- detectors ------------------------------------------------------------------------------------
 def _broken_links(ctx: _Context) -> _Part:
     links = ctx.links
-    items = links[np.isin(ctx.state_of(links["dst"]), _BROKEN_STATES)]
+    items = _plain(links[ctx.state_in(links["dst"], _BROKEN_STATES)])
     pages = ctx.pages
     row_of = items.drop_duplicates("target_url").set_index("target_url")["dst"]
 
@@ -519,6 +621,8 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
                     f"Change these links to point straight at {final}.")
         return describe
 
+    redirect_detail = {u: f"redirects to {f}" if isinstance(f, str) else "redirect loop"
+                       for u, f in zip(red.index, red["final_url"].astype(object))}
     parts = []
     links = ctx.links
     for code_name in ("redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain",
@@ -526,12 +630,11 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         subset = red[red["code"] == code_name]
         if subset.empty:
             continue
-        items = links[links["dst"].isin(subset["page_id"])]
+        items = _plain(links[links["dst"].isin(subset["page_id"])])
         juice_col = "juice"  # a followed link to a redirect carries its juice either on or into the void
         items = items.assign(counted=np.where(items["reason"] == "nofollow", 0.0, items[juice_col]))
         part = _link_part(code_name, items, describe_for(code_name), juice_col="counted",
-                          detail=items["target_url"].map(lambda u: f"redirects to {red.at[u, 'final_url']}"
-                                                         if not pd.isna(red.at[u, "final_url"]) else "redirect loop"))
+                          detail=items["target_url"].map(redirect_detail))
         # Redirects nobody links to (known from a sitemap, say) still get their finding.
         unlinked = subset[~subset["page_id"].isin(items["dst"])]
         if len(unlinked):
@@ -571,20 +674,28 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
         return []
     # Every link reaches its target's key and, through redirects, its final URL's key; a page's
     # links to its own variants do not count.
-    final_key = url_key(pages["final_url"].fillna(pages["url"]))
-    src_key = url_key(links["source_url"])
-    reach = pd.concat([
-        pd.DataFrame({"link": links.index, "key": url_key(links["target_url"])}),
-        pd.DataFrame({"link": links.index, "key": final_key.to_numpy()[np.maximum(links["dst"].to_numpy(), 0)]})
-        .loc[links["dst"].to_numpy() >= 0],
-    ]).drop_duplicates()
-    reach = reach[reach["key"].isin(cand["key"])]
-    reach = reach[src_key.loc[reach["link"]].to_numpy() != reach["key"].to_numpy()]
-    inbound = links.loc[reach["link"]].assign(key=reach["key"].to_numpy())
-    inbound["followed"] = ~inbound["nofollow"]
-    inbound["from_indexable"] = inbound["followed"] & ctx.ranked[inbound["src"].to_numpy()]
-    per_key = inbound.groupby("key").agg(any_link=("src", "size"), followed=("followed", "sum"),
-                                         from_indexable=("from_indexable", "sum"))
+    # Keys are matched as integers (ids of the candidates' keys): a big site has millions of links.
+    cand_keys = pd.Index(cand["key"].unique())
+    targets = links["target_url"].cat.categories
+    target_kid = cand_keys.get_indexer(url_key(pd.Series(targets.astype(object))))
+    final_kid = cand_keys.get_indexer(url_key(pages["final_url"].fillna(pages["url"])))
+    src = links["src"].to_numpy(np.int64)
+    dst = links["dst"].to_numpy(np.int64)
+    via_target = target_kid[links["target_url"].cat.codes.to_numpy(np.int64)]
+    via_final = np.where(dst >= 0, final_kid[np.maximum(dst, 0)], -1) if len(final_kid) else np.full(len(dst), -1)
+    via_final = np.where(via_final == via_target, -1, via_final)
+    own_kid = target_kid[src]  # source URLs are the first categories of target_url (page id order)
+    first = np.flatnonzero((via_target >= 0) & (via_target != own_kid))
+    second = np.flatnonzero((via_final >= 0) & (via_final != own_kid))
+    in_link = np.concatenate([first, second])
+    in_kid = np.concatenate([via_target[first], via_final[second]])
+    in_followed = ~links["nofollow"].to_numpy(bool)[in_link]
+    in_indexable = in_followed & ctx.ranked[src[in_link]]
+    k = len(cand_keys)
+    per_key = pd.DataFrame({"any_link": np.bincount(in_kid, minlength=k),
+                            "followed": np.bincount(in_kid, weights=in_followed, minlength=k),
+                            "from_indexable": np.bincount(in_kid, weights=in_indexable, minlength=k)},
+                           index=cand_keys)
     cand = cand.join(per_key, on="key")
     cand[["any_link", "followed", "from_indexable"]] = cand[["any_link", "followed", "from_indexable"]].fillna(0)
     own = np.where(cand["page_id"].notna(), ctx.juice[cand["page_id"].fillna(0).astype(int)], 0.0)
@@ -613,9 +724,10 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
                         "Link to it from related pages and from its section's hub page; if it is obsolete, "
                         "remove it from the sitemap and redirect it.")
         else:
-            keys = set(frame["key"])
-            sub = inbound[inbound["key"].isin(keys)]
-            sub = sub[~sub["followed"]] if kind == "orphan-nofollow-only" else sub
+            chosen = np.isin(in_kid, cand_keys.get_indexer(frame["key"]))
+            if kind == "orphan-nofollow-only":
+                chosen &= ~in_followed
+            sub = _plain(links.iloc[in_link[chosen]]).assign(key=cand_keys[in_kid[chosen]].to_numpy())
             key_to_url = dict(zip(frame["key"], frame["url"]))
             detail = "nofollow" if kind == "orphan-nofollow-only" else \
                 "from a page that is " + pd.Series(ctx.state[sub["src"].to_numpy()], dtype=object)
@@ -646,7 +758,7 @@ def _followed_inlinks(ctx: _Context) -> np.ndarray:
     f = ctx.flows
     ok = (f["reason"] == "passed") & (f["resolved"] >= 0) & (f["src"] != f["resolved"])
     n = len(ctx.pages)
-    pairs = np.unique(f.loc[ok, "src"].to_numpy(np.int64) * n + f.loc[ok, "resolved"].to_numpy(np.int64))
+    pairs = _distinct(f.loc[ok, "src"].to_numpy(np.int64) * n + f.loc[ok, "resolved"].to_numpy(np.int64))
     return np.bincount(pairs % n, minlength=n) if n else np.zeros(0, np.int64)
 
 
@@ -715,9 +827,11 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     weak = is_page & ((frame["inlinks"].to_numpy() < t.min_inlinks) | (score < t.weak_score))
     weak &= ~pages["url"].isin(skip).to_numpy() & (pages["url"] != (ctx.start_url or "")).to_numpy()
 
-    def describe_weak(r: Any) -> tuple[str, str]:
-        return (f"{r.url} gets followed links from {_plural(int(r.inlinks), 'other page')} and has a juice score of "
-                f"{_score(r.juice_score)}/100 (the median indexable page: {ctx.median_score:.0f}).",
+    @_whole_frame
+    def describe_weak(f: pd.DataFrame) -> tuple[Any, Any]:
+        return (f["url"].astype(str).reset_index(drop=True) + " gets followed links from "
+                + _plural_v(f["inlinks"], "other page") + " and has a juice score of " + _score_v(f["juice_score"])
+                + f"/100 (the median indexable page: {ctx.median_score:.0f}).",
                 "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
                 "its section's hub page.")
     parts.append(_page_part("weak-page", frame[weak], describe_weak))
@@ -725,8 +839,11 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     depth = pages["depth"].astype("float64").to_numpy()
     deep = is_page & (np.nan_to_num(depth, nan=-1) > t.max_depth) & ~pages["url"].isin(skip).to_numpy()
 
-    def describe_deep(r: Any) -> tuple[str, str]:
-        return (f"{r.url} is {int(r.depth)} clicks from the start page (threshold: {t.max_depth}); deep pages "
+    @_whole_frame
+    def describe_deep(f: pd.DataFrame) -> tuple[Any, Any]:
+        return (f["url"].astype(str).reset_index(drop=True) + " is "
+                + pd.Series(f["depth"].to_numpy(np.float64).astype(np.int64)).astype(str)
+                + f" clicks from the start page (threshold: {t.max_depth}); deep pages "
                 "receive little juice and are crawled less often.",
                 "Link to it from a page closer to the home page (a hub or category page), or from "
                 "navigation or a related-links block.")
@@ -761,7 +878,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
 def _nofollow(ctx: _Context) -> _Part:
     links = ctx.links
-    items = links[links["nofollow"].to_numpy(bool)]
+    items = _plain(links[links["nofollow"].to_numpy(bool)])
     items = items.assign(counted=np.where(items["reason"] == "nofollow", items["juice"], 0.0))
 
     def describe(r: Any) -> tuple[str, str]:
@@ -777,7 +894,6 @@ def _nofollow(ctx: _Context) -> _Part:
 
 def _target_states(ctx: _Context) -> list[_Part]:
     links, pages = ctx.links, ctx.pages
-    state = ctx.state_of(links["dst"])
     canon = pages["canonical"]
     parts = []
 
@@ -809,12 +925,12 @@ def _target_states(ctx: _Context) -> list[_Part]:
     # A duplicate whose canonical is itself a problem is reported as canonical-to-* instead.
     bad_canonical = _canonical_kinds(pages) != ""
     dst = links["dst"].to_numpy(np.int64)
-    state = np.where((dst >= 0) & bad_canonical[np.maximum(dst, 0)], "bad canonical", state)
+    bad = (dst >= 0) & bad_canonical[np.maximum(dst, 0)] if len(bad_canonical) else np.zeros(len(dst), bool)
     for code, st, describe in (("links-to-noindex", "noindex", noindex),
                                ("links-to-canonicalised", "canonicalised", canonicalised),
                                ("links-to-blocked", "blocked by robots.txt", blocked),
                                ("links-to-non-html", "not html", non_html)):
-        items = links[state == st]
+        items = _plain(links[ctx.state_in(dst, (st,)) & ~bad])
         parts.append(_link_part(code, items, describe, detail=st))
     return parts
 
@@ -868,13 +984,18 @@ def _anchors(ctx: _Context) -> list[_Part]:
     t, links = ctx.t, ctx.links
     if links.empty:
         return []
-    anchors = links["anchor"].fillna("").astype(str)
-    codes, uniques = pd.factorize(anchors)
-    # Normalise each distinct anchor once: templates repeat the same text on every page.
-    norm = np.array([normalize_anchor(a) for a in uniques], dtype=object)[codes] if len(uniques) else np.array([])
-    generic = np.array([is_generic_anchor(a) for a in uniques], dtype=bool)[codes] if len(uniques) else np.array([])
-    empty = norm == ""
-    generic &= ~empty
+    anchor = links["anchor"].astype("category")
+    uniques = anchor.cat.categories.astype(object)
+    # Normalise each distinct anchor once (templates repeat the same text on every page); the
+    # last slot stands for links without anchor text.
+    row = anchor.cat.codes.to_numpy(np.int64)
+    row = np.where(row >= 0, row, len(uniques))
+    norm_of = np.array([normalize_anchor(str(a)) for a in uniques] + [""], dtype=object)
+    empty_of = norm_of == ""
+    generic_of = np.array([is_generic_normalized(a) for a in norm_of], dtype=bool) & ~empty_of
+    empty, generic = empty_of[row], generic_of[row]
+    target_code = links["target_url"].cat.codes.to_numpy(np.int64)
+    target_urls = links["target_url"].cat.categories.astype(object)
     parts = []
 
     def describe_empty(r: Any) -> tuple[str, str]:
@@ -883,61 +1004,76 @@ def _anchors(ctx: _Context) -> list[_Part]:
                 "Give each link visible text, or alt text on its image, that names the target.")
     parts.append(_link_part("empty-anchor", links[empty], describe_empty, detail="empty anchor"))
 
-    gen = links[generic]
-    used = (gen.assign(text=gen["anchor"].str.strip()).drop_duplicates(["target_url", "text"])
-            .groupby("target_url")["text"])
+    gen = _plain(links[generic])
+    used = gen.assign(text=gen["anchor"].str.strip()).drop_duplicates(["target_url", "text"])
+    used = used.groupby("target_url", sort=False).head(3)
+    quoted: dict[str, str] = {}
+    for url, text in zip(used["target_url"].tolist(), used["text"].tolist()):  # <= 3 per finding
+        quoted[url] = f'{quoted[url]}, "{text}"' if url in quoted else f'"{text}"'
 
-    def describe_generic(r: Any) -> tuple[str, str]:
-        quoted = ", ".join(f'"{a}"' for a in used.get_group(r.url).head(3))
-        return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with generic "
-                f"anchors ({quoted}) that say nothing about it.",
+    @_whole_frame
+    def describe_generic(f: pd.DataFrame) -> tuple[Any, Any]:
+        url = f["url"].astype(str).reset_index(drop=True)
+        return (_plural_v(f["item_count"], "link") + " on " + _plural_v(f["sources"], "page") + " point at " + url
+                + " with generic anchors (" + url.map(quoted) + ") that say nothing about it.",
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor"))
 
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
-    edit = links.assign(norm=norm)[~empty & ~generic & links["position"].isin(_EDITORIAL_POSITIONS).to_numpy()]
-    if not edit.empty:
-        edit = edit.assign(target=np.where(edit["resolved"] >= 0, edit["resolved"].astype(str),
-                                           url_key(edit["target_url"]).to_numpy()))
-        n_targets = edit.groupby("norm")["target"].nunique()
-        multi = edit[edit["norm"].isin(n_targets[n_targets >= 2].index)]
-        if not multi.empty:
-            counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
-            top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
-            main_url = multi.drop_duplicates(["norm", "target"]).set_index(["norm", "target"])["target_url"]
-            dominant_url = {k: main_url.loc[(k, top.at[k, "target"])] for k in top.index}
-            shown = multi.groupby("norm")["anchor"].agg(lambda s: s.str.strip().mode().iat[0])
-            is_main = multi["target"].to_numpy() == top.loc[multi["norm"], "target"].to_numpy()
-            multi = multi.assign(counted=np.where(is_main, 0.0, multi["juice"]))
+    # A target is its resolved page or, when none, its URL's key; both as integers.
+    n = len(ctx.pages)
+    edit = np.flatnonzero(~empty & ~generic & links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool))
+    if len(edit):
+        key_code = pd.factorize(url_key(pd.Series(target_urls)).to_numpy())[0].astype(np.int64)
+        resolved = links["resolved"].to_numpy(np.int64)[edit]
+        target = np.where(resolved >= 0, resolved, n + key_code[target_code[edit]])
+        norm_code_of = pd.factorize(norm_of)[0].astype(np.int64)
+        norm = norm_code_of[row[edit]]
+        width = int(n + len(key_code) + 1)
+        distinct = _distinct(norm * width + target)
+        n_targets = np.bincount(distinct // width, minlength=int(norm_code_of.max()) + 1)
+        several = n_targets[norm] >= 2
+        edit, target, norm = edit[several], target[several], norm[several]
+    if len(edit):
+        multi = _plain(links.iloc[edit]).assign(norm=norm_of[row[edit]], target=target)
+        n_targets = pd.Series(n_targets[norm], index=multi["norm"].to_numpy()).groupby(level=0).first()
+        counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
+        top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
+        main_url = multi.drop_duplicates(["norm", "target"]).set_index(["norm", "target"])["target_url"]
+        dominant_url = {k: main_url.loc[(k, top.at[k, "target"])] for k in top.index}
+        # The anchor shown: the most used spelling (the first in sort order among equals).
+        spelled = multi.assign(text=multi["anchor"].str.strip()).groupby(["norm", "text"]).size().rename("n")
+        spelled = spelled.reset_index().sort_values(["norm", "n", "text"], ascending=[True, False, True])
+        shown = spelled.drop_duplicates("norm").set_index("norm")["text"]
+        is_main = multi["target"].to_numpy() == top.loc[multi["norm"], "target"].to_numpy()
+        multi = multi.assign(counted=np.where(is_main, 0.0, multi["juice"]))
 
-            other_urls = multi[~is_main].drop_duplicates(["norm", "target"]).groupby("norm")["target_url"]
+        other_urls = multi[~is_main].drop_duplicates(["norm", "target"]).groupby("norm")["target_url"]
 
-            def describe_multi(r: Any) -> tuple[str, str]:
-                k = normalize_anchor(r.finding_anchor)
-                listed = ", ".join(other_urls.get_group(k).head(3))
-                return (f'The anchor "{r.finding_anchor}" points at {int(n_targets[k])} different pages: mostly '
-                        f"{r.url}, but also {listed}; search engines cannot tell which page the words describe.",
-                        f"Keep this anchor for {r.url} only and describe the other pages with their own words.")
-            parts.append(_link_part(
-                "anchor-multiple-targets", multi, describe_multi, juice_col="counted",
-                url=multi["norm"].map(dominant_url), finding_anchor=multi["norm"].map(shown),
-                detail=pd.Series(np.where(is_main, "main target", "other target"), dtype=object)))
+        def describe_multi(r: Any) -> tuple[str, str]:
+            k = normalize_anchor(r.finding_anchor)
+            listed = ", ".join(other_urls.get_group(k).head(3))
+            return (f'The anchor "{r.finding_anchor}" points at {int(n_targets[k])} different pages: mostly '
+                    f"{r.url}, but also {listed}; search engines cannot tell which page the words describe.",
+                    f"Keep this anchor for {r.url} only and describe the other pages with their own words.")
+        parts.append(_link_part(
+            "anchor-multiple-targets", multi, describe_multi, juice_col="counted",
+            url=multi["norm"].map(dominant_url), finding_anchor=multi["norm"].map(shown),
+            detail=pd.Series(np.where(is_main, "main target", "other target"), dtype=object)))
 
-    # Pages reached mostly by generic or empty anchors.
+    # Pages reached mostly by generic or empty anchors (per target URL).
     weak_anchor = generic | empty
-    per_target = pd.DataFrame({"target_url": links["target_url"], "weak": weak_anchor}).groupby("target_url")["weak"]
-    stats = pd.DataFrame({"n": per_target.size(), "weak": per_target.sum()})
-    hit = stats[(stats["n"] >= max(t.min_generic_links, 1)) & (stats["weak"] / stats["n"] >= t.generic_share)
-                & (stats["weak"] > 0)]
-    chosen = weak_anchor & links["target_url"].isin(hit.index).to_numpy()
-    items = links[chosen]
+    total = np.bincount(target_code, minlength=len(target_urls))
+    weak = np.bincount(target_code, weights=weak_anchor, minlength=len(target_urls))
+    hit = (total >= max(t.min_generic_links, 1)) & (weak >= t.generic_share * total) & (weak > 0)
+    chosen = weak_anchor & hit[target_code]
+    links_to = dict(zip(target_urls[hit], total[hit].tolist()))
 
     def describe_mostly(r: Any) -> tuple[str, str]:
-        total = int(stats.at[r.url, "n"])
-        return (f"{r.item_count} of the {total} internal links to {r.url} use generic or empty anchors: search "
-                "engines learn little about what the page is about from its links.",
+        return (f"{r.item_count} of the {links_to[r.url]} internal links to {r.url} use generic or empty anchors: "
+                "search engines learn little about what the page is about from its links.",
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
-    parts.append(_link_part("mostly-generic-anchors", items, describe_mostly,
+    parts.append(_link_part("mostly-generic-anchors", links[chosen], describe_mostly,
                             detail=pd.Series(np.where(empty[chosen], "empty anchor", "generic anchor"), dtype=object)))
     return parts
 
@@ -951,7 +1087,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     rendered = (links["found_in"] == "rendered").to_numpy()
     # A pair (source page, target URL) with a link in the raw HTML too keeps passing juice without
     # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
-    whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), links["target_url"].to_numpy()]) \
+    whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), links["target_url"].cat.codes.to_numpy()]) \
         .transform("all").to_numpy(bool)
     receiver = np.where(links["resolved"].to_numpy() >= 0, links["resolved"].to_numpy(), links["dst"].to_numpy())
     chosen = rendered & whole_pair & (receiver >= 0)
@@ -960,7 +1096,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     before = rendering["juice"].to_numpy(np.float64)
     after = rendering["juice_without_rendering"].to_numpy(np.float64)
     raw_inlinks = np.bincount(receiver[(receiver >= 0) & ~rendered], minlength=len(ctx.pages))
-    items = links[chosen].assign(page=receiver[chosen])
+    items = _plain(links[chosen]).assign(page=receiver[chosen])
     pages = np.unique(items["page"].to_numpy(np.int64))
     frame = pd.DataFrame({
         "url": ctx.pages["url"].to_numpy()[pages], "before": before[pages], "after": after[pages],
@@ -1002,23 +1138,43 @@ def account_juice(flows: pd.DataFrame, page_state: np.ndarray, page_juice: np.nd
     """Where the juice passed through links goes (shares adding up to 1), through which link
     positions, and how concentrated page juice is (top 1% share, Gini)."""
     juice = flows["juice"].astype("float64").fillna(0.0).to_numpy()
-    reason = flows["reason"].astype(object).to_numpy()
-    dst = flows["dst"].to_numpy(np.int64)
-    dst_state = np.where(dst >= 0, page_state[np.maximum(dst, 0)], None) if len(page_state) else np.array([])
-    category = np.where(reason == "redirect_broken", "redirect_lost", reason)
-    passed = reason == "passed"
-    category = np.where(passed & (dst_state == "redirect"), "redirected", category)
-    category = np.where(passed & (dst_state == "canonicalised"), "canonicalised", category)
-    category = np.where(passed & (category == "passed"), "indexable", category)
+    # Sums per code (bincount): a big site has tens of millions of flows.
+    reason = flows["reason"].astype("category")
+    reason_code = reason.cat.codes.to_numpy(np.int64)
+    reason_names = [str(r) for r in reason.cat.categories]
+    by_cat: dict[str, float] = {}
+    known = reason_code >= 0
+    for name, value in zip(reason_names, np.bincount(reason_code[known], weights=juice[known],
+                                                      minlength=len(reason_names))):
+        name = "redirect_lost" if name == "redirect_broken" else name
+        by_cat[name] = by_cat.get(name, 0.0) + float(value)
+    if "passed" in reason_names:
+        # Juice passed on is split by where it arrives: an indexable page, a redirect, a duplicate.
+        passed = reason_code == reason_names.index("passed")
+        dst = flows["dst"].to_numpy(np.int64)[passed]
+        state_code, state_names = pd.factorize(pd.Series(page_state, dtype=object))
+        arrive = np.where(dst >= 0, state_code[np.maximum(dst, 0)] if len(state_code) else -1, -1)
+        split = {str(k): float(v) for k, v in zip(state_names, np.bincount(
+            arrive[arrive >= 0], weights=juice[passed][arrive >= 0], minlength=len(state_names)))}
+        by_cat["redirected"] = by_cat.get("redirected", 0.0) + split.get("redirect", 0.0)
+        by_cat["canonicalised"] = by_cat.get("canonicalised", 0.0) + split.get("canonicalised", 0.0)
+        by_cat["indexable"] = (by_cat.get("indexable", 0.0) + by_cat.pop("passed")
+                               - split.get("redirect", 0.0) - split.get("canonicalised", 0.0))
     total = float(juice.sum())
     rows = []
-    by_cat = pd.Series(juice).groupby(category).sum() if len(juice) else pd.Series(dtype=float)
     for name in _FLOW_CATEGORIES:
         value = float(by_cat.get(name, 0.0))
         rows.append(("destination", name, value, value / total if total > 0 else 0.0))
-    positions = flows["position"].fillna("content").astype(str).to_numpy()
-    by_pos = pd.Series(juice).groupby(positions).sum() if len(juice) else pd.Series(dtype=float)
-    for name, value in by_pos.sort_values(ascending=False).items():
+    position = flows["position"].astype("category")
+    names = [str(p) for p in position.cat.categories]
+    if "content" not in names:
+        names.append("content")
+    pos_code = position.cat.codes.to_numpy(np.int64)
+    pos_code = np.where(pos_code >= 0, pos_code, names.index("content"))  # no position recorded: content
+    sums = np.bincount(pos_code, weights=juice, minlength=len(names))
+    present = np.bincount(pos_code, minlength=len(names)) > 0
+    by_pos = pd.Series(sums[present], index=np.array(names, dtype=object)[present])
+    for name, value in by_pos.sort_values(ascending=False, kind="stable").items():
         rows.append(("position", str(name), float(value), float(value) / total if total > 0 else 0.0))
     table = pd.DataFrame(rows, columns=["dimension", "category", "juice", "share"])
 
@@ -1073,31 +1229,53 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     return AuditResult(findings=findings, items=items, juice_flow=flow_table, summary=summary)
 
 
+def _sorted(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
+    """`frame` sorted by `keys` (column, "ascending" | "descending"), missing values first, equal
+    rows in their order. Arrow's sort: several times faster than pandas' on millions of strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(frame[[k for k, _ in keys]], preserve_index=False)
+    try:  # pyarrow >= 22 takes the null placement per key; older ones only for the whole sort
+        order = pc.sort_indices(table, sort_keys=[(k, o, "at_start") for k, o in keys])
+    except (TypeError, ValueError, pa.ArrowException):
+        order = pc.sort_indices(table, sort_keys=keys, null_placement="at_start")
+    order = order.to_numpy()
+    return frame.take(order).reset_index(drop=True)
+
+
 def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    found = [p.findings for p in parts if not p.findings.empty]
+    found = [(i, p.findings) for i, p in enumerate(parts) if not p.findings.empty]
     if not found:
         return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
-    findings = pd.concat(found, ignore_index=True)
-    findings["_rank"] = findings["severity"].map(lambda s: _SEVERITY_RANK[Severity(s)])
+    findings = pd.concat([f.assign(_part=i, _local=np.arange(len(f))) for i, f in found], ignore_index=True)
+    findings["_rank"] = findings["severity"].map({str(k): v for k, v in _SEVERITY_RANK.items()})
     findings["_order"] = findings["code"].map({c: i for i, c in enumerate(CODES)})
-    findings = findings.sort_values(["_rank", "juice_at_stake", "_order", "url"],
-                                    ascending=[True, False, True, True], ignore_index=True)
+    findings = _sorted(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
+                                  ("url", "ascending")])
     findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
-    key = findings["code"] + "\x00" + findings["url"].astype(str) + "\x00" + findings["anchor"].fillna("").astype(str)
-    ids = pd.Series(findings["finding_id"].to_numpy(), index=key)
-    listed = [p.items for p in parts if not p.items.empty]
+    # Items find their finding by (part, row in the part's findings): integers, not URL keys.
+    sizes = np.zeros(len(parts) + 1, np.int64)
+    for i, f in found:
+        sizes[i + 1] = len(f)
+    offset = np.cumsum(sizes)
+    finding_of = np.zeros(int(offset[-1]), np.int64)
+    finding_of[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy(np.int64)] = findings["finding_id"]
+    listed = [p.items.assign(_part=i) for i, p in enumerate(parts) if not p.items.empty and sizes[i + 1]]
     if listed:
         items = pd.concat(listed, ignore_index=True)
-        item_key = (items["code"] + "\x00" + items["url"].astype(str) + "\x00"
-                    + items["finding_anchor"].fillna("").astype(str))
-        items["finding_id"] = item_key.map(ids).astype("Int64")
-        items = items.dropna(subset=["finding_id"])
+        local = items["_local"].to_numpy(np.int64)
+        part = items["_part"].to_numpy(np.int64)
+        ok = (local >= 0) & (local < sizes[part + 1])
+        items = items[ok]
+        items["finding_id"] = finding_of[offset[part[ok]] + local[ok]]
         items["juice"] = items["juice"].astype(float)
         items["link_order"] = items["link_order"].astype("Int64")
-        items = items.sort_values(["finding_id", "source_url", "link_order"], ignore_index=True, na_position="first")
+        items = _sorted(items, [("finding_id", "ascending"), ("source_url", "ascending"), ("link_order", "ascending")])
         items = items[list(ITEM_COLUMNS)]
     else:
         items = pd.DataFrame(columns=list(ITEM_COLUMNS))
-    findings["item_count"] = findings["finding_id"].map(items.groupby("finding_id").size()).fillna(0).astype(int)
+    counts = np.bincount(items["finding_id"].to_numpy(np.int64), minlength=len(findings) + 1) if len(items) else None
+    findings["item_count"] = counts[findings["finding_id"].to_numpy()] if counts is not None else 0
     return findings[list(FINDING_COLUMNS)], items

@@ -24,7 +24,7 @@ from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
 from .score import classic_pagerank, juice_rank, juice_score
-from .store import Store, flows_view_sql
+from .store import AUDIT_MEMORY, Store, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
 from .weights import TopicIndex, anchor_factor, anchor_features, position_factor_codes, relevance_factor, topic_text
@@ -458,16 +458,17 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     if not store.has_rows("link_flows"):
         raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
     meta = store.meta()
-    inputs = AuditInputs(
-        pages=store.audit_pages(), flows=store.audit_link_flows(), links=store.audit_links(),
-        redirect_paths=store.redirect_paths(), known_urls=store.known_urls(), importance=store.importance_inputs(),
-        damping=float((meta.get("model") or {}).get("damping", 0.85)),
-        # Orphans are only certain when every reachable page was crawled.
-        crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
-        start_url=meta.get("start_url"),
-        rendering=juice_without_rendering(store),
-        traps=store.crawl_traps(),
-    )
+    with store.memory_limit(AUDIT_MEMORY):
+        inputs = AuditInputs(
+            pages=store.audit_pages(), flows=store.audit_link_flows(), links=store.audit_links(),
+            redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
+            importance=store.importance_inputs(), damping=float((meta.get("model") or {}).get("damping", 0.85)),
+            # Orphans are only certain when every reachable page was crawled.
+            crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
+            start_url=meta.get("start_url"),
+            rendering=juice_without_rendering(store),
+            traps=store.crawl_traps(),
+        )
     result = audit_site(inputs, thresholds)
     summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     store.write_audit(result.findings, result.items, result.juice_flow, summary)

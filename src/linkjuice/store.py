@@ -42,10 +42,11 @@ SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
 # DuckDB's memory for an export's sort (beyond it, DuckDB spills to a temporary file).
 EXPORT_MEMORY = "1GB"
+AUDIT_MEMORY = "512MB"  # the audit's reads: DuckDB spills its joins and sorts beyond it
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
-    "reason",
+    "reason", "source_id", "target_id", "resolved_id", "n_links", "is_internal",
 )
 
 _DDL = """
@@ -1036,44 +1037,55 @@ class Store:
         ).df()
 
     def audit_link_flows(self) -> pd.DataFrame:
-        """The model's flows (one row per source page and target URL) with page ids (-1 when not
-        stored), the internal flag and how many links the pair stands for."""
-        return self.con.execute(
+        """The model's flows, one row per (source page, target URL), as page ids (-1 when not
+        stored) with no URL strings: target_url only where the target is an internal URL that is
+        not a stored page (the audit matches links to their pair by it). Position and reason are
+        categoricals."""
+        self._require_flow_ids()
+        tbl = self._arrow(
             """
-            SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, coalesce(r.page_id, -1) AS resolved,
-                   f.source_url, f.target_url, f.position, coalesce(f.nofollow, false) AS nofollow,
-                   coalesce(f.juice, 0.0) AS juice, f.reason,
-                   coalesce(l.is_internal, false) AS is_internal, coalesce(l.n_links, 1) AS n_links
-            FROM link_flows f
-            JOIN pages s ON s.url = f.source_url
-            LEFT JOIN pages t ON t.url = f.target_url
-            LEFT JOIN pages r ON r.url = f.resolved_url
-            LEFT JOIN (
-                SELECT source_url, target_url, bool_or(is_internal) AS is_internal, count(*) AS n_links
-                FROM links GROUP BY source_url, target_url
-            ) l ON l.source_url = f.source_url AND l.target_url = f.target_url
-            ORDER BY src, f.target_url
+            SELECT source_id::INTEGER AS src, target_id::INTEGER AS dst, resolved_id::INTEGER AS resolved,
+                   CASE WHEN target_id < 0 AND is_internal THEN target_url END AS target_url,
+                   position, coalesce(nofollow, false) AS nofollow, coalesce(juice, 0.0::DOUBLE) AS juice, reason,
+                   coalesce(is_internal, false) AS is_internal, coalesce(n_links, 1)::INTEGER AS n_links
+            FROM link_flows
             """
-        ).df()
+        )
+        return _categorical_frame(tbl, ("target_url", "position", "reason"))
 
     def audit_links(self) -> pd.DataFrame:
-        """Every internal link between two different URLs, one row per link, in page order."""
-        return self.con.execute(
+        """Every internal link between two different URLs, one row per link, in page order, as
+        page ids: dst is -1 when the target is not a stored page, and then extra_url holds it.
+        Text columns (extra_url, anchor, position, found_in) are categoricals, so a site's
+        repeated anchors and URLs are held once."""
+        tbl = self._arrow(
             """
-            SELECT s.page_id AS src, coalesce(t.page_id, -1) AS dst, l.source_url, l.target_url, l.anchor,
+            SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
+                   CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url, l.anchor,
                    l.position, l.link_order, coalesce(l.nofollow, false) AS nofollow,
                    coalesce(l.found_in, 'raw') AS found_in
             FROM links l
             JOIN pages s ON s.url = l.source_url
             LEFT JOIN pages t ON t.url = l.target_url
             WHERE l.is_internal AND l.source_url <> l.target_url
-            ORDER BY l.source_url, l.link_order
+            ORDER BY s.page_id, l.link_order
             """
-        ).df()
+        )
+        return _categorical_frame(tbl, ("extra_url", "anchor", "position", "found_in"))
+
+    def _require_flow_ids(self) -> None:
+        cols = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'link_flows'").fetchall()}
+        if "source_id" not in cols:
+            raise StoreError(f"{self.path} was scored by an older linkjuice: run 'linkjuice score --db {self.path}' "
+                             "again before auditing")
 
     def rendered_only_pairs(self) -> pd.DataFrame:
         """The (source page id, target URL) pairs that exist only after rendering: every link of
         the pair was found in the rendered DOM alone (crawl --render). Self-links are left out."""
+        if not self.con.execute("SELECT count(*) FROM (SELECT 1 FROM links WHERE found_in = 'rendered' LIMIT 1)"
+                                ).fetchall()[0][0]:  # type: ignore[index]
+            return pd.DataFrame({"src": pd.Series(dtype="int64"), "target_url": pd.Series(dtype=object)})
         return self.con.execute(
             """
             SELECT s.page_id AS src, l.target_url
@@ -1139,7 +1151,12 @@ class Store:
                 self.con.execute(f"DELETE FROM {table}")
                 if len(frame):
                     cols = ", ".join(frame.columns)
-                    self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+                    # As Arrow: DuckDB reads it in bulk, where object columns are read value by value.
+                    self.con.register("audit_in", pa.Table.from_pandas(frame, preserve_index=False))
+                    try:
+                        self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM audit_in")
+                    finally:
+                        self.con.unregister("audit_in")
             self.set_meta({"audit": dict(summary)})
 
     def audit_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -1613,6 +1630,19 @@ def _section_sql(url: str, depth: int) -> str:
     return f"('/' || array_to_string({parts}, '/') || CASE WHEN len({parts}) > 0 THEN '/' ELSE '' END)"
 
 
+def _categorical_frame(tbl: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
+    """An Arrow table as a DataFrame whose named text columns are pandas categoricals (one copy
+    of each distinct value: millions of links repeat a few thousand anchors and positions)."""
+    arrays = []
+    for name in tbl.column_names:
+        col = tbl.column(name)
+        if name in columns:
+            col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            col = col.dictionary_encode() if not pa.types.is_dictionary(col.type) else col
+        arrays.append(col)
+    return pa.table(arrays, names=tbl.column_names).to_pandas()
+
+
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
                    anchor_empty: float, anchor_generic: float, anchor_descriptive: float, use_anchor: bool,
                    damping: float, redirect_factor: float, reasons: Sequence[str]) -> str:
@@ -1641,7 +1671,8 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                CASE WHEN sc.out_weight > 0 THEN lj_w / sc.out_weight ELSE 0.0::DOUBLE END AS lj_share, lj_share AS share,
                {_sql_double(damping)} * coalesce(sc.juice, 0.0::DOUBLE) * lj_share AS lj_juice, lj_juice AS juice,
                CASE WHEN p.reason = 0 THEN lj_juice * pow({_sql_double(redirect_factor)}, p.hops::DOUBLE) ELSE 0.0::DOUBLE END AS delivered,
-               {reason} AS reason
+               {reason} AS reason,
+               p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
         FROM link_pairs p
         JOIN scores sc ON sc.page_id = p.src
         JOIN pages s ON s.page_id = p.src

@@ -337,19 +337,30 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     # Each link gets an equal part of what its (source, target) pair carries, so a finding's items
     # add up to the finding's juice at stake. Pairs and links meet on (source id, target code),
     # integers: a big site's links are too many to join on URL strings.
+    # The match code orders targets as link_pairs is stored, (dst, target URL), with the sorted
+    # URLs that are not stored pages (dst -1) first: the pairs' keys then arrive sorted (no
+    # 20M-row argsort; one is done if they do not), and links look them up in source order.
     targets = links["target_url"].cat.categories
+    n_extra = len(targets) - n
     flow_dst = flows["dst"].to_numpy(np.int64)
-    extra = targets[n:]
-    flow_extra = (extra.get_indexer(flows["target_url"].astype(object)) if "target_url" in flows and len(extra)
-                  else np.full(len(flows), -1))
-    flow_code = np.where(flow_dst >= 0, flow_dst, np.where(flow_extra >= 0, n + flow_extra, -1))
+    flow_code = np.where(flow_dst >= 0, n_extra + flow_dst, -1)
+    if n_extra and "target_url" in flows:
+        named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_dst < 0))
+        flow_code[named] = targets[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
     width = max(len(targets), 1)
-    flow_key = flows["src"].to_numpy(np.int64) * width + flow_code
-    link_key = links["src"].to_numpy(np.int64) * width + links["target_url"].cat.codes.to_numpy(np.int64)
-    order = np.argsort(flow_key, kind="stable")
-    at = np.minimum(np.searchsorted(flow_key, link_key, sorter=order), max(len(order) - 1, 0))
-    row = order[at] if len(order) else np.zeros(len(links), np.int64)
-    hit = (flow_key[row] == link_key) & (flow_code[row] >= 0) if len(order) else np.zeros(len(links), bool)
+    valid = np.flatnonzero(flow_code >= 0)
+    flow_key = flows["src"].to_numpy(np.int64)[valid] * width + flow_code[valid]
+    if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
+        order = np.argsort(flow_key, kind="stable")
+        flow_key, valid = flow_key[order], valid[order]
+    link_code = links["target_url"].cat.codes.to_numpy(np.int64)
+    link_code = np.where(link_code < n, n_extra + link_code, link_code - n)
+    link_key = links["src"].to_numpy(np.int64) * width + link_code
+    if len(flow_key):
+        at = np.minimum(np.searchsorted(flow_key, link_key), len(flow_key) - 1)
+        row, hit = valid[at], flow_key[at] == link_key
+    else:
+        row, hit = np.zeros(len(links), np.int64), np.zeros(len(links), bool)
     n_links = flows["n_links"].to_numpy(np.float64)
     links["juice"] = np.where(hit, flows["juice"].to_numpy()[row] / np.maximum(n_links[row], 1.0), 0.0)
     reasons = flows["reason"].astype("category")
@@ -376,8 +387,9 @@ def _with_urls(links: pd.DataFrame, page_urls: pd.Series) -> pd.DataFrame:
     (code = page id) followed by the internal URLs that are not stored pages."""
     n = len(page_urls)
     extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
-    urls = pd.Index(page_urls.astype(object).to_numpy())
-    targets = urls.append(pd.Index(extra.cat.categories.astype(object)))
+    extra = extra.cat.set_categories(extra.cat.categories.sort_values())  # sorted: see _context
+    urls = pd.Index(page_urls.to_numpy() if page_urls.dtype == object else page_urls.array)
+    targets = urls.append(pd.Index(extra.cat.categories))
     src = links["src"].to_numpy(np.int64)
     dst = links["dst"].to_numpy(np.int64)
     code = np.where(dst >= 0, dst, n + extra.cat.codes.to_numpy(np.int64)) if len(links) else dst
@@ -388,11 +400,12 @@ def _with_urls(links: pd.DataFrame, page_urls: pd.Series) -> pd.DataFrame:
 
 
 def _plain(items: pd.DataFrame) -> pd.DataFrame:
-    """A subset of links with its text columns as plain strings (the detectors' item rows)."""
+    """A subset of links with its text columns as plain strings (the detectors' item rows), in
+    the categories' own string type (Arrow-backed: no conversion through Python objects)."""
     out = items.copy()
     for col in ("source_url", "target_url", "anchor", "position", "reason", "found_in"):
         if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].astype(object)
+            out[col] = out[col].astype(out[col].cat.categories.dtype)
     return out
 
 
@@ -460,10 +473,10 @@ def _link_part(
     items = _plain(items)
     rows = pd.DataFrame({
         "code": code,
-        "url": (url if url is not None else items["target_url"]).to_numpy(),
+        "url": (url if url is not None else items["target_url"]).array,
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
-        "source_url": items["source_url"].to_numpy(), "target_url": items["target_url"].to_numpy(),
-        "anchor": items["anchor"].to_numpy(), "position": items["position"].to_numpy(),
+        "source_url": items["source_url"].array, "target_url": items["target_url"].array,
+        "anchor": items["anchor"].array, "position": items["position"].array,
         "link_order": items["link_order"].to_numpy(), "juice": items[juice_col].to_numpy(dtype="float64"),
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
     })

@@ -426,3 +426,49 @@ def test_demo_site_planted_problems_are_all_found(tmp_path: Path) -> None:
     assert dest[("destination", "external")] > 0  # 12
     assert "empty-anchor" not in set(f["code"])  # 10: the image link's alt text is its anchor
     assert not (f["path"] == "/404.html").any()
+
+
+def _assert_items_carry_their_pair_share(db: Path, result) -> int:
+    """Each link item's juice is its (source, target) pair's juice in link_flows split over the
+    pair's links, matched here by URL strings (the audit matches by page ids)."""
+    with Store(db, read_only=True) as store:
+        flows = store.sql("SELECT source_url, target_url, juice, n_links, reason FROM link_flows")
+    share = {(s, t): (j / n, r) for s, t, j, n, r in flows.itertuples(index=False)}
+    codes = ["generic-anchor", "empty-anchor", "broken-links", "links-to-noindex", "mostly-generic-anchors"]
+    linked = result.items[result.items["source_url"].notna() & result.items["code"].isin(codes)]
+    for item in linked.itertuples(index=False):
+        juice, reason = share[(item.source_url, item.target_url)]
+        assert item.juice == pytest.approx(0.0 if reason == "nofollow" else juice, abs=1e-15), item
+    return len(linked)
+
+
+def test_link_items_carry_their_pair_share(site, tmp_path: Path) -> None:
+    server, db = site
+    assert _assert_items_carry_their_pair_share(db, run_audit(db, THRESHOLDS)) > 5
+    # A partial crawl links to URLs that are not stored pages: they are matched by URL.
+    partial = tmp_path / "partial.duckdb"
+    crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), partial, model=MODEL)
+    with Store(partial, read_only=True) as store:
+        unstored = store.sql("SELECT count(*) AS n FROM link_flows WHERE target_id = -1 AND is_internal")["n"][0]
+    assert unstored > 0
+    result = run_audit(partial)
+    _assert_items_carry_their_pair_share(partial, result)
+    lost = result.juice_flow.set_index(["dimension", "category"])["juice"]
+    with Store(partial, read_only=True) as store:
+        expected = store.sql("SELECT sum(juice) AS j FROM link_flows WHERE reason = 'not_crawled'")["j"][0]
+    assert expected > 0 and lost[("destination", "not_crawled")] == pytest.approx(expected, rel=1e-12)
+
+
+def test_store_scored_by_an_older_version_asks_for_a_rescore(site, tmp_path: Path) -> None:
+    _, db = site
+    old = tmp_path / "old.duckdb"
+    old.write_bytes(db.read_bytes())
+    with Store(old) as store:  # the view as versions before page ids in link_flows wrote it
+        store.con.execute("CREATE TABLE flows_before AS SELECT source_url, target_url, resolved_url, position, "
+                          "anchor, nofollow, juice, delivered, reason FROM link_flows")
+        store.con.execute("DROP VIEW link_flows")
+        store.con.execute("ALTER TABLE flows_before RENAME TO link_flows")
+    result = subprocess.run([sys.executable, "-m", "linkjuice", "audit", "--db", str(old)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "score" in result.stderr and "Traceback" not in result.stderr

@@ -1059,21 +1059,44 @@ class Store:
         """Every internal link between two different URLs, one row per link, in page order, as
         page ids: dst is -1 when the target is not a stored page, and then extra_url holds it.
         Text columns (extra_url, anchor, position, found_in) are categoricals, so a site's
-        repeated anchors and URLs are held once."""
-        tbl = self._arrow(
-            """
-            SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
-                   CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url, l.anchor,
-                   l.position, l.link_order, coalesce(l.nofollow, false) AS nofollow,
-                   coalesce(l.found_in, 'raw') AS found_in
-            FROM links l
-            JOIN pages s ON s.url = l.source_url
-            LEFT JOIN pages t ON t.url = l.target_url
-            WHERE l.is_internal AND l.source_url <> l.target_url
-            ORDER BY s.page_id, l.link_order
-            """
-        )
-        return _categorical_frame(tbl, ("extra_url", "anchor", "position", "found_in"))
+        repeated anchors and URLs are held once: DuckDB hands over their codes, not the text."""
+        where = "l.is_internal AND l.source_url <> l.target_url"
+        texts = {col: self._arrow(f"SELECT DISTINCT {col} AS value FROM links l WHERE {where} AND {col} IS NOT NULL "
+                                  "ORDER BY value").column("value").combine_chunks()
+                 for col in ("anchor", "position", "found_in")}
+        self.con.register("_audit_anchors", pa.table({
+            "anchor": texts["anchor"], "anchor_id": pa.array(np.arange(len(texts["anchor"]), dtype=np.int32))}))
+        small = {col: "[" + ", ".join(_sql_literal(v) for v in texts[col].to_pylist()) + "]::VARCHAR[]"
+                 for col in ("position", "found_in")}
+        try:
+            tbl = self._arrow(
+                f"""
+                SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
+                       CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url,
+                       coalesce(a.anchor_id, -1)::INTEGER AS anchor,
+                       coalesce(list_position({small['position']}, l.position) - 1, -1)::TINYINT AS position,
+                       l.link_order, coalesce(l.nofollow, false) AS nofollow,
+                       coalesce(list_position({small['found_in']}, l.found_in) - 1, -1)::TINYINT AS found_in
+                FROM links l
+                JOIN pages s ON s.url = l.source_url
+                LEFT JOIN pages t ON t.url = l.target_url
+                LEFT JOIN _audit_anchors a ON a.anchor = l.anchor
+                WHERE {where}
+                ORDER BY s.page_id, l.link_order
+                """
+            )
+        finally:
+            self.con.unregister("_audit_anchors")
+        frame = _categorical_frame(tbl, ("extra_url",))
+        for col in ("anchor", "position", "found_in"):
+            frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int32),
+                                                   categories=pd.Index(texts[col].to_pandas()))
+        # Links found in the raw HTML (the default); "rendered" ones came from crawl --render.
+        if frame["found_in"].isna().any():
+            if "raw" not in frame["found_in"].cat.categories:
+                frame["found_in"] = frame["found_in"].cat.add_categories("raw")
+            frame["found_in"] = frame["found_in"].fillna("raw")
+        return frame
 
     def _require_flow_ids(self) -> None:
         cols = {r[0] for r in self.con.execute(

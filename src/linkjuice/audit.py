@@ -331,8 +331,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     juice = pages["juice"].astype("float64").fillna(0.0).to_numpy()
     ranked = pages["indexable"].astype(bool).to_numpy()
     state = pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
-    flows = inputs.flows.copy()
-    flows["juice"] = flows["juice"].astype("float64").fillna(0.0)
+    flows = inputs.flows.assign(juice=inputs.flows["juice"].astype("float64").fillna(0.0))  # no deep copy
     links = _with_urls(inputs.links, pages["url"])
     # Each link gets an equal part of what its (source, target) pair carries, so a finding's items
     # add up to the finding's juice at stake. Pairs and links meet on (source id, target code),

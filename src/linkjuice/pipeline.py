@@ -360,9 +360,6 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
     inlinks = np.bincount(flows.dst[known], minlength=n)
     out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
     dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
-    carried = juice.scores[flows.src] * model.damping  # what each link takes from its page
-    carried *= share
-    del share
     sections, labels = store.page_sections(model.section_depth)
     def nullable(values: np.ndarray) -> pa.Array:  # NaN (not ranked) is stored as NULL
         return pa.array(values, pa.float64(), from_pandas=True)
@@ -377,6 +374,7 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         "teleport": nullable(np.where(ranked, teleport, np.nan)),
         "backlink_share": nullable(np.where(ranked, backlink_share, np.nan)),
         "out_weight": out_weight,
+        "section": pa.DictionaryArray.from_arrays(pa.array(sections), pa.array(labels.tolist(), pa.string())),
     })
     view = flows_view_sql(
         position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
@@ -384,7 +382,10 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
         anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
         redirect_factor=model.redirect_factor, reasons=REASONS)
-    store.write_scores(scores, section_flow_matrix(flows, carried, sections, labels),
+    # What each link takes from its page: d x juice of the page x the link's share.
+    section_flows = section_flow_matrix(flows, (juice.scores * model.damping, share), sections, labels)
+    del share
+    store.write_scores(scores, section_flows,
                        section_depth=model.section_depth, flows_view=view)
     seconds = time.perf_counter() - started
     store.set_meta({
@@ -405,22 +406,69 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
                         seconds=seconds, model=model_name)
 
 
-def section_flow_matrix(flows: LinkFlows, carried: np.ndarray, sections: np.ndarray,
-                        labels: np.ndarray) -> pd.DataFrame:
+# Links are summed into section cells this many at a time: the per-link keys stay small.
+_SECTION_CHUNK = 1 << 22
+# Section cells are counted in dense arrays up to this many, or as many as there are links.
+_DENSE_CELLS = 1 << 22
+
+
+def section_flow_matrix(flows: LinkFlows, carried: np.ndarray | tuple[np.ndarray, np.ndarray],
+                        sections: np.ndarray, labels: np.ndarray) -> pa.Table:
     """Juice carried between sections; lost juice goes to the pseudo-section "(lost: reason)".
     The matrix adds up to all juice that pages pass through links. `sections` holds each page's
-    section as a code into `labels`."""
+    section as a code into `labels`. `carried` is each link's juice, or (juice each page passes
+    on, each link's share of it), multiplied chunk by chunk. Section names come as Arrow
+    dictionary columns: no string per cell is built.
+
+    A site of S sections has S x (S + 8) cells: they are counted in dense arrays while there are
+    no more cells than links, else only the cells that occur are kept (hashed per chunk): a site of
+    10M pages in sections of 500 has 400M cells, of which a few per section occur."""
     width = len(labels) + len(REASONS)
-    to_code = np.where(flows.passes, sections[np.where(flows.resolved >= 0, flows.resolved, 0)],
-                       len(labels) + flows.reason.astype(np.int64))
-    key = sections[flows.src].astype(np.int64) * width + to_code
-    juice = np.bincount(key, weights=carried, minlength=len(labels) * width)
-    count = np.bincount(key, minlength=len(labels) * width)
-    cells = np.flatnonzero(count)
-    cells = cells[np.argsort(-juice[cells], kind="stable")]  # most juice first; ties in section order
-    names = np.concatenate([labels, np.array([f"(lost: {r})" for r in REASONS], dtype=object)])
-    return pd.DataFrame({"from_section": labels[cells // width], "to_section": names[cells % width],
-                         "juice": juice[cells], "links": count[cells].astype(np.int64)})
+    cells_total = len(labels) * width
+    dense = cells_total <= max(len(flows.src), _DENSE_CELLS)
+    lost = len(labels) + np.arange(len(REASONS), dtype=np.int64)
+    juice_sum = np.zeros(cells_total if dense else 0)
+    count_sum = np.zeros(cells_total if dense else 0, np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for lo in range(0, len(flows.src), _SECTION_CHUNK):
+        part = slice(lo, lo + _SECTION_CHUNK)
+        src, resolved, passes = flows.src[part], flows.resolved[part], flows.passes[part]
+        to_code = np.where(passes, sections[np.where(resolved >= 0, resolved, 0)], lost[flows.reason[part]])
+        key = sections[src].astype(np.int64)
+        key *= width
+        key += to_code
+        del to_code
+        if isinstance(carried, tuple):
+            link_juice = carried[0][src]
+            link_juice *= carried[1][part]
+        else:
+            link_juice = carried[part]
+        if dense:
+            juice_sum += np.bincount(key, weights=link_juice, minlength=cells_total)
+            count_sum += np.bincount(key, minlength=cells_total)
+        else:
+            codes, cells = pd.factorize(key)
+            parts.append((cells, np.bincount(codes, weights=link_juice, minlength=len(cells)),
+                          np.bincount(codes, minlength=len(cells))))
+    if dense:
+        cells = np.flatnonzero(count_sum)
+        juice, count = juice_sum[cells], count_sum[cells]
+    elif parts:
+        codes, cells = pd.factorize(np.concatenate([p[0] for p in parts]))
+        juice = np.bincount(codes, weights=np.concatenate([p[1] for p in parts]), minlength=len(cells))
+        count = np.bincount(codes, weights=np.concatenate([p[2] for p in parts]), minlength=len(cells))
+        order = np.argsort(cells)  # in key order, as the dense arrays give them
+        cells, juice, count = cells[order], juice[order], count[order].astype(np.int64)
+    else:
+        cells, juice, count = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    order = np.argsort(-juice, kind="stable")  # most juice first; ties in section order
+    cells, juice, count = cells[order], juice[order], count[order]
+    names = pa.array(np.concatenate([labels, np.array([f"(lost: {r})" for r in REASONS], dtype=object)]).tolist(),
+                     pa.string())
+    return pa.table({
+        "from_section": pa.DictionaryArray.from_arrays(pa.array((cells // width).astype(np.int32)), names),
+        "to_section": pa.DictionaryArray.from_arrays(pa.array((cells % width).astype(np.int32)), names),
+        "juice": juice, "links": count.astype(np.int64)})
 
 
 def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray],

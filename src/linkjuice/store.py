@@ -605,13 +605,14 @@ class Store:
         # DuckDB 2 renamed arrow() to to_arrow_table().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
-    def write_scores(self, scores: pa.Table, section_flows: pd.DataFrame, *, section_depth: int,
+    def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
                      flows_view: str) -> None:
-        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL
-        and section are added here), the section flow matrix, and the link_flows view
-        (`flows_view`: its SELECT, from flows_view_sql)."""
-        section = _section_sql("p.url", section_depth)
-        cols = [c for c in scores.column_names if c != "page_id"]
+        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL,
+        and the section unless given, are added here), the section flow matrix, and the
+        link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
+        Arrow dictionary columns (codes into a few labels): no string per row is built."""
+        cols = [c for c in scores.column_names if c not in ("page_id", "section")]
+        section = "t.section" if "section" in scores.column_names else _section_sql("p.url", section_depth)
         with self.transaction():
             self.con.execute("DELETE FROM scores")
             self.con.register("scores_in", scores)
@@ -625,7 +626,8 @@ class Store:
             self.con.execute("DELETE FROM section_flows")
             self.con.register("sections_in", section_flows)
             try:
-                cols_s = ", ".join(section_flows.columns)
+                cols_s = ", ".join(section_flows.column_names if isinstance(section_flows, pa.Table)
+                                   else section_flows.columns)
                 self.con.execute(f"INSERT INTO section_flows ({cols_s}) SELECT {cols_s} FROM sections_in")
             finally:
                 self.con.unregister("sections_in")
@@ -1296,6 +1298,10 @@ class Store:
     def backlink_domains(self) -> pd.DataFrame:
         """One row per (credited page, referring domain) from followed backlinks, with the domain's
         highest authority metric (NaN when the file had none): the input of the teleport vector."""
+        if not self.con.execute("SELECT EXISTS (SELECT 1 FROM backlinks)").fetchall()[0][0]:
+            # Without backlinks, skip matching every page URL against them (1.4 s at 1M pages).
+            return pd.DataFrame({"page_id": np.zeros(0, np.int32), "source_domain": np.zeros(0, object),
+                                 "authority": np.zeros(0)})
         return self.con.execute(
             f"""
             WITH resolved AS ({self._BACKLINK_TARGETS_SQL})

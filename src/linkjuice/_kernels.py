@@ -43,7 +43,7 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "step_pattern", "step_weighted", "smoke_test"]
+__all__ = ["LOCK", "Sell", "in_link_pattern", "weighted_in_links", "to_sell", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -447,6 +447,54 @@ def in_link_pattern(n, src, dst, mask):  # pragma: no cover
         indices[fill[d]] = s
         fill[d] += 1
     return indptr, indices, outdeg
+
+
+@njit(cache=True, nogil=True)
+def weighted_in_links(n, src, dst, weight, out_weight, factor, passes):  # pragma: no cover
+    """M^T in CSR from the links that pass: row = target, columns = its sources, values = the
+    links' shares weight / out_weight[source] (times `factor`, unless empty), repeated (source,
+    target) pairs summed; or empty arrays when the links are not sorted by source (the caller
+    then builds it another way). No per-link share array is needed while the matrix is in use.
+
+    The scipy path's COO -> CSR conversion and sum of duplicates, in the same order (so the same
+    values), by a counting sort over the links as they are: no filtered copy of every link."""
+    m = len(src)
+    indptr = np.zeros(n + 1, np.int64)
+    last = np.full(n, -1, np.int64)  # the source of each row's latest entry
+    prev = -1
+    for k in range(m):
+        s = src[k]
+        if s < prev:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64)
+        prev = s
+        if passes[k]:
+            d = dst[k]
+            if last[d] != s:
+                last[d] = s
+                indptr[d + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    last[:] = -1
+    indices = np.empty(indptr[n], np.int32)
+    data = np.empty(indptr[n], np.float64)
+    scaled = len(factor) > 0
+    for k in range(m):
+        if passes[k]:
+            s = src[k]
+            d = dst[k]
+            total = out_weight[s]
+            v = weight[k] / total if total > 0 else 0.0
+            if scaled:
+                v *= factor[k]
+            if last[d] == s:  # a repeated pair: sources arrive in order, so it is the row's latest
+                data[fill[d] - 1] += v
+            else:
+                last[d] = s
+                indices[fill[d]] = s
+                data[fill[d]] = v
+                fill[d] += 1
+    return indptr, indices, data
 
 
 def smoke_test() -> None:

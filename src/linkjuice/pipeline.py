@@ -348,7 +348,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
     if engine is not None:
         classic, juice, share = engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
     else:
-        classic = classic_pagerank(n, flows.src[known], flows.dst[known], nodes=ranked,
+        # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
+        classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked,
                                    damping=model.damping, tol=model.tol, max_iter=model.max_iter)
         juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
                                   teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,

@@ -241,7 +241,8 @@ def classic_pagerank(
 ) -> PowerResult:
     """Textbook PageRank over `nodes` (a boolean mask; default all) and their unique links.
 
-    Self-links and duplicate links count once or not at all; dangling pages' mass is spread
+    Self-links and duplicate links count once or not at all, links with a negative id (to no
+    stored page) not at all; dangling pages' mass is spread
     uniformly over the nodes. Pages outside `nodes` score 0. Sums to 1 over the nodes.
     """
     mask = np.ones(n, bool) if nodes is None else np.asarray(nodes, bool)
@@ -330,18 +331,39 @@ def juice_rank(
             raise ScoringError("the teleport vector has no mass on ranked pages")
         teleport = teleport / total
     out_weight = np.bincount(src, weights=weight, minlength=n)
-    source_weight = out_weight[src]
-    share = np.divide(weight, source_weight, out=np.zeros(len(weight)), where=source_weight > 0)
-    del source_weight
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
+    scaled = pass_factor is not None and not _all_ones(pass_factor)
+    kernels = _compiled_kernels(len(src))
+    if kernels is not None and n < 2**31:
+        factor = np.asarray(pass_factor, np.float64) if scaled else np.zeros(0)
+        indptr, indices, data = kernels.weighted_in_links(n, src, dst, weight, out_weight, factor, passes)
+        del factor
+        if len(indptr) and _compiled_kernels(len(data)) is not None:  # power_iterate's rule
+            del passes
+            matrix = kernels.to_sell(indptr, indices, data)  # the iteration layout, and the CSR freed
+            del indptr, indices, data
+            x = teleport if start is None else np.asarray(start, np.float64)
+            result = _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport,
+                                       dangling=dangling)
+            del matrix  # the shares are formed once the matrix is gone: the peak holds one of them
+            return result, _shares(weight, out_weight, src)
+        del indptr, indices, data
+    share = _shares(weight, out_weight, src)
+    del out_weight
     delivered = share[passes]
-    if pass_factor is not None and not _all_ones(pass_factor):
+    if scaled:
         delivered *= np.asarray(pass_factor, np.float64)[passes]
     mt = to_csr(n, dst[passes], src[passes], delivered)
     del delivered
     result = power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
                            start=start)
     return result, share
+
+
+def _shares(weight: np.ndarray, out_weight: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Each link's share of its source's juice: its weight / the source's total (0 for none)."""
+    source_weight = out_weight[src]
+    return np.divide(weight, source_weight, out=np.zeros(len(weight)), where=source_weight > 0)
 
 
 def _all_ones(values: np.ndarray) -> bool:

@@ -233,24 +233,30 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
     src = column("src").astype(np.int32, copy=False)
     resolved = column("resolved").astype(np.int32, copy=False)
     use_relevance = model.relevance_weight > 0 and len(src) > 0
-    # weight = position x relevance x anchor, formed in place: a big site's links are many.
-    weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
-                        else store.pair_position_factor(model.position_weights, DEFAULT_POSITION_WEIGHTS),
-                        np.float64, "W")
+    cosine = None
     if use_relevance:
         key = _relevance_key(model)
-        if table is None and state.get("relevance") == key:
-            cosine = column("relevance")
-        else:
+        if table is not None or state.get("relevance") != key:
             text = text or page_text(store, model)
             cosine = pair_similarity(text.vectors, src, resolved)
             if table is None and not store.read_only:
                 store.set_pair_relevance(cosine, key)
-        weight *= relevance_factor(cosine, model)
-        del cosine
+                cosine = None  # kept with the pairs: the weights are formed from there
+    if table is None and cosine is None:
+        # position x relevance x anchor, formed by DuckDB from link_pairs: one column comes back.
+        weight = store.pair_weights(
+            position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
+            relevance_weight=model.relevance_weight, use_relevance=use_relevance, anchor_empty=model.anchor_empty,
+            anchor_generic=model.anchor_generic, anchor_descriptive=model.anchor_descriptive,
+            use_anchor=model.use_anchor)
     else:
-        weight *= relevance_factor(np.zeros(1), model)[0]
-    weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
+        # The same product, formed in place: a big site's links are many.
+        weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
+                            else store.pair_position_factor(model.position_weights, DEFAULT_POSITION_WEIGHTS),
+                            np.float64, "W")
+        weight *= relevance_factor(cosine, model) if cosine is not None else relevance_factor(np.zeros(1), model)[0]
+        del cosine
+        weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
     reason = column("reason").astype(np.int8, copy=False)
     hops = column("hops")
     out = LinkFlows(

@@ -570,6 +570,20 @@ class Store:
                           "FROM link_pairs")
         return tbl.column(0).to_numpy(zero_copy_only=False)
 
+    def pair_weights(self, *, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
+                     anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
+                     use_anchor: bool) -> np.ndarray:
+        """Each pair's weight, position x relevance x anchor factor, computed here in link_pairs
+        order with the arithmetic of the link_flows view (and of pipeline.link_flows, in the same
+        order): one column comes back instead of the four it is made of."""
+        a = _sql_double(relevance_weight)
+        cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
+        anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
+                                    anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
+        tbl = self._arrow(f"SELECT {_position_weight_sql('p.position', position_weights)} "
+                          f"* ((1.0::DOUBLE - {a}) + {a} * {cos}) * {anchor} FROM link_pairs p")
+        return tbl.column(0).to_numpy(zero_copy_only=False)
+
     def pair_labels(self) -> dict[str, np.ndarray]:
         """link_pairs' target URL (the page's URL, or the stored one when not a page), position and
         anchor, in table order: strings, for what-ifs and engines on sites that fit in memory."""
@@ -1628,10 +1642,8 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
     numbers; the view stores nothing per link."""
     a = _sql_double(relevance_weight)
     cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
-    base = _sql_double(anchor_descriptive)
-    anchor = (f"CASE p.anchor_class WHEN 0 THEN {_sql_double(anchor_empty)} WHEN 1 THEN {_sql_double(anchor_generic)} "
-              f"ELSE {base} + (1.0::DOUBLE - {base}) * p.anchor_match END"
-              if use_anchor else "1.0::DOUBLE")
+    anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
+                                anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
     # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
     return f"""
@@ -1654,6 +1666,16 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
         LEFT JOIN pages t ON t.page_id = p.dst
         LEFT JOIN pages r ON r.page_id = p.resolved
         )"""
+
+
+def _anchor_factor_sql(*, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
+                       use_anchor: bool) -> str:
+    """SQL for a pair's anchor factor (weights.anchor_factor) from p.anchor_class and p.anchor_match."""
+    if not use_anchor:
+        return "1.0::DOUBLE"
+    base = _sql_double(anchor_descriptive)
+    return (f"CASE p.anchor_class WHEN 0 THEN {_sql_double(anchor_empty)} WHEN 1 THEN {_sql_double(anchor_generic)} "
+            f"ELSE {base} + (1.0::DOUBLE - {base}) * p.anchor_match END")
 
 
 def _position_weight_sql(column: str, weights: Mapping[str, float]) -> str:

@@ -23,7 +23,7 @@ from .crawl.crawler import crawl as _run_crawl
 from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
-from .score import classic_pagerank, juice_rank, juice_score
+from .score import PowerResult, classic_pagerank, juice_rank, juice_score
 from .store import Store, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
@@ -351,25 +351,22 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         raise StoreError(f"{store.path} holds no pages: nothing to score")
     flows = link_flows(store, model, page, labels=engine is not None)
     ranked = page["indexable"].astype(bool)
-    known = flows.dst >= 0
     teleport, backlink_share = teleport_vector(store, model, page, ranked)
-    if engine is not None:
-        classic, juice, share = engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
-    else:
-        # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
-        classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked,
-                                   damping=model.damping, tol=model.tol, max_iter=model.max_iter)
-        juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
-                                  teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
-                                  pass_factor=flows.pass_factor)
-    chosen = juice.scores if model_name == "juice" else classic.scores
-    floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
-    teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
-    outlinks = np.bincount(flows.src[flows.is_internal], minlength=n)
-    inlinks = np.bincount(flows.dst[known], minlength=n)
-    out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
-    dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
     sections, labels = store.page_sections(model.section_depth)
+    # Every input is read: DuckDB's cache gives way to the model's arrays until the write.
+    with store.memory_limit(_SEARCH_MEMORY):
+        classic, juice, share = _rank(n, flows, page, ranked, teleport, model, engine)
+        chosen = juice.scores if model_name == "juice" else classic.scores
+        floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
+        teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
+        outlinks = np.bincount(flows.src[flows.is_internal], minlength=n)
+        inlinks = np.bincount(flows.dst[flows.dst >= 0], minlength=n)
+        out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
+        dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
+        # What each link takes from its page: d x juice of the page x the link's share.
+        section_flows = section_flow_matrix(flows, (juice.scores * model.damping, share), sections, labels)
+        del share
+
     def nullable(values: np.ndarray) -> pa.Array:  # NaN (not ranked) is stored as NULL
         return pa.array(values, pa.float64(), from_pandas=True)
 
@@ -391,9 +388,6 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
         anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
         redirect_factor=model.redirect_factor, reasons=REASONS)
-    # What each link takes from its page: d x juice of the page x the link's share.
-    section_flows = section_flow_matrix(flows, (juice.scores * model.damping, share), sections, labels)
-    del share
     store.write_scores(scores, section_flows,
                        section_depth=model.section_depth, flows_view=view)
     seconds = time.perf_counter() - started
@@ -419,6 +413,20 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
 _SECTION_CHUNK = 1 << 22
 # Section cells are counted in dense arrays up to this many, or as many as there are links.
 _DENSE_CELLS = 1 << 22
+
+
+def _rank(n: int, flows: LinkFlows, page: dict[str, np.ndarray], ranked: np.ndarray, teleport: np.ndarray,
+          model: ModelConfig, engine: RankEngine | None) -> tuple[PowerResult, PowerResult, np.ndarray]:
+    """Classic PageRank, the juice model and each link's share, here or on `engine`."""
+    if engine is not None:
+        return engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
+    # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
+    classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked,
+                               damping=model.damping, tol=model.tol, max_iter=model.max_iter)
+    juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
+                              teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
+                              pass_factor=flows.pass_factor)
+    return classic, juice, share
 
 
 def section_flow_matrix(flows: LinkFlows, carried: np.ndarray | tuple[np.ndarray, np.ndarray],

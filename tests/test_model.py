@@ -3,6 +3,7 @@ system it solves, explanations that add up, and section flows that add up."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -155,17 +156,25 @@ def test_section_flow_matrix_sparse_cells_equal_dense(monkeypatch: pytest.Monkey
                       passes=reason == 0, reason=reason, is_internal=np.ones(m, bool), pass_factor=np.ones(m))
     sections = rng.integers(0, k, n).astype(np.int32)
     labels = np.array([f"/s{i}/" for i in range(k)], dtype=object)
-    carried = (rng.uniform(0, 1, n), rng.uniform(0, 1, m))
-    dense = section_flow_matrix(flows, carried, sections, labels).to_pandas()
+    passed_on, share = rng.uniform(0, 1, n), rng.uniform(0, 1, m)
+    dense = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
     monkeypatch.setattr(pipeline, "_DENSE_CELLS", 0)
     monkeypatch.setattr(pipeline, "_SECTION_CHUNK", 700)
-    sparse = section_flow_matrix(flows, carried, sections, labels).to_pandas()
+    sparse = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
     assert k * (k + len(REASONS)) > m  # the sparse path ran
     assert list(sparse["from_section"]) == list(dense["from_section"])
     assert list(sparse["to_section"]) == list(dense["to_section"])
     assert (sparse["links"] == dense["links"]).all() and sparse["links"].sum() == m
     np.testing.assert_allclose(sparse["juice"], dense["juice"], rtol=1e-12)
-    assert sparse["juice"].sum() == pytest.approx((carried[0][src] * carried[1]).sum())
+    assert sparse["juice"].sum() == pytest.approx((passed_on[src] * share).sum())
+    # Without shares given, they are formed chunk by chunk from the weights, as link_shares does.
+    from linkjuice.score import link_shares
+
+    weighted = replace(flows, weight=rng.uniform(0.1, 1, m))
+    formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
+    given = section_flow_matrix(weighted, passed_on, link_shares(src, weighted.weight, np.bincount(
+        src, weights=weighted.weight, minlength=n)), sections, labels).to_pandas()
+    assert formed.equals(given)
 
 
 def test_anchor_features_match_a_word_set_reference() -> None:

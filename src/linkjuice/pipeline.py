@@ -23,7 +23,7 @@ from .crawl.crawler import crawl as _run_crawl
 from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
-from .score import PowerResult, classic_pagerank, juice_rank, juice_score
+from .score import PowerResult, classic_pagerank, juice_iterate, juice_score, link_shares
 from .store import Store, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
@@ -364,7 +364,7 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
         dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
         # What each link takes from its page: d x juice of the page x the link's share.
-        section_flows = section_flow_matrix(flows, (juice.scores * model.damping, share), sections, labels)
+        section_flows = section_flow_matrix(flows, juice.scores * model.damping, share, sections, labels)
         del share
 
     def nullable(values: np.ndarray) -> pa.Array:  # NaN (not ranked) is stored as NULL
@@ -416,30 +416,31 @@ _DENSE_CELLS = 1 << 22
 
 
 def _rank(n: int, flows: LinkFlows, page: dict[str, np.ndarray], ranked: np.ndarray, teleport: np.ndarray,
-          model: ModelConfig, engine: RankEngine | None) -> tuple[PowerResult, PowerResult, np.ndarray]:
-    """Classic PageRank, the juice model and each link's share, here or on `engine`."""
+          model: ModelConfig, engine: RankEngine | None) -> tuple[PowerResult, PowerResult, np.ndarray | None]:
+    """Classic PageRank, the juice model and each link's share (None: not formed), here or on `engine`."""
     if engine is not None:
         return engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
     # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
     classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked,
                                damping=model.damping, tol=model.tol, max_iter=model.max_iter)
-    juice, share = juice_rank(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
-                              teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
-                              pass_factor=flows.pass_factor)
-    return classic, juice, share
+    juice = juice_iterate(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
+                          teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
+                          pass_factor=flows.pass_factor)
+    return classic, juice, None  # the shares are formed chunk by chunk where they are used
 
 
-def section_flow_matrix(flows: LinkFlows, carried: np.ndarray | tuple[np.ndarray, np.ndarray],
-                        sections: np.ndarray, labels: np.ndarray) -> pa.Table:
+def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarray | None, sections: np.ndarray,
+                        labels: np.ndarray) -> pa.Table:
     """Juice carried between sections; lost juice goes to the pseudo-section "(lost: reason)".
-    The matrix adds up to all juice that pages pass through links. `sections` holds each page's
-    section as a code into `labels`. `carried` is each link's juice, or (juice each page passes
-    on, each link's share of it), multiplied chunk by chunk. Section names come as Arrow
-    dictionary columns: no string per cell is built.
+    The matrix adds up to all juice that pages pass through links. Each link carries
+    passed_on[source] (d x its juice) x its share (None: formed here from the links' weights,
+    chunk by chunk, as link_shares does). `sections` holds each page's section as a code into
+    `labels`. Section names come as Arrow dictionary columns: no string per cell is built.
 
     A site of S sections has S x (S + 8) cells: they are counted in dense arrays while there are
     no more cells than links, else only the cells that occur are kept (hashed per chunk): a site of
     10M pages in sections of 500 has 400M cells, of which a few per section occur."""
+    out_weight = np.bincount(flows.src, weights=flows.weight, minlength=len(passed_on)) if share is None else None
     width = len(labels) + len(REASONS)
     cells_total = len(labels) * width
     dense = cells_total <= max(len(flows.src), _DENSE_CELLS)
@@ -455,11 +456,8 @@ def section_flow_matrix(flows: LinkFlows, carried: np.ndarray | tuple[np.ndarray
         key *= width
         key += to_code
         del to_code
-        if isinstance(carried, tuple):
-            link_juice = carried[0][src]
-            link_juice *= carried[1][part]
-        else:
-            link_juice = carried[part]
+        link_juice = passed_on[src]
+        link_juice *= share[part] if out_weight is None else link_shares(src, flows.weight[part], out_weight)
         if dense:
             juice_sum += np.bincount(key, weights=link_juice, minlength=cells_total)
             count_sum += np.bincount(key, minlength=cells_total)

@@ -37,7 +37,8 @@ import scipy.sparse as sp
 from .errors import ScoringError
 from .graph import csr_pattern, to_csr
 
-__all__ = ["PowerResult", "power_iterate", "iterate_matvec", "classic_pagerank", "juice_rank", "juice_score"]
+__all__ = ["PowerResult", "power_iterate", "iterate_matvec", "classic_pagerank", "juice_rank", "juice_iterate",
+           "link_shares", "juice_score"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +315,37 @@ def juice_rank(
     `pass_factor` (default 1) is the fraction of a passing link's share that arrives (a redirect
     loss, when configured); `start` warm-starts the iteration (what-if recomputations).
     """
+    result = juice_iterate(n, src, dst, weight, passes, ranked=ranked, teleport=teleport, damping=damping, tol=tol,
+                           max_iter=max_iter, pass_factor=pass_factor, start=start)
+    src = _integer_ids(np.asarray(src))
+    return result, link_shares(src, weight, np.bincount(src, weights=weight, minlength=n))  # the matrix is gone
+
+
+def link_shares(src: np.ndarray, weight: np.ndarray, out_weight: np.ndarray) -> np.ndarray:
+    """Each link's share of its source's juice: weight / out_weight[src] (0 where that is 0), with
+    out_weight the total weight of each page's links (any chunk of the links at a time)."""
+    weight = np.asarray(weight, np.float64)
+    source_weight = out_weight[_integer_ids(np.asarray(src))]
+    return np.divide(weight, source_weight, out=np.zeros(len(weight)), where=source_weight > 0)
+
+
+def juice_iterate(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    passes: np.ndarray,
+    *,
+    ranked: np.ndarray,
+    teleport: np.ndarray | None = None,
+    damping: float = 0.85,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    pass_factor: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+) -> PowerResult:
+    """juice_rank's result without the shares (link_shares gives them): no per-link float array
+    is held beside the matrix."""
     ranked = np.asarray(ranked, bool)
     src = _integer_ids(np.asarray(src))  # int32 ids stay int32: a big site's links are many
     dst = _integer_ids(np.asarray(dst))
@@ -343,27 +375,16 @@ def juice_rank(
             matrix = kernels.to_sell(indptr, indices, data)  # the iteration layout, and the CSR freed
             del indptr, indices, data
             x = teleport if start is None else np.asarray(start, np.float64)
-            result = _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport,
-                                       dangling=dangling)
-            del matrix  # the shares are formed once the matrix is gone: the peak holds one of them
-            return result, _shares(weight, out_weight, src)
+            return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport, dangling=dangling)
         del indptr, indices, data
-    share = _shares(weight, out_weight, src)
+    delivered = link_shares(src, weight, out_weight)[passes]
     del out_weight
-    delivered = share[passes]
     if scaled:
         delivered *= np.asarray(pass_factor, np.float64)[passes]
     mt = to_csr(n, dst[passes], src[passes], delivered)
     del delivered
-    result = power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
-                           start=start)
-    return result, share
-
-
-def _shares(weight: np.ndarray, out_weight: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """Each link's share of its source's juice: its weight / the source's total (0 for none)."""
-    source_weight = out_weight[src]
-    return np.divide(weight, source_weight, out=np.zeros(len(weight)), where=source_weight > 0)
+    return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
+                         start=start)
 
 
 def _all_ones(values: np.ndarray) -> bool:

@@ -74,3 +74,31 @@ def test_juice_matrix_from_sorted_links_equals_the_scipy_path(monkeypatch: pytes
     assert j0.iterations > 5
     np.testing.assert_allclose(j1.scores, j0.scores, rtol=0, atol=1e-13)
     np.testing.assert_array_equal(s1, s0)
+
+
+def test_layout_from_links_equals_the_layout_of_the_scipy_matrix() -> None:
+    from linkjuice import _kernels
+    from linkjuice.graph import to_csr
+
+    n, m = 150_000, 600_000
+    src, dst = _web_graph(n, m, 4)
+    rng = np.random.default_rng(14)
+    order = np.lexsort((dst, src))
+    src, dst = src[order].astype(np.int32), dst[order].astype(np.int32)
+    repeat = np.flatnonzero(rng.random(len(dst) - 1) < 0.05)
+    dst[repeat + 1] = np.where(src[repeat + 1] == src[repeat], dst[repeat], dst[repeat + 1])
+    passes = rng.random(len(src)) >= 0.05
+    weight = rng.uniform(0.1, 1.0, len(src))
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    for factor in (np.zeros(0), np.where(rng.random(len(src)) < 0.1, 0.9, 1.0)):
+        share = weight / out_weight[src] * (factor if len(factor) else 1.0)
+        csr = to_csr(n, dst[passes], src[passes], share[passes])
+        expected = _kernels.to_sell(csr.indptr, csr.indices, csr.data)
+        built = _kernels.sell_from_links(n, src, dst, weight, out_weight, factor, passes)
+        assert len(built.long_rows) >= 6  # the hubs' rows, striped
+        for name, value in expected._asdict().items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(getattr(built, name), value, err_msg=name)
+            else:
+                assert getattr(built, name) == value
+    assert _kernels.sell_from_links(n, src[::-1].copy(), dst, weight, out_weight, np.zeros(0), passes) is None

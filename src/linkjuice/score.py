@@ -365,18 +365,17 @@ def juice_iterate(
     out_weight = np.bincount(src, weights=weight, minlength=n)
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
     scaled = pass_factor is not None and not _all_ones(pass_factor)
-    kernels = _compiled_kernels(len(src))
+    kernels = _compiled_kernels(int(passes.sum()))  # power_iterate's rule, on the links that pass
     if kernels is not None and n < 2**31:
+        # The iteration layout straight from the links (sorted by source, as the store keeps
+        # them): no filtered copies, no COO or CSR matrix in between.
         factor = np.asarray(pass_factor, np.float64) if scaled else np.zeros(0)
-        indptr, indices, data = kernels.weighted_in_links(n, src, dst, weight, out_weight, factor, passes)
+        matrix = kernels.sell_from_links(n, src, dst, weight, out_weight, factor, passes)
         del factor
-        if len(indptr) and _compiled_kernels(len(data)) is not None:  # power_iterate's rule
+        if matrix is not None:
             del passes
-            matrix = kernels.to_sell(indptr, indices, data)  # the iteration layout, and the CSR freed
-            del indptr, indices, data
             x = teleport if start is None else np.asarray(start, np.float64)
             return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport, dangling=dangling)
-        del indptr, indices, data
     delivered = link_shares(src, weight, out_weight)[passes]
     del out_weight
     if scaled:

@@ -3,6 +3,7 @@ system it solves, explanations that add up, and section flows that add up."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,7 +158,11 @@ def test_section_flow_matrix_sparse_cells_equal_dense(monkeypatch: pytest.Monkey
     sections = rng.integers(0, k, n).astype(np.int32)
     labels = np.array([f"/s{i}/" for i in range(k)], dtype=object)
     passed_on, share = rng.uniform(0, 1, n), rng.uniform(0, 1, m)
+    monkeypatch.setenv("LINKJUICE_NUMBA", "0")
     dense = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
+    if importlib.util.find_spec("numba"):  # the compiled one-pass count gives the same cells and sums
+        monkeypatch.setenv("LINKJUICE_NUMBA", "1")
+        assert section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas().equals(dense)
     monkeypatch.setattr(pipeline, "_DENSE_CELLS", 0)
     monkeypatch.setattr(pipeline, "_SECTION_CHUNK", 700)
     sparse = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
@@ -171,10 +176,16 @@ def test_section_flow_matrix_sparse_cells_equal_dense(monkeypatch: pytest.Monkey
     from linkjuice.score import link_shares
 
     weighted = replace(flows, weight=rng.uniform(0.1, 1, m))
-    formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
     given = section_flow_matrix(weighted, passed_on, link_shares(src, weighted.weight, np.bincount(
         src, weights=weighted.weight, minlength=n)), sections, labels).to_pandas()
-    assert formed.equals(given)
+    assert section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas().equals(given)
+    monkeypatch.setattr(pipeline, "_DENSE_CELLS", 1 << 22)
+    monkeypatch.setenv("LINKJUICE_NUMBA", "0")
+    dense_formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
+    np.testing.assert_allclose(dense_formed["juice"], given["juice"], rtol=1e-12)
+    if importlib.util.find_spec("numba"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", "1")
+        assert section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas().equals(dense_formed)
 
 
 def test_anchor_features_match_a_word_set_reference() -> None:

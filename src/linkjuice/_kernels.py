@@ -43,7 +43,7 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "sell_from_links", "step_pattern", "step_weighted", "smoke_test"]
+__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "sell_from_links", "section_cells", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -566,6 +566,34 @@ def in_link_pattern(n, src, dst, mask):  # pragma: no cover
         indices[fill[d]] = s
         fill[d] += 1
     return indptr, indices, outdeg
+
+
+@njit(cache=True, nogil=True)
+def section_cells(src, resolved, passes, reason, sections, n_labels, width, passed_on, share, weight,
+                  out_weight):  # pragma: no cover
+    """The dense section flow matrix in one pass over the links, no per-link array: cell
+    sections[src] * width + (sections[resolved] for a link that passes, else n_labels + reason)
+    gets passed_on[src] x the link's share (share[k], or when `share` is empty
+    weight[k] / out_weight[src]) and a count, summed in link order as np.bincount sums."""
+    juice = np.zeros(n_labels * width, np.float64)
+    count = np.zeros(n_labels * width, np.int64)
+    given = len(share) > 0
+    for k in range(len(src)):
+        s = src[k]
+        if passes[k]:
+            r = resolved[k]
+            to = np.int64(sections[r if r >= 0 else 0])
+        else:
+            to = np.int64(n_labels) + reason[k]
+        key = np.int64(sections[s]) * width + to
+        if given:
+            sh = share[k]
+        else:
+            total = out_weight[s]
+            sh = weight[k] / total if total > 0 else 0.0
+        juice[key] += passed_on[s] * sh
+        count[key] += 1
+    return juice, count
 
 
 def smoke_test() -> None:

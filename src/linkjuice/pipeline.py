@@ -24,6 +24,7 @@ from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
 from .score import PowerResult, classic_pagerank, juice_iterate, juice_score, link_shares
+from .score import _compiled_kernels  # the numba kernels when installed and worth it
 from .store import Store, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
@@ -448,8 +449,16 @@ def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarr
     juice_sum = np.zeros(cells_total if dense else 0)
     count_sum = np.zeros(cells_total if dense else 0, np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for lo in range(0, len(flows.src), _SECTION_CHUNK):
-        part = slice(lo, lo + _SECTION_CHUNK)
+    kernels = _compiled_kernels(len(flows.src)) if dense else None
+    if kernels is not None:  # one pass, nothing per link
+        juice_sum, count_sum = kernels.section_cells(
+            flows.src, flows.resolved, flows.passes, flows.reason, sections, len(labels), width, passed_on,
+            np.zeros(0) if share is None else np.asarray(share, np.float64), flows.weight,
+            np.zeros(0) if out_weight is None else out_weight)
+    # Chunks of links, or as many as there are dense cells (whose arrays each chunk's count fills).
+    chunk = max(_SECTION_CHUNK, cells_total if dense else 0)
+    for lo in range(0, len(flows.src) if kernels is None else 0, chunk):
+        part = slice(lo, lo + chunk)
         src, resolved, passes = flows.src[part], flows.resolved[part], flows.passes[part]
         to_code = np.where(passes, sections[np.where(resolved >= 0, resolved, 0)], lost[flows.reason[part]])
         key = sections[src].astype(np.int64)

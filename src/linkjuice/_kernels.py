@@ -21,6 +21,10 @@ The matrix is not iterated as CSR but in a layout built once per graph (`Sell`, 
   stripe of x is in L2; a row's partial sums are added in stripe order. Row by row, each long
   row would stream the whole vector from L3 again.
 
+The juice model's layout is built straight from the links as the store keeps them (sorted by
+source; `sell_from_links`): two passes over the links, no CSR matrix beside it. The section flow
+matrix is counted in one pass too (`section_cells`).
+
 Index arrays are unsigned so numba need not check for negative (wrap-around) indices on every
 gather. All page vectors carry one extra entry at index n: the dummy row and source, always 0.
 

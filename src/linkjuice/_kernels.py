@@ -293,14 +293,21 @@ def _distinct_in_degrees(n, src, dst, passes):  # pragma: no cover
 def _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr, start, long_min,
                      nlong_links):  # pragma: no cover
     """Each passing link's share written into its row's next slot (repeated pairs summed in link
-    order, as scipy's sum_duplicates does); padding is source n with value 0."""
+    order, as scipy's sum_duplicates does); padding is source n with value 0.
+
+    One page-sized array is touched per link, `nxt`: 2 x the row's next slot, + 1 once the row
+    has a link, negated (-1 - that) for a long row. A repeated pair is found at the row's
+    previous slot, beside the one written. The targets are random, so on a 3M-page site each
+    page-sized array read per link is a cache miss: with four of them the build took 7.7-9.4 s
+    for 62M links, with one 5.9 s."""
     nslots = cptr[len(cptr) - 1]
     idx = np.full(nslots, n, np.uint32)
     vals = np.zeros(nslots, np.float64)
     long_idx = np.empty(nlong_links, np.uint32)
     long_vals = np.empty(nlong_links, np.float64)
-    fill = np.zeros(n, np.int32)
-    last = np.full(n, -1, np.int32)
+    nxt = np.empty(n, np.int64)
+    for i in range(n):
+        nxt[i] = -1 - 2 * start[i] if deg[i] > long_min else 2 * start[i]
     scaled = len(factor) > 0
     for k in range(len(src)):
         if passes[k]:
@@ -310,25 +317,24 @@ def _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
             v = weight[k] / total if total > 0 else 0.0
             if scaled:
                 v *= factor[k]
-            repeat = last[d] == s
-            if not repeat:
-                last[d] = s
-                fill[d] += 1
-            j = fill[d] - 1
-            if deg[d] > long_min:
-                p = start[d] + j
-                if repeat:
-                    long_vals[p] += v
-                else:
-                    long_idx[p] = s
-                    long_vals[p] = v
-            else:
-                p = start[d] + 8 * j
-                if repeat:
-                    vals[p] += v
+            code = nxt[d]
+            if code >= 0:
+                p = code >> 1
+                if code & 1 and idx[p - 8] == s:
+                    vals[p - 8] += v
                 else:
                     idx[p] = s
                     vals[p] = v
+                    nxt[d] = 2 * (p + 8) + 1
+            else:
+                code = -1 - code
+                p = code >> 1
+                if code & 1 and long_idx[p - 1] == s:
+                    long_vals[p - 1] += v
+                else:
+                    long_idx[p] = s
+                    long_vals[p] = v
+                    nxt[d] = -1 - (2 * (p + 1) + 1)
     return idx, vals, long_idx, long_vals
 
 

@@ -48,3 +48,57 @@ def test_compiled_kernels_give_the_scipy_scores(monkeypatch: pytest.MonkeyPatch,
     assert abs(c1.iterations - c0.iterations) <= 1 and abs(j1.iterations - j0.iterations) <= 1
     # The hub rows hold real mass: a layout bug there would show above.
     assert c1.scores[: n // 7 * 6 : n // 7].sum() > 0.05
+
+
+def test_juice_matrix_from_sorted_links_equals_the_scipy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links sorted by source (as the store keeps them), with repeated (source, target) pairs
+    (two URLs redirecting to one page) and redirect pass factors: the compiled build of M^T sums
+    the repeats as scipy does."""
+    n, m = 150_000, 600_000
+    src, dst = _web_graph(n, m, 3)
+    rng = np.random.default_rng(13)
+    order = np.lexsort((dst, src))
+    src, dst = src[order].astype(np.int32), dst[order].astype(np.int32)
+    dst[rng.random(len(dst)) < 0.02] = -1
+    repeat = np.flatnonzero(rng.random(len(dst) - 1) < 0.05)
+    dst[repeat + 1] = np.where(src[repeat + 1] == src[repeat], dst[repeat], dst[repeat + 1])
+    ranked = rng.random(n) >= 0.03
+    weight = rng.choice([1.0, 0.6, 0.3, 0.15], len(src))
+    passes = rng.random(len(src)) >= 0.05
+    factor = np.where(rng.random(len(src)) < 0.1, 0.9, 1.0)
+    results = {}
+    for choice in ("0", "1"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", choice)
+        results[choice] = juice_rank(n, src, dst, weight, passes, ranked=ranked, pass_factor=factor)
+    (j0, s0), (j1, s1) = results["0"], results["1"]
+    assert j0.iterations > 5
+    np.testing.assert_allclose(j1.scores, j0.scores, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(s1, s0)
+
+
+def test_layout_from_links_equals_the_layout_of_the_scipy_matrix() -> None:
+    from linkjuice import _kernels
+    from linkjuice.graph import to_csr
+
+    n, m = 150_000, 600_000
+    src, dst = _web_graph(n, m, 4)
+    rng = np.random.default_rng(14)
+    order = np.lexsort((dst, src))
+    src, dst = src[order].astype(np.int32), dst[order].astype(np.int32)
+    repeat = np.flatnonzero(rng.random(len(dst) - 1) < 0.05)
+    dst[repeat + 1] = np.where(src[repeat + 1] == src[repeat], dst[repeat], dst[repeat + 1])
+    passes = rng.random(len(src)) >= 0.05
+    weight = rng.uniform(0.1, 1.0, len(src))
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    for factor in (np.zeros(0), np.where(rng.random(len(src)) < 0.1, 0.9, 1.0)):
+        share = weight / out_weight[src] * (factor if len(factor) else 1.0)
+        csr = to_csr(n, dst[passes], src[passes], share[passes])
+        expected = _kernels.to_sell(csr.indptr, csr.indices, csr.data)
+        built = _kernels.sell_from_links(n, src, dst, weight, out_weight, factor, passes)
+        assert len(built.long_rows) >= 6  # the hubs' rows, striped
+        for name, value in expected._asdict().items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(getattr(built, name), value, err_msg=name)
+            else:
+                assert getattr(built, name) == value
+    assert _kernels.sell_from_links(n, src[::-1].copy(), dst, weight, out_weight, np.zeros(0), passes) is None

@@ -3,6 +3,8 @@ system it solves, explanations that add up, and section flows that add up."""
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,52 @@ def test_section_flow_matrix_adds_up_to_all_juice_passed(tmp_path: Path) -> None
     assert carried == pytest.approx(meta["damping"] * total_juice)
     pairs = set(zip(flows["from_section"], flows["to_section"]))
     assert ("/blog/", "/shop/") in pairs and ("/", "(lost: broken)") in pairs
+
+
+def test_section_flow_matrix_sparse_cells_equal_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many sections: only the cells that occur are kept (hashed per chunk), in the same order
+    and with the same sums as the dense count."""
+    from linkjuice import pipeline
+    from linkjuice.pipeline import REASONS, LinkFlows, section_flow_matrix
+
+    rng = np.random.default_rng(4)
+    n, m, k = 200, 3000, 80
+    src = np.sort(rng.integers(0, n, m)).astype(np.int32)
+    resolved = rng.integers(-1, n, m).astype(np.int32)
+    reason = np.where(resolved >= 0, rng.choice([0, 0, 0, 1, 4], m), 3).astype(np.int8)
+    flows = LinkFlows(src=src, dst=resolved, resolved=resolved, weight=np.ones(m), nofollow=reason == 1,
+                      passes=reason == 0, reason=reason, is_internal=np.ones(m, bool), pass_factor=np.ones(m))
+    sections = rng.integers(0, k, n).astype(np.int32)
+    labels = np.array([f"/s{i}/" for i in range(k)], dtype=object)
+    passed_on, share = rng.uniform(0, 1, n), rng.uniform(0, 1, m)
+    monkeypatch.setenv("LINKJUICE_NUMBA", "0")
+    dense = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
+    if importlib.util.find_spec("numba"):  # the compiled one-pass count gives the same cells and sums
+        monkeypatch.setenv("LINKJUICE_NUMBA", "1")
+        assert section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas().equals(dense)
+    monkeypatch.setattr(pipeline, "_DENSE_CELLS", 0)
+    monkeypatch.setattr(pipeline, "_SECTION_CHUNK", 700)
+    sparse = section_flow_matrix(flows, passed_on, share, sections, labels).to_pandas()
+    assert k * (k + len(REASONS)) > m  # the sparse path ran
+    assert list(sparse["from_section"]) == list(dense["from_section"])
+    assert list(sparse["to_section"]) == list(dense["to_section"])
+    assert (sparse["links"] == dense["links"]).all() and sparse["links"].sum() == m
+    np.testing.assert_allclose(sparse["juice"], dense["juice"], rtol=1e-12)
+    assert sparse["juice"].sum() == pytest.approx((passed_on[src] * share).sum())
+    # Without shares given, they are formed chunk by chunk from the weights, as link_shares does.
+    from linkjuice.score import link_shares
+
+    weighted = replace(flows, weight=rng.uniform(0.1, 1, m))
+    given = section_flow_matrix(weighted, passed_on, link_shares(src, weighted.weight, np.bincount(
+        src, weights=weighted.weight, minlength=n)), sections, labels).to_pandas()
+    assert section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas().equals(given)
+    monkeypatch.setattr(pipeline, "_DENSE_CELLS", 1 << 22)
+    monkeypatch.setenv("LINKJUICE_NUMBA", "0")
+    dense_formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
+    np.testing.assert_allclose(dense_formed["juice"], given["juice"], rtol=1e-12)
+    if importlib.util.find_spec("numba"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", "1")
+        assert section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas().equals(dense_formed)
 
 
 def test_anchor_features_match_a_word_set_reference() -> None:

@@ -415,17 +415,27 @@ class Store:
     def page_arrays(self, *, urls: bool = True) -> dict[str, np.ndarray]:
         """Per page, ordered by page_id: url (unless urls=False: a big site's URLs are costly as
         Python strings), status, indexable, is_html, indexability, final and canonical page ids."""
+        # Only the pages whose final URL or canonical is another URL are looked up by URL (1.5%
+        # of a shop's pages): joining every page's URL took 12 s at 3M pages.
         tbl = self._arrow(
             f"""
+            WITH f AS (
+                SELECT p.page_id, t.page_id AS final_id FROM pages p JOIN pages t ON t.url = p.final_url
+                WHERE p.final_url <> p.url
+            ), c AS (
+                SELECT p.page_id, t.page_id AS canonical_id FROM pages p JOIN pages t ON t.url = p.canonical
+                WHERE p.canonical <> p.url
+            )
             SELECT p.page_id, {"p.url," if urls else ""} coalesce(p.status, -1) AS status,
                    coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, coalesce(p.nofollow, false) AS page_nofollow,
                    p.indexability,
-                   coalesce(f.page_id, -1) AS final_id, coalesce(c.page_id, -1) AS canonical_id,
+                   coalesce(CASE WHEN p.final_url = p.url THEN p.page_id END, f.final_id, -1) AS final_id,
+                   coalesce(CASE WHEN p.canonical = p.url THEN p.page_id END, c.canonical_id, -1) AS canonical_id,
                    coalesce(p.redirect_hops, 0) AS redirect_hops
             FROM pages p
-            LEFT JOIN pages f ON f.url = p.final_url
-            LEFT JOIN pages c ON c.url = p.canonical
+            LEFT JOIN f ON f.page_id = p.page_id
+            LEFT JOIN c ON c.page_id = p.page_id
             ORDER BY p.page_id
             """
         )
@@ -571,6 +581,20 @@ class Store:
                           "FROM link_pairs")
         return tbl.column(0).to_numpy(zero_copy_only=False)
 
+    def pair_weights(self, *, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
+                     anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
+                     use_anchor: bool) -> np.ndarray:
+        """Each pair's weight, position x relevance x anchor factor, computed here in link_pairs
+        order with the arithmetic of the link_flows view (and of pipeline.link_flows, in the same
+        order): one column comes back instead of the four it is made of."""
+        a = _sql_double(relevance_weight)
+        cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
+        anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
+                                    anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
+        tbl = self._arrow(f"SELECT {_position_weight_sql('p.position', position_weights)} "
+                          f"* ((1.0::DOUBLE - {a}) + {a} * {cos}) * {anchor} FROM link_pairs p")
+        return tbl.column(0).to_numpy(zero_copy_only=False)
+
     def pair_labels(self) -> dict[str, np.ndarray]:
         """link_pairs' target URL (the page's URL, or the stored one when not a page), position and
         anchor, in table order: strings, for what-ifs and engines on sites that fit in memory."""
@@ -606,13 +630,14 @@ class Store:
         # DuckDB 2 renamed arrow() to to_arrow_table().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
-    def write_scores(self, scores: pa.Table, section_flows: pd.DataFrame, *, section_depth: int,
+    def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
                      flows_view: str) -> None:
-        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL
-        and section are added here), the section flow matrix, and the link_flows view
-        (`flows_view`: its SELECT, from flows_view_sql)."""
-        section = _section_sql("p.url", section_depth)
-        cols = [c for c in scores.column_names if c != "page_id"]
+        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL,
+        and the section unless given, are added here), the section flow matrix, and the
+        link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
+        Arrow dictionary columns (codes into a few labels): no string per row is built."""
+        cols = [c for c in scores.column_names if c not in ("page_id", "section")]
+        section = "t.section" if "section" in scores.column_names else _section_sql("p.url", section_depth)
         with self.transaction():
             self.con.execute("DELETE FROM scores")
             self.con.register("scores_in", scores)
@@ -626,7 +651,8 @@ class Store:
             self.con.execute("DELETE FROM section_flows")
             self.con.register("sections_in", section_flows)
             try:
-                cols_s = ", ".join(section_flows.columns)
+                cols_s = ", ".join(section_flows.column_names if isinstance(section_flows, pa.Table)
+                                   else section_flows.columns)
                 self.con.execute(f"INSERT INTO section_flows ({cols_s}) SELECT {cols_s} FROM sections_in")
             finally:
                 self.con.unregister("sections_in")
@@ -1338,6 +1364,10 @@ class Store:
     def backlink_domains(self) -> pd.DataFrame:
         """One row per (credited page, referring domain) from followed backlinks, with the domain's
         highest authority metric (NaN when the file had none): the input of the teleport vector."""
+        if not self.con.execute("SELECT EXISTS (SELECT 1 FROM backlinks)").fetchall()[0][0]:
+            # Without backlinks, skip matching every page URL against them (1.4 s at 1M pages).
+            return pd.DataFrame({"page_id": np.zeros(0, np.int32), "source_domain": np.zeros(0, object),
+                                 "authority": np.zeros(0)})
         return self.con.execute(
             f"""
             WITH resolved AS ({self._BACKLINK_TARGETS_SQL})
@@ -1677,10 +1707,8 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
     numbers; the view stores nothing per link."""
     a = _sql_double(relevance_weight)
     cos = "p.relevance" if use_relevance else "0.0::DOUBLE"
-    base = _sql_double(anchor_descriptive)
-    anchor = (f"CASE p.anchor_class WHEN 0 THEN {_sql_double(anchor_empty)} WHEN 1 THEN {_sql_double(anchor_generic)} "
-              f"ELSE {base} + (1.0::DOUBLE - {base}) * p.anchor_match END"
-              if use_anchor else "1.0::DOUBLE")
+    anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
+                                anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
     # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
     return f"""
@@ -1704,6 +1732,16 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
         LEFT JOIN pages t ON t.page_id = p.dst
         LEFT JOIN pages r ON r.page_id = p.resolved
         )"""
+
+
+def _anchor_factor_sql(*, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
+                       use_anchor: bool) -> str:
+    """SQL for a pair's anchor factor (weights.anchor_factor) from p.anchor_class and p.anchor_match."""
+    if not use_anchor:
+        return "1.0::DOUBLE"
+    base = _sql_double(anchor_descriptive)
+    return (f"CASE p.anchor_class WHEN 0 THEN {_sql_double(anchor_empty)} WHEN 1 THEN {_sql_double(anchor_generic)} "
+            f"ELSE {base} + (1.0::DOUBLE - {base}) * p.anchor_match END")
 
 
 def _position_weight_sql(column: str, weights: Mapping[str, float]) -> str:

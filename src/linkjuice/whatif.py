@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .graph import to_csr
-from .score import juice_rank, power_iterate
+from .score import juice_iterate, power_iterate
 
 __all__ = ["ModelState", "first_order_gains", "exact_gain", "greedy_optimize", "OptimizeResult", "accounting"]
 
@@ -62,7 +62,7 @@ class ModelState:
 
     def solve(self, start: np.ndarray | None = None) -> ModelState:
         """This state with its juice (re)computed; `start` warm-starts the iteration."""
-        result, _ = juice_rank(self.n, self.src, self.dst, self.weight, self.passes, ranked=self.ranked,
+        result = juice_iterate(self.n, self.src, self.dst, self.weight, self.passes, ranked=self.ranked,
                                teleport=self.teleport, damping=self.damping, tol=self.tol,
                                pass_factor=self.pass_factor, start=start)
         return replace(self, juice=result.scores)

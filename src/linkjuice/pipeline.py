@@ -533,7 +533,7 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     meta = store.meta()
     with store.memory_limit(AUDIT_MEMORY):
         inputs = AuditInputs(
-            pages=store.audit_pages(), flows=store.audit_link_flows(), links=store.audit_links(),
+            pages=store.audit_pages(), flows=store.audit_link_flows(REASONS), links=store.audit_links(),
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
             importance=store.importance_inputs(), damping=float((meta.get("model") or {}).get("damping", 0.85)),
             # Orphans are only certain when every reachable page was crawled.

@@ -1064,22 +1064,30 @@ class Store:
             """
         ).df()
 
-    def audit_link_flows(self) -> pd.DataFrame:
+    def audit_link_flows(self, reasons: Sequence[str]) -> pd.DataFrame:
         """The model's flows, one row per (source page, target URL), as page ids (-1 when not
         stored) with no URL strings: target_url only where the target is an internal URL that is
-        not a stored page (the audit matches links to their pair by it). Position and reason are
-        categoricals."""
+        not a stored page (the audit matches links to their pair by it). Position and reason
+        (one of `reasons`, the model's) are categoricals, handed over by DuckDB as codes."""
         self._require_flow_ids()
-        tbl = self._arrow(
-            """
+        positions = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT position FROM link_pairs WHERE position IS NOT NULL ORDER BY 1").fetchall()]
+        listed = {"position": positions, "reason": list(reasons)}
+        code = {col: f"coalesce(list_position([{', '.join(_sql_literal(v) for v in values)}]::VARCHAR[], {col}) - 1, "
+                     "-1)::TINYINT" for col, values in listed.items()}
+        frame = _categorical_frame(self._arrow(
+            f"""
             SELECT source_id::INTEGER AS src, target_id::INTEGER AS dst, resolved_id::INTEGER AS resolved,
                    CASE WHEN target_id < 0 AND is_internal THEN target_url END AS target_url,
-                   position, coalesce(nofollow, false) AS nofollow, coalesce(juice, 0.0::DOUBLE) AS juice, reason,
+                   {code['position']} AS position, coalesce(nofollow, false) AS nofollow,
+                   coalesce(juice, 0.0::DOUBLE) AS juice, {code['reason']} AS reason,
                    coalesce(is_internal, false) AS is_internal, coalesce(n_links, 1)::INTEGER AS n_links
             FROM link_flows
             """
-        )
-        return _categorical_frame(tbl, ("target_url", "position", "reason"))
+        ), ("target_url",))
+        for col, values in listed.items():
+            frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int8), categories=pd.Index(values, dtype=object))
+        return frame
 
     def audit_links(self) -> pd.DataFrame:
         """Every internal link between two different URLs, one row per link, in page order, as

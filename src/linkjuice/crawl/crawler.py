@@ -4,11 +4,16 @@ Memory stays bounded: the frontier lives in the store (read back in small batche
 order) and the seen-set holds one 64-bit hash per known URL. Results are written in small atomic
 batches (a page with its links and the URLs it revealed), so a killed crawl loses at most the
 pages in flight, and `resume` rebuilds the seen-set from the store and carries on.
+
+During the loop the store is used from one background thread, one job at a time (DuckDB releases
+the GIL): a batch's insert and commit (an fsync, now and then a checkpoint of tens of ms) no longer
+stops the event loop, which keeps fetching and handing pages to the extraction workers meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import time
 from collections.abc import Callable
@@ -166,6 +171,9 @@ class Crawler:
         self._patterns = bool(config.include or config.exclude)
         self._pool: ExtractPool | None = None
         self._low_water = config.concurrency * 4  # queued rows below which the loop reads the frontier
+        # The store's thread during the loop, and its job in flight (a write, or a frontier read).
+        self._store_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._job: concurrent.futures.Future[Any] | None = None
 
     @staticmethod
     def _empty_pending() -> dict[str, Any]:
@@ -327,12 +335,18 @@ class Crawler:
         finally:
             self._remove_signal_handlers(installed)
             try:
-                self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
+                try:
+                    self._settle_now()
+                finally:
+                    self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
             finally:
                 try:
                     if self._pool is not None:
                         await self._pool.close()
                 finally:
+                    if self._store_thread is not None:
+                        self._store_thread.shutdown()
+                        self._store_thread = None
                     if self._fetcher is None:
                         await fetcher.close()
         self.store.set_memory_limit(previous_memory_limit)
@@ -432,21 +446,23 @@ class Crawler:
                     room = high_water - queue.qsize()
                     if self.config.max_pages is not None:
                         room = min(room, self.config.max_pages - self._done - self._in_flight)
-                    rows = self._read_frontier(room)
+                    rows = await self._read_frontier(room)
                     if not rows and room > 0 and self._pending["frontier"]:
-                        self._flush(force=True)
-                        rows = self._read_frontier(room)
+                        await self._settle()
+                        self._flush_behind(force=True)
+                        rows = await self._read_frontier(room)
                     for row in rows:
                         self._in_flight += 1
                         queue.put_nowait(row)
                     if not rows and self._in_flight == 0 and not self._pending["frontier"]:
                         if sitemap_phase_done or not self.config.use_sitemaps or room <= 0:
                             break
+                        self._settle_now()
                         self._enqueue_sitemap_only()
                         sitemap_phase_done = True
                         self.store.set_meta({"sitemap_phase_done": True})
                         continue
-                self._flush()
+                self._flush_behind()
                 if self._pool is not None and self._next_seq >= _WORKERS_AFTER_URLS:
                     self._pool.start()  # once; a no-op after
                 now = time.monotonic()
@@ -473,11 +489,12 @@ class Crawler:
             if self.on_progress:
                 self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
 
-    def _read_frontier(self, room: int) -> list[tuple]:
-        """Next frontier rows in discovery order; skips the query when nothing new was written."""
+    async def _read_frontier(self, room: int) -> list[tuple]:
+        """Next frontier rows in discovery order; skips the query when nothing new was written.
+        Read on the store's thread, after the write in flight (which may hold new rows)."""
         if room <= 0 or not self._frontier_unread:
             return []
-        rows = self.store.frontier_after(self._cursor, room)
+        rows = await self._in_store(self.store.frontier_after, self._cursor, room)
         if len(rows) < room:
             self._frontier_unread = False
         if rows:
@@ -637,18 +654,68 @@ class Crawler:
         if extracted.canonical and extracted.canonical != url and self.scope.allows(extracted.canonical):
             self._discover(extracted.canonical, depth=depth, via="canonical", source=url)
 
-    def _flush(self, *, force: bool = False) -> None:
+    def _take_pending(self, force: bool) -> dict[str, Any] | None:
+        """The pending batch when it is due (full, old, or forced), leaving an empty one."""
         if not self._has_pending():
-            return
+            return None
         now = time.monotonic()
         if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
-            return
+            return None
         pending, self._pending = self._pending, self._empty_pending()
         if pending["frontier"]:
             self._frontier_unread = True
         self._pending_pages = 0
         self._last_flush = now
-        self.store.write_batch(**pending)
+        return pending
+
+    def _flush(self, *, force: bool = False) -> None:
+        """Write the pending batch now, if due (after the store's job in flight)."""
+        self._settle_now()
+        pending = self._take_pending(force)
+        if pending is not None:
+            self.store.write_batch(**pending)
+
+    def _flush_behind(self, *, force: bool = False) -> None:
+        """Start writing the pending batch on the store's thread, if due. One job at a time: while
+        a write runs, pages gather into the next batch."""
+        if self._job is not None:
+            if not self._job.done():
+                return
+            self._settle_now()  # a failed write raises here
+        pending = self._take_pending(force)
+        if pending is not None:
+            self._submit(self.store.write_batch, **pending)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """Start `fn` on the store's thread (no job may be in flight); it wakes the loop when done."""
+        assert self._job is None or self._job.done()
+        if self._store_thread is None:
+            self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linkjuice-store")
+        loop = asyncio.get_running_loop()
+        job = self._job = self._store_thread.submit(fn, *args, **kwargs)
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake.set))
+        return job
+
+    async def _settle(self) -> None:
+        """Wait for the store's job in flight without stopping the loop; its failure raises here.
+        Cancelled meanwhile, the job stays in flight (run() waits for it before using the store)."""
+        if self._job is not None:
+            await asyncio.wait([asyncio.wrap_future(self._job)])
+            self._settle_now()
+
+    def _settle_now(self) -> None:
+        """Wait for the store's job in flight (blocking: before using the store in this thread)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    async def _in_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the store's thread, after the job in flight."""
+        await self._settle()
+        job = self._submit(fn, *args)
+        await asyncio.wait([asyncio.wrap_future(job)])
+        self._job = None
+        return job.result()
 
 
 def _content_type(result: FetchResult) -> tuple[str | None, bool]:

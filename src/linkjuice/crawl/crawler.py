@@ -309,6 +309,7 @@ class Crawler:
         installed = self._install_signal_handlers()
         # DuckDB caches what it writes up to its limit (80% of RAM): a crawl only appends.
         previous_memory_limit = self.store.set_memory_limit(_CRAWL_MEMORY_LIMIT)
+        self.store.set_append_mode(True)
         workers = self.config.extract_workers
         processes = auto_workers() if workers is None else workers
         if not self.config.render and processes > 0:
@@ -350,6 +351,7 @@ class Crawler:
                     if self._fetcher is None:
                         await fetcher.close()
         self.store.set_memory_limit(previous_memory_limit)
+        self.store.set_append_mode(False)
         counts = self.store.counts()
         if counts["pages"] == 0 and not self._stop:
             raise CrawlError(f"nothing was crawled from {self.start_url}")

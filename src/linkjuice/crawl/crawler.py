@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -50,6 +51,8 @@ _CRAWL_MEMORY_LIMIT = "256MB"  # DuckDB's memory during a crawl (Store.memory_li
 # With automatic extraction workers, they start once the crawl knows this many URLs: a small crawl
 # is over before a worker interpreter would have started.
 _WORKERS_AFTER_URLS = 200
+# Frontier rows kept in memory past the cursor, at most (more are read back from the store).
+_MAX_TAIL = 50_000
 _LINK_FIELDS = ("source_url", "target_url", "anchor", "rel", "nofollow", "dom_position", "link_order",
                 "is_internal", "found_in")
 
@@ -166,6 +169,8 @@ class Crawler:
                                 known=lambda u: _url_hash(u) in self._seen)
         self._robots_failure: str | None = None  # why robots.txt reads as disallow-all, if it failed
         self._frontier_unread = True  # frontier rows may exist in the store past the cursor
+        # Every frontier row past the cursor, in order, while they are few (None: read the store).
+        self._tail: deque[tuple[int, str, int | None, str, str | None, int]] | None = None
         self._wake = asyncio.Event()
         self._site_of_origin: dict[str, bool] = {}
         self._patterns = bool(config.include or config.exclude)
@@ -235,6 +240,12 @@ class Crawler:
             {"seq": self._next_seq, "url": url, "depth": depth, "found_via": via,
              "found_from": source, "redirect_hops": hops}
         )
+        if self._tail is not None:
+            if len(self._tail) < _MAX_TAIL:
+                self._tail.append((self._next_seq, url, depth, via, source, hops))
+            else:  # too many to hold: read them back from the store, from the cursor on
+                self._tail = None
+                self._frontier_unread = True
         self._next_seq += 1
 
     async def _fetch_following(self, fetcher: Fetcher, url: str, hops: int = 5) -> FetchResult:
@@ -492,13 +503,23 @@ class Crawler:
                 self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
 
     async def _read_frontier(self, room: int) -> list[tuple]:
-        """Next frontier rows in discovery order; skips the query when nothing new was written.
-        Read on the store's thread, after the write in flight (which may hold new rows)."""
-        if room <= 0 or not self._frontier_unread:
+        """Next frontier rows in discovery order: from memory while every row past the cursor is
+        there (so the loop never waits for a write), else from the store, on its thread after the
+        write in flight (which may hold new rows); no query when nothing new was written."""
+        if room <= 0:
             return []
-        rows = await self._in_store(self.store.frontier_after, self._cursor, room)
-        if len(rows) < room:
-            self._frontier_unread = False
+        if self._tail is not None:
+            rows = [self._tail.popleft() for _ in range(min(room, len(self._tail)))]
+        elif not self._frontier_unread:
+            return []
+        else:
+            rows = await self._in_store(self.store.frontier_after, self._cursor, room)
+            if len(rows) < room:
+                self._frontier_unread = False
+                if not self._pending["frontier"]:
+                    # The store holds every row there is (nothing is pending, no write in flight):
+                    # from now on new rows are read from memory too.
+                    self._tail = deque()
         if rows:
             self._cursor = rows[-1][0]
         return rows

@@ -266,3 +266,24 @@ def test_extraction_workers_store_the_same_crawl(tmp_path: Path, workers: int) -
     assert pages_there == pages_here
     assert links_there == links_here
     assert frontier_there == frontier_here
+
+
+def test_frontier_held_in_memory_or_read_back_stores_the_same_crawl(tmp_path: Path, monkeypatch) -> None:
+    """New frontier rows are read from memory while few; past the cap they are read back from the
+    store. Either way (concurrency 1: one discovery order) the crawl stores the same rows."""
+    from linkjuice.crawl import crawler as crawler_module
+
+    def crawl(db: Path) -> tuple[list, list, list]:
+        config = CrawlConfig(start_url=site.url("/"), concurrency=1, use_sitemaps=False, extract_workers=0)
+        with Store(db) as store:
+            asyncio.run(crawler_module.Crawler(config, store).run())
+        return (_rows(db, "SELECT * EXCLUDE (crawled_at, response_time_ms) FROM pages ORDER BY seq"),
+                _rows(db, "SELECT * FROM links ORDER BY source_url, link_order"),
+                _rows(db, "SELECT * FROM frontier ORDER BY seq"))
+
+    with serve(_varied_site(60)) as site:
+        in_memory = crawl(tmp_path / "memory.duckdb")
+        monkeypatch.setattr(crawler_module, "_MAX_TAIL", 2)
+        read_back = crawl(tmp_path / "store.duckdb")
+    assert len(in_memory[0]) > 60
+    assert read_back == in_memory

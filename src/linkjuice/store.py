@@ -277,6 +277,18 @@ class Store:
         cols = ", ".join(columns)
         self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM batch")
 
+    def set_append_mode(self, on: bool) -> None:
+        """Tune DuckDB for a crawl's stream of small batches (on), or back to its defaults (off).
+        One thread: more only coordinate, on cores that fetch and parse. A checkpoint per 64 MB of
+        log, not 16: each one compresses the tables' newest rows again, and replaying 10k pages'
+        batches measured 300 -> 210 µs of CPU a page with the final checkpoint counted."""
+        if on:
+            self.con.execute("SET threads = 1")
+            self.con.execute("SET checkpoint_threshold = '64MB'")
+        else:
+            self.con.execute("RESET threads")
+            self.con.execute("RESET checkpoint_threshold")
+
     def frontier_after(self, seq: int, limit: int) -> list[tuple[int, str, int, str, str | None, int]]:
         """Frontier rows with a sequence number above `seq`, in discovery order."""
         return self.con.execute(

@@ -4,13 +4,19 @@ Memory stays bounded: the frontier lives in the store (read back in small batche
 order) and the seen-set holds one 64-bit hash per known URL. Results are written in small atomic
 batches (a page with its links and the URLs it revealed), so a killed crawl loses at most the
 pages in flight, and `resume` rebuilds the seen-set from the store and carries on.
+
+During the loop the store is used from one background thread, one job at a time (DuckDB releases
+the GIL): a batch's insert and commit (an fsync, now and then a checkpoint of tens of ms) no longer
+stops the event loop, which keeps fetching and handing pages to the extraction workers meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -45,6 +51,8 @@ _CRAWL_MEMORY_LIMIT = "256MB"  # DuckDB's memory during a crawl (Store.memory_li
 # With automatic extraction workers, they start once the crawl knows this many URLs: a small crawl
 # is over before a worker interpreter would have started.
 _WORKERS_AFTER_URLS = 200
+# Frontier rows kept in memory past the cursor, at most (more are read back from the store).
+_MAX_TAIL = 50_000
 _LINK_FIELDS = ("source_url", "target_url", "anchor", "rel", "nofollow", "dom_position", "link_order",
                 "is_internal", "found_in")
 
@@ -161,11 +169,16 @@ class Crawler:
                                 known=lambda u: _url_hash(u) in self._seen)
         self._robots_failure: str | None = None  # why robots.txt reads as disallow-all, if it failed
         self._frontier_unread = True  # frontier rows may exist in the store past the cursor
+        # Every frontier row past the cursor, in order, while they are few (None: read the store).
+        self._tail: deque[tuple[int, str, int | None, str, str | None, int]] | None = None
         self._wake = asyncio.Event()
         self._site_of_origin: dict[str, bool] = {}
         self._patterns = bool(config.include or config.exclude)
         self._pool: ExtractPool | None = None
         self._low_water = config.concurrency * 4  # queued rows below which the loop reads the frontier
+        # The store's thread during the loop, and its job in flight (a write, or a frontier read).
+        self._store_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._job: concurrent.futures.Future[Any] | None = None
 
     @staticmethod
     def _empty_pending() -> dict[str, Any]:
@@ -227,6 +240,12 @@ class Crawler:
             {"seq": self._next_seq, "url": url, "depth": depth, "found_via": via,
              "found_from": source, "redirect_hops": hops}
         )
+        if self._tail is not None:
+            if len(self._tail) < _MAX_TAIL:
+                self._tail.append((self._next_seq, url, depth, via, source, hops))
+            else:  # too many to hold: read them back from the store, from the cursor on
+                self._tail = None
+                self._frontier_unread = True
         self._next_seq += 1
 
     async def _fetch_following(self, fetcher: Fetcher, url: str, hops: int = 5) -> FetchResult:
@@ -301,6 +320,7 @@ class Crawler:
         installed = self._install_signal_handlers()
         # DuckDB caches what it writes up to its limit (80% of RAM): a crawl only appends.
         previous_memory_limit = self.store.set_memory_limit(_CRAWL_MEMORY_LIMIT)
+        self.store.set_append_mode(True)
         workers = self.config.extract_workers
         processes = auto_workers() if workers is None else workers
         if not self.config.render and processes > 0:
@@ -327,15 +347,22 @@ class Crawler:
         finally:
             self._remove_signal_handlers(installed)
             try:
-                self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
+                try:
+                    self._settle_now()
+                finally:
+                    self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
             finally:
                 try:
                     if self._pool is not None:
                         await self._pool.close()
                 finally:
+                    if self._store_thread is not None:
+                        self._store_thread.shutdown()
+                        self._store_thread = None
                     if self._fetcher is None:
                         await fetcher.close()
         self.store.set_memory_limit(previous_memory_limit)
+        self.store.set_append_mode(False)
         counts = self.store.counts()
         if counts["pages"] == 0 and not self._stop:
             raise CrawlError(f"nothing was crawled from {self.start_url}")
@@ -432,21 +459,23 @@ class Crawler:
                     room = high_water - queue.qsize()
                     if self.config.max_pages is not None:
                         room = min(room, self.config.max_pages - self._done - self._in_flight)
-                    rows = self._read_frontier(room)
+                    rows = await self._read_frontier(room)
                     if not rows and room > 0 and self._pending["frontier"]:
-                        self._flush(force=True)
-                        rows = self._read_frontier(room)
+                        await self._settle()
+                        self._flush_behind(force=True)
+                        rows = await self._read_frontier(room)
                     for row in rows:
                         self._in_flight += 1
                         queue.put_nowait(row)
                     if not rows and self._in_flight == 0 and not self._pending["frontier"]:
                         if sitemap_phase_done or not self.config.use_sitemaps or room <= 0:
                             break
+                        self._settle_now()
                         self._enqueue_sitemap_only()
                         sitemap_phase_done = True
                         self.store.set_meta({"sitemap_phase_done": True})
                         continue
-                self._flush()
+                self._flush_behind()
                 if self._pool is not None and self._next_seq >= _WORKERS_AFTER_URLS:
                     self._pool.start()  # once; a no-op after
                 now = time.monotonic()
@@ -473,13 +502,24 @@ class Crawler:
             if self.on_progress:
                 self.on_progress(CrawlProgress(self._done, self._next_seq - self._done, self._errors, 0.0))
 
-    def _read_frontier(self, room: int) -> list[tuple]:
-        """Next frontier rows in discovery order; skips the query when nothing new was written."""
-        if room <= 0 or not self._frontier_unread:
+    async def _read_frontier(self, room: int) -> list[tuple]:
+        """Next frontier rows in discovery order: from memory while every row past the cursor is
+        there (so the loop never waits for a write), else from the store, on its thread after the
+        write in flight (which may hold new rows); no query when nothing new was written."""
+        if room <= 0:
             return []
-        rows = self.store.frontier_after(self._cursor, room)
-        if len(rows) < room:
-            self._frontier_unread = False
+        if self._tail is not None:
+            rows = [self._tail.popleft() for _ in range(min(room, len(self._tail)))]
+        elif not self._frontier_unread:
+            return []
+        else:
+            rows = await self._in_store(self.store.frontier_after, self._cursor, room)
+            if len(rows) < room:
+                self._frontier_unread = False
+                if not self._pending["frontier"]:
+                    # The store holds every row there is (nothing is pending, no write in flight):
+                    # from now on new rows are read from memory too.
+                    self._tail = deque()
         if rows:
             self._cursor = rows[-1][0]
         return rows
@@ -637,18 +677,68 @@ class Crawler:
         if extracted.canonical and extracted.canonical != url and self.scope.allows(extracted.canonical):
             self._discover(extracted.canonical, depth=depth, via="canonical", source=url)
 
-    def _flush(self, *, force: bool = False) -> None:
+    def _take_pending(self, force: bool) -> dict[str, Any] | None:
+        """The pending batch when it is due (full, old, or forced), leaving an empty one."""
         if not self._has_pending():
-            return
+            return None
         now = time.monotonic()
         if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
-            return
+            return None
         pending, self._pending = self._pending, self._empty_pending()
         if pending["frontier"]:
             self._frontier_unread = True
         self._pending_pages = 0
         self._last_flush = now
-        self.store.write_batch(**pending)
+        return pending
+
+    def _flush(self, *, force: bool = False) -> None:
+        """Write the pending batch now, if due (after the store's job in flight)."""
+        self._settle_now()
+        pending = self._take_pending(force)
+        if pending is not None:
+            self.store.write_batch(**pending)
+
+    def _flush_behind(self, *, force: bool = False) -> None:
+        """Start writing the pending batch on the store's thread, if due. One job at a time: while
+        a write runs, pages gather into the next batch."""
+        if self._job is not None:
+            if not self._job.done():
+                return
+            self._settle_now()  # a failed write raises here
+        pending = self._take_pending(force)
+        if pending is not None:
+            self._submit(self.store.write_batch, **pending)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """Start `fn` on the store's thread (no job may be in flight); it wakes the loop when done."""
+        assert self._job is None or self._job.done()
+        if self._store_thread is None:
+            self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linkjuice-store")
+        loop = asyncio.get_running_loop()
+        job = self._job = self._store_thread.submit(fn, *args, **kwargs)
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake.set))
+        return job
+
+    async def _settle(self) -> None:
+        """Wait for the store's job in flight without stopping the loop; its failure raises here.
+        Cancelled meanwhile, the job stays in flight (run() waits for it before using the store)."""
+        if self._job is not None:
+            await asyncio.wait([asyncio.wrap_future(self._job)])
+            self._settle_now()
+
+    def _settle_now(self) -> None:
+        """Wait for the store's job in flight (blocking: before using the store in this thread)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    async def _in_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the store's thread, after the job in flight."""
+        await self._settle()
+        job = self._submit(fn, *args)
+        await asyncio.wait([asyncio.wrap_future(job)])
+        self._job = None
+        return job.result()
 
 
 def _content_type(result: FetchResult) -> tuple[str | None, bool]:

@@ -179,6 +179,10 @@ class Crawler:
         # The store's thread during the loop, and its job in flight (a write, or a frontier read).
         self._store_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._job: concurrent.futures.Future[Any] | None = None
+        # Set when a batch failed to write (disk full): no later batch is written, since its pages
+        # may have been reached through frontier rows that only the lost batch held.
+        self._write_failed = False
+        self._wrote_pages = False  # the first page is written at once (a crawl is resumable early)
 
     @staticmethod
     def _empty_pending() -> dict[str, Any]:
@@ -350,7 +354,8 @@ class Crawler:
                 try:
                     self._settle_now()
                 finally:
-                    self._flush(force=True)  # may fail too (disk full): the fetcher is closed anyway
+                    if not self._write_failed:  # may fail too (disk full): the fetcher is closed anyway
+                        self._flush(force=True)
             finally:
                 try:
                     if self._pool is not None:
@@ -682,8 +687,11 @@ class Crawler:
         if not self._has_pending():
             return None
         now = time.monotonic()
-        if not force and self._pending_pages < self.config.batch_size and now - self._last_flush < _FLUSH_SECONDS:
+        first = self._pending_pages > 0 and not self._wrote_pages
+        if (not force and not first and self._pending_pages < self.config.batch_size
+                and now - self._last_flush < _FLUSH_SECONDS):
             return None
+        self._wrote_pages = self._wrote_pages or self._pending_pages > 0
         pending, self._pending = self._pending, self._empty_pending()
         if pending["frontier"]:
             self._frontier_unread = True
@@ -696,7 +704,15 @@ class Crawler:
         self._settle_now()
         pending = self._take_pending(force)
         if pending is not None:
+            self._write(pending)
+
+    def _write(self, pending: dict[str, Any]) -> None:
+        """Write one batch; remember a failure (see _write_failed)."""
+        try:
             self.store.write_batch(**pending)
+        except BaseException:
+            self._write_failed = True
+            raise
 
     def _flush_behind(self, *, force: bool = False) -> None:
         """Start writing the pending batch on the store's thread, if due. One job at a time: while
@@ -707,7 +723,7 @@ class Crawler:
             self._settle_now()  # a failed write raises here
         pending = self._take_pending(force)
         if pending is not None:
-            self._submit(self.store.write_batch, **pending)
+            self._submit(self._write, pending)
 
     def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Start `fn` on the store's thread (no job may be in flight); it wakes the loop when done."""

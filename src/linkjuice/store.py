@@ -1085,8 +1085,7 @@ class Store:
         positions = [r[0] for r in self.con.execute(
             "SELECT DISTINCT position FROM link_pairs WHERE position IS NOT NULL ORDER BY 1").fetchall()]
         listed = {"position": positions, "reason": list(reasons)}
-        code = {col: f"coalesce(list_position([{', '.join(_sql_literal(v) for v in values)}]::VARCHAR[], {col}) - 1, "
-                     "-1)::TINYINT" for col, values in listed.items()}
+        code = {col: _list_code_sql(col, values) for col, values in listed.items()}
         frame = _categorical_frame(self._arrow(
             f"""
             SELECT source_id::INTEGER AS src, target_id::INTEGER AS dst, resolved_id::INTEGER AS resolved,
@@ -1107,22 +1106,22 @@ class Store:
         Text columns (extra_url, anchor, position, found_in) are categoricals, so a site's
         repeated anchors and URLs are held once: DuckDB hands over their codes, not the text."""
         where = "l.is_internal AND l.source_url <> l.target_url"
-        texts = {col: self._arrow(f"SELECT DISTINCT {col} AS value FROM links l WHERE {where} AND {col} IS NOT NULL "
+        # A link without found_in was found in the raw HTML (the default).
+        exprs = {"anchor": "l.anchor", "position": "l.position", "found_in": "coalesce(l.found_in, 'raw')"}
+        texts = {col: self._arrow(f"SELECT DISTINCT {expr} AS value FROM links l WHERE {where} AND {expr} IS NOT NULL "
                                   "ORDER BY value").column("value").combine_chunks()
-                 for col in ("anchor", "position", "found_in")}
+                 for col, expr in exprs.items()}
         self.con.register("_audit_anchors", pa.table({
             "anchor": texts["anchor"], "anchor_id": pa.array(np.arange(len(texts["anchor"]), dtype=np.int32))}))
-        small = {col: "[" + ", ".join(_sql_literal(v) for v in texts[col].to_pylist()) + "]::VARCHAR[]"
-                 for col in ("position", "found_in")}
+        small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in ("position", "found_in")}
         try:
             tbl = self._arrow(
                 f"""
                 SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
                        CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url,
                        coalesce(a.anchor_id, -1)::INTEGER AS anchor,
-                       coalesce(list_position({small['position']}, l.position) - 1, -1)::TINYINT AS position,
-                       l.link_order, coalesce(l.nofollow, false) AS nofollow,
-                       coalesce(list_position({small['found_in']}, l.found_in) - 1, -1)::TINYINT AS found_in
+                       {small['position']} AS position,
+                       l.link_order, coalesce(l.nofollow, false) AS nofollow, {small['found_in']} AS found_in
                 FROM links l
                 JOIN pages s ON s.url = l.source_url
                 LEFT JOIN pages t ON t.url = l.target_url
@@ -1137,11 +1136,6 @@ class Store:
         for col in ("anchor", "position", "found_in"):
             frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int32),
                                                    categories=pd.Index(texts[col].to_pandas()))
-        # Links found in the raw HTML (the default); "rendered" ones came from crawl --render.
-        if frame["found_in"].isna().any():
-            if "raw" not in frame["found_in"].cat.categories:
-                frame["found_in"] = frame["found_in"].cat.add_categories("raw")
-            frame["found_in"] = frame["found_in"].fillna("raw")
         return frame
 
     def _require_flow_ids(self) -> None:
@@ -1703,6 +1697,13 @@ def _section_sql(url: str, depth: int) -> str:
     path = f"split_part(CASE WHEN strpos({rest}, '/') > 0 THEN substr({rest}, strpos({rest}, '/') + 1) ELSE '' END, '?', 1)"
     parts = f"list_filter(string_split({path}, '/'), lambda x: x <> '')[1:{int(depth)}]"
     return f"('/' || array_to_string({parts}, '/') || CASE WHEN len({parts}) > 0 THEN '/' ELSE '' END)"
+
+
+def _list_code_sql(expr: str, values: Sequence[str]) -> str:
+    """SQL for the 0-based index of `expr` in `values` (-1 when NULL or not listed), a TINYINT:
+    DuckDB hands a few distinct strings over as codes for pandas categoricals."""
+    listed = ", ".join(_sql_literal(v) for v in values)
+    return f"coalesce(list_position([{listed}]::VARCHAR[], {expr}) - 1, -1)::TINYINT"
 
 
 def _categorical_frame(tbl: pa.Table, columns: Sequence[str]) -> pd.DataFrame:

@@ -194,9 +194,9 @@ def test_anchor_features_match_a_word_set_reference() -> None:
     from linkjuice.weights import ANCHOR_EMPTY, ANCHOR_GENERIC, TopicIndex, anchor_features
 
     topics = ["Sourdough starter guide", "Kitchen knives: sharpening on a whetstone", "Rye bread recipes",
-              "", "Starter feeding schedule for sourdough"]
+              "", "Starter feeding schedule for sourdough", "Roggenbrot für Anfänger: Sauerteig"]
     anchors = ["sourdough starter", "click here", "", None, "sharpening knives at home", "rye", "bread starter",
-               "whetstone grit", "sourdough starter"]
+               "whetstone grit", "sourdough starter", "Sauerteig für Roggenbrot", "  \x1c ", "roggenbrot_rezept"]
     rng = np.random.default_rng(3)
     picks = rng.integers(0, len(anchors), 400)
     targets = rng.integers(-1, len(topics), 400)
@@ -204,7 +204,7 @@ def test_anchor_features_match_a_word_set_reference() -> None:
     analyze = token_analyzer()
     for k, (i, t) in enumerate(zip(picks, targets)):
         text = (anchors[i] or "").strip()
-        if not text:
+        if not text:  # str.strip() also strips U+001C
             assert cls[k] == ANCHOR_EMPTY
         elif text == "click here":
             assert cls[k] == ANCHOR_GENERIC
@@ -215,6 +215,33 @@ def test_anchor_features_match_a_word_set_reference() -> None:
     cls2, match2 = anchor_features([anchors[i] for i in picks], targets, lambda t: topics[t])
     np.testing.assert_array_equal(cls, cls2)
     np.testing.assert_array_equal(match, match2)
+
+
+def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() -> None:
+    """tokenize_many (Arrow kernels for ASCII) gives each text the analyzer's tokens in order, and
+    generic_mask agrees with is_generic_anchor, on ASCII and other text, punctuation and
+    underscores included."""
+    import pyarrow as pa
+
+    from linkjuice.anchors import GENERIC_ANCHORS, generic_mask, is_generic_anchor
+    from linkjuice.relevance import token_analyzer, tokenize_many
+
+    rng = np.random.default_rng(5)
+    alphabet = list("abcXYZ019_- .,'!?\t\n") + ["é", "ß", "Σ", "İ", "→", "日本", "\u00a0"]
+    texts = ["".join(rng.choice(alphabet, rng.integers(0, 25))) for _ in range(3000)]
+    phrases = [p for group in GENERIC_ANCHORS.values() for p in group]
+    texts += [p.upper() + " »" for p in phrases] + ["Read_more", "read - more!", "ab1 1ab a_b The and of", "", None]
+    owner, tokens = tokenize_many(pa.array(texts, pa.string()))
+    got: list[list[str]] = [[] for _ in texts]
+    for i, token in zip(owner.tolist(), tokens.to_pylist()):
+        got[i].append(token)
+    analyze = token_analyzer()
+    assert got == [analyze(t or "") for t in texts]
+    assert sum(map(len, got)) > 1000
+    mask = generic_mask(pa.array(texts, pa.string()))
+    expected = [is_generic_anchor(t) for t in texts]
+    assert mask.tolist() == expected
+    assert sum(expected) >= len(phrases)
 
 
 def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:

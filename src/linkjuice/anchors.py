@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor", "is_generic_normalized"]
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor", "is_generic_normalized", "generic_mask"]
 
 GENERIC_ANCHORS: dict[str, frozenset[str]] = {
     "en": frozenset({
@@ -47,6 +51,7 @@ def normalize_anchor(text: str) -> str:
 
 
 _ALL_GENERIC_NORMALIZED = frozenset(normalize_anchor(a) for a in _ALL_GENERIC)
+_GENERIC_ARRAY = pa.array(sorted(_ALL_GENERIC_NORMALIZED), pa.string())
 
 
 def is_generic_anchor(text: str | None) -> bool:
@@ -54,6 +59,20 @@ def is_generic_anchor(text: str | None) -> bool:
     if not text:
         return False
     return normalize_anchor(text) in _ALL_GENERIC_NORMALIZED
+
+
+def generic_mask(anchors: pa.Array) -> np.ndarray:
+    """is_generic_anchor of many anchors. ASCII anchors are normalised by Arrow's kernels (for
+    ASCII, normalize_anchor is: lower-case, each run of characters other than [a-z0-9] one space,
+    trimmed); the others one by one."""
+    anchors = pc.fill_null(anchors.cast(pa.string()), "")
+    normalized = pc.ascii_trim(pc.replace_substring_regex(pc.utf8_lower(anchors), pattern="[^a-z0-9]+",
+                                                          replacement=" "), characters=" ")
+    mask = pc.is_in(normalized, value_set=_GENERIC_ARRAY).to_numpy(zero_copy_only=False)
+    other = np.flatnonzero(~pc.string_is_ascii(anchors).to_numpy(zero_copy_only=False))
+    if len(other):
+        mask[other] = [is_generic_anchor(a) for a in anchors.take(pa.array(other)).to_pylist()]
+    return mask
 
 
 def is_generic_normalized(normalized: str) -> bool:

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
-__all__ = ["page_documents", "tfidf_vectors", "pair_similarity", "token_analyzer"]
+__all__ = ["page_documents", "tfidf_vectors", "pair_similarity", "token_analyzer", "tokenize_many"]
+
+TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
 
 
 def page_documents(title: Sequence[str | None], h1: Sequence[str | None], headings: Sequence[str | None],
@@ -32,7 +36,7 @@ def tfidf_vectors(documents: Sequence[str], *, max_features: int = 200_000) -> s
         return sp.csr_matrix((len(documents), 1))
     vectorizer = TfidfVectorizer(sublinear_tf=True,
                                  max_features=max_features, dtype=np.float32,
-                                 token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english")
+                                 token_pattern=TOKEN_PATTERN, stop_words="english")
     try:
         return vectorizer.fit_transform(documents).tocsr()
     except ValueError:  # every word was a stop word or too common
@@ -61,4 +65,38 @@ def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: n
 def token_analyzer():  # type: ignore[no-untyped-def]
     """The word tokenizer used for anchors and titles (lower-case, English stop words removed)."""
     from sklearn.feature_extraction.text import TfidfVectorizer  # loaded only when text is scored
-    return TfidfVectorizer(token_pattern=r"(?u)\b[^\W\d_][^\W_]+\b", stop_words="english").build_analyzer()
+    return TfidfVectorizer(token_pattern=TOKEN_PATTERN, stop_words="english").build_analyzer()
+
+
+def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """token_analyzer over many texts at once: (text index, token) for each token, in text order.
+
+    ASCII texts (nearly all anchors and titles) are split by Arrow's compute kernels: for ASCII the
+    token pattern is a run of [a-z0-9] that starts with a letter, is 2+ long and is bounded by
+    non-word characters, so a run holding "_" yields nothing. Other texts go through the analyzer."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
+    texts = pc.fill_null(texts.cast(pa.string()), "")
+    ascii_mask = pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)
+    ascii_idx = np.flatnonzero(ascii_mask)
+    runs = pc.split_pattern_regex(pc.utf8_lower(texts.take(pa.array(ascii_idx))), pattern="[^a-z0-9_]+")
+    words = pc.list_flatten(runs)
+    owner = ascii_idx[pc.list_parent_indices(runs).to_numpy()]
+    keep = pc.and_(pc.match_substring_regex(words, pattern="^[a-z][a-z0-9]+$"),
+                   pc.invert(pc.is_in(words, value_set=pa.array(sorted(ENGLISH_STOP_WORDS)))))
+    owner, words = owner[keep.to_numpy(zero_copy_only=False)], words.filter(keep)
+    other = np.flatnonzero(~ascii_mask)
+    if len(other):
+        analyze = token_analyzer()
+        extra_owner, extra_words = [], []
+        for i, text in zip(other.tolist(), texts.take(pa.array(other)).to_pylist()):
+            tokens = analyze(text)
+            extra_owner.extend([i] * len(tokens))
+            extra_words.extend(tokens)
+        owner = np.concatenate([owner, np.asarray(extra_owner, np.int64)])
+        words = pa.concat_arrays([words, pa.array(extra_words, pa.string())])
+        order = np.argsort(owner, kind="stable")
+        owner, words = owner[order], words.take(pa.array(order))
+    return owner.astype(np.int64, copy=False), words

@@ -15,7 +15,6 @@ nofollow is not a factor: a nofollow link keeps its share of the page's juice an
 from __future__ import annotations
 
 import re
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from .anchors import is_generic_anchor
+from .anchors import generic_mask
 from .config import DEFAULT_POSITION_WEIGHTS, ModelConfig
-from .relevance import token_analyzer
+from .relevance import tokenize_many
 
 __all__ = ["ANCHOR_EMPTY", "ANCHOR_GENERIC", "ANCHOR_DESCRIPTIVE", "anchor_factors", "anchor_features",
            "anchor_factor", "TopicIndex", "relevance_factor", "position_factor_codes"]
@@ -57,33 +56,56 @@ class TopicIndex:
     page (or per listed target), so anchors are matched against them in bulk."""
 
     matrix: sp.csr_matrix
-    vocabulary: dict[str, int]
+    words: pa.Array  # the vocabulary: column j of the matrix is words[j]
     rows: np.ndarray | None = None  # page id -> row, when built for some pages only (-1: absent)
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, ids: np.ndarray | None = None, n: int = 0) -> TopicIndex:
-        analyze = token_analyzer()
-        vocabulary: dict[str, int] = {}
-        indptr, indices = array("q", [0]), array("i")
-        for text in texts:
-            indices.extend(vocabulary.setdefault(w, len(vocabulary)) for w in set(analyze(text or "")))
-            indptr.append(len(indices))
-        matrix = sp.csr_matrix(
-            (np.ones(len(indices), np.int8), np.frombuffer(indices, np.int32) if len(indices) else np.zeros(0, np.int32),
-             np.frombuffer(indptr, np.int64)), shape=(len(indptr) - 1, max(len(vocabulary), 1)))
-        rows = None
+    def build(cls, texts: Iterable[str] | pa.Array, *, ids: np.ndarray | None = None, n: int = 0) -> TopicIndex:
+        texts = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+        owner, tokens = tokenize_many(texts)
+        encoded = tokens.dictionary_encode()
+        rows, cols = _distinct_pairs(owner, encoded.indices.to_numpy(zero_copy_only=False), len(encoded.dictionary))
+        n_rows = len(texts)
+        matrix = sp.csr_matrix((np.ones(len(rows), np.int8), (rows, cols)),
+                               shape=(n_rows, max(len(encoded.dictionary), 1)))
+        index = None
         if ids is not None:
-            rows = np.full(max(n, int(ids.max()) + 1 if len(ids) else 0), -1, np.int64)
-            rows[ids] = np.arange(len(ids))
-        return cls(matrix, vocabulary, rows)
+            index = np.full(max(n, int(ids.max()) + 1 if len(ids) else 0), -1, np.int64)
+            index[ids] = np.arange(len(ids))
+        return cls(matrix, encoded.dictionary, index)
+
+
+def _distinct_pairs(owner: np.ndarray, code: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (owner, code) pairs, sorted (a sort: numpy's unique hashes integers, slowly)."""
+    key = np.sort(owner.astype(np.int64) * max(width, 1) + code)
+    if len(key):
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+    return key // max(width, 1), (key % max(width, 1)).astype(np.int32)
+
+
+# Python's str.strip() whitespace within ASCII (str.isspace), for Arrow.
+_ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _stripped(texts: pa.Array) -> pa.Array:
+    """str.strip() of each text: Arrow for ASCII ones, Python for the others."""
+    out = pc.ascii_trim(texts, characters=_ASCII_SPACE)
+    other = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
+    if not len(other):
+        return out
+    values = out.to_pylist()
+    for i, text in zip(other.tolist(), texts.take(pa.array(other)).to_pylist()):
+        values[i] = text.strip()
+    return pa.array(values, pa.string())
 
 
 def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], targets: np.ndarray,
                     topics: TopicIndex | Callable[[int], str], *, chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Per link: its anchor's class and its match (the share of the anchor's words found in the
-    target's topic). Settings-free, so stores keep them. Anchors are analysed once per distinct
-    anchor; matches are counted once per distinct (anchor, target) with sparse products, in
-    chunks. `topics`: a TopicIndex of all pages, or a function giving a target's topic text."""
+    target's topic). Settings-free, so stores keep them. Anchors are classified and split into
+    words once per distinct anchor, by Arrow's string kernels; matches are counted once per
+    distinct (anchor, target) with sparse products, in chunks. `topics`: a TopicIndex of all
+    pages, or a function giving a target's topic text."""
     n = len(targets)
     cls = np.full(n, ANCHOR_DESCRIPTIVE, np.int8)
     match = np.zeros(n)
@@ -92,24 +114,19 @@ def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], 
     arr = anchors if isinstance(anchors, (pa.Array, pa.ChunkedArray)) else pa.array(list(anchors), pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    encoded = pc.fill_null(arr, "").dictionary_encode()
+    encoded = pc.fill_null(arr.cast(pa.string()), "").dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    analyze = token_analyzer()
-    distinct = encoded.dictionary.to_pylist()
+    distinct = _stripped(encoded.dictionary)
     u_cls = np.full(len(distinct), ANCHOR_DESCRIPTIVE, np.int8)
-    u_words: list[set[str]] = []
-    for k, anchor in enumerate(distinct):
-        text = anchor.strip()
-        words: set[str] = set()
-        if not text:
-            u_cls[k] = ANCHOR_EMPTY
-        elif is_generic_anchor(text):
-            u_cls[k] = ANCHOR_GENERIC
-        else:
-            words = set(analyze(text))
-        u_words.append(words)
+    u_cls[generic_mask(distinct)] = ANCHOR_GENERIC
+    u_cls[pc.equal(pc.binary_length(distinct), 0).to_numpy(zero_copy_only=False)] = ANCHOR_EMPTY
+    owner, tokens = tokenize_many(distinct)
+    descriptive = u_cls[owner] == ANCHOR_DESCRIPTIVE
+    owner, tokens = owner[descriptive], tokens.filter(pa.array(descriptive))
+    words = tokens.dictionary_encode()
+    pair_owner, pair_word = _distinct_pairs(owner, words.indices.to_numpy(zero_copy_only=False), len(words.dictionary))
     cls = u_cls[codes]
-    n_words = np.array([len(w) for w in u_words] or [0], np.float64)
+    n_words = np.bincount(pair_owner, minlength=len(distinct)).astype(np.float64)
     targets = np.asarray(targets, np.int64)
     todo = np.flatnonzero((n_words[codes] > 0) & (targets >= 0))
     if not len(todo):
@@ -121,12 +138,12 @@ def anchor_features(anchors: pa.Array | pa.ChunkedArray | Sequence[str | None], 
         wanted = np.unique(pair_target)
         topics = TopicIndex.build((topics(int(t)) for t in wanted), ids=wanted, n=width)
     rows = pair_target if topics.rows is None else topics.rows[pair_target]
-    vocabulary = topics.vocabulary
-    ids = [[vocabulary[w] for w in words if w in vocabulary] for words in u_words]
-    lengths = np.array([len(i) for i in ids], np.int64)
+    # Each anchor's words that occur in some topic, as columns of the topic matrix.
+    column = pc.fill_null(pc.index_in(words.dictionary, value_set=topics.words), -1).to_numpy().astype(np.int64)
+    known = column[pair_word] >= 0
     anchor_matrix = sp.csr_matrix(
-        (np.ones(int(lengths.sum()), np.int8), np.fromiter((j for i in ids for j in i), np.int32, int(lengths.sum())),
-         np.concatenate([[0], np.cumsum(lengths)])), shape=(len(ids), topics.matrix.shape[1]))
+        (np.ones(int(known.sum()), np.int8), (pair_owner[known], column[pair_word][known])),
+        shape=(len(distinct), topics.matrix.shape[1]))
     hits = np.zeros(len(pairs))
     for start in range(0, len(pairs), chunk):
         part = slice(start, start + chunk)

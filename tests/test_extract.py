@@ -178,6 +178,24 @@ def test_relative_urls_dot_segments_and_fragments() -> None:
     ]
 
 
+def test_hrefs_remembered_across_pages_resolve_per_origin_and_setting() -> None:
+    """Root-relative and absolute hrefs are remembered between pages of one origin: a page of
+    another origin, or tracking parameters stripped, must not get the remembered URLs."""
+    html = b'<a href="/x?utm_source=mail&id=1">x</a><a href="http://Other.example/y">y</a><a href="z">z</a>'
+    first = extract_page(html, "https://example.com/a/")
+    again = extract_page(html, "https://example.com/b/")
+    other = extract_page(html, "http://example.org:8080/c/")
+    stripped = extract_page(html, "https://example.com/d/", strip_tracking=True)
+    assert [link.url for link in first.links] == [
+        "https://example.com/x?utm_source=mail&id=1", "http://other.example/y", "https://example.com/a/z"]
+    assert [link.url for link in again.links] == [
+        "https://example.com/x?utm_source=mail&id=1", "http://other.example/y", "https://example.com/b/z"]
+    assert [link.url for link in other.links] == [
+        "http://example.org:8080/x?utm_source=mail&id=1", "http://other.example/y", "http://example.org:8080/c/z"]
+    assert [link.url for link in stripped.links] == [
+        "https://example.com/x?id=1", "http://other.example/y", "https://example.com/d/z"]
+
+
 def test_non_http_and_in_page_links_are_skipped() -> None:
     result = page(
         '<a href="mailto:a@example.com">m</a><a href="javascript:alert(1)">j</a>'

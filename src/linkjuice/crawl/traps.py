@@ -45,6 +45,7 @@ _ASPNET_SESSION = re.compile(r"/\([A-Z]\([A-Za-z0-9]{8,}\)\)(?=/)")
 # A segment (or a token inside one) that is an opaque id: hex, UUID or base64-like, 16+ chars.
 _ID_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9_-]*\d)[A-Fa-f0-9-]{16,}|(?<![A-Za-z0-9])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}")
 _DIGITS = re.compile(r"\d+")
+_HAS_DIGIT = re.compile(r"\d").search
 _DATE = re.compile(r"(?<!\d)(1[89]|2\d)\d\d([-/_.]?)(0[1-9]|1[0-2])(\2(0[1-9]|[12]\d|3[01]))?(?!\d)")
 _DATE_NAMES = frozenset({"date", "day", "month", "year", "week", "cal", "calendar", "ym", "ymd"})
 
@@ -86,6 +87,8 @@ def _strip_sessions(url: str) -> tuple[str, list[str]]:
 
 
 def _segment_shape(segment: str) -> str:
+    if not _HAS_DIGIT(segment):  # both patterns need a digit; _ID_TOKEN's look-aheads cost O(n^2)
+        return segment
     segment = _ID_TOKEN.sub("{id}", segment)
     return _DIGITS.sub("{n}", segment)
 
@@ -156,7 +159,7 @@ class TrapGuard:
         # calendars and query-string shapes (filter and sort combinations) are capped.
         if self._shapes[hash(shape)] >= self.max_per_pattern and ("?" in shape or _is_calendar(key)):
             return Trap("calendar" if _is_calendar(key) else "url-pattern", shape)
-        self._count(key, bool(sessions))
+        self._count(key, bool(sessions), shape)
         return None
 
     def replay(self, url: str) -> None:
@@ -164,7 +167,7 @@ class TrapGuard:
         key, sessions = _strip_sessions(url)
         self._count(key, bool(sessions))
 
-    def _count(self, key: str, session: bool) -> None:
-        self._shapes[hash(url_shape(key))] += 1
+    def _count(self, key: str, session: bool, shape: str | None = None) -> None:
+        self._shapes[hash(shape if shape is not None else url_shape(key))] += 1
         if session:
             self._sessionless.add(hash(key))

@@ -64,7 +64,7 @@ class CrawlConfig:
     local_root: str | None = None  # local mode: serve this folder as start_url's site
     template_share: float = 0.5  # a content link on more than this share of pages is a template link
     template_min_pages: int = 10
-    batch_size: int = 200  # pages per store write
+    batch_size: int = 500  # pages per store write (at most _FLUSH_SECONDS apart: crawler.py)
     # Processes that parse HTML beside the event loop (linkjuice.crawl.workers): None = one per
     # spare core (at most 2), started once the crawl turns out not to be tiny; 0 = parse in-process.
     extract_workers: int | None = None

@@ -287,3 +287,22 @@ def test_frontier_held_in_memory_or_read_back_stores_the_same_crawl(tmp_path: Pa
         read_back = crawl(tmp_path / "store.duckdb")
     assert len(in_memory[0]) > 60
     assert read_back == in_memory
+
+
+def test_crawl_event_loop_is_uvloop_unless_rendering_or_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The crawl runs on uvloop where installed; --render and LINKJUICE_UVLOOP=0 keep asyncio's loop."""
+    uvloop = pytest.importorskip("uvloop")
+    from linkjuice.config import CrawlConfig
+    from linkjuice.crawl.crawler import _loop_factory
+
+    config = CrawlConfig(start_url="http://127.0.0.1:1/")
+    factory = _loop_factory(config)
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    assert _loop_factory(CrawlConfig(start_url="http://127.0.0.1:1/", render=True)) is None
+    monkeypatch.setenv("LINKJUICE_UVLOOP", "0")
+    assert _loop_factory(config) is None

@@ -177,10 +177,13 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
                               for u, t, h in zip(urls, titles, h1s))
     if store.read_only:
         return _pairs_of(store.link_groups(model.position_weights), page, topics)
+    meta = {"position_weights": dict(model.position_weights), "relevance": None}
     with store.memory_limit(_BUILD_MEMORY):
+        if store.counts()["links"] <= chunk_rows:  # one chunk: no work table to write and read back
+            store.replace_link_pairs([_pairs_of(store.link_groups(model.position_weights), page, topics)], meta)
+            return None
         ranges = store.stage_link_groups(model.position_weights, chunk_rows)
-        store.replace_link_pairs((_pairs_of(store.link_group_chunk(lo, hi), page, topics) for lo, hi in ranges),
-                                 {"position_weights": dict(model.position_weights), "relevance": None})
+        store.replace_link_pairs((_pairs_of(store.link_group_chunk(lo, hi), page, topics) for lo, hi in ranges), meta)
     return None
 
 

@@ -138,7 +138,7 @@ def crawl(
     max_body: Annotated[int, typer.Option(help="Maximum body size in bytes, after decompression.")] = 10 * 1024 * 1024,
     strip_tracking: Annotated[bool, typer.Option("--strip-tracking", help="Remove utm_* and click-id parameters from URLs.")] = False,
     max_per_pattern: Annotated[int, typer.Option(help="Crawl at most this many URLs of one shape (calendars and other crawler traps).")] = 1000,
-    workers: Annotated[Optional[int], typer.Option(help="Processes parsing HTML beside the fetching loop (default: one per spare core, at most 2, for crawls past 200 URLs; 0: none).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes parsing HTML beside the fetching loop (default: 2 on a machine with 2 cores or more, for crawls past 200 URLs; 0: none).")] = None,
     render: Annotated[bool, typer.Option("--render", help="Also load each HTML page in headless Chromium and read the links of the rendered DOM (the 'render' extra; docs/rendering.md).")] = False,
     render_wait: Annotated[Optional[int], typer.Option(help="With --render: read the DOM this many ms after the load event (default: once the network is idle).")] = None,
     render_pages: Annotated[int, typer.Option(help="With --render: browser pages rendering at once.")] = 4,

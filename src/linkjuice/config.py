@@ -65,8 +65,8 @@ class CrawlConfig:
     template_share: float = 0.5  # a content link on more than this share of pages is a template link
     template_min_pages: int = 10
     batch_size: int = 500  # pages per store write (at most _FLUSH_SECONDS apart: crawler.py)
-    # Processes that parse HTML beside the event loop (linkjuice.crawl.workers): None = one per
-    # spare core (at most 2), started once the crawl turns out not to be tiny; 0 = parse in-process.
+    # Processes that parse HTML beside the event loop (linkjuice.crawl.workers): None = 2 on 2+
+    # cores (none on one), started once the crawl turns out not to be tiny; 0 = parse in-process.
     extract_workers: int | None = None
     # Crawler traps (linkjuice.crawl.traps): URLs of one shape, repeats of a path segment or query
     # parameter, and query length; URLs past a limit are recorded, not crawled.

@@ -47,7 +47,7 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "sell_from_links", "section_cells", "step_pattern", "step_weighted", "smoke_test"]
+__all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links", "section_cells", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -135,7 +135,7 @@ def sell_from_links(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray
     if len(deg) != n:
         return None
     with LOCK:
-        rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, LONG_MIN, WINDOW)
+        rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, deg > LONG_MIN, WINDOW)
     idx, vals, long_idx, long_vals = _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
                                                       start, LONG_MIN, nlong_links)
     long_cut = _long_cuts(long_rows, start, deg, long_idx, n, STRIPE)
@@ -153,17 +153,17 @@ def _sell(n: int, cptr: np.ndarray, idx: np.ndarray, vals: np.ndarray, rows: np.
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sell_layout(deg, long_min, window):  # pragma: no cover
-    """Where each row's links go, from the rows' lengths: long rows (more than long_min links)
+def _sell_layout(deg, is_long, window):  # pragma: no cover
+    """Where each row's links go, from the rows' lengths: long rows (is_long)
     one after another in long_idx, short rows ordered by length (longest first) within windows
-    of rows, then in chunks of LANES. Returns (rows: the row of each lane of each chunk, n for
+    of rows, then in chunks of LANES (deg: a row's links in that part). Returns (rows: the row of each lane of each chunk, n for
     padding; cptr; long_rows; start: the slot of each row's first link, in long_idx for a long
     row, else in idx, its next links every 8 slots; links in long rows)."""
     n = len(deg)
     nlong = 0
     nlong_links = 0
     for i in range(n):
-        if deg[i] > long_min:
+        if is_long[i]:
             nlong += 1
             nlong_links += deg[i]
     long_rows = np.empty(nlong, np.uint32)
@@ -173,7 +173,7 @@ def _sell_layout(deg, long_min, window):  # pragma: no cover
     b = 0
     pos = 0
     for i in range(n):
-        if deg[i] > long_min:
+        if is_long[i]:
             long_rows[a] = i
             start[i] = pos
             pos += deg[i]
@@ -233,7 +233,7 @@ def _sell_build(indptr, indices, data, weighted, long_min, window, stripe):  # p
     deg = np.empty(n, np.int64)
     for i in range(n):
         deg[i] = indptr[i + 1] - indptr[i]
-    rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, long_min, window)
+    rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, deg > long_min, window)
     # long rows: their links copied out
     long_idx = np.empty(nlong_links, np.uint32)
     long_vals = np.empty(nlong_links if weighted else 0, np.float64)
@@ -351,55 +351,338 @@ def _store8(out, o, a0, a1, a2, a3, a4, a5, a6, a7):  # pragma: no cover
 
 
 # -- classic PageRank: the 0/1 pattern, z = x / outdegree ----------------------------------------
-def step_pattern(m: Sell, z, inv, t0, damping, c, x, x_new, z_new):
+class Pattern(NamedTuple):
+    """The in-link pattern (row = target, columns = its sources) in the classic kernel's layout:
+    each link in one of three parts, by where its source lies (docs/benchmarks.md "Scoring").
+
+    * near: the links of a short row whose source is within NEAR ids of the row (the site's own
+      section, in crawl order: z[source] is in L1 while the rows around it are summed), in
+      SELL-8 chunks as in `Sell`, with no prefetch;
+    * far: the other links of the short rows, in tiles of TILE target rows x TILE sources, each
+      entry (row offset << 16 | source offset) in one uint32, a tile's entries sorted by source:
+      the tile's slice of z is read in order and its slice of the far sums `fy` stays in L2;
+    * long rows (more than LONG_MIN links): per stripe of TILE sources, entries
+      (long row << 16 | source offset) sorted by source, added into the stripe's row of `part`.
+
+    A short row's value is its far sum plus its near links in link order; a long row's the sum of
+    its stripe sums in stripe order; each part sums its links in ascending source order, so a
+    row's sum differs from scipy's (link order) by rounding only."""
+
+    n: int
+    cptr: np.ndarray  # uint64, chunk c's near links are idx[cptr[c]:cptr[c + 1]], 8 per column
+    idx: np.ndarray  # uint16 near sources - base, column-major per chunk (uint32 where that does not fit)
+    rows: np.ndarray  # uint32 row of each lane of each chunk; n = padding
+    blocks: np.ndarray  # int64 chunk boundaries of the parallel blocks (whole windows, about equal slot counts)
+    row_cut: np.ndarray  # int64 page boundaries of the blocks: block b finishes pages row_cut[b]:row_cut[b + 1]
+    far_ptr: np.ndarray  # uint64 (row tiles x source tiles + 1): tile t's entries are far_ent[far_ptr[t]:far_ptr[t + 1]]
+    far_ent: np.ndarray  # uint32 (row - tile row) << 16 | (source - tile source)
+    far_groups: np.ndarray  # int64 row-tile boundaries of the parallel groups (about equal entry counts)
+    long_rows: np.ndarray  # uint32
+    long_ptr: np.ndarray  # uint64 (stripes + 1): stripe s's entries are long_ent[long_ptr[s]:long_ptr[s + 1]]
+    long_ent: np.ndarray  # uint32 long row number << 16 | (source - stripe start)
+    part: np.ndarray  # float64 (stripes, long rows) scratch: stripe sums
+    fy: np.ndarray  # float64 (n + 1) scratch: far sums, then row sums
+    base: np.ndarray  # uint32 (chunks) z index that chunk c's offsets in idx count from
+
+    def nbytes(self) -> int:
+        """Bytes of the matrix that one iteration reads."""
+        return sum(a.nbytes for a in (self.cptr, self.idx, self.base, self.rows, self.far_ptr, self.far_ent,
+                                      self.long_rows, self.long_ptr, self.long_ent))
+
+
+NEAR = 1024  # a short row's links from sources at most this far from it go to the SELL part
+TILE = 65536  # rows and sources per far tile and sources per long-row stripe (16-bit offsets)
+
+
+def pattern_layout(indptr: np.ndarray, indices: np.ndarray) -> Pattern:
+    """The classic kernel's layout of a CSR pattern (columns sorted within rows), n < 2**32 - 1."""
+    indptr = np.asarray(indptr, np.int64)
+    n = len(indptr) - 1
+    deg = np.diff(indptr)
+    long_min = LONG_MIN
+    if int((deg > long_min).sum()) >= 65536:  # a long row's number has 16 bits
+        long_min = int(np.partition(deg, n - 65535)[n - 65535])
+    with LOCK:
+        built = _pattern_build(indptr, indices, long_min, WINDOW, NEAR)
+    cptr, idx, rows, far_ptr, far_ent, long_rows, long_ptr, long_ent, base, pad = built
+    if len(pad):
+        idx = _offsets(cptr, idx, base, pad, n)
+    else:
+        base = np.zeros(len(cptr) - 1, np.uint32)
+    part = np.zeros((len(long_ptr) - 1, len(long_rows)))
+    m = Pattern(n, cptr, idx, rows, np.zeros(0, np.int64), np.zeros(0, np.int64), far_ptr, far_ent, np.zeros(0, np.int64), long_rows,
+                long_ptr, long_ent, part, np.zeros(n + 1), base)
+    return for_threads(m, get_num_threads())
+
+
+def for_threads(m, threads: int):
+    """The layout with its parallel blocks cut for `threads` threads."""
+    if isinstance(m, Sell):
+        return m._replace(blocks=_cut(m.cptr, 8 * threads))
+    # whole windows (WINDOW // 8 chunks): a block's rows are then all the pages of an id range
+    per = WINDOW // 8
+    nch = len(m.cptr) - 1
+    wptr = m.cptr[::per] if nch % per == 0 else np.append(m.cptr[::per], m.cptr[-1])
+    blocks = np.minimum(_cut(wptr, 8 * threads) * per, nch) if nch else np.zeros(2, np.int64)
+    row_cut = np.array([m.rows[b * 8:(b + per) * 8].min() for b in blocks[:-1]] + [m.n], np.int64)
+    row_cut[0] = 0
+    per_row_tile = m.far_ptr[::len(m.long_ptr) - 1]  # where each row tile's entries start
+    return m._replace(blocks=blocks, row_cut=row_cut, far_groups=_cut(per_row_tile, threads))
+
+
+def _cut(ptr: np.ndarray, parts: int) -> np.ndarray:
+    """Boundaries of up to `parts` consecutive ranges of the len(ptr) - 1 items of about equal
+    weight (ptr: cumulative weights)."""
+    count = len(ptr) - 1
+    bounds = np.searchsorted(ptr, np.linspace(0, int(ptr[-1]), parts + 1))
+    cut = np.unique(np.minimum(bounds.astype(np.int64), count))
+    cut[0], cut[-1] = 0, count
+    return cut
+
+
+@njit(cache=True, nogil=True)
+def _by_source(n, indptr, indices, keep_row, near, want_far):  # pragma: no cover
+    """The links (row, source) of the rows with keep_row, the far ones only (|source - row| >
+    near) when want_far, in source order (rows ascending within a source): (sources, rows)."""
+    count = np.zeros(n + 1, np.int64)
+    for r in range(n):
+        if keep_row[r]:
+            for k in range(indptr[r], indptr[r + 1]):
+                s = np.int64(indices[k])
+                if not want_far or abs(s - r) > near:
+                    count[s + 1] += 1
+    for s in range(n):
+        count[s + 1] += count[s]
+    total = count[n]
+    by_row = np.empty(total, np.uint32)
+    fill = count[:n].copy()
+    for r in range(n):
+        if keep_row[r]:
+            for k in range(indptr[r], indptr[r + 1]):
+                s = np.int64(indices[k])
+                if not want_far or abs(s - r) > near:
+                    by_row[fill[s]] = r
+                    fill[s] += 1
+    return count, by_row
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _pattern_build(indptr, indices, long_min, window, near):  # pragma: no cover
+    n = len(indptr) - 1
+    is_long = np.empty(n, np.bool_)
+    ndeg = np.empty(n, np.int64)  # near links of a short row; all links of a long row
+    for i in prange(n):
+        d = indptr[i + 1] - indptr[i]
+        is_long[i] = d > long_min
+        if is_long[i]:
+            ndeg[i] = d
+        else:
+            c = 0
+            for k in range(indptr[i], indptr[i + 1]):
+                if abs(np.int64(indices[k]) - i) <= near:
+                    c += 1
+            ndeg[i] = c
+    rows, cptr, long_rows, start, nlong_links = _sell_layout(ndeg, is_long, window)
+    nch = len(cptr) - 1
+    idx = np.empty(cptr[nch], np.uint32)
+    for c in prange(nch):
+        base = cptr[c]
+        w = (cptr[c + 1] - base) // 8
+        for r in range(8):
+            row = rows[c * 8 + r]
+            j = 0
+            if row < n:
+                for k in range(indptr[row], indptr[row + 1]):
+                    s = indices[k]
+                    if abs(np.int64(s) - row) <= near:
+                        idx[base + j * 8 + r] = s
+                        j += 1
+            for jj in range(j, w):
+                idx[base + jj * 8 + r] = n
+    # far links of the short rows: in source order, then (stable) by tile
+    short = ~is_long
+    nst = max(1, (n + 65535) >> 16)  # source tiles
+    nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
+    count, by_row = _by_source(n, indptr, indices, short, near, True)
+    far_ptr = np.zeros(nrt * nst + 1, np.int64)
+    for s in range(n):
+        for k in range(count[s], count[s + 1]):
+            far_ptr[(by_row[k] >> 16) * nst + (s >> 16) + 1] += 1
+    for t in range(nrt * nst):
+        far_ptr[t + 1] += far_ptr[t]
+    fill = far_ptr[:nrt * nst].copy()
+    far_ent = np.empty(len(by_row), np.uint32)
+    for s in range(n):
+        for k in range(count[s], count[s + 1]):
+            r = by_row[k]
+            t = (r >> 16) * nst + (s >> 16)
+            far_ent[fill[t]] = ((r & 65535) << 16) | (s & 65535)
+            fill[t] += 1
+    # long rows: in source order, long rows ascending within a source
+    number = np.zeros(n, np.uint32)
+    for h in range(len(long_rows)):
+        number[long_rows[h]] = h
+    count, by_row = _by_source(n, indptr, indices, is_long, near, False)
+    long_ent = np.empty(len(by_row), np.uint32)
+    for s in prange(n):
+        for k in range(count[s], count[s + 1]):
+            long_ent[k] = (number[by_row[k]] << 16) | (s & 65535)
+    long_ptr = np.empty(nst + 1, np.int64)
+    for t in range(nst + 1):
+        long_ptr[t] = count[min(t << 16, n)]
+    base, pad = _bases(n, indices, cptr, idx)
+    return (cptr.view(np.uint64), idx, rows, far_ptr.view(np.uint64), far_ent, long_rows, long_ptr.view(np.uint64),
+            long_ent, base, pad)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _bases(n, indices, cptr, idx):  # pragma: no cover
+    """For 16-bit near offsets: per chunk a base and a padding offset whose z is always 0, a page
+    with no out-link (z = x / outdegree is 0 there) or the dummy n, both within 65,535 of all the
+    chunk's sources. Empty arrays when some chunk has no such page in reach (then idx stays
+    uint32, base 0)."""
+    linked = np.zeros(n + 1, np.bool_)
+    for k in prange(len(indices)):
+        linked[indices[k]] = True
+    zero = np.flatnonzero(~linked)  # n among them
+    nch = len(cptr) - 1
+    base = np.empty(nch, np.uint32)
+    pad = np.empty(nch, np.uint16)
+    miss = np.zeros(nch, np.bool_)
+    for c in prange(nch):
+        lo = n
+        hi = 0
+        for k in range(cptr[c], cptr[c + 1]):
+            s = idx[k]
+            if s < n:
+                lo = min(lo, s)
+                hi = max(hi, s)
+        if hi < lo:  # only padding
+            lo = hi = n
+        j = np.searchsorted(zero, lo)  # zero[j] >= lo (zero[-1] = n >= lo)
+        q = zero[j]
+        if max(hi, q) - lo > 65535 and j > 0:
+            q = zero[j - 1]
+        b = min(lo, q)
+        miss[c] = max(hi, q) - b > 65535
+        base[c] = b
+        pad[c] = max(0, min(q - b, 65535))
+    if miss.any():
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+    return base, pad
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _offsets(cptr, idx, base, pad, n):  # pragma: no cover
+    out = np.empty(len(idx), np.uint16)
+    for c in prange(len(cptr) - 1):
+        for k in range(cptr[c], cptr[c + 1]):
+            out[k] = pad[c] if idx[k] == n else idx[k] - base[c]
+    return out
+
+
+def step_pattern(m: Pattern, z, inv, t0, damping, c, x, x_new, z_new):
     """x_new = damping * P^T z + c * t0 on pages, with P the 0/1 pattern and z = x / outdegree.
 
     `inv` is 1 / outdegree, 0 for a dangling page, -1 for a page outside the graph (no teleport)
     and for the dummy entry n. Writes x_new and z_new = x_new * max(inv, 0); returns
     (L1 change, mass of the dangling pages in x_new)."""
+    _far_tiles(m.far_groups, m.far_ptr, m.far_ent, len(m.long_ptr) - 1, z, m.fy)
     if len(m.long_rows):
-        _long_pattern(m.long_cut, m.long_idx, z, m.part)
-    d0, m0 = _sell_pattern(m.blocks, m.cptr, m.idx, m.rows, m.sums, z, inv, t0, damping, c, x, x_new, z_new)
-    d1, m1 = _long_finish_pattern(m.long_rows, m.part, inv, t0, damping, c, x, x_new, z_new)
-    return d0 + d1, m0 + m1
+        _long_push(m.long_ptr, m.long_ent, z, m.part)
+        _long_sums(m.long_rows, m.part, m.fy)
+    return _near_pattern(m.blocks, m.row_cut, m.cptr, m.idx, m.base, m.rows, m.fy, z, inv, t0, damping, c, x, x_new,
+                         z_new)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
-    last = cptr[len(cptr) - 1] - min(cptr[len(cptr) - 1], _AHEAD)  # prefetch below the end
+def _long_push(long_ptr, long_ent, z, part):  # pragma: no cover
+    """Each stripe's long-row links, in source order: z is read in order, the sums stay in L1."""
+    for s in prange(len(long_ptr) - 1):
+        acc = part[s]
+        for h in range(len(acc)):
+            acc[h] = 0.0
+        zs = z[s << 16:]
+        k = long_ptr[s]
+        end = long_ptr[s + 1]
+        while k < end:
+            e = long_ent[k]
+            acc[np.uint64(e >> np.uint32(16))] += zs[np.uint64(e & np.uint32(65535))]
+            k += _1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _far_tiles(groups, far_ptr, far_ent, nst, z, fy):  # pragma: no cover
+    """fy = the far sums of the short rows, tile by tile; each group of row tiles in one thread."""
+    n1 = len(fy)
+    for g in prange(len(groups) - 1):
+        for rt in range(groups[g], groups[g + 1]):
+            r0 = rt << 16
+            for r in range(r0, min(r0 + 65536, n1)):
+                fy[r] = 0.0
+            ys = fy[r0:]
+            for st in range(nst):
+                zs = z[st << 16:]
+                t = rt * nst + st
+                k = far_ptr[t]
+                end = far_ptr[t + 1]
+                while k < end:
+                    e = far_ent[k]
+                    ys[np.uint64(e >> np.uint32(16))] += zs[np.uint64(e & np.uint32(65535))]
+                    k += _1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_pattern(blocks, row_cut, cptr, idx, base, rows, fy, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
+    """Each chunk's 8 rows: far sum + near links, in place in fy; then the new values of the
+    block's pages (its short rows and the long rows among them, whose sums are in fy already)."""
     diff = 0.0
     dm = 0.0
     for b in prange(len(blocks) - 1):
         for ch in range(blocks[b], blocks[b + 1]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            a4 = 0.0
-            a5 = 0.0
-            a6 = 0.0
-            a7 = 0.0
+            o = ch * 8
+            r0 = rows[o]
+            r1 = rows[o + 1]
+            r2 = rows[o + 2]
+            r3 = rows[o + 3]
+            r4 = rows[o + 4]
+            r5 = rows[o + 5]
+            r6 = rows[o + 6]
+            r7 = rows[o + 7]
+            a0 = fy[r0]
+            a1 = fy[r1]
+            a2 = fy[r2]
+            a3 = fy[r3]
+            a4 = fy[r4]
+            a5 = fy[r5]
+            a6 = fy[r6]
+            a7 = fy[r7]
+            zc = z[base[ch]:]  # idx: 16-bit offsets from the chunk's base
             k = cptr[ch]
             end = cptr[ch + 1]
-            while k < end:  # unsigned k: no wrap-around check per gather
-                if k < last:
-                    _prefetch8(z, idx, k + _AHEAD)
-                a0 += z[idx[k]]
-                a1 += z[idx[k + _1]]
-                a2 += z[idx[k + _2]]
-                a3 += z[idx[k + _3]]
-                a4 += z[idx[k + _4]]
-                a5 += z[idx[k + _5]]
-                a6 += z[idx[k + _6]]
-                a7 += z[idx[k + _7]]
+            while k < end:  # unsigned k and offsets: no wrap-around check per gather
+                a0 += zc[np.uint64(idx[k])]
+                a1 += zc[np.uint64(idx[k + _1])]
+                a2 += zc[np.uint64(idx[k + _2])]
+                a3 += zc[np.uint64(idx[k + _3])]
+                a4 += zc[np.uint64(idx[k + _4])]
+                a5 += zc[np.uint64(idx[k + _5])]
+                a6 += zc[np.uint64(idx[k + _6])]
+                a7 += zc[np.uint64(idx[k + _7])]
                 k += _8
-            _store8(sums, ch * 8, a0, a1, a2, a3, a4, a5, a6, a7)
+            fy[r0] = a0
+            fy[r1] = a1
+            fy[r2] = a2
+            fy[r3] = a3
+            fy[r4] = a4
+            fy[r5] = a5
+            fy[r6] = a6
+            fy[r7] = a7
         d = 0.0
         m = 0.0
-        for i in range(blocks[b] * 8, blocks[b + 1] * 8):  # apart: a simple loop, 20% faster
-            row = rows[i]
+        for row in range(row_cut[b], row_cut[b + 1]):  # in page order: the vectors are streamed
             w = inv[row]
-            v = damping * sums[i] + (c * t0 if w >= 0.0 else 0.0)
+            v = damping * fy[row] + (c * t0 if w >= 0.0 else 0.0)
             d += abs(v - x[row])
             x_new[row] = v
             z_new[row] = v * max(w, 0.0)
@@ -409,44 +692,14 @@ def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_ne
     return diff, dm
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _long_pattern(long_cut, long_idx, z, part):  # pragma: no cover
-    for s in prange(long_cut.shape[0] - 1):
-        for h in range(long_cut.shape[1]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            k = np.uint64(long_cut[s, h])
-            end = np.uint64(long_cut[s + 1, h])
-            while k + _3 < end:
-                a0 += z[long_idx[k]]
-                a1 += z[long_idx[k + _1]]
-                a2 += z[long_idx[k + _2]]
-                a3 += z[long_idx[k + _3]]
-                k += _4
-            while k < end:
-                a0 += z[long_idx[k]]
-                k += _1
-            part[s, h] = (a0 + a1) + (a2 + a3)
-
-
 @njit(cache=True, nogil=True)
-def _long_finish_pattern(long_rows, part, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
-    diff = 0.0
-    dm = 0.0
+def _long_sums(long_rows, part, fy):  # pragma: no cover
+    """fy of each long row: its stripe sums, in stripe order."""
     for h in range(len(long_rows)):
         acc = 0.0
         for s in range(part.shape[0]):
             acc += part[s, h]
-        row = long_rows[h]
-        w = inv[row]
-        v = damping * acc + (c * t0 if w >= 0.0 else 0.0)
-        diff += abs(v - x[row])
-        x_new[row] = v
-        z_new[row] = v * max(w, 0.0)
-        dm += v if w == 0.0 else 0.0
-    return diff, dm
+        fy[long_rows[h]] = acc
 
 
 # -- the weighted matrix (the juice model) -------------------------------------------------------
@@ -613,7 +866,7 @@ def smoke_test() -> None:
     indices = np.array([2, 0, 1], np.int32)
     x = np.array([0.2, 0.3, 0.5, 0.0])
     for data in (None, np.ones(3)):
-        m = to_sell(indptr, indices, data)
+        m = pattern_layout(indptr, indices) if data is None else to_sell(indptr, indices, data)
         with LOCK:
             if data is None:
                 inv = np.array([1.0, 1.0, 1.0, -1.0])

@@ -394,21 +394,28 @@ NEAR = 1024  # a short row's links from sources at most this far from it go to t
 TILE = 65536  # rows and sources per far tile and sources per long-row stripe (16-bit offsets)
 
 
-def pattern_layout(indptr: np.ndarray, indices: np.ndarray) -> Pattern:
-    """The classic kernel's layout of a CSR pattern (columns sorted within rows), n < 2**32 - 1."""
+def pattern_layout(indptr: np.ndarray, indices: np.ndarray, zero: np.ndarray | None = None) -> Pattern:
+    """The classic kernel's layout of a CSR pattern (columns sorted within rows), n < 2**32 - 1.
+    `zero`, when given: a boolean mask of the pages with no out-link (whose z is always 0)."""
     indptr = np.asarray(indptr, np.int64)
     n = len(indptr) - 1
     deg = np.diff(indptr)
     long_min = LONG_MIN
     if int((deg > long_min).sum()) >= 65536:  # a long row's number has 16 bits
         long_min = int(np.partition(deg, n - 65535)[n - 65535])
-    with LOCK:
-        built = _pattern_build(indptr, indices, long_min, WINDOW, NEAR)
-    cptr, idx, rows, far_ptr, far_ent, long_rows, long_ptr, long_ent, base, pad = built
-    if len(pad):
-        idx = _offsets(cptr, idx, base, pad, n)
-    else:
-        base = np.zeros(len(cptr) - 1, np.uint32)
+    with LOCK:  # the build runs parallel loops too
+        is_long, ndeg = _near_degrees(indptr, indices, long_min, NEAR)
+        rows, cptr, long_rows, _, _ = _sell_layout(ndeg, is_long, WINDOW)
+        if zero is None:
+            zero = np.flatnonzero(np.bincount(indices, minlength=n + 1) == 0)
+        else:
+            zero = np.append(np.flatnonzero(zero), n)
+        idx, base, narrow = _near_fill16(indptr, indices, rows, cptr, NEAR, zero)
+        if not narrow:
+            idx, base = _near_fill(indptr, indices, rows, cptr, NEAR), np.zeros(len(cptr) - 1, np.uint32)
+        far_ptr, far_ent = _far_build(indptr, indices, is_long, ndeg, NEAR)
+        long_ptr, long_ent = _long_build(indptr, indices, long_rows)
+    cptr, far_ptr, long_ptr = cptr.view(np.uint64), far_ptr.view(np.uint64), long_ptr.view(np.uint64)
     part = np.zeros((len(long_ptr) - 1, len(long_rows)))
     m = Pattern(n, cptr, idx, rows, np.zeros(0, np.int64), np.zeros(0, np.int64), far_ptr, far_ent, np.zeros(0, np.int64), long_rows,
                 long_ptr, long_ent, part, np.zeros(n + 1), base)
@@ -440,34 +447,8 @@ def _cut(ptr: np.ndarray, parts: int) -> np.ndarray:
     return cut
 
 
-@njit(cache=True, nogil=True)
-def _by_source(n, indptr, indices, keep_row, near, want_far):  # pragma: no cover
-    """The links (row, source) of the rows with keep_row, the far ones only (|source - row| >
-    near) when want_far, in source order (rows ascending within a source): (sources, rows)."""
-    count = np.zeros(n + 1, np.int64)
-    for r in range(n):
-        if keep_row[r]:
-            for k in range(indptr[r], indptr[r + 1]):
-                s = np.int64(indices[k])
-                if not want_far or abs(s - r) > near:
-                    count[s + 1] += 1
-    for s in range(n):
-        count[s + 1] += count[s]
-    total = count[n]
-    by_row = np.empty(total, np.uint32)
-    fill = count[:n].copy()
-    for r in range(n):
-        if keep_row[r]:
-            for k in range(indptr[r], indptr[r + 1]):
-                s = np.int64(indices[k])
-                if not want_far or abs(s - r) > near:
-                    by_row[fill[s]] = r
-                    fill[s] += 1
-    return count, by_row
-
-
 @njit(parallel=True, cache=True, nogil=True)
-def _pattern_build(indptr, indices, long_min, window, near):  # pragma: no cover
+def _near_degrees(indptr, indices, long_min, near):  # pragma: no cover
     n = len(indptr) - 1
     is_long = np.empty(n, np.bool_)
     ndeg = np.empty(n, np.int64)  # near links of a short row; all links of a long row
@@ -482,7 +463,12 @@ def _pattern_build(indptr, indices, long_min, window, near):  # pragma: no cover
                 if abs(np.int64(indices[k]) - i) <= near:
                     c += 1
             ndeg[i] = c
-    rows, cptr, long_rows, start, nlong_links = _sell_layout(ndeg, is_long, window)
+    return is_long, ndeg
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
+    n = len(indptr) - 1
     nch = len(cptr) - 1
     idx = np.empty(cptr[nch], np.uint32)
     for c in prange(nch):
@@ -499,86 +485,136 @@ def _pattern_build(indptr, indices, long_min, window, near):  # pragma: no cover
                         j += 1
             for jj in range(j, w):
                 idx[base + jj * 8 + r] = n
-    # far links of the short rows: in source order, then (stable) by tile
-    short = ~is_long
-    nst = max(1, (n + 65535) >> 16)  # source tiles
-    nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
-    count, by_row = _by_source(n, indptr, indices, short, near, True)
-    far_ptr = np.zeros(nrt * nst + 1, np.int64)
-    for s in range(n):
-        for k in range(count[s], count[s + 1]):
-            far_ptr[(by_row[k] >> 16) * nst + (s >> 16) + 1] += 1
-    for t in range(nrt * nst):
-        far_ptr[t + 1] += far_ptr[t]
-    fill = far_ptr[:nrt * nst].copy()
-    far_ent = np.empty(len(by_row), np.uint32)
-    for s in range(n):
-        for k in range(count[s], count[s + 1]):
-            r = by_row[k]
-            t = (r >> 16) * nst + (s >> 16)
-            far_ent[fill[t]] = ((r & 65535) << 16) | (s & 65535)
-            fill[t] += 1
-    # long rows: in source order, long rows ascending within a source
-    number = np.zeros(n, np.uint32)
-    for h in range(len(long_rows)):
-        number[long_rows[h]] = h
-    count, by_row = _by_source(n, indptr, indices, is_long, near, False)
-    long_ent = np.empty(len(by_row), np.uint32)
-    for s in prange(n):
-        for k in range(count[s], count[s + 1]):
-            long_ent[k] = (number[by_row[k]] << 16) | (s & 65535)
-    long_ptr = np.empty(nst + 1, np.int64)
-    for t in range(nst + 1):
-        long_ptr[t] = count[min(t << 16, n)]
-    base, pad = _bases(n, indices, cptr, idx)
-    return (cptr.view(np.uint64), idx, rows, far_ptr.view(np.uint64), far_ent, long_rows, long_ptr.view(np.uint64),
-            long_ent, base, pad)
+    return idx
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _bases(n, indices, cptr, idx):  # pragma: no cover
-    """For 16-bit near offsets: per chunk a base and a padding offset whose z is always 0, a page
-    with no out-link (z = x / outdegree is 0 there) or the dummy n, both within 65,535 of all the
-    chunk's sources. Empty arrays when some chunk has no such page in reach (then idx stays
-    uint32, base 0)."""
-    linked = np.zeros(n + 1, np.bool_)
-    for k in prange(len(indices)):
-        linked[indices[k]] = True
-    zero = np.flatnonzero(~linked)  # n among them
+def _far_build(indptr, indices, is_long, ndeg, near):  # pragma: no cover
+    n = len(indptr) - 1
+    # far links of the short rows, (row offset, source offset) per tile, by source within a tile:
+    # per row tile, a counting sort of its far links by source
+    nst = max(1, (n + 65535) >> 16)  # source tiles
+    nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
+    far_ptr = np.zeros(nrt * nst + 1, np.int64)
+    fstart = np.zeros(nrt + 1, np.int64)
+    for i in range(n):
+        if not is_long[i]:
+            fstart[(i >> 16) + 1] += indptr[i + 1] - indptr[i] - ndeg[i]
+    for rt in range(nrt):
+        fstart[rt + 1] += fstart[rt]
+    far_ent = np.empty(fstart[nrt], np.uint32)
+    for rt in prange(nrt):
+        r0 = rt << 16
+        r1 = min(r0 + 65536, n)
+        count = np.zeros(n + 1, np.int32)
+        for i in range(r0, r1):
+            if not is_long[i]:
+                for k in range(indptr[i], indptr[i + 1]):
+                    src = np.int64(indices[k])
+                    if abs(src - i) > near:
+                        count[src + 1] += 1
+        for j in range(n):
+            count[j + 1] += count[j]
+        for st in range(nst):
+            far_ptr[rt * nst + st] = fstart[rt] + count[st << 16]
+        for i in range(r0, r1):
+            if not is_long[i]:
+                for k in range(indptr[i], indptr[i + 1]):
+                    src = np.int64(indices[k])
+                    if abs(src - i) > near:
+                        far_ent[fstart[rt] + count[src]] = ((i & 65535) << 16) | (src & 65535)
+                        count[src] += 1
+    far_ptr[nrt * nst] = fstart[nrt]
+    return far_ptr, far_ent
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _long_build(indptr, indices, long_rows):  # pragma: no cover
+    n = len(indptr) - 1
+    nst = max(1, (n + 65535) >> 16)
+    # long rows: (long row number, source offset) per stripe of sources, by source; per stripe,
+    # a counting sort of the long rows' links from it (a row's sources are sorted)
+    nl = len(long_rows)
+    cut = np.empty((nst + 1, nl), np.int64)
+    for h in prange(nl):
+        k = indptr[long_rows[h]]
+        end = indptr[long_rows[h] + 1]
+        for st in range(nst):
+            while k < end and indices[k] < (st << 16):
+                k += 1
+            cut[st, h] = k
+        cut[nst, h] = end
+    long_ptr = np.zeros(nst + 1, np.int64)
+    for st in range(nst):
+        total = 0
+        for h in range(nl):
+            total += cut[st + 1, h] - cut[st, h]
+        long_ptr[st + 1] = long_ptr[st] + total
+    long_ent = np.empty(long_ptr[nst], np.uint32)
+    for st in prange(nst):
+        count = np.zeros(65537, np.int64)
+        for h in range(nl):
+            for k in range(cut[st, h], cut[st + 1, h]):
+                count[(indices[k] & 65535) + 1] += 1
+        for j in range(65536):
+            count[j + 1] += count[j]
+        for h in range(nl):
+            for k in range(cut[st, h], cut[st + 1, h]):
+                j = indices[k] & 65535
+                long_ent[long_ptr[st] + count[j]] = (h << 16) | j
+                count[j] += 1
+    return long_ptr, long_ent
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_fill16(indptr, indices, rows, cptr, near, zero):  # pragma: no cover
+    """The near links as 16-bit offsets from a base per chunk, the padding an offset whose z is
+    always 0: a page in `zero` (sorted: pages with no out-link, z = x / outdegree = 0 there, and
+    the dummy n), within 65,535 of all the chunk's sources. (idx, base, True) or, when some chunk
+    has no such page in reach, (empty, empty, False)."""
+    n = len(indptr) - 1
     nch = len(cptr) - 1
+    idx = np.empty(cptr[nch], np.uint16)
     base = np.empty(nch, np.uint32)
-    pad = np.empty(nch, np.uint16)
     miss = np.zeros(nch, np.bool_)
     for c in prange(nch):
         lo = n
         hi = 0
-        for k in range(cptr[c], cptr[c + 1]):
-            s = idx[k]
-            if s < n:
-                lo = min(lo, s)
-                hi = max(hi, s)
-        if hi < lo:  # only padding
+        for r in range(8):
+            row = rows[c * 8 + r]
+            if row < n:
+                for k in range(indptr[row], indptr[row + 1]):
+                    s = np.int64(indices[k])
+                    if abs(s - row) <= near:
+                        lo = min(lo, s)
+                        hi = max(hi, s)
+        if hi < lo:  # no near link
             lo = hi = n
-        j = np.searchsorted(zero, lo)  # zero[j] >= lo (zero[-1] = n >= lo)
+        j = np.searchsorted(zero, lo)  # zero[j] >= lo (the last is n >= lo)
         q = zero[j]
         if max(hi, q) - lo > 65535 and j > 0:
             q = zero[j - 1]
         b = min(lo, q)
-        miss[c] = max(hi, q) - b > 65535
+        if max(hi, q) - b > 65535:
+            miss[c] = True
+            continue
         base[c] = b
-        pad[c] = max(0, min(q - b, 65535))
+        start = cptr[c]
+        w = (cptr[c + 1] - start) // 8
+        for r in range(8):
+            row = rows[c * 8 + r]
+            jj = 0
+            if row < n:
+                for k in range(indptr[row], indptr[row + 1]):
+                    s = np.int64(indices[k])
+                    if abs(s - row) <= near:
+                        idx[start + jj * 8 + r] = s - b
+                        jj += 1
+            for t in range(jj, w):
+                idx[start + t * 8 + r] = q - b
     if miss.any():
-        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
-    return base, pad
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _offsets(cptr, idx, base, pad, n):  # pragma: no cover
-    out = np.empty(len(idx), np.uint16)
-    for c in prange(len(cptr) - 1):
-        for k in range(cptr[c], cptr[c + 1]):
-            out[k] = pad[c] if idx[k] == n else idx[k] - base[c]
-    return out
+        return np.zeros(0, np.uint16), np.zeros(0, np.uint32), False
+    return idx, base, True
 
 
 def step_pattern(m: Pattern, z, inv, t0, damping, c, x, x_new, z_new):
@@ -586,7 +622,8 @@ def step_pattern(m: Pattern, z, inv, t0, damping, c, x, x_new, z_new):
 
     `inv` is 1 / outdegree, 0 for a dangling page, -1 for a page outside the graph (no teleport)
     and for the dummy entry n. Writes x_new and z_new = x_new * max(inv, 0); returns
-    (L1 change, mass of the dangling pages in x_new)."""
+    (L1 change, mass of the dangling pages in x_new). z must be 0 at the pages with no out-link
+    in the pattern and at n: the padding of the near links reads them."""
     _far_tiles(m.far_groups, m.far_ptr, m.far_ent, len(m.long_ptr) - 1, z, m.fy)
     if len(m.long_rows):
         _long_push(m.long_ptr, m.long_ent, z, m.part)

@@ -503,41 +503,43 @@ def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
 
 @njit(parallel=True, cache=True, nogil=True)
 def _far_build(indptr, indices, is_long, ndeg, near):  # pragma: no cover
+    """The far links of the short rows as (row offset << 16 | source offset) per tile of 64k rows x
+    64k sources, by source within a tile: their sources copied out in row order, then per row
+    tile a counting sort by source."""
     n = len(indptr) - 1
-    # far links of the short rows, (row offset, source offset) per tile, by source within a tile:
-    # per row tile, a counting sort of its far links by source
     nst = max(1, (n + 65535) >> 16)  # source tiles
     nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
-    far_ptr = np.zeros(nrt * nst + 1, np.int64)
-    fstart = np.zeros(nrt + 1, np.int64)
+    fpos = np.zeros(n + 1, np.int64)
     for i in range(n):
+        fpos[i + 1] = fpos[i] + (0 if is_long[i] else indptr[i + 1] - indptr[i] - ndeg[i])
+    src = np.empty(fpos[n], np.uint32)
+    for i in prange(n):
         if not is_long[i]:
-            fstart[(i >> 16) + 1] += indptr[i + 1] - indptr[i] - ndeg[i]
-    for rt in range(nrt):
-        fstart[rt + 1] += fstart[rt]
-    far_ent = np.empty(fstart[nrt], np.uint32)
+            p = fpos[i]
+            for k in range(indptr[i], indptr[i + 1]):
+                s = np.int64(indices[k])
+                if abs(s - i) > near:
+                    src[p] = s
+                    p += 1
+    far_ptr = np.zeros(nrt * nst + 1, np.int64)
+    far_ent = np.empty(fpos[n], np.uint32)
     for rt in prange(nrt):
         r0 = rt << 16
         r1 = min(r0 + 65536, n)
+        a = fpos[r0]
         count = np.zeros(n + 1, np.int32)
-        for i in range(r0, r1):
-            if not is_long[i]:
-                for k in range(indptr[i], indptr[i + 1]):
-                    src = np.int64(indices[k])
-                    if abs(src - i) > near:
-                        count[src + 1] += 1
+        for k in range(a, fpos[r1]):
+            count[src[k] + 1] += 1
         for j in range(n):
             count[j + 1] += count[j]
         for st in range(nst):
-            far_ptr[rt * nst + st] = fstart[rt] + count[st << 16]
+            far_ptr[rt * nst + st] = a + count[st << 16]
         for i in range(r0, r1):
-            if not is_long[i]:
-                for k in range(indptr[i], indptr[i + 1]):
-                    src = np.int64(indices[k])
-                    if abs(src - i) > near:
-                        far_ent[fstart[rt] + count[src]] = ((i & 65535) << 16) | (src & 65535)
-                        count[src] += 1
-    far_ptr[nrt * nst] = fstart[nrt]
+            for k in range(fpos[i], fpos[i + 1]):
+                s = src[k]
+                far_ent[a + count[s]] = ((i & 65535) << 16) | (s & 65535)
+                count[s] += 1
+    far_ptr[nrt * nst] = fpos[n]
     return far_ptr, far_ent
 
 

@@ -130,3 +130,18 @@ def test_classic_layout_with_and_without_16_bit_offsets(monkeypatch: pytest.Monk
         results[choice] = classic_pagerank(n, src, dst)
     assert results["0"].iterations > 5 and abs(results["1"].iterations - results["0"].iterations) <= 1
     np.testing.assert_allclose(results["1"].scores, results["0"].scores, rtol=0, atol=1e-13)
+
+
+def test_classic_layout_of_long_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row long (no SELL chunk at all): the pages are still finished."""
+    from linkjuice import _kernels
+
+    monkeypatch.setattr(_kernels, "LONG_MIN", 1)
+    src = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    dst = np.array([1, 2, 0, 2, 0, 1], np.int32)
+    results = {}
+    for choice in ("0", "1"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", choice)
+        results[choice] = classic_pagerank(3, src, dst)
+    np.testing.assert_allclose(results["1"].scores, results["0"].scores, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(results["1"].scores, 1 / 3, rtol=0, atol=1e-15)

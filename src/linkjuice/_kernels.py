@@ -438,9 +438,12 @@ def for_threads(m, threads: int):
     per = WINDOW // 8
     nch = len(m.cptr) - 1
     wptr = m.cptr[::per] if nch % per == 0 else np.append(m.cptr[::per], m.cptr[-1])
-    blocks = np.minimum(_cut(wptr, 8 * threads) * per, nch) if nch else np.zeros(2, np.int64)
-    row_cut = np.array([m.rows[b * 8:(b + per) * 8].min() for b in blocks[:-1]] + [m.n], np.int64)
-    row_cut[0] = 0
+    if nch:
+        blocks = np.minimum(_cut(wptr, 8 * threads) * per, nch)
+        row_cut = np.array([m.rows[b * 8:(b + per) * 8].min() for b in blocks[:-1]] + [m.n], np.int64)
+        row_cut[0] = 0
+    else:  # no short row: one block of no chunks finishes the (long) rows
+        blocks, row_cut = np.zeros(2, np.int64), np.array([0, m.n], np.int64)
     # one task per thread over the far row tiles and then the long-row stripes, of about equal
     # time: a row tile took 0.23 ms + 1.2 ns a far link, a long-row link 0.66 ns (1M / 20M,
     # 1 thread; 1.4 ns a link in the first row tile, where the popular pages are, 3.6 in the last)

@@ -55,7 +55,8 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links", "section_cells", "step_pattern", "step_weighted", "smoke_test"]
+__all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
+           "section_cells", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -164,9 +165,10 @@ def _sell(n: int, cptr: np.ndarray, idx: np.ndarray, vals: np.ndarray, rows: np.
 def _sell_layout(deg, is_long, window):  # pragma: no cover
     """Where each row's links go, from the rows' lengths: long rows (is_long)
     one after another in long_idx, short rows ordered by length (longest first) within windows
-    of rows, then in chunks of LANES (deg: a row's links in that part). Returns (rows: the row of each lane of each chunk, n for
-    padding; cptr; long_rows; start: the slot of each row's first link, in long_idx for a long
-    row, else in idx, its next links every 8 slots; links in long rows)."""
+    of rows, then in chunks of LANES (deg: a row's links in that part). Returns (rows: the row of
+    each lane of each chunk, n for padding; cptr; long_rows; start: the slot of each row's first
+    link, in long_idx for a long row, else in idx, its next links every 8 slots; links in long
+    rows)."""
     n = len(deg)
     nlong = 0
     nlong_links = 0
@@ -382,7 +384,7 @@ class Pattern(NamedTuple):
     rows: np.ndarray  # uint32 row of each lane of each chunk; n = padding
     blocks: np.ndarray  # int64 chunk boundaries of the parallel blocks (whole windows, about equal slot counts)
     row_cut: np.ndarray  # int64 page boundaries of the blocks: block b finishes pages row_cut[b]:row_cut[b + 1]
-    far_ptr: np.ndarray  # uint64 (row tiles x source tiles + 1): tile t's entries are far_ent[far_ptr[t]:far_ptr[t + 1]]
+    far_ptr: np.ndarray  # uint64 (row tiles x source tiles + 1): where each tile's entries start in far_ent
     far_ent: np.ndarray  # uint32 (row - tile row) << 16 | (source - tile source)
     tasks: np.ndarray  # int64 boundaries of the parallel tasks over [far row tiles..., long-row stripes...]
     long_rows: np.ndarray  # uint32
@@ -425,8 +427,9 @@ def pattern_layout(indptr: np.ndarray, indices: np.ndarray, zero: np.ndarray | N
         long_ptr, long_ent = _long_build(indptr, indices, long_rows)
     cptr, far_ptr, long_ptr = cptr.view(np.uint64), far_ptr.view(np.uint64), long_ptr.view(np.uint64)
     part = np.zeros((len(long_ptr) - 1, len(long_rows)))
-    m = Pattern(n, cptr, idx, rows, np.zeros(0, np.int64), np.zeros(0, np.int64), far_ptr, far_ent, np.zeros(0, np.int64), long_rows,
-                long_ptr, long_ent, part, np.zeros(n + 1), base)
+    none = np.zeros(0, np.int64)  # the parallel cuts, set by for_threads
+    m = Pattern(n, cptr, idx, rows, none, none, far_ptr, far_ent, none, long_rows, long_ptr, long_ent, part,
+                np.zeros(n + 1), base)
     return for_threads(m, get_num_threads())
 
 
@@ -690,7 +693,8 @@ def _far_long(tasks, nrt, far_ptr, far_ent, long_ptr, long_ent, z, fy, part):  #
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _near_pattern(blocks, row_cut, cptr, idx, base, rows, fy, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
+def _near_pattern(blocks, row_cut, cptr, idx, base, rows, fy, z, inv, t0, damping, c, x, x_new,
+                  z_new):  # pragma: no cover
     """Each chunk's 8 rows: far sum + near links, in place in fy; then the new values of the
     block's pages (its short rows and the long rows among them, whose sums are in fy already)."""
     diff = 0.0

@@ -510,42 +510,55 @@ def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
 @njit(parallel=True, cache=True, nogil=True)
 def _far_build(indptr, indices, is_long, ndeg, near):  # pragma: no cover
     """The far links of the short rows as (row offset << 16 | source offset) per tile of 64k rows x
-    64k sources, by source within a tile: their sources copied out in row order, then per row
-    tile a counting sort by source."""
+    64k sources, by source within a tile: copied out in row order, then per row tile two stable
+    counting sorts, by source offset and by source tile (linear in links and pages; one count of
+    all sources per row tile would grow with the square of the pages)."""
     n = len(indptr) - 1
     nst = max(1, (n + 65535) >> 16)  # source tiles
     nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
     fpos = np.zeros(n + 1, np.int64)
     for i in range(n):
         fpos[i + 1] = fpos[i] + (0 if is_long[i] else indptr[i + 1] - indptr[i] - ndeg[i])
-    src = np.empty(fpos[n], np.uint32)
+    m = fpos[n]
+    ent = np.empty(m, np.uint32)
+    src_tile = np.empty(m, np.uint32)
     for i in prange(n):
         if not is_long[i]:
             p = fpos[i]
             for k in range(indptr[i], indptr[i + 1]):
                 s = np.int64(indices[k])
                 if abs(s - i) > near:
-                    src[p] = s
+                    ent[p] = ((i & 65535) << 16) | (s & 65535)
+                    src_tile[p] = s >> 16
                     p += 1
     far_ptr = np.zeros(nrt * nst + 1, np.int64)
-    far_ent = np.empty(fpos[n], np.uint32)
+    far_ent = np.empty(m, np.uint32)
     for rt in prange(nrt):
-        r0 = rt << 16
-        r1 = min(r0 + 65536, n)
-        a = fpos[r0]
-        count = np.zeros(n + 1, np.int32)
-        for k in range(a, fpos[r1]):
-            count[src[k] + 1] += 1
-        for j in range(n):
+        a = fpos[rt << 16]
+        b = fpos[min((rt + 1) << 16, n)]
+        count = np.zeros(65537, np.int64)
+        for k in range(a, b):
+            count[(ent[k] & 65535) + 1] += 1
+        for j in range(65536):
             count[j + 1] += count[j]
+        ent1 = np.empty(b - a, np.uint32)
+        tile1 = np.empty(b - a, np.uint32)
+        for k in range(a, b):
+            j = ent[k] & 65535
+            ent1[count[j]] = ent[k]
+            tile1[count[j]] = src_tile[k]
+            count[j] += 1
+        start = np.zeros(nst + 1, np.int64)
+        for k in range(b - a):
+            start[tile1[k] + 1] += 1
         for st in range(nst):
-            far_ptr[rt * nst + st] = a + count[st << 16]
-        for i in range(r0, r1):
-            for k in range(fpos[i], fpos[i + 1]):
-                s = src[k]
-                far_ent[a + count[s]] = ((i & 65535) << 16) | (s & 65535)
-                count[s] += 1
-    far_ptr[nrt * nst] = fpos[n]
+            start[st + 1] += start[st]
+            far_ptr[rt * nst + st] = a + start[st]
+        for k in range(b - a):
+            st = tile1[k]
+            far_ent[a + start[st]] = ent1[k]
+            start[st] += 1
+    far_ptr[nrt * nst] = m
     return far_ptr, far_ent
 
 

@@ -466,6 +466,19 @@ def _cut(ptr: np.ndarray, parts: int) -> np.ndarray:
     return cut
 
 
+@njit(inline="always")
+def _near_range(indptr, indices, row, near):  # pragma: no cover
+    """a, b: the near links of a row are indices[a:b] (its sources are sorted: those within `near`
+    of it lie together), found from both ends, past the far ones only."""
+    a = indptr[row]
+    b = indptr[row + 1]
+    while a < b and np.int64(indices[a]) < row - near:
+        a += 1
+    while b > a and np.int64(indices[b - 1]) > row + near:
+        b -= 1
+    return a, b
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _near_degrees(indptr, indices, long_min, near):  # pragma: no cover
     n = len(indptr) - 1
@@ -477,11 +490,8 @@ def _near_degrees(indptr, indices, long_min, near):  # pragma: no cover
         if is_long[i]:
             ndeg[i] = d
         else:
-            c = 0
-            for k in range(indptr[i], indptr[i + 1]):
-                if abs(np.int64(indices[k]) - i) <= near:
-                    c += 1
-            ndeg[i] = c
+            a, b = _near_range(indptr, indices, i, near)
+            ndeg[i] = b - a
     return is_long, ndeg
 
 
@@ -497,11 +507,10 @@ def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
             row = rows[c * 8 + r]
             j = 0
             if row < n:
-                for k in range(indptr[row], indptr[row + 1]):
-                    s = indices[k]
-                    if abs(np.int64(s) - row) <= near:
-                        idx[base + j * 8 + r] = s
-                        j += 1
+                a, b = _near_range(indptr, indices, row, near)
+                for k in range(a, b):
+                    idx[base + j * 8 + r] = indices[k]
+                    j += 1
             for jj in range(j, w):
                 idx[base + jj * 8 + r] = n
     return idx
@@ -525,12 +534,17 @@ def _far_build(indptr, indices, is_long, ndeg, near):  # pragma: no cover
     for i in prange(n):
         if not is_long[i]:
             p = fpos[i]
-            for k in range(indptr[i], indptr[i + 1]):
+            a, b = _near_range(indptr, indices, i, near)
+            for k in range(indptr[i], a):  # the far ones before the near ones
                 s = np.int64(indices[k])
-                if abs(s - i) > near:
-                    ent[p] = ((i & 65535) << 16) | (s & 65535)
-                    src_tile[p] = s >> 16
-                    p += 1
+                ent[p] = ((i & 65535) << 16) | (s & 65535)
+                src_tile[p] = s >> 16
+                p += 1
+            for k in range(b, indptr[i + 1]):  # and after
+                s = np.int64(indices[k])
+                ent[p] = ((i & 65535) << 16) | (s & 65535)
+                src_tile[p] = s >> 16
+                p += 1
     far_ptr = np.zeros(nrt * nst + 1, np.int64)
     far_ent = np.empty(m, np.uint32)
     for rt in prange(nrt):
@@ -617,11 +631,10 @@ def _near_fill16(indptr, indices, rows, cptr, near, zero):  # pragma: no cover
         for r in range(8):
             row = rows[c * 8 + r]
             if row < n:
-                for k in range(indptr[row], indptr[row + 1]):
-                    s = np.int64(indices[k])
-                    if abs(s - row) <= near:
-                        lo = min(lo, s)
-                        hi = max(hi, s)
+                a, e = _near_range(indptr, indices, row, near)
+                if e > a:
+                    lo = min(lo, np.int64(indices[a]))
+                    hi = max(hi, np.int64(indices[e - 1]))
         if hi < lo:  # no near link
             lo = hi = n
         j = np.searchsorted(zero, lo)  # zero[j] >= lo (the last is n >= lo)
@@ -639,11 +652,10 @@ def _near_fill16(indptr, indices, rows, cptr, near, zero):  # pragma: no cover
             row = rows[c * 8 + r]
             jj = 0
             if row < n:
-                for k in range(indptr[row], indptr[row + 1]):
-                    s = np.int64(indices[k])
-                    if abs(s - row) <= near:
-                        idx[start + jj * 8 + r] = s - b
-                        jj += 1
+                a, e = _near_range(indptr, indices, row, near)
+                for k in range(a, e):
+                    idx[start + jj * 8 + r] = np.int64(indices[k]) - b
+                    jj += 1
             for t in range(jj, w):
                 idx[start + t * 8 + r] = q - b
     if miss.any():

@@ -264,12 +264,113 @@ def _csr_kernels():
     return step_pattern, step_weighted
 
 
+def _sell_kernels():
+    """The SELL-8 pattern kernel that linkjuice iterated before the near / far / long split (for
+    the 'before' row): every link in SELL-8 chunks, uint32 sources, prefetch 32 columns ahead,
+    long rows row by row per stripe (`_kernels.to_sell` still builds that layout)."""
+    from numba import njit, prange
+
+    from linkjuice import _kernels as K
+
+    @njit(parallel=True, nogil=True)
+    def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_new, z_new):
+        last = cptr[len(cptr) - 1] - min(cptr[len(cptr) - 1], K._AHEAD)  # prefetch below the end
+        diff = 0.0
+        dm = 0.0
+        for b in prange(len(blocks) - 1):
+            for ch in range(blocks[b], blocks[b + 1]):
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                a4 = 0.0
+                a5 = 0.0
+                a6 = 0.0
+                a7 = 0.0
+                k = cptr[ch]
+                end = cptr[ch + 1]
+                while k < end:  # unsigned k: no wrap-around check per gather
+                    if k < last:
+                        K._prefetch8(z, idx, k + K._AHEAD)
+                    a0 += z[idx[k]]
+                    a1 += z[idx[k + K._1]]
+                    a2 += z[idx[k + K._2]]
+                    a3 += z[idx[k + K._3]]
+                    a4 += z[idx[k + K._4]]
+                    a5 += z[idx[k + K._5]]
+                    a6 += z[idx[k + K._6]]
+                    a7 += z[idx[k + K._7]]
+                    k += K._8
+                K._store8(sums, ch * 8, a0, a1, a2, a3, a4, a5, a6, a7)
+            d = 0.0
+            m = 0.0
+            for i in range(blocks[b] * 8, blocks[b + 1] * 8):  # apart: a simple loop, 20% faster
+                row = rows[i]
+                w = inv[row]
+                v = damping * sums[i] + (c * t0 if w >= 0.0 else 0.0)
+                d += abs(v - x[row])
+                x_new[row] = v
+                z_new[row] = v * max(w, 0.0)
+                m += v if w == 0.0 else 0.0
+            diff += d
+            dm += m
+        return diff, dm
+
+    @njit(parallel=True, nogil=True)
+    def _long_pattern(long_cut, long_idx, z, part):
+        for s in prange(long_cut.shape[0] - 1):
+            for h in range(long_cut.shape[1]):
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                k = np.uint64(long_cut[s, h])
+                end = np.uint64(long_cut[s + 1, h])
+                while k + K._3 < end:
+                    a0 += z[long_idx[k]]
+                    a1 += z[long_idx[k + K._1]]
+                    a2 += z[long_idx[k + K._2]]
+                    a3 += z[long_idx[k + K._3]]
+                    k += K._4
+                while k < end:
+                    a0 += z[long_idx[k]]
+                    k += K._1
+                part[s, h] = (a0 + a1) + (a2 + a3)
+
+    @njit(nogil=True)
+    def _long_finish_pattern(long_rows, part, inv, t0, damping, c, x, x_new, z_new):
+        diff = 0.0
+        dm = 0.0
+        for h in range(len(long_rows)):
+            acc = 0.0
+            for s in range(part.shape[0]):
+                acc += part[s, h]
+            row = long_rows[h]
+            w = inv[row]
+            v = damping * acc + (c * t0 if w >= 0.0 else 0.0)
+            diff += abs(v - x[row])
+            x_new[row] = v
+            z_new[row] = v * max(w, 0.0)
+            dm += v if w == 0.0 else 0.0
+        return diff, dm
+
+    def step_pattern(m, z, inv, t0, damping, c, x, x_new, z_new):
+        if len(m.long_rows):
+            _long_pattern(m.long_cut, m.long_idx, z, m.part)
+        d0, m0 = _sell_pattern(m.blocks, m.cptr, m.idx, m.rows, m.sums, z, inv, t0, damping, c, x, x_new, z_new)
+        d1, m1 = _long_finish_pattern(m.long_rows, m.part, inv, t0, damping, c, x, x_new, z_new)
+        return d0 + d1, m0 + m1
+
+    return step_pattern
+
+
 def run_iteration_probe(path: Path) -> dict:
     """Time one iteration of each inner loop on the graph, against the bandwidth bound.
 
     The bound of a loop is the bytes its matrix format must read (all of its index and value
     arrays) plus x read once and y written once, over the copy rate; it is given for the copy
-    rate of 1 thread and of 2 threads, and each numba loop is timed on 1 and on 2 threads."""
+    rate of 1 thread and of 2 threads, and each numba loop is timed on 1 and on 2 threads (best of
+    10, the loops taking turns)."""
     import scipy.sparse as sp
 
     from linkjuice.graph import csr_pattern
@@ -310,43 +411,51 @@ def run_iteration_probe(path: Path) -> dict:
         kernels = _kernels
     if kernels is not None:
         old_pattern, old_weighted = _csr_kernels()
+        sell_pattern = _sell_kernels()
         ind_u = indices.view(np.uint32)
         z, x_new, z_new = x * inv, np.empty(n), np.empty(n)
         data = inv[indices]
         kernels.to_sell(indptr[:2] * 0, indices[:0], data[:0])  # compiled (or loaded) before timing
-        kernels.to_sell(indptr[:2] * 0, indices[:0])
+        kernels.pattern_layout(indptr[:2] * 0, indices[:0])
         t = time.perf_counter()
-        pattern = kernels.to_sell(indptr, indices)
+        pattern = kernels.pattern_layout(indptr, indices, outdeg == 0)  # as classic_pagerank builds it
         layout["build_pattern_s"] = time.perf_counter() - t
         t = time.perf_counter()
         weighted = kernels.to_sell(indptr, indices, data)
         layout["build_weighted_s"] = time.perf_counter() - t
-        layout.update(slots=int(pattern.cptr[-1]), links=nnz, long_rows=len(pattern.long_rows),
-                      long_links=len(pattern.long_idx))
+        sell = kernels.to_sell(indptr, indices)
+        layout.update(links=nnz, near_slots=int(pattern.cptr[-1]), near_index=str(pattern.idx.dtype),
+                      far_links=len(pattern.far_ent), long_rows=len(pattern.long_rows),
+                      long_links=len(pattern.long_ent), sell_slots=int(sell.cptr[-1]))
         inv_p = np.append(inv, -1.0)
         xp, xp_new = np.append(x, 0.0), np.zeros(n + 1)
         zp, zp_new = xp * np.maximum(inv_p, 0.0), np.zeros(n + 1)
         tp, dp = np.append(teleport, 0.0), np.append(dangling, 0.0)
+        layouts = {"pattern": pattern, "weighted": weighted, "sell": sell}
         cases = {
-            "numba CSR pattern (before)": (csr_pattern_bytes, lambda b: old_pattern(
+            "numba CSR pattern (before)": (csr_pattern_bytes, lambda b, L: old_pattern(
                 b, indptr, ind_u, z, inv, teleport, dangling, DAMPING, 0.1, x, x_new, z_new)),
-            "numba CSR f64 (before)": (csr_f64_bytes, lambda b: old_weighted(
+            "numba CSR f64 (before)": (csr_f64_bytes, lambda b, L: old_weighted(
                 b, indptr, ind_u, data, teleport, dangling, DAMPING, 0.1, x, x_new)),
-            "numba SELL pattern (classic)": (pattern.nbytes() + vec, lambda b: kernels.step_pattern(
-                pattern, zp, inv_p, 1.0 / n, DAMPING, 0.1, xp, xp_new, zp_new)),
-            "numba SELL f64 (juice model)": (weighted.nbytes() + vec, lambda b: kernels.step_weighted(
-                weighted, tp, dp, DAMPING, 0.1, xp, xp_new)),
+            "numba SELL pattern (before)": (sell.nbytes() + vec, lambda b, L: sell_pattern(
+                L["sell"], zp, inv_p, 1.0 / n, DAMPING, 0.1, xp, xp_new, zp_new)),
+            "numba split pattern (classic)": (pattern.nbytes() + vec, lambda b, L: kernels.step_pattern(
+                L["pattern"], zp, inv_p, 1.0 / n, DAMPING, 0.1, xp, xp_new, zp_new)),
+            "numba SELL f64 (juice model)": (weighted.nbytes() + vec, lambda b, L: kernels.step_weighted(
+                L["weighted"], tp, dp, DAMPING, 0.1, xp, xp_new)),
         }
         for name, (nbytes, step) in cases.items():
             rows[name] = {"bytes": nbytes}
         for threads in (1, 2):
             numba.set_num_threads(threads)
             bounds = np.searchsorted(indptr, np.linspace(0, nnz, 8 * threads + 1)).astype(np.int64)
-            pattern = pattern._replace(blocks=_blocks(pattern.cptr, threads))
-            weighted = weighted._replace(blocks=_blocks(weighted.cptr, threads))
+            cut = {name: kernels.for_threads(m, threads) for name, m in layouts.items()}
             for name, (nbytes, step) in cases.items():
-                step(bounds)
-                rows[name][threads] = min(_timed(step, bounds) for _ in range(reps))
+                step(bounds, cut)
+            for _ in range(reps):  # interleaved: a burst of other work slows every loop alike
+                for name, (nbytes, step) in cases.items():
+                    t = _timed(step, bounds, cut)
+                    rows[name][threads] = min(rows[name].get(threads, t), t)
     out = {}
     for name, r in rows.items():
         out[name] = {"bytes_mb": r["bytes"] / 1e6, "vs_csr_f64_bytes": r["bytes"] / csr_f64_bytes}
@@ -358,14 +467,6 @@ def run_iteration_probe(path: Path) -> dict:
                 out[name][f"ratio_{threads}t"] = r[threads] / bound
                 out[name][f"ratio_csr_f64_bound_{threads}t"] = r[threads] / (csr_f64_bytes / rates[threads])
     return {"copy_gbps": {f"{k}t": v / 1e9 for k, v in rates.items()}, "layout": layout, "kernels": out}
-
-
-def _blocks(cptr: np.ndarray, threads: int) -> np.ndarray:
-    nch = len(cptr) - 1
-    bounds = np.searchsorted(cptr, np.linspace(0, int(cptr[-1]), 8 * threads + 1)).astype(np.int64)
-    blocks = np.unique(np.minimum(bounds, nch))
-    blocks[0], blocks[-1] = 0, nch
-    return blocks
 
 
 def subprocess_json(args: list[str], env: dict | None = None, timeout: float = 900) -> dict:

@@ -102,3 +102,46 @@ def test_layout_from_links_equals_the_layout_of_the_scipy_matrix() -> None:
             else:
                 assert getattr(built, name) == value
     assert _kernels.sell_from_links(n, src[::-1].copy(), dst, weight, out_weight, np.zeros(0), passes) is None
+
+
+@pytest.mark.parametrize("dangling", [True, False])
+def test_classic_layout_with_and_without_16_bit_offsets(monkeypatch: pytest.MonkeyPatch, dangling: bool) -> None:
+    """The near links are stored as 16-bit offsets when every chunk of 8 rows has a page with no
+    out-link (z = 0 there, the padding reads it) within reach; a graph without dangling pages has
+    none but the dummy page n, far from most chunks, and keeps 32-bit ids. Same scores either way,
+    with far links in several tiles of rows and of sources."""
+    from linkjuice import _kernels
+    from linkjuice.graph import csr_pattern
+
+    n, m = 200_000, 1_000_000
+    src, dst = _web_graph(n, m, 5)
+    if not dangling:  # every page links on
+        src = np.concatenate([src, np.arange(n)])
+        dst = np.concatenate([dst, (np.arange(n) + 1) % n])
+    indptr, indices = csr_pattern(n, dst, src)
+    zero = np.bincount(indices, minlength=n) == 0
+    assert zero.any() == dangling
+    layout = _kernels.pattern_layout(indptr, indices, zero)
+    assert layout.idx.dtype == (np.uint16 if dangling else np.uint32)
+    assert len(layout.far_ent) > 50_000 and len(layout.far_ptr) == 16 + 1 and len(layout.long_rows) >= 6
+    results = {}
+    for choice in ("0", "1"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", choice)
+        results[choice] = classic_pagerank(n, src, dst)
+    assert results["0"].iterations > 5 and abs(results["1"].iterations - results["0"].iterations) <= 1
+    np.testing.assert_allclose(results["1"].scores, results["0"].scores, rtol=0, atol=1e-13)
+
+
+def test_classic_layout_of_long_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row long (no SELL chunk at all): the pages are still finished."""
+    from linkjuice import _kernels
+
+    monkeypatch.setattr(_kernels, "LONG_MIN", 1)
+    src = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    dst = np.array([1, 2, 0, 2, 0, 1], np.int32)
+    results = {}
+    for choice in ("0", "1"):
+        monkeypatch.setenv("LINKJUICE_NUMBA", choice)
+        results[choice] = classic_pagerank(3, src, dst)
+    np.testing.assert_allclose(results["1"].scores, results["0"].scores, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(results["1"].scores, 1 / 3, rtol=0, atol=1e-15)

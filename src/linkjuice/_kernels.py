@@ -5,8 +5,8 @@ dangling dot product, damping update, L1 change, and for classic PageRank x / ou
 classic kernel reads only the 0/1 pattern of the in-link matrix: x / outdegree is formed once
 per page, so no per-link float is stored or read.
 
-The matrix is not iterated as CSR but in a layout built once per graph (`Sell`, docs/benchmarks.md
-"Scoring" has the measurements that chose it):
+The matrix is not iterated as CSR but in a layout built once per graph (docs/benchmarks.md
+"Scoring" has the measurements that chose it). The juice model's (`Sell`):
 
 * Short rows (at most LONG_MIN links; all but a few hundred pages) in SELL-8-sigma: within each
   window of WINDOW consecutive rows, rows are ordered by length; each chunk of 8 rows stores its
@@ -20,6 +20,14 @@ The matrix is not iterated as CSR but in a layout built once per graph (`Sell`, 
   rows) are summed in stripes of STRIPE sources, every long row's part of one stripe while that
   stripe of x is in L2; a row's partial sums are added in stripe order. Row by row, each long
   row would stream the whole vector from L3 again.
+
+Classic PageRank's (`Pattern`) splits the links by where their source lies: a short row's links
+from sources within NEAR ids (the site's own section) in SELL-8 as above, as 16-bit offsets and
+without prefetching (z is in L1 there); its other links in tiles of 64k rows x 64k sources sorted
+by source; the long rows' links per stripe in source order, added into per-stripe sums that stay
+in L1. Each part sums a row's links in ascending source order; a row's value is the sum of its
+parts (far, then near), which differs from scipy's link order by rounding only (about 1e-15
+relative on the benchmark graph).
 
 The juice model's layout is built straight from the links as the store keeps them (sorted by
 source; `sell_from_links`): two passes over the links, no CSR matrix beside it. The section flow
@@ -47,7 +55,8 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LOCK", "Sell", "in_link_pattern", "to_sell", "sell_from_links", "section_cells", "step_pattern", "step_weighted", "smoke_test"]
+__all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
+           "section_cells", "step_pattern", "step_weighted", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -135,7 +144,7 @@ def sell_from_links(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray
     if len(deg) != n:
         return None
     with LOCK:
-        rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, LONG_MIN, WINDOW)
+        rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, deg > LONG_MIN, WINDOW)
     idx, vals, long_idx, long_vals = _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
                                                       start, LONG_MIN, nlong_links)
     long_cut = _long_cuts(long_rows, start, deg, long_idx, n, STRIPE)
@@ -153,17 +162,18 @@ def _sell(n: int, cptr: np.ndarray, idx: np.ndarray, vals: np.ndarray, rows: np.
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sell_layout(deg, long_min, window):  # pragma: no cover
-    """Where each row's links go, from the rows' lengths: long rows (more than long_min links)
+def _sell_layout(deg, is_long, window):  # pragma: no cover
+    """Where each row's links go, from the rows' lengths: long rows (is_long)
     one after another in long_idx, short rows ordered by length (longest first) within windows
-    of rows, then in chunks of LANES. Returns (rows: the row of each lane of each chunk, n for
-    padding; cptr; long_rows; start: the slot of each row's first link, in long_idx for a long
-    row, else in idx, its next links every 8 slots; links in long rows)."""
+    of rows, then in chunks of LANES (deg: a row's links in that part). Returns (rows: the row of
+    each lane of each chunk, n for padding; cptr; long_rows; start: the slot of each row's first
+    link, in long_idx for a long row, else in idx, its next links every 8 slots; links in long
+    rows)."""
     n = len(deg)
     nlong = 0
     nlong_links = 0
     for i in range(n):
-        if deg[i] > long_min:
+        if is_long[i]:
             nlong += 1
             nlong_links += deg[i]
     long_rows = np.empty(nlong, np.uint32)
@@ -173,7 +183,7 @@ def _sell_layout(deg, long_min, window):  # pragma: no cover
     b = 0
     pos = 0
     for i in range(n):
-        if deg[i] > long_min:
+        if is_long[i]:
             long_rows[a] = i
             start[i] = pos
             pos += deg[i]
@@ -233,7 +243,7 @@ def _sell_build(indptr, indices, data, weighted, long_min, window, stripe):  # p
     deg = np.empty(n, np.int64)
     for i in range(n):
         deg[i] = indptr[i + 1] - indptr[i]
-    rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, long_min, window)
+    rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, deg > long_min, window)
     # long rows: their links copied out
     long_idx = np.empty(nlong_links, np.uint32)
     long_vals = np.empty(nlong_links if weighted else 0, np.float64)
@@ -351,55 +361,414 @@ def _store8(out, o, a0, a1, a2, a3, a4, a5, a6, a7):  # pragma: no cover
 
 
 # -- classic PageRank: the 0/1 pattern, z = x / outdegree ----------------------------------------
-def step_pattern(m: Sell, z, inv, t0, damping, c, x, x_new, z_new):
+class Pattern(NamedTuple):
+    """The in-link pattern (row = target, columns = its sources) in the classic kernel's layout:
+    each link in one of three parts, by where its source lies (docs/benchmarks.md "Scoring").
+
+    * near: the links of a short row whose source is within NEAR ids of the row (the site's own
+      section, in crawl order: z[source] is in L1 while the rows around it are summed), in
+      SELL-8 chunks as in `Sell`, with no prefetch;
+    * far: the other links of the short rows, in tiles of TILE target rows x TILE sources, each
+      entry (row offset << 16 | source offset) in one uint32, a tile's entries sorted by source:
+      the tile's slice of z is read in order and its slice of the far sums `fy` stays in L2;
+    * long rows (more than LONG_MIN links): per stripe of TILE sources, entries
+      (long row << 16 | source offset) sorted by source, added into the stripe's row of `part`.
+
+    A short row's value is its far sum plus its near links in link order; a long row's the sum of
+    its stripe sums in stripe order; each part sums its links in ascending source order, so a
+    row's sum differs from scipy's (link order) by rounding only."""
+
+    n: int
+    cptr: np.ndarray  # uint64, chunk c's near links are idx[cptr[c]:cptr[c + 1]], 8 per column
+    idx: np.ndarray  # uint16 near sources - base, column-major per chunk (uint32 where that does not fit)
+    rows: np.ndarray  # uint32 row of each lane of each chunk; n = padding
+    blocks: np.ndarray  # int64 chunk boundaries of the parallel blocks (whole windows, about equal slot counts)
+    row_cut: np.ndarray  # int64 page boundaries of the blocks: block b finishes pages row_cut[b]:row_cut[b + 1]
+    far_ptr: np.ndarray  # uint64 (row tiles x source tiles + 1): where each tile's entries start in far_ent
+    far_ent: np.ndarray  # uint32 (row - tile row) << 16 | (source - tile source)
+    tasks: np.ndarray  # int64 boundaries of the parallel tasks over [far row tiles..., long-row stripes...]
+    long_rows: np.ndarray  # uint32
+    long_ptr: np.ndarray  # uint64 (stripes + 1): stripe s's entries are long_ent[long_ptr[s]:long_ptr[s + 1]]
+    long_ent: np.ndarray  # uint32 long row number << 16 | (source - stripe start)
+    part: np.ndarray  # float64 (stripes, long rows) scratch: stripe sums
+    fy: np.ndarray  # float64 (n + 1) scratch: far sums, then row sums
+    base: np.ndarray  # uint32 (chunks) z index that chunk c's offsets in idx count from
+
+    def nbytes(self) -> int:
+        """Bytes of the matrix that one iteration reads."""
+        return sum(a.nbytes for a in (self.cptr, self.idx, self.base, self.rows, self.far_ptr, self.far_ent,
+                                      self.long_rows, self.long_ptr, self.long_ent))
+
+
+NEAR = 1024  # a short row's links from sources at most this far from it go to the SELL part
+TILE = 65536  # rows and sources per far tile and sources per long-row stripe (16-bit offsets)
+
+
+def pattern_layout(indptr: np.ndarray, indices: np.ndarray, zero: np.ndarray | None = None) -> Pattern:
+    """The classic kernel's layout of a CSR pattern (columns sorted within rows), n < 2**32 - 1.
+    `zero`, when given: a boolean mask of the pages with no out-link (whose z is always 0)."""
+    indptr = np.asarray(indptr, np.int64)
+    n = len(indptr) - 1
+    deg = np.diff(indptr)
+    long_min = LONG_MIN
+    if int((deg > long_min).sum()) >= 65536:  # a long row's number has 16 bits
+        long_min = int(np.partition(deg, n - 65535)[n - 65535])
+    with LOCK:  # the build runs parallel loops too
+        is_long, ndeg = _near_degrees(indptr, indices, long_min, NEAR)
+        rows, cptr, long_rows, _, _ = _sell_layout(ndeg, is_long, WINDOW)
+        if zero is None:
+            zero = np.flatnonzero(np.bincount(indices, minlength=n + 1) == 0)
+        else:
+            zero = np.append(np.flatnonzero(zero), n)
+        idx, base, narrow = _near_fill16(indptr, indices, rows, cptr, NEAR, zero)
+        if not narrow:
+            idx, base = _near_fill(indptr, indices, rows, cptr, NEAR), np.zeros(len(cptr) - 1, np.uint32)
+        far_ptr, far_ent = _far_build(indptr, indices, is_long, ndeg, NEAR)
+        long_ptr, long_ent = _long_build(indptr, indices, long_rows)
+    cptr, far_ptr, long_ptr = cptr.view(np.uint64), far_ptr.view(np.uint64), long_ptr.view(np.uint64)
+    part = np.zeros((len(long_ptr) - 1, len(long_rows)))
+    none = np.zeros(0, np.int64)  # the parallel cuts, set by for_threads
+    m = Pattern(n, cptr, idx, rows, none, none, far_ptr, far_ent, none, long_rows, long_ptr, long_ent, part,
+                np.zeros(n + 1), base)
+    return for_threads(m, get_num_threads())
+
+
+def for_threads(m, threads: int):
+    """The layout with its parallel blocks cut for `threads` threads."""
+    if isinstance(m, Sell):
+        return m._replace(blocks=_cut(m.cptr, 8 * threads))
+    # whole windows (WINDOW // 8 chunks): a block's rows are then all the pages of an id range
+    per = WINDOW // 8
+    nch = len(m.cptr) - 1
+    wptr = m.cptr[::per] if nch % per == 0 else np.append(m.cptr[::per], m.cptr[-1])
+    if nch:
+        blocks = np.minimum(_cut(wptr, 8 * threads) * per, nch)
+        row_cut = np.array([m.rows[b * 8:(b + per) * 8].min() for b in blocks[:-1]] + [m.n], np.int64)
+        row_cut[0] = 0
+    else:  # no short row: one block of no chunks finishes the (long) rows
+        blocks, row_cut = np.zeros(2, np.int64), np.array([0, m.n], np.int64)
+    # one task per thread over the far row tiles and then the long-row stripes, of about equal
+    # time: a row tile took 0.23 ms + 1.2 ns a far link, a long-row link 0.66 ns (1M / 20M,
+    # 1 thread; 1.4 ns a link in the first row tile, where the popular pages are, 3.6 in the last)
+    far = m.far_ptr[::len(m.long_ptr) - 1].astype(np.float64)
+    far = 1.2 * far + 230e3 * np.arange(len(far))
+    cost = np.concatenate([far, far[-1] + 0.66 * m.long_ptr[1:].astype(np.float64)])
+    return m._replace(blocks=blocks, row_cut=row_cut, tasks=_cut(cost, threads))
+
+
+def _cut(ptr: np.ndarray, parts: int) -> np.ndarray:
+    """Boundaries of up to `parts` consecutive ranges of the len(ptr) - 1 items of about equal
+    weight (ptr: cumulative weights)."""
+    count = len(ptr) - 1
+    bounds = np.searchsorted(ptr, np.linspace(0, int(ptr[-1]), parts + 1))
+    cut = np.unique(np.minimum(bounds.astype(np.int64), count))
+    cut[0], cut[-1] = 0, count
+    return cut
+
+
+@njit(inline="always")
+def _near_range(indptr, indices, row, near):  # pragma: no cover
+    """a, b: the near links of a row are indices[a:b] (its sources are sorted: those within `near`
+    of it lie together), found from both ends, past the far ones only."""
+    a = indptr[row]
+    b = indptr[row + 1]
+    while a < b and np.int64(indices[a]) < row - near:
+        a += 1
+    while b > a and np.int64(indices[b - 1]) > row + near:
+        b -= 1
+    return a, b
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_degrees(indptr, indices, long_min, near):  # pragma: no cover
+    n = len(indptr) - 1
+    is_long = np.empty(n, np.bool_)
+    ndeg = np.empty(n, np.int64)  # near links of a short row; all links of a long row
+    for i in prange(n):
+        d = indptr[i + 1] - indptr[i]
+        is_long[i] = d > long_min
+        if is_long[i]:
+            ndeg[i] = d
+        else:
+            a, b = _near_range(indptr, indices, i, near)
+            ndeg[i] = b - a
+    return is_long, ndeg
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
+    n = len(indptr) - 1
+    nch = len(cptr) - 1
+    idx = np.empty(cptr[nch], np.uint32)
+    for c in prange(nch):
+        base = cptr[c]
+        w = (cptr[c + 1] - base) // 8
+        for r in range(8):
+            row = rows[c * 8 + r]
+            j = 0
+            if row < n:
+                a, b = _near_range(indptr, indices, row, near)
+                for k in range(a, b):
+                    idx[base + j * 8 + r] = indices[k]
+                    j += 1
+            for jj in range(j, w):
+                idx[base + jj * 8 + r] = n
+    return idx
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _far_build(indptr, indices, is_long, ndeg, near):  # pragma: no cover
+    """The far links of the short rows as (row offset << 16 | source offset) per tile of 64k rows x
+    64k sources, by source within a tile: copied out in row order, then per row tile two stable
+    counting sorts, by source offset and by source tile (linear in links and pages; one count of
+    all sources per row tile would grow with the square of the pages)."""
+    n = len(indptr) - 1
+    nst = max(1, (n + 65535) >> 16)  # source tiles
+    nrt = (n + 1 + 65535) >> 16  # row tiles (the dummy row n in the last)
+    fpos = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        fpos[i + 1] = fpos[i] + (0 if is_long[i] else indptr[i + 1] - indptr[i] - ndeg[i])
+    m = fpos[n]
+    ent = np.empty(m, np.uint32)
+    src_tile = np.empty(m, np.uint32)
+    for i in prange(n):
+        if not is_long[i]:
+            p = fpos[i]
+            a, b = _near_range(indptr, indices, i, near)
+            for k in range(indptr[i], a):  # the far ones before the near ones
+                s = np.int64(indices[k])
+                ent[p] = ((i & 65535) << 16) | (s & 65535)
+                src_tile[p] = s >> 16
+                p += 1
+            for k in range(b, indptr[i + 1]):  # and after
+                s = np.int64(indices[k])
+                ent[p] = ((i & 65535) << 16) | (s & 65535)
+                src_tile[p] = s >> 16
+                p += 1
+    far_ptr = np.zeros(nrt * nst + 1, np.int64)
+    far_ent = np.empty(m, np.uint32)
+    for rt in prange(nrt):
+        a = fpos[rt << 16]
+        b = fpos[min((rt + 1) << 16, n)]
+        count = np.zeros(65537, np.int64)
+        for k in range(a, b):
+            count[(ent[k] & 65535) + 1] += 1
+        for j in range(65536):
+            count[j + 1] += count[j]
+        ent1 = np.empty(b - a, np.uint32)
+        tile1 = np.empty(b - a, np.uint32)
+        for k in range(a, b):
+            j = ent[k] & 65535
+            ent1[count[j]] = ent[k]
+            tile1[count[j]] = src_tile[k]
+            count[j] += 1
+        start = np.zeros(nst + 1, np.int64)
+        for k in range(b - a):
+            start[tile1[k] + 1] += 1
+        for st in range(nst):
+            start[st + 1] += start[st]
+            far_ptr[rt * nst + st] = a + start[st]
+        for k in range(b - a):
+            st = tile1[k]
+            far_ent[a + start[st]] = ent1[k]
+            start[st] += 1
+    far_ptr[nrt * nst] = m
+    return far_ptr, far_ent
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _long_build(indptr, indices, long_rows):  # pragma: no cover
+    n = len(indptr) - 1
+    nst = max(1, (n + 65535) >> 16)
+    # long rows: (long row number, source offset) per stripe of sources, by source; per stripe,
+    # a counting sort of the long rows' links from it (a row's sources are sorted)
+    nl = len(long_rows)
+    cut = np.empty((nst + 1, nl), np.int64)
+    for h in prange(nl):
+        k = indptr[long_rows[h]]
+        end = indptr[long_rows[h] + 1]
+        for st in range(nst):
+            while k < end and indices[k] < (st << 16):
+                k += 1
+            cut[st, h] = k
+        cut[nst, h] = end
+    long_ptr = np.zeros(nst + 1, np.int64)
+    for st in range(nst):
+        total = 0
+        for h in range(nl):
+            total += cut[st + 1, h] - cut[st, h]
+        long_ptr[st + 1] = long_ptr[st] + total
+    long_ent = np.empty(long_ptr[nst], np.uint32)
+    for st in prange(nst):
+        count = np.zeros(65537, np.int64)
+        for h in range(nl):
+            for k in range(cut[st, h], cut[st + 1, h]):
+                count[(indices[k] & 65535) + 1] += 1
+        for j in range(65536):
+            count[j + 1] += count[j]
+        for h in range(nl):
+            for k in range(cut[st, h], cut[st + 1, h]):
+                j = indices[k] & 65535
+                long_ent[long_ptr[st] + count[j]] = (h << 16) | j
+                count[j] += 1
+    return long_ptr, long_ent
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_fill16(indptr, indices, rows, cptr, near, zero):  # pragma: no cover
+    """The near links as 16-bit offsets from a base per chunk, the padding an offset whose z is
+    always 0: a page in `zero` (sorted: pages with no out-link, z = x / outdegree = 0 there, and
+    the dummy n), within 65,535 of all the chunk's sources. (idx, base, True) or, when some chunk
+    has no such page in reach, (empty, empty, False)."""
+    n = len(indptr) - 1
+    nch = len(cptr) - 1
+    idx = np.empty(cptr[nch], np.uint16)
+    base = np.empty(nch, np.uint32)
+    miss = np.zeros(nch, np.bool_)
+    for c in prange(nch):
+        lo = n
+        hi = 0
+        for r in range(8):
+            row = rows[c * 8 + r]
+            if row < n:
+                a, e = _near_range(indptr, indices, row, near)
+                if e > a:
+                    lo = min(lo, np.int64(indices[a]))
+                    hi = max(hi, np.int64(indices[e - 1]))
+        if hi < lo:  # no near link
+            lo = hi = n
+        j = np.searchsorted(zero, lo)  # zero[j] >= lo (the last is n >= lo)
+        q = zero[j]
+        if max(hi, q) - lo > 65535 and j > 0:
+            q = zero[j - 1]
+        b = min(lo, q)
+        if max(hi, q) - b > 65535:
+            miss[c] = True
+            continue
+        base[c] = b
+        start = cptr[c]
+        w = (cptr[c + 1] - start) // 8
+        for r in range(8):
+            row = rows[c * 8 + r]
+            jj = 0
+            if row < n:
+                a, e = _near_range(indptr, indices, row, near)
+                for k in range(a, e):
+                    idx[start + jj * 8 + r] = np.int64(indices[k]) - b
+                    jj += 1
+            for t in range(jj, w):
+                idx[start + t * 8 + r] = q - b
+    if miss.any():
+        return np.zeros(0, np.uint16), np.zeros(0, np.uint32), False
+    return idx, base, True
+
+
+def step_pattern(m: Pattern, z, inv, t0, damping, c, x, x_new, z_new):
     """x_new = damping * P^T z + c * t0 on pages, with P the 0/1 pattern and z = x / outdegree.
 
     `inv` is 1 / outdegree, 0 for a dangling page, -1 for a page outside the graph (no teleport)
     and for the dummy entry n. Writes x_new and z_new = x_new * max(inv, 0); returns
-    (L1 change, mass of the dangling pages in x_new)."""
+    (L1 change, mass of the dangling pages in x_new). z must be 0 at the pages with no out-link
+    in the pattern and at n: the padding of the near links reads them."""
+    _far_long(m.tasks, (len(m.far_ptr) - 1) // (len(m.long_ptr) - 1), m.far_ptr, m.far_ent, m.long_ptr, m.long_ent, z,
+              m.fy, m.part)
     if len(m.long_rows):
-        _long_pattern(m.long_cut, m.long_idx, z, m.part)
-    d0, m0 = _sell_pattern(m.blocks, m.cptr, m.idx, m.rows, m.sums, z, inv, t0, damping, c, x, x_new, z_new)
-    d1, m1 = _long_finish_pattern(m.long_rows, m.part, inv, t0, damping, c, x, x_new, z_new)
-    return d0 + d1, m0 + m1
+        _long_sums(m.long_rows, m.part, m.fy)
+    return _near_pattern(m.blocks, m.row_cut, m.cptr, m.idx, m.base, m.rows, m.fy, z, inv, t0, damping, c, x, x_new,
+                         z_new)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
-    last = cptr[len(cptr) - 1] - min(cptr[len(cptr) - 1], _AHEAD)  # prefetch below the end
+def _far_long(tasks, nrt, far_ptr, far_ent, long_ptr, long_ent, z, fy, part):  # pragma: no cover
+    """The far sums (fy) and the long rows' stripe sums (part), in one parallel loop: task t does
+    the items tasks[t]:tasks[t + 1] of [row tiles of the far links..., stripes of the long rows...].
+
+    A row tile: its slice of fy zeroed, then its tiles in source order, every entry added into fy
+    (the tile's slices of z and fy stay in L2). A stripe: its long-row links in source order, each
+    added into the stripe's row of part (z is read in order, the sums stay in L1)."""
+    nst = len(long_ptr) - 1
+    n1 = len(fy)
+    for t in prange(len(tasks) - 1):
+        for item in range(tasks[t], tasks[t + 1]):
+            if item < nrt:
+                r0 = item << 16
+                for r in range(r0, min(r0 + 65536, n1)):
+                    fy[r] = 0.0
+                ys = fy[r0:]
+                for st in range(nst):
+                    zs = z[st << 16:]
+                    k = far_ptr[item * nst + st]
+                    end = far_ptr[item * nst + st + 1]
+                    while k < end:
+                        e = far_ent[k]
+                        ys[np.uint64(e >> np.uint32(16))] += zs[np.uint64(e & np.uint32(65535))]
+                        k += _1
+            else:
+                st = item - nrt
+                acc = part[st]
+                for h in range(len(acc)):
+                    acc[h] = 0.0
+                zs = z[st << 16:]
+                k = long_ptr[st]
+                end = long_ptr[st + 1]
+                while k < end:
+                    e = long_ent[k]
+                    acc[np.uint64(e >> np.uint32(16))] += zs[np.uint64(e & np.uint32(65535))]
+                    k += _1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _near_pattern(blocks, row_cut, cptr, idx, base, rows, fy, z, inv, t0, damping, c, x, x_new,
+                  z_new):  # pragma: no cover
+    """Each chunk's 8 rows: far sum + near links, in place in fy; then the new values of the
+    block's pages (its short rows and the long rows among them, whose sums are in fy already)."""
     diff = 0.0
     dm = 0.0
     for b in prange(len(blocks) - 1):
         for ch in range(blocks[b], blocks[b + 1]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            a4 = 0.0
-            a5 = 0.0
-            a6 = 0.0
-            a7 = 0.0
+            o = ch * 8
+            r0 = rows[o]
+            r1 = rows[o + 1]
+            r2 = rows[o + 2]
+            r3 = rows[o + 3]
+            r4 = rows[o + 4]
+            r5 = rows[o + 5]
+            r6 = rows[o + 6]
+            r7 = rows[o + 7]
+            a0 = fy[r0]
+            a1 = fy[r1]
+            a2 = fy[r2]
+            a3 = fy[r3]
+            a4 = fy[r4]
+            a5 = fy[r5]
+            a6 = fy[r6]
+            a7 = fy[r7]
+            zc = z[base[ch]:]  # idx: 16-bit offsets from the chunk's base
             k = cptr[ch]
             end = cptr[ch + 1]
-            while k < end:  # unsigned k: no wrap-around check per gather
-                if k < last:
-                    _prefetch8(z, idx, k + _AHEAD)
-                a0 += z[idx[k]]
-                a1 += z[idx[k + _1]]
-                a2 += z[idx[k + _2]]
-                a3 += z[idx[k + _3]]
-                a4 += z[idx[k + _4]]
-                a5 += z[idx[k + _5]]
-                a6 += z[idx[k + _6]]
-                a7 += z[idx[k + _7]]
+            while k < end:  # unsigned k and offsets: no wrap-around check per gather
+                a0 += zc[np.uint64(idx[k])]
+                a1 += zc[np.uint64(idx[k + _1])]
+                a2 += zc[np.uint64(idx[k + _2])]
+                a3 += zc[np.uint64(idx[k + _3])]
+                a4 += zc[np.uint64(idx[k + _4])]
+                a5 += zc[np.uint64(idx[k + _5])]
+                a6 += zc[np.uint64(idx[k + _6])]
+                a7 += zc[np.uint64(idx[k + _7])]
                 k += _8
-            _store8(sums, ch * 8, a0, a1, a2, a3, a4, a5, a6, a7)
+            fy[r0] = a0
+            fy[r1] = a1
+            fy[r2] = a2
+            fy[r3] = a3
+            fy[r4] = a4
+            fy[r5] = a5
+            fy[r6] = a6
+            fy[r7] = a7
         d = 0.0
         m = 0.0
-        for i in range(blocks[b] * 8, blocks[b + 1] * 8):  # apart: a simple loop, 20% faster
-            row = rows[i]
+        for row in range(row_cut[b], row_cut[b + 1]):  # in page order: the vectors are streamed
             w = inv[row]
-            v = damping * sums[i] + (c * t0 if w >= 0.0 else 0.0)
+            v = damping * fy[row] + (c * t0 if w >= 0.0 else 0.0)
             d += abs(v - x[row])
             x_new[row] = v
             z_new[row] = v * max(w, 0.0)
@@ -409,44 +778,14 @@ def _sell_pattern(blocks, cptr, idx, rows, sums, z, inv, t0, damping, c, x, x_ne
     return diff, dm
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _long_pattern(long_cut, long_idx, z, part):  # pragma: no cover
-    for s in prange(long_cut.shape[0] - 1):
-        for h in range(long_cut.shape[1]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            k = np.uint64(long_cut[s, h])
-            end = np.uint64(long_cut[s + 1, h])
-            while k + _3 < end:
-                a0 += z[long_idx[k]]
-                a1 += z[long_idx[k + _1]]
-                a2 += z[long_idx[k + _2]]
-                a3 += z[long_idx[k + _3]]
-                k += _4
-            while k < end:
-                a0 += z[long_idx[k]]
-                k += _1
-            part[s, h] = (a0 + a1) + (a2 + a3)
-
-
 @njit(cache=True, nogil=True)
-def _long_finish_pattern(long_rows, part, inv, t0, damping, c, x, x_new, z_new):  # pragma: no cover
-    diff = 0.0
-    dm = 0.0
+def _long_sums(long_rows, part, fy):  # pragma: no cover
+    """fy of each long row: its stripe sums, in stripe order."""
     for h in range(len(long_rows)):
         acc = 0.0
         for s in range(part.shape[0]):
             acc += part[s, h]
-        row = long_rows[h]
-        w = inv[row]
-        v = damping * acc + (c * t0 if w >= 0.0 else 0.0)
-        diff += abs(v - x[row])
-        x_new[row] = v
-        z_new[row] = v * max(w, 0.0)
-        dm += v if w == 0.0 else 0.0
-    return diff, dm
+        fy[long_rows[h]] = acc
 
 
 # -- the weighted matrix (the juice model) -------------------------------------------------------
@@ -613,7 +952,7 @@ def smoke_test() -> None:
     indices = np.array([2, 0, 1], np.int32)
     x = np.array([0.2, 0.3, 0.5, 0.0])
     for data in (None, np.ones(3)):
-        m = to_sell(indptr, indices, data)
+        m = pattern_layout(indptr, indices) if data is None else to_sell(indptr, indices, data)
         with LOCK:
             if data is None:
                 inv = np.array([1.0, 1.0, 1.0, -1.0])

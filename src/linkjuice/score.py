@@ -273,7 +273,7 @@ def classic_pagerank(
     del outdeg_count
     teleport = mask / m
     if kernels is not None and n < 2**32 - 1:  # the layout's ids are uint32
-        matrix = kernels.to_sell(indptr, indices)
+        matrix = kernels.pattern_layout(indptr, indices, outdeg == 0)
         del indptr, indices
         # 1 / outdegree, 0 for a dangling page, -1 for a page outside `nodes` (no teleport)
         inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -774,8 +776,23 @@ def _settings(config: CrawlConfig) -> dict[str, Any]:
 def crawl(config: CrawlConfig, store: Store, *, resume: bool = False,
           on_progress: Callable[[CrawlProgress], None] | None = None) -> CrawlSummary:
     """Run a crawl to the end (blocking)."""
-    with asyncio.Runner(loop_factory=_loop_factory(config)) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory(config)) as runner, rare_collections():
         return runner.run(Crawler(config, store, on_progress=on_progress).run(resume=resume))
+
+
+@contextmanager
+def rare_collections() -> Iterator[None]:
+    """Python's cycle collector runs 70x less often meanwhile. A crawl makes a few short-lived
+    containers per link, and with the default thresholds the collector kept walking the crawl's
+    long-lived ones too (frontier tail, caches): the event loop's CPU a page fell ~10% in paired
+    runs on the bench site.
+    The crawl's data has no reference cycles to wait for; peak RSS in the bench is unchanged."""
+    previous = gc.get_threshold()
+    gc.set_threshold(50_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def _loop_factory(config: CrawlConfig) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -15,6 +15,7 @@ is every later page, so the results never depend on the workers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import pickle
 import signal
@@ -164,6 +165,7 @@ def _serve(strip_tracking: bool) -> None:
     What one read brings is answered in writes of up to _REPLY_BATCH results: fewer system calls
     and wake-ups on both sides, for a little latency."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the crawler decides when we stop
+    gc.set_threshold(50_000, 50, 100)  # as in the crawl's process (crawler.rare_collections)
     source = sys.stdin.fileno()
     # Our own copy of stdout for the protocol; fd 1 goes to stderr so no stray print corrupts it.
     sink = os.fdopen(os.dup(1), "wb")

@@ -495,24 +495,32 @@ def _near_degrees(indptr, indices, long_min, near):  # pragma: no cover
     return is_long, ndeg
 
 
+@njit(inline="always")
+def _near_chunk(idx, indptr, indices, rows, cptr, c, near, b, pad):  # pragma: no cover
+    """Chunk c's near links as sources - b, 8 rows side by side (column-major), padded with pad."""
+    n = len(indptr) - 1
+    start = cptr[c]
+    w = (cptr[c + 1] - start) // 8
+    for r in range(8):
+        row = rows[c * 8 + r]
+        j = 0
+        if row < n:
+            a, e = _near_range(indptr, indices, row, near)
+            for k in range(a, e):
+                idx[start + j * 8 + r] = np.int64(indices[k]) - b
+                j += 1
+        for t in range(j, w):
+            idx[start + t * 8 + r] = pad
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _near_fill(indptr, indices, rows, cptr, near):  # pragma: no cover
+    """The near links as uint32 page ids, the padding the dummy page n."""
     n = len(indptr) - 1
     nch = len(cptr) - 1
     idx = np.empty(cptr[nch], np.uint32)
     for c in prange(nch):
-        base = cptr[c]
-        w = (cptr[c + 1] - base) // 8
-        for r in range(8):
-            row = rows[c * 8 + r]
-            j = 0
-            if row < n:
-                a, b = _near_range(indptr, indices, row, near)
-                for k in range(a, b):
-                    idx[base + j * 8 + r] = indices[k]
-                    j += 1
-            for jj in range(j, w):
-                idx[base + jj * 8 + r] = n
+        _near_chunk(idx, indptr, indices, rows, cptr, c, near, 0, n)
     return idx
 
 
@@ -646,18 +654,7 @@ def _near_fill16(indptr, indices, rows, cptr, near, zero):  # pragma: no cover
             miss[c] = True
             continue
         base[c] = b
-        start = cptr[c]
-        w = (cptr[c + 1] - start) // 8
-        for r in range(8):
-            row = rows[c * 8 + r]
-            jj = 0
-            if row < n:
-                a, e = _near_range(indptr, indices, row, near)
-                for k in range(a, e):
-                    idx[start + jj * 8 + r] = np.int64(indices[k]) - b
-                    jj += 1
-            for t in range(jj, w):
-                idx[start + t * 8 + r] = q - b
+        _near_chunk(idx, indptr, indices, rows, cptr, c, near, b, q - b)
     if miss.any():
         return np.zeros(0, np.uint16), np.zeros(0, np.uint32), False
     return idx, base, True

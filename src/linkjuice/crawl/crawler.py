@@ -38,7 +38,7 @@ from .render import start_rendering, with_rendering
 from .robots import RobotsRules
 from .sitemaps import parse_sitemap
 from .traps import TrapGuard
-from .workers import ExtractPool, auto_workers
+from .workers import GC_THRESHOLDS, ExtractPool, auto_workers
 
 __all__ = ["validate_start_url", "Crawler", "CrawlProgress", "CrawlSummary", "crawl"]
 
@@ -788,7 +788,7 @@ def rare_collections() -> Iterator[None]:
     runs on the bench site.
     The crawl's data has no reference cycles to wait for; peak RSS in the bench is unchanged."""
     previous = gc.get_threshold()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:

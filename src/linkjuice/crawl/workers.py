@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from .extract import PageColumns, extract_columns
 
-__all__ = ["ExtractPool", "auto_workers"]
+__all__ = ["ExtractPool", "auto_workers", "GC_THRESHOLDS"]
 
 _HEADER = struct.Struct("<I")
 # A page is parsed in-process only when every worker has this many waiting. Parsing in the event
@@ -36,6 +36,9 @@ _HEADER = struct.Struct("<I")
 # worker sat mostly idle. A crawl's concurrency bounds the queue anyway.
 _MAX_QUEUED = 64
 _REPLY_BATCH = 4
+# The cycle collector's thresholds during a crawl, in the crawl's process and in the workers
+# (crawler.rare_collections says why).
+GC_THRESHOLDS = (50_000, 50, 100)
 
 
 def auto_workers() -> int:
@@ -165,7 +168,7 @@ def _serve(strip_tracking: bool) -> None:
     What one read brings is answered in writes of up to _REPLY_BATCH results: fewer system calls
     and wake-ups on both sides, for a little latency."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the crawler decides when we stop
-    gc.set_threshold(50_000, 50, 100)  # as in the crawl's process (crawler.rare_collections)
+    gc.set_threshold(*GC_THRESHOLDS)
     source = sys.stdin.fileno()
     # Our own copy of stdout for the protocol; fd 1 goes to stderr so no stray print corrupts it.
     sink = os.fdopen(os.dup(1), "wb")

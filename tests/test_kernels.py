@@ -145,3 +145,38 @@ def test_classic_layout_of_long_rows_only(monkeypatch: pytest.MonkeyPatch) -> No
         results[choice] = classic_pagerank(3, src, dst)
     np.testing.assert_allclose(results["1"].scores, results["0"].scores, rtol=0, atol=1e-15)
     np.testing.assert_allclose(results["1"].scores, 1 / 3, rtol=0, atol=1e-15)
+
+
+def test_link_scanning_builds_give_the_same_arrays_in_any_number_of_target_ranges() -> None:
+    """The in-link pattern and the juice layout are built by threads that each write one range
+    of targets: any split (one range, uneven ones, more ranges than threads) gives the same arrays,
+    and links out of order in any one range are refused."""
+    from linkjuice import _kernels
+
+    n, m = 20_000, 120_000
+    src, dst = _web_graph(n, m, 5)
+    order = np.lexsort((dst, src))
+    src, dst = src[order].astype(np.int32), dst[order].astype(np.int32)
+    keep = np.ones(len(src), bool)
+    keep[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])  # distinct pairs, as the store keeps them
+    src, dst = src[keep], dst[keep]
+    mask = np.random.default_rng(15).random(n) >= 0.03
+    passes = np.random.default_rng(16).random(len(src)) >= 0.05
+    splits = [np.array([0, n]), np.array([0, 7, 9_000, 9_001, n]), (np.arange(9) * n) // 8]
+    patterns = [_kernels._in_link_pattern(n, src, dst, mask, cuts) for cuts in splits]
+    degrees = [_kernels._distinct_in_degrees(n, src, dst, passes, cuts) for cuts in splits]
+    for pattern, deg in zip(patterns[1:], degrees[1:]):
+        for got, want in zip(pattern, patterns[0]):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(deg, degrees[0])
+    # the reference: scipy's pattern of the distinct in-links between masked pages
+    from linkjuice.graph import csr_pattern
+
+    ok = (src != dst) & mask[src] & mask[dst]
+    indptr, indices = csr_pattern(n, dst[ok], src[ok])
+    np.testing.assert_array_equal(patterns[0][0], indptr)
+    np.testing.assert_array_equal(patterns[0][1], indices)
+    np.testing.assert_array_equal(patterns[0][2], np.bincount(src[ok], minlength=n))
+    for cuts in splits:
+        assert len(_kernels._in_link_pattern(n, src[::-1].copy(), dst[::-1].copy(), mask, cuts)[0]) == 0
+        assert len(_kernels._distinct_in_degrees(n, src[::-1].copy(), dst, passes, cuts)) == 0

@@ -172,13 +172,16 @@ def test_section_flow_matrix_sparse_cells_equal_dense(monkeypatch: pytest.Monkey
     assert (sparse["links"] == dense["links"]).all() and sparse["links"].sum() == m
     np.testing.assert_allclose(sparse["juice"], dense["juice"], rtol=1e-12)
     assert sparse["juice"].sum() == pytest.approx((passed_on[src] * share).sum())
-    # Without shares given, they are formed chunk by chunk from the weights, as link_shares does.
+    # Without shares given, each link carries passed_on / out_weight of its source x its weight:
+    # the shares of link_shares, up to rounding.
     from linkjuice.score import link_shares
 
     weighted = replace(flows, weight=rng.uniform(0.1, 1, m))
     given = section_flow_matrix(weighted, passed_on, link_shares(src, weighted.weight, np.bincount(
         src, weights=weighted.weight, minlength=n)), sections, labels).to_pandas()
-    assert section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas().equals(given)
+    formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
+    assert formed[["from_section", "to_section", "links"]].equals(given[["from_section", "to_section", "links"]])
+    np.testing.assert_allclose(formed["juice"], given["juice"], rtol=1e-12)
     monkeypatch.setattr(pipeline, "_DENSE_CELLS", 1 << 22)
     monkeypatch.setenv("LINKJUICE_NUMBA", "0")
     dense_formed = section_flow_matrix(weighted, passed_on, None, sections, labels).to_pandas()
@@ -272,3 +275,94 @@ def test_a_store_opened_read_only_answers_arrow_reads_first(tmp_path: Path) -> N
         assert len(store.page_arrays(urls=False)["page_id"]) == 2
     with Store(db, read_only=True) as store:
         assert len(store.link_edges()["src"]) == 2
+
+
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_section_flow_matrix_keeps_each_sections_largest_flows(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
+    """Past `keep` target sections, a section's smaller flows are summed into "(other sections)":
+    checked against a pandas group-by of every link's juice; lost juice is never folded in."""
+    import pandas as pd
+
+    from linkjuice.pipeline import REASONS, LinkFlows, section_flow_matrix
+
+    if numba == "1" and not importlib.util.find_spec("numba"):
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(7)
+    n, m, k, keep = 600, 20_000, 40, 6
+    src = np.sort(rng.integers(0, n, m)).astype(np.int32)
+    resolved = rng.integers(-1, n, m).astype(np.int32)
+    reason = np.where(resolved >= 0, rng.choice([0, 0, 0, 1, 4], m), 3).astype(np.int8)
+    weight = rng.uniform(0.1, 1, m)
+    flows = LinkFlows(src=src, dst=resolved, resolved=resolved, weight=weight, nofollow=reason == 1,
+                      passes=reason == 0, reason=reason, is_internal=np.ones(m, bool), pass_factor=np.ones(m))
+    sections = rng.integers(0, k, n).astype(np.int32)
+    labels = np.array([f"/s{i}/" for i in range(k)], dtype=object)
+    passed_on = rng.uniform(0, 1, n)
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    got = section_flow_matrix(flows, passed_on, None, sections, labels, keep).to_pandas()
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    links = pd.DataFrame({
+        "from_section": labels[sections[src]],
+        "to_section": np.where(reason == 0, labels[sections[np.maximum(resolved, 0)]],
+                               np.array([f"(lost: {r})" for r in REASONS])[reason]),
+        "juice": passed_on[src] * weight / out_weight[src]})
+    cells = links.groupby(["from_section", "to_section"], as_index=False).agg(
+        juice=("juice", "sum"), links=("juice", "size"))
+    lost = cells["to_section"].str.startswith("(lost")
+    real = cells[~lost].sort_values(["from_section", "juice"], ascending=[True, False])
+    top = real.groupby("from_section").head(keep)
+    rest = real.drop(top.index).groupby("from_section", as_index=False).agg(juice=("juice", "sum"),
+                                                                          links=("links", "sum"))
+    expected = pd.concat([top, cells[lost], rest.assign(to_section="(other sections)")])
+    assert len(rest) == k and (got["to_section"] == "(other sections)").sum() == k
+    merged = expected.merge(got.astype({"from_section": str, "to_section": str}), how="outer",
+                            on=["from_section", "to_section"], suffixes=("", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all()
+    np.testing.assert_allclose(merged["juice_got"], merged["juice"], rtol=1e-12)
+    assert (merged["links_got"] == merged["links"]).all() and got["links"].sum() == m
+    assert got["juice"].is_monotonic_decreasing
+
+
+def test_scoring_again_starts_from_the_last_scores(tmp_path: Path) -> None:
+    """A second `score` starts its iterations from the stored scores: a few steps, and the same
+    scores as scoring from scratch, also under another model."""
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 2 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 7 + j) % 40}/'>page {j}</a>" for j in range(1, 5)))
+            for i in range(40)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>p{i}</a>" for i in range(40)))
+    db = _crawl(tmp_path, site)
+    other = ModelConfig(position_weights={"content": 1.0, "footer": 0.05}, relevance_weight=0.2)
+    with Store(db) as store:
+        first = store.sql("SELECT page_id, pagerank, juice FROM scores ORDER BY page_id")
+        cold = score_store(store, model=other)  # warm from the default model's scores
+        warm_other = store.sql("SELECT pagerank, juice FROM scores ORDER BY page_id")
+        again = score_store(store, model=other)
+        store.con.execute("DELETE FROM page_scores")
+        scratch = score_store(store, model=other)
+        fresh = store.sql("SELECT pagerank, juice FROM scores ORDER BY page_id")
+    assert again.iterations_juice <= 2 and again.iterations_classic <= 2
+    assert scratch.iterations_juice > 5 and cold.iterations_juice < scratch.iterations_juice
+    np.testing.assert_allclose(warm_other["juice"], fresh["juice"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(warm_other["pagerank"], fresh["pagerank"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(first["pagerank"], fresh["pagerank"], rtol=0, atol=1e-10)  # classic ignores weights
+
+
+def test_a_store_with_the_old_scores_table_keeps_its_scores(tmp_path: Path) -> None:
+    """Stores scored before `scores` became a view over page_scores hold a table with URLs and
+    no out_weight: opening one for writing moves its rows, and reading gives the same frame."""
+    db = _crawl(tmp_path, {"/": _page("Home", SOURDOUGH, "<a href='/a/'>a</a>"),
+                           "/a/": _page("A", KNIVES, "<a href='/'>home</a>")})
+    with Store(db) as store:
+        before = store.sql("SELECT * FROM scores ORDER BY page_id")
+        store.con.execute("DROP VIEW scores")
+        store.con.execute("CREATE TABLE scores AS SELECT p.url, s.* EXCLUDE (out_weight) "
+                          "FROM page_scores s JOIN pages p USING (page_id)")
+        store.con.execute("DELETE FROM page_scores")
+    with Store(db, read_only=True) as store:  # read as it is
+        assert store.sql("SELECT count(*) AS n FROM scores")["n"].iloc[0] == len(before)
+    with Store(db) as store:
+        kind = store.sql("SELECT table_type FROM information_schema.tables WHERE table_name = 'scores'")
+        after = store.sql("SELECT * FROM scores ORDER BY page_id")
+    assert kind["table_type"].tolist() == ["VIEW"]
+    assert list(after.columns) == list(before.columns) and after["out_weight"].isna().all()
+    assert after.drop(columns="out_weight").equals(before.drop(columns="out_weight"))

@@ -31,7 +31,7 @@ relative on the benchmark graph).
 
 The juice model's layout is built straight from the links as the store keeps them (sorted by
 source; `sell_from_links`): two passes over the links, no CSR matrix beside it. The section flow
-matrix is counted in one pass too (`section_cells`).
+matrix is counted one from-section at a time (`section_cells`), in memory of one row of cells.
 
 Index arrays are unsigned so numba need not check for negative (wrap-around) indices on every
 gather. All page vectors carry one extra entry at index n: the dummy row and source, always 0.
@@ -140,15 +140,24 @@ def sell_from_links(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray
     link order. The same arrays as to_sell of scipy's CSR of it (COO -> CSR, sum_duplicates), with
     no matrix in between: one pass counts each target's distinct sources, one writes each link
     into its slot. None when the links are not sorted by source (the caller builds it another way)."""
-    deg = _distinct_in_degrees(n, src, dst, passes)
-    if len(deg) != n:
-        return None
-    with LOCK:
+    with LOCK:  # parallel kernels
+        deg = _distinct_in_degrees(n, src, dst, passes, target_cuts(n))
+        if len(deg) != n:
+            return None
         rows, cptr, long_rows, start, nlong_links = _sell_layout(deg, deg > LONG_MIN, WINDOW)
-    idx, vals, long_idx, long_vals = _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
-                                                      start, LONG_MIN, nlong_links)
+        idx, vals, long_idx, long_vals = _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
+                                                          start, LONG_MIN, nlong_links, target_cuts(n, deg))
     long_cut = _long_cuts(long_rows, start, deg, long_idx, n, STRIPE)
     return _sell(n, cptr.view(np.uint64), idx, vals, rows, long_rows, long_cut, long_idx, long_vals)
+
+
+def target_cuts(n: int, deg: np.ndarray | None = None) -> np.ndarray:
+    """Target (row) ranges, one per thread, that the link-scanning builds split their writes by:
+    of about equal links when each row's count (`deg`) is known, else of equal size."""
+    parts = get_num_threads()
+    if deg is None or n == 0:
+        return (np.arange(parts + 1, dtype=np.int64) * n) // parts
+    return np.append(np.searchsorted(np.cumsum(deg), np.linspace(0, int(deg.sum()), parts + 1)[:-1]), n)
 
 
 def _sell(n: int, cptr: np.ndarray, idx: np.ndarray, vals: np.ndarray, rows: np.ndarray, long_rows: np.ndarray,
@@ -279,31 +288,44 @@ def _sell_build(indptr, indices, data, weighted, long_min, window, stripe):  # p
     return cptr.view(np.uint64), idx, vals, rows, long_rows, long_cut, long_idx, long_vals
 
 
-@njit(cache=True, nogil=True)
-def _distinct_in_degrees(n, src, dst, passes):  # pragma: no cover
+@njit(parallel=True, cache=True, nogil=True)
+def _distinct_in_degrees(n, src, dst, passes, cuts):  # pragma: no cover
     """Per target, its distinct sources among the passing links; empty when the links are not
-    sorted by source."""
+    sorted by source. Part p counts the targets cuts[p]:cuts[p + 1] (see `target_cuts`)."""
     deg = np.zeros(n, np.int64)
     last = np.full(n, -1, np.int32)
-    prev = -1
-    for k in range(len(src)):
-        s = src[k]
-        if s < prev:
+    parts = len(cuts) - 1
+    ok = np.ones(parts, np.bool_)
+    for part in prange(parts):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        prev = -1
+        for k in range(len(src)):
+            if passes[k]:
+                d = dst[k]
+                if d < lo or d >= hi:
+                    continue
+                s = src[k]
+                if s < prev:
+                    ok[part] = False
+                    break
+                prev = s
+                if last[d] != s:
+                    last[d] = s
+                    deg[d] += 1
+    for part in range(parts):
+        if not ok[part]:
             return np.zeros(0, np.int64)
-        prev = s
-        if passes[k]:
-            d = dst[k]
-            if last[d] != s:
-                last[d] = s
-                deg[d] += 1
     return deg
 
 
-@njit(cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr, start, long_min,
-                     nlong_links):  # pragma: no cover
+                     nlong_links, cuts):  # pragma: no cover
     """Each passing link's share written into its row's next slot (repeated pairs summed in link
-    order, as scipy's sum_duplicates does); padding is source n with value 0.
+    order, as scipy's sum_duplicates does); padding is source n with value 0. Part p writes the
+    rows cuts[p]:cuts[p + 1]: every part reads all links, but writes (the cost: cache misses)
+    are split between the threads and each part's land in its own share of the arrays.
 
     One page-sized array is touched per link, `nxt`: 2 x the row's next slot, + 1 once the row
     has a link, negated (-1 - that) for a long row. A repeated pair is found at the row's
@@ -319,10 +341,16 @@ def _sell_fill_links(n, src, dst, weight, out_weight, factor, passes, deg, cptr,
     for i in range(n):
         nxt[i] = -1 - 2 * start[i] if deg[i] > long_min else 2 * start[i]
     scaled = len(factor) > 0
-    for k in range(len(src)):
-        if passes[k]:
-            s = src[k]
+    for part in prange(len(cuts) - 1):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        for k in range(len(src)):
+            if not passes[k]:
+                continue
             d = dst[k]
+            if d < lo or d >= hi:
+                continue
+            s = src[k]
             total = out_weight[s]
             v = weight[k] / total if total > 0 else 0.0
             if scaled:
@@ -876,70 +904,148 @@ def _long_finish_weighted(long_rows, part, teleport, dangling, damping, c, x, x_
     return diff, dm
 
 
-@njit(cache=True, nogil=True)
-def in_link_pattern(n, src, dst, mask):  # pragma: no cover
+def in_link_pattern(n: int, src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """The in-link pattern of links (src -> dst) between pages in `mask`, self-links dropped,
     by a counting sort: (indptr, indices, outdegree), or empty arrays when the links are not
     sorted by (src, dst) without repeats (the caller then sorts them another way).
 
     Two passes over the links instead of a sort: links read from the store arrive sorted and
-    distinct, and a stable counting sort by target then leaves each row's sources sorted."""
+    distinct, and a stable counting sort by target then leaves each row's sources sorted. Each
+    thread takes a range of targets (reading every link, writing its own rows)."""
+    with LOCK:
+        return _in_link_pattern(n, src, dst, mask, target_cuts(n))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _in_link_pattern(n, src, dst, mask, cuts):  # pragma: no cover
     m = len(src)
+    parts = len(cuts) - 1
     indptr = np.zeros(n + 1, np.int64)
-    outdeg = np.zeros(n, np.int64)
-    prev_s = -1
-    prev_d = -1
-    for k in range(m):
-        s = src[k]
-        d = dst[k]
-        if s == d or s < 0 or d < 0 or not mask[s] or not mask[d]:
-            continue
-        if s < prev_s or (s == prev_s and d <= prev_d):
+    outdeg_part = np.zeros((parts, n), np.int32)  # a source's links land in every part
+    ok = np.ones(parts, np.bool_)
+    for part in prange(parts):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        prev_s = -1
+        prev_d = -1
+        for k in range(m):
+            d = dst[k]
+            if d < lo or d >= hi:
+                continue
+            s = src[k]
+            if s == d or s < 0 or not mask[s] or not mask[d]:
+                continue
+            # a part's links in (src, dst) order without repeats: then so is each of its rows
+            if s < prev_s or (s == prev_s and d <= prev_d):
+                ok[part] = False
+                break
+            prev_s = s
+            prev_d = d
+            indptr[d + 1] += 1
+            outdeg_part[part, s] += 1
+    for part in range(parts):
+        if not ok[part]:
             return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-        prev_s = s
-        prev_d = d
-        indptr[d + 1] += 1
-        outdeg[s] += 1
+    outdeg = np.zeros(n, np.int64)
+    for part in range(parts):
+        for i in range(n):
+            outdeg[i] += outdeg_part[part, i]
     for i in range(n):
         indptr[i + 1] += indptr[i]
     fill = indptr[:-1].copy()
     indices = np.empty(indptr[n], np.int32)
-    for k in range(m):
-        s = src[k]
-        d = dst[k]
-        if s == d or s < 0 or d < 0 or not mask[s] or not mask[d]:
-            continue
-        indices[fill[d]] = s
-        fill[d] += 1
+    for part in prange(parts):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        for k in range(m):
+            d = dst[k]
+            if d < lo or d >= hi:
+                continue
+            s = src[k]
+            if s == d or s < 0 or not mask[s] or not mask[d]:
+                continue
+            indices[fill[d]] = s
+            fill[d] += 1
     return indptr, indices, outdeg
 
 
 @njit(cache=True, nogil=True)
-def section_cells(src, resolved, passes, reason, sections, n_labels, width, passed_on, share, weight,
-                  out_weight):  # pragma: no cover
-    """The dense section flow matrix in one pass over the links, no per-link array: cell
-    sections[src] * width + (sections[resolved] for a link that passes, else n_labels + reason)
-    gets passed_on[src] x the link's share (share[k], or when `share` is empty
-    weight[k] / out_weight[src]) and a count, summed in link order as np.bincount sums."""
-    juice = np.zeros(n_labels * width, np.float64)
-    count = np.zeros(n_labels * width, np.int64)
+def section_cells(ptr, order, sec_ptr, resolved, passes, reason, sections, n_labels, width, passed_on, share,
+                  weight, per_weight, keep):  # pragma: no cover
+    """The section flow matrix, one from-section at a time, in memory of one row of cells.
+
+    Links are sorted by source: page p's are ptr[p]:ptr[p + 1]; `order` lists the pages by
+    section, section s's at sec_ptr[s]:sec_ptr[s + 1]. A link goes to cell (sections[source],
+    sections[resolved] when it passes, else n_labels + reason) with passed_on[source] x share[k]
+    (when `share` is empty: per_weight[source] x weight[k], per_weight = passed_on / out_weight)
+    and a count, summed in link order. Of a row's cells to sections, the `keep` with the most juice are kept (ties: the
+    lower section) and the others summed into one cell of column `width` ("other sections").
+    Returns (from, to, juice, count), cells in (from, to) order."""
+    n_sec = len(sec_ptr) - 1
+    cap = n_sec * min(width, keep + 1 + width - n_labels)
+    out_from = np.empty(cap, np.int32)
+    out_to = np.empty(cap, np.int32)
+    out_juice = np.empty(cap, np.float64)
+    out_count = np.empty(cap, np.int64)
+    row_juice = np.zeros(width, np.float64)
+    row_count = np.zeros(width, np.int64)
+    touched = np.empty(width, np.int64)
     given = len(share) > 0
-    for k in range(len(src)):
-        s = src[k]
-        if passes[k]:
-            r = resolved[k]
-            to = np.int64(sections[r if r >= 0 else 0])
-        else:
-            to = np.int64(n_labels) + reason[k]
-        key = np.int64(sections[s]) * width + to
-        if given:
-            sh = share[k]
-        else:
-            total = out_weight[s]
-            sh = weight[k] / total if total > 0 else 0.0
-        juice[key] += passed_on[s] * sh
-        count[key] += 1
-    return juice, count
+    n_out = 0
+    for sec in range(n_sec):
+        m = 0
+        for t in range(sec_ptr[sec], sec_ptr[sec + 1]):
+            s = order[t]
+            carried = passed_on[s] if given else per_weight[s]
+            for k in range(ptr[s], ptr[s + 1]):
+                if passes[k]:
+                    r = resolved[k]
+                    to = np.int64(sections[r if r >= 0 else 0])
+                else:
+                    to = np.int64(n_labels) + reason[k]
+                if row_count[to] == 0:
+                    touched[m] = to
+                    m += 1
+                row_juice[to] += carried * (share[k] if given else weight[k])
+                row_count[to] += 1
+        cells = np.sort(touched[:m])
+        real = 0
+        while real < m and cells[real] < n_labels:
+            real += 1
+        cut = np.zeros(0, np.int64)
+        kept = cells[:real]
+        if real > keep:  # most juice first, ties by section: a stable sort of the ascending cells
+            ranked = cells[:real][np.argsort(-row_juice[cells[:real]], kind="mergesort")]
+            kept = np.sort(ranked[:keep])
+            cut = ranked[keep:]
+        for to in kept:
+            out_from[n_out] = sec
+            out_to[n_out] = to
+            out_juice[n_out] = row_juice[to]
+            out_count[n_out] = row_count[to]
+            n_out += 1
+        for i in range(real, m):
+            to = cells[i]
+            out_from[n_out] = sec
+            out_to[n_out] = to
+            out_juice[n_out] = row_juice[to]
+            out_count[n_out] = row_count[to]
+            n_out += 1
+        if len(cut):
+            other = 0.0
+            links = 0
+            for to in cut:
+                other += row_juice[to]
+                links += row_count[to]
+            out_from[n_out] = sec
+            out_to[n_out] = width
+            out_juice[n_out] = other
+            out_count[n_out] = links
+            n_out += 1
+        for i in range(m):
+            row_juice[cells[i]] = 0.0
+            row_count[cells[i]] = 0
+    return out_from[:n_out], out_to[:n_out], out_juice[:n_out], out_count[:n_out]
 
 
 def smoke_test() -> None:

@@ -374,7 +374,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
     sections, labels = store.page_sections(model.section_depth)
     # Every input is read: DuckDB's cache gives way to the model's arrays until the write.
     with store.memory_limit(_SEARCH_MEMORY):
-        classic, juice, share = _rank(n, flows, page, ranked, teleport, model, engine)
+        classic, juice, share = _rank(n, flows, page, ranked, teleport, model, engine,
+                                      store.last_scores(n) if engine is None else None)
         chosen = juice.scores if model_name == "juice" else classic.scores
         floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
         teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
@@ -383,7 +384,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
         dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
         # What each link takes from its page: d x juice of the page x the link's share.
-        section_flows = section_flow_matrix(flows, juice.scores * model.damping, share, sections, labels)
+        section_flows = section_flow_matrix(flows, juice.scores * model.damping, share, sections, labels,
+                                            out_weight=out_weight)
         del share
 
     def nullable(values: np.ndarray) -> pa.Array:  # NaN (not ranked) is stored as NULL
@@ -428,6 +430,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
                         seconds=seconds, model=model_name)
 
 
+# A section's flows to other sections kept as cells of their own (the rest: "(other sections)").
+SECTION_KEEP = 50
 # Links are summed into section cells this many at a time: the per-link keys stay small.
 _SECTION_CHUNK = 1 << 22
 # Section cells are counted in dense arrays up to this many, or as many as there are links.
@@ -435,47 +439,95 @@ _DENSE_CELLS = 1 << 22
 
 
 def _rank(n: int, flows: LinkFlows, page: dict[str, np.ndarray], ranked: np.ndarray, teleport: np.ndarray,
-          model: ModelConfig, engine: RankEngine | None) -> tuple[PowerResult, PowerResult, np.ndarray | None]:
-    """Classic PageRank, the juice model and each link's share (None: not formed), here or on `engine`."""
+          model: ModelConfig, engine: RankEngine | None,
+          last: dict[str, np.ndarray] | None = None) -> tuple[PowerResult, PowerResult, np.ndarray | None]:
+    """Classic PageRank, the juice model and each link's share (None: not formed), here or on `engine`.
+    `last` (the store's last scores) is where the iterations start: scoring again after a small
+    change (imports, another weight) converges in a few steps instead of ~30. The stopping rule
+    is the same, so the scores are as close to the fixed point as from a cold start."""
     if engine is not None:
         return engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
     # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
-    classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked,
-                               damping=model.damping, tol=model.tol, max_iter=model.max_iter)
+    classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked, damping=model.damping, tol=model.tol,
+                               max_iter=model.max_iter, start=None if last is None else last["pagerank"])
+    juice_start = None
+    if last is not None:
+        juice_start = np.where(ranked, np.nan_to_num(last["juice"], nan=0.0), 0.0)
+        juice_start = juice_start if juice_start.sum() > 0 else None
     juice = juice_iterate(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
                           teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
-                          pass_factor=flows.pass_factor)
+                          pass_factor=flows.pass_factor, start=juice_start)
     return classic, juice, None  # the shares are formed chunk by chunk where they are used
 
 
 def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarray | None, sections: np.ndarray,
-                        labels: np.ndarray) -> pa.Table:
+                        labels: np.ndarray, keep: int = SECTION_KEEP, *,
+                        out_weight: np.ndarray | None = None) -> pa.Table:
     """Juice carried between sections; lost juice goes to the pseudo-section "(lost: reason)".
     The matrix adds up to all juice that pages pass through links. Each link carries
-    passed_on[source] (d x its juice) x its share (None: formed here from the links' weights,
-    chunk by chunk, as link_shares does). `sections` holds each page's section as a code into
-    `labels`. Section names come as Arrow dictionary columns: no string per cell is built.
+    passed_on[source] (d x its juice) x its share (None: its weight / out_weight[source], the
+    total weight of the source's links, computed here unless given). `sections` holds each
+    page's section as a code into `labels`. Section names come as Arrow dictionary columns: no
+    string per cell is built.
 
-    A site of S sections has S x (S + 8) cells: they are counted in dense arrays while there are
-    no more cells than links, else only the cells that occur are kept (hashed per chunk): a site of
-    10M pages in sections of 500 has 400M cells, of which a few per section occur."""
-    out_weight = np.bincount(flows.src, weights=flows.weight, minlength=len(passed_on)) if share is None else None
-    width = len(labels) + len(REASONS)
-    cells_total = len(labels) * width
+    Of each section's flows to other sections the `keep` largest are cells of their own and the
+    rest one "(other sections)" cell: a site of 10M pages in sections of 500 has 20,000 sections,
+    and its links reach most of them from each (tens of millions of cells no one reads). The
+    compiled kernel counts one from-section at a time; without it the cells are counted in dense
+    arrays while there are no more cells than links, else only the cells that occur are kept
+    (hashed per chunk), and then cut the same way."""
+    n_labels = len(labels)
+    width = n_labels + len(REASONS)
+    per_weight = None  # juice a unit of link weight carries from each page
+    if share is None:
+        if out_weight is None:
+            out_weight = np.bincount(flows.src, weights=flows.weight, minlength=len(passed_on))
+        per_weight = np.divide(passed_on, out_weight, out=np.zeros(len(passed_on)), where=out_weight > 0)
+    kernels = _compiled_kernels(len(flows.src))
+    if kernels is not None and _ascending(flows.src):
+        n = len(passed_on)
+        ptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(flows.src, minlength=n), out=ptr[1:])
+        sec_ptr = np.zeros(n_labels + 1, np.int64)
+        np.cumsum(np.bincount(sections, minlength=n_labels), out=sec_ptr[1:])
+        from_sec, to_sec, juice, count = kernels.section_cells(
+            ptr, np.argsort(sections, kind="stable").astype(np.int32), sec_ptr, flows.resolved, flows.passes,
+            flows.reason, sections, n_labels, width, passed_on,
+            np.zeros(0) if share is None else np.asarray(share, np.float64), flows.weight,
+            np.zeros(0) if per_weight is None else per_weight, keep)
+    else:
+        cells, juice, count = _section_cells(flows, passed_on, share, per_weight, sections, n_labels, width)
+        from_sec, to_sec, juice, count = _keep_top_sections(cells // width, cells % width, juice, count, n_labels,
+                                                            width, keep)
+    order = np.argsort(-juice, kind="stable")  # most juice first; ties in (from, to) order
+    names = pa.array([*labels.tolist(), *(f"(lost: {r})" for r in REASONS), "(other sections)"], pa.string())
+    return pa.table({
+        "from_section": pa.DictionaryArray.from_arrays(pa.array(from_sec[order].astype(np.int32)), names),
+        "to_section": pa.DictionaryArray.from_arrays(pa.array(to_sec[order].astype(np.int32)), names),
+        "juice": juice[order], "links": count[order].astype(np.int64)})
+
+
+def _ascending(values: np.ndarray, chunk: int = 1 << 22) -> bool:
+    """Whether values never decrease (checked a chunk at a time: no per-link temporary)."""
+    for lo in range(0, len(values) - 1, chunk):
+        part = values[lo:lo + chunk + 1]
+        if not np.all(part[:-1] <= part[1:]):
+            return False
+    return True
+
+
+def _section_cells(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarray | None, per_weight: np.ndarray | None,
+                   sections: np.ndarray, n_labels: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell that occurs (from * width + to, ascending), its juice and its links, by numpy."""
+    cells_total = n_labels * width
     dense = cells_total <= max(len(flows.src), _DENSE_CELLS)
-    lost = len(labels) + np.arange(len(REASONS), dtype=np.int64)
+    lost = n_labels + np.arange(len(REASONS), dtype=np.int64)
     juice_sum = np.zeros(cells_total if dense else 0)
     count_sum = np.zeros(cells_total if dense else 0, np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    kernels = _compiled_kernels(len(flows.src)) if dense else None
-    if kernels is not None:  # one pass, nothing per link
-        juice_sum, count_sum = kernels.section_cells(
-            flows.src, flows.resolved, flows.passes, flows.reason, sections, len(labels), width, passed_on,
-            np.zeros(0) if share is None else np.asarray(share, np.float64), flows.weight,
-            np.zeros(0) if out_weight is None else out_weight)
     # Chunks of links, or as many as there are dense cells (whose arrays each chunk's count fills).
     chunk = max(_SECTION_CHUNK, cells_total if dense else 0)
-    for lo in range(0, len(flows.src) if kernels is None else 0, chunk):
+    for lo in range(0, len(flows.src), chunk):
         part = slice(lo, lo + chunk)
         src, resolved, passes = flows.src[part], flows.resolved[part], flows.passes[part]
         to_code = np.where(passes, sections[np.where(resolved >= 0, resolved, 0)], lost[flows.reason[part]])
@@ -483,8 +535,12 @@ def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarr
         key *= width
         key += to_code
         del to_code
-        link_juice = passed_on[src]
-        link_juice *= share[part] if out_weight is None else link_shares(src, flows.weight[part], out_weight)
+        if per_weight is None:
+            link_juice = passed_on[src]
+            link_juice *= share[part]
+        else:
+            link_juice = per_weight[src]
+            link_juice *= flows.weight[part]
         if dense:
             juice_sum += np.bincount(key, weights=link_juice, minlength=cells_total)
             count_sum += np.bincount(key, minlength=cells_total)
@@ -494,24 +550,36 @@ def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarr
                           np.bincount(codes, minlength=len(cells))))
     if dense:
         cells = np.flatnonzero(count_sum)
-        juice, count = juice_sum[cells], count_sum[cells]
-        del juice_sum, count_sum  # 16 bytes a cell: 576 MB for the 6,000 sections of a 3M-page site
-    elif parts:
-        codes, cells = pd.factorize(np.concatenate([p[0] for p in parts]))
-        juice = np.bincount(codes, weights=np.concatenate([p[1] for p in parts]), minlength=len(cells))
-        count = np.bincount(codes, weights=np.concatenate([p[2] for p in parts]), minlength=len(cells))
-        order = np.argsort(cells)  # in key order, as the dense arrays give them
-        cells, juice, count = cells[order], juice[order], count[order].astype(np.int64)
-    else:
-        cells, juice, count = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-    order = np.argsort(-juice, kind="stable")  # most juice first; ties in section order
-    cells, juice, count = cells[order], juice[order], count[order]
-    names = pa.array(np.concatenate([labels, np.array([f"(lost: {r})" for r in REASONS], dtype=object)]).tolist(),
-                     pa.string())
-    return pa.table({
-        "from_section": pa.DictionaryArray.from_arrays(pa.array((cells // width).astype(np.int32)), names),
-        "to_section": pa.DictionaryArray.from_arrays(pa.array((cells % width).astype(np.int32)), names),
-        "juice": juice, "links": count.astype(np.int64)})
+        return cells, juice_sum[cells], count_sum[cells]
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    codes, cells = pd.factorize(np.concatenate([p[0] for p in parts]))
+    juice = np.bincount(codes, weights=np.concatenate([p[1] for p in parts]), minlength=len(cells))
+    count = np.bincount(codes, weights=np.concatenate([p[2] for p in parts]), minlength=len(cells))
+    order = np.argsort(cells)  # in key order, as the dense arrays give them
+    return cells[order], juice[order], count[order].astype(np.int64)
+
+
+def _keep_top_sections(from_sec: np.ndarray, to_sec: np.ndarray, juice: np.ndarray, count: np.ndarray,
+                       n_labels: int, width: int, keep: int) -> tuple[np.ndarray, ...]:
+    """Cells in (from, to) order with each from-section's flows to sections beyond its `keep`
+    largest (ties: the lower section) summed into one cell of column `width`, most juice first."""
+    real = np.flatnonzero(to_sec < n_labels)
+    ranked = real[np.lexsort((to_sec[real], -juice[real], from_sec[real]))]
+    group = from_sec[ranked]
+    cut = ranked[np.arange(len(ranked)) - np.searchsorted(group, group) >= keep]
+    if not len(cut):
+        return from_sec, to_sec, juice, count
+    rows = np.unique(from_sec[cut])
+    other_juice = np.bincount(from_sec[cut], weights=juice[cut])[rows]
+    other_count = np.bincount(from_sec[cut], weights=count[cut])[rows].astype(np.int64)
+    stay = np.ones(len(juice), bool)
+    stay[cut] = False
+    from_sec = np.concatenate([from_sec[stay], rows])
+    to_sec = np.concatenate([to_sec[stay], np.full(len(rows), width)])
+    order = np.lexsort((to_sec, from_sec))
+    return (from_sec[order], to_sec[order], np.concatenate([juice[stay], other_juice])[order],
+            np.concatenate([count[stay], other_count])[order])
 
 
 def teleport_vector(store: Store, model: ModelConfig, page: dict[str, np.ndarray],

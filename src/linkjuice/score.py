@@ -239,12 +239,14 @@ def classic_pagerank(
     damping: float = 0.85,
     tol: float = 1e-10,
     max_iter: int = 1000,
+    start: np.ndarray | None = None,
 ) -> PowerResult:
     """Textbook PageRank over `nodes` (a boolean mask; default all) and their unique links.
 
     Self-links and duplicate links count once or not at all, links with a negative id (to no
     stored page) not at all; dangling pages' mass is spread
     uniformly over the nodes. Pages outside `nodes` score 0. Sums to 1 over the nodes.
+    `start` (default: uniform) is where the iteration starts: the last scores, when scoring again.
     """
     mask = np.ones(n, bool) if nodes is None else np.asarray(nodes, bool)
     m = int(mask.sum())
@@ -272,17 +274,28 @@ def classic_pagerank(
     outdeg = outdeg_count.astype(np.float64)
     del outdeg_count
     teleport = mask / m
+    x = teleport if start is None else _start_vector(start, mask)
     if kernels is not None and n < 2**32 - 1:  # the layout's ids are uint32
         matrix = kernels.pattern_layout(indptr, indices, outdeg == 0)
         del indptr, indices
         # 1 / outdegree, 0 for a dangling page, -1 for a page outside `nodes` (no teleport)
         inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)
         inv[~mask] = -1.0
-        return _iterate_compiled(kernels, matrix, teleport, damping, tol, max_iter, inv_out=inv)
+        return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, inv_out=inv)
     dangling = (mask & (outdeg == 0)).astype(np.float64)
     inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)  # in place: outdeg is not needed again
     mt = sp.csr_array((inv[indices], indices, indptr), shape=(n, n))
-    return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
+    return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
+                         start=x)
+
+
+def _start_vector(start: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A start for the iteration from earlier scores: NaN (no score) as 0, 0 off the graph,
+    scaled to sum 1 (uniform when nothing is left)."""
+    x = np.where(mask, np.nan_to_num(np.asarray(start, np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+    x = np.maximum(x, 0.0)
+    total = float(x.sum())
+    return x / total if total > 0 else mask / max(int(mask.sum()), 1)
 
 
 def _integer_ids(ids: np.ndarray) -> np.ndarray:

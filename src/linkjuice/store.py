@@ -84,12 +84,14 @@ CREATE TABLE IF NOT EXISTS sitemap_entries (
 CREATE TABLE IF NOT EXISTS crawl_trap_urls (url VARCHAR, kind VARCHAR, pattern VARCHAR, found_from VARCHAR);
 CREATE VIEW IF NOT EXISTS crawl_traps AS
     SELECT kind, pattern, min(url) AS example_url, count(*) AS skipped FROM crawl_trap_urls GROUP BY kind, pattern;
-CREATE TABLE IF NOT EXISTS scores (
-    url VARCHAR, page_id INTEGER, inlinks INTEGER, outlinks INTEGER, pagerank DOUBLE,
-    juice DOUBLE, juice_score DOUBLE, teleport DOUBLE, backlink_share DOUBLE, section VARCHAR
+-- The model's numbers per page id; out_weight: the sum of the weights of a page's links (each
+-- link's share = its weight / this). `scores` adds each page's URL, joined when read: writing a
+-- URL string per page cost more than the rest of the row (1.6 s at 1M pages).
+CREATE TABLE IF NOT EXISTS page_scores (
+    page_id INTEGER, inlinks INTEGER, outlinks INTEGER, pagerank DOUBLE, juice DOUBLE, juice_score DOUBLE,
+    teleport DOUBLE, backlink_share DOUBLE, section VARCHAR, out_weight DOUBLE
 );
--- The sum of the weights of a page's links (each link's share = its weight / this).
-ALTER TABLE scores ADD COLUMN IF NOT EXISTS out_weight DOUBLE;
+CREATE VIEW IF NOT EXISTS scores AS SELECT p.url, s.* FROM page_scores s JOIN pages p USING (page_id);
 -- One row per (source page, target URL), sorted by (src, dst): the model's inputs with page ids,
 -- built from links and pages by finalize (pipeline.build_link_pairs) so scoring reads no strings.
 -- dst: the linked page (-1: not stored, with target_url); resolved: the page that receives after
@@ -187,6 +189,7 @@ class Store:
             if not self.read_only:
                 # Tables added by later stages (findings, imports...) appear on first writable open.
                 self.con.execute(_DDL)
+                self._scores_as_view()
             return
         if tables:
             raise StoreError(f"{self.path} is a DuckDB file but not a linkjuice store")
@@ -194,6 +197,25 @@ class Store:
             raise StoreError(f"{self.path} is empty: not a linkjuice store")
         self.con.execute(_DDL)
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def _scores_as_view(self) -> None:
+        """A store scored by an older version holds `scores` as a table with URLs: its rows move
+        to page_scores and `scores` becomes the view."""
+        kind = _first(self.con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_name = 'scores'").fetchall())
+        if kind is None or kind[0] != "BASE TABLE":
+            return
+        old = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'scores'").fetchall()}
+        new = [r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'page_scores' "
+            "ORDER BY ordinal_position").fetchall()]
+        with self.transaction():
+            self.con.execute(f"INSERT INTO page_scores ({', '.join(new)}) SELECT "
+                             f"{', '.join(c if c in old else 'NULL' for c in new)} FROM scores")
+            self.con.execute("DROP TABLE scores")
+            self.con.execute(_DDL)
 
     def close(self) -> None:
         self.con.close()
@@ -424,6 +446,20 @@ class Store:
             )
 
     # -- reads for the graph stage -------------------------------------------------------------
+    def last_scores(self, n: int) -> dict[str, np.ndarray] | None:
+        """pagerank and juice of the last `score` run by page id (NaN where a page has none), or
+        None when the store holds no scores: scoring again starts its iterations from them."""
+        tbl = self._arrow("SELECT page_id, pagerank, juice FROM page_scores WHERE page_id >= 0 AND page_id < ?", [n])
+        if tbl.num_rows == 0:
+            return None
+        ids = tbl.column("page_id").to_numpy()
+        out = {}
+        for name in ("pagerank", "juice"):
+            values = np.full(n, np.nan)
+            values[ids] = tbl.column(name).to_numpy(zero_copy_only=False)
+            out[name] = values
+        return out
+
     def page_arrays(self, *, urls: bool = True) -> dict[str, np.ndarray]:
         """Per page, ordered by page_id: url (unless urls=False: a big site's URLs are costly as
         Python strings), status, indexable, is_html, indexability, final and canonical page ids."""
@@ -644,20 +680,21 @@ class Store:
 
     def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
                      flows_view: str) -> None:
-        """Replace the model's outputs in one transaction: page scores (numbers per page_id; URL,
-        and the section unless given, are added here), the section flow matrix, and the
-        link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
+        """Replace the model's outputs in one transaction: page scores (numbers per page_id, and
+        the section, from the URL unless given; the `scores` view adds URLs), the section flow
+        matrix, and the link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
         Arrow dictionary columns (codes into a few labels): no string per row is built."""
         cols = [c for c in scores.column_names if c not in ("page_id", "section")]
-        section = "t.section" if "section" in scores.column_names else _section_sql("p.url", section_depth)
+        given = "section" in scores.column_names
+        section = "t.section" if given else _section_sql("p.url", section_depth)
         with self.transaction():
-            self.con.execute("DELETE FROM scores")
+            self.con.execute("DELETE FROM page_scores")
             self.con.register("scores_in", scores)
             try:
                 self.con.execute(
-                    f"INSERT INTO scores (url, page_id, {', '.join(cols)}, section) "
-                    f"SELECT p.url, t.page_id, {', '.join('t.' + c for c in cols)}, {section} "
-                    "FROM scores_in t JOIN pages p ON p.page_id = t.page_id ORDER BY t.page_id")
+                    f"INSERT INTO page_scores (page_id, {', '.join(cols)}, section) "
+                    f"SELECT t.page_id, {', '.join('t.' + c for c in cols)}, {section} FROM scores_in t "
+                    + ("" if given else "JOIN pages p ON p.page_id = t.page_id ") + "ORDER BY t.page_id")
             finally:
                 self.con.unregister("scores_in")
             self.con.execute("DELETE FROM section_flows")

@@ -277,12 +277,13 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
         del cosine
         weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
     reason = column("reason").astype(np.int8, copy=False)
-    hops = column("hops")
+    # Redirect hops matter only when a hop loses juice (the default loses none).
+    hops = column("hops") if model.redirect_factor != 1.0 else np.zeros(0, np.int32)
     out = LinkFlows(
         src=src, dst=column("dst").astype(np.int32, copy=False), resolved=resolved, weight=weight,
         nofollow=column("nofollow").astype(bool, copy=False), passes=reason == REASONS.index("passed"),
         reason=reason, is_internal=column("is_internal").astype(bool, copy=False),
-        # Without redirect hops every factor is 1: a read-only broadcast, no memory per link.
+        # Without redirect hops (or losses) every factor is 1: a read-only broadcast, no memory per link.
         pass_factor=(model.redirect_factor ** hops.astype(np.float64) if hops.any()
                      else np.broadcast_to(np.float64(1.0), (len(src),))),
     )
@@ -372,16 +373,21 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
     ranked = page["indexable"].astype(bool)
     teleport, backlink_share = teleport_vector(store, model, page, ranked)
     sections, labels = store.page_sections(model.section_depth)
+    outlinks, inlinks, out_weight = _link_counts(n, flows)
     # Every input is read: DuckDB's cache gives way to the model's arrays until the write.
     with store.memory_limit(_SEARCH_MEMORY):
-        classic, juice, share = _rank(n, flows, page, ranked, teleport, model, engine,
-                                      store.last_scores(n) if engine is None else None)
+        if engine is not None:
+            classic, juice, share = engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
+        else:
+            last = store.last_scores(n)
+            classic = _classic_rank(n, flows, ranked, model, last)
+            # Nothing below reads dst, nofollow or is_internal: 6 bytes a link (1.2 GB at 200M
+            # links) go before the juice layout is built.
+            flows = replace(flows, dst=_NO_IDS, nofollow=_NO_FLAGS, is_internal=_NO_FLAGS)
+            juice, share = _juice_rank(n, flows, ranked, teleport, model, last, out_weight), None
         chosen = juice.scores if model_name == "juice" else classic.scores
         floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
         teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
-        outlinks = np.bincount(flows.src[flows.is_internal], minlength=n)
-        inlinks = np.bincount(flows.dst[flows.dst >= 0], minlength=n)
-        out_weight = np.bincount(flows.src, weights=flows.weight, minlength=n)
         dangling_mass = float(juice.scores[ranked & (out_weight == 0)].sum())
         # What each link takes from its page: d x juice of the page x the link's share.
         section_flows = section_flow_matrix(flows, juice.scores * model.damping, share, sections, labels,
@@ -438,26 +444,50 @@ _SECTION_CHUNK = 1 << 22
 _DENSE_CELLS = 1 << 22
 
 
-def _rank(n: int, flows: LinkFlows, page: dict[str, np.ndarray], ranked: np.ndarray, teleport: np.ndarray,
-          model: ModelConfig, engine: RankEngine | None,
-          last: dict[str, np.ndarray] | None = None) -> tuple[PowerResult, PowerResult, np.ndarray | None]:
-    """Classic PageRank, the juice model and each link's share (None: not formed), here or on `engine`.
-    `last` (the store's last scores) is where the iterations start: scoring again after a small
-    change (imports, another weight) converges in a few steps instead of ~30. The stopping rule
-    is the same, so the scores are as close to the fixed point as from a cold start."""
-    if engine is not None:
-        return engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
+_NO_IDS = np.zeros(0, np.int32)
+_NO_FLAGS = np.zeros(0, bool)
+# Links are counted this many at a time: the temporaries np.bincount makes stay small.
+_COUNT_CHUNK = 1 << 22
+
+
+def _link_counts(n: int, flows: LinkFlows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per page: outlinks (internal link pairs), inlinks (pairs to it) and out_weight (the
+    total weight of its links), a chunk of links at a time."""
+    outlinks = np.zeros(n, np.int64)
+    inlinks = np.zeros(n, np.int64)
+    out_weight = np.zeros(n)
+    for lo in range(0, len(flows.src), _COUNT_CHUNK):
+        part = slice(lo, lo + _COUNT_CHUNK)
+        src, dst = flows.src[part], flows.dst[part]
+        outlinks += np.bincount(src[flows.is_internal[part]], minlength=n)
+        inlinks += np.bincount(dst[dst >= 0], minlength=n)
+        out_weight += np.bincount(src, weights=flows.weight[part], minlength=n)
+    return outlinks, inlinks, out_weight
+
+
+def _warm_start(last: dict[str, np.ndarray] | None, name: str, ranked: np.ndarray) -> np.ndarray | None:
+    """Where an iteration starts: the store's last scores (NaN, unranked: 0), or None (cold).
+    Scoring again after a small change (imports, another weight) then takes a few steps instead
+    of ~30; the stopping rule is the same, so the scores are as close to the fixed point."""
+    if last is None:
+        return None
+    start = np.where(ranked, np.nan_to_num(last[name], nan=0.0), 0.0)
+    return start if start.sum() > 0 else None
+
+
+def _classic_rank(n: int, flows: LinkFlows, ranked: np.ndarray, model: ModelConfig,
+                  last: dict[str, np.ndarray] | None) -> PowerResult:
     # Links to no stored page (dst -1) are left out by classic_pagerank: no filtered copy.
-    classic = classic_pagerank(n, flows.src, flows.dst, nodes=ranked, damping=model.damping, tol=model.tol,
-                               max_iter=model.max_iter, start=None if last is None else last["pagerank"])
-    juice_start = None
-    if last is not None:
-        juice_start = np.where(ranked, np.nan_to_num(last["juice"], nan=0.0), 0.0)
-        juice_start = juice_start if juice_start.sum() > 0 else None
-    juice = juice_iterate(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
-                          teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
-                          pass_factor=flows.pass_factor, start=juice_start)
-    return classic, juice, None  # the shares are formed chunk by chunk where they are used
+    return classic_pagerank(n, flows.src, flows.dst, nodes=ranked, damping=model.damping, tol=model.tol,
+                            max_iter=model.max_iter, start=_warm_start(last, "pagerank", ranked))
+
+
+def _juice_rank(n: int, flows: LinkFlows, ranked: np.ndarray, teleport: np.ndarray, model: ModelConfig,
+                last: dict[str, np.ndarray] | None, out_weight: np.ndarray) -> PowerResult:
+    return juice_iterate(n, flows.src, flows.resolved, flows.weight, flows.passes, ranked=ranked,
+                         teleport=teleport, damping=model.damping, tol=model.tol, max_iter=model.max_iter,
+                         pass_factor=flows.pass_factor, start=_warm_start(last, "juice", ranked),
+                         out_weight=out_weight)
 
 
 def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarray | None, sections: np.ndarray,

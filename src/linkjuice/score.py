@@ -356,9 +356,10 @@ def juice_iterate(
     max_iter: int = 1000,
     pass_factor: np.ndarray | None = None,
     start: np.ndarray | None = None,
+    out_weight: np.ndarray | None = None,
 ) -> PowerResult:
     """juice_rank's result without the shares (link_shares gives them): no per-link float array
-    is held beside the matrix."""
+    is held beside the matrix. `out_weight` (each page's total link weight) is computed unless given."""
     ranked = np.asarray(ranked, bool)
     src = _integer_ids(np.asarray(src))  # int32 ids stay int32: a big site's links are many
     dst = _integer_ids(np.asarray(dst))
@@ -375,7 +376,8 @@ def juice_iterate(
         if total <= 0:
             raise ScoringError("the teleport vector has no mass on ranked pages")
         teleport = teleport / total
-    out_weight = np.bincount(src, weights=weight, minlength=n)
+    if out_weight is None:
+        out_weight = np.bincount(src, weights=weight, minlength=n)
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
     scaled = pass_factor is not None and not _all_ones(pass_factor)
     kernels = _compiled_kernels(int(passes.sum()))  # power_iterate's rule, on the links that pass

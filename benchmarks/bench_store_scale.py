@@ -78,7 +78,8 @@ def make_store(path: Path, n: int) -> float:
         """)
         sections = max(1, n // SECTION)
         con.execute(f"""
-            INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal)
+            INSERT INTO links (source_url, target_url, anchor, rel, nofollow, dom_position, link_order, is_internal,
+                               position)
             WITH slots AS (
                 SELECT i, j, hash(i, j) AS h FROM range({n}) p(i), range({LINKS_PER_PAGE}) s(j)
                 WHERE NOT (hash(i, 'st') % 100 = 0 AND i > 0) AND NOT (hash(i, 'st') % 200 = 1 AND i > 0)
@@ -100,7 +101,9 @@ def make_store(path: Path, n: int) -> float:
                         WHEN j = 20 THEN 'read more' ELSE 'Widget ' || t END,
                    CASE WHEN j = 12 THEN 'nofollow' END, j = 12,
                    CASE WHEN j = 0 THEN 'header' WHEN j <= 8 THEN 'nav' WHEN j <= 12 THEN 'footer' ELSE 'content' END,
-                   j, t >= 0
+                   j, t >= 0,
+                   -- as the crawler writes it: position starts as dom_position
+                   CASE WHEN j = 0 THEN 'header' WHEN j <= 8 THEN 'nav' WHEN j <= 12 THEN 'footer' ELSE 'content' END
             FROM targets WHERE t <> i
         """)
         store.set_meta({"start_url": f"{origin}/", "status": "finished",

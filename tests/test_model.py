@@ -366,3 +366,27 @@ def test_a_store_with_the_old_scores_table_keeps_its_scores(tmp_path: Path) -> N
     assert kind["table_type"].tolist() == ["VIEW"]
     assert list(after.columns) == list(before.columns) and after["out_weight"].isna().all()
     assert after.drop(columns="out_weight").equals(before.drop(columns="out_weight"))
+
+
+def test_finalize_marks_content_links_repeated_on_most_pages_as_template(tmp_path: Path) -> None:
+    """A content link (same target and anchor) on more than template_share of the linking pages
+    is 'template'; finalizing again with a higher share turns it back into content."""
+    from linkjuice.pipeline import finalize_store
+
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH,
+                             f"<a href='/p{(i + 1) % 12}/'>next page {i}</a> <a href='/promo/'>Spring sale</a>")
+            for i in range(12)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>p{i}</a>" for i in range(12)))
+    site["/promo/"] = _page("Promo", KNIVES, "<a href='/'>home</a>")
+    db = _crawl(tmp_path, site)
+    query = ("SELECT anchor, position, dom_position, count(*) AS n FROM links WHERE dom_position = 'content' "
+             "GROUP BY ALL ORDER BY anchor")
+    with Store(db) as store:
+        marked = store.sql(query)
+        store.set_meta({"settings": {**(store.meta().get("settings") or {}), "template_share": 0.95}})
+        finalize_store(store)
+        again = store.sql(query)
+    sale = marked[marked["anchor"] == "Spring sale"]
+    assert sale["position"].tolist() == ["template"] and sale["n"].iloc[0] == 12
+    assert (marked.loc[marked["anchor"] != "Spring sale", "position"] == "content").all()
+    assert (again["position"] == "content").all() and again["n"].sum() == marked["n"].sum()

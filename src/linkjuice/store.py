@@ -279,13 +279,16 @@ class Store:
         with self.transaction():
             self._append("frontier", FRONTIER_COLUMNS, frontier)
             self._append("pages", PAGE_COLUMNS, pages)
-            self._append("links", LINK_COLUMNS, links)
+            # position starts as dom_position; finalize marks the template links
+            self._append("links", LINK_COLUMNS, links, copies={"position": "dom_position"})
             self._append("redirects", REDIRECT_COLUMNS, redirects)
             self._append("sitemap_entries", SITEMAP_COLUMNS, sitemap_entries)
             self._append("crawl_trap_urls", TRAP_COLUMNS, trap_urls)
 
     def _append(self, table: str, columns: Sequence[str],
-                rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> None:
+                rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+                copies: Mapping[str, str] | None = None) -> None:
+        """Insert rows; `copies` names more columns that start as a copy of one of `columns`."""
         if isinstance(rows, Mapping):
             # Columns: Arrow converts each list in one call (no dict per row). A missing column is NULL.
             size = max((len(v) for v in rows.values()), default=0)
@@ -297,7 +300,9 @@ class Store:
                 return
             batch = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])  # noqa: F841
         cols = ", ".join(columns)
-        self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM batch")
+        extra = "".join(f", {c}" for c in (copies or {}))
+        sources = "".join(f", {src}" for src in (copies or {}).values())
+        self.con.execute(f"INSERT INTO {table} ({cols}{extra}) SELECT {cols}{sources} FROM batch")
 
     def set_append_mode(self, on: bool) -> None:
         """Tune DuckDB for a crawl's stream of small batches (on), or back to its defaults (off).
@@ -361,7 +366,11 @@ class Store:
 
     # -- finalisation (after a crawl or import) ------------------------------------------------
     def finalize(self, *, template_share: float, template_min_pages: int) -> None:
-        """Derive page ids, final URLs, indexability and link positions from the raw crawl data."""
+        """Derive page ids, final URLs, indexability and link positions from the raw crawl data.
+
+        Pages, then links, each in a transaction written out by a checkpoint: a 10M-page crawl's
+        page updates held in memory beside the links' grouping ran out of DuckDB's memory. Every
+        step recomputes from the raw columns, so a finalize cut short is redone by the next."""
         with self.transaction():
             self.con.execute(
                 """
@@ -410,24 +419,30 @@ class Store:
                 """
             )
             self.con.execute("UPDATE pages SET final_url = url WHERE redirect_to IS NULL")
-            # Template links: a content link (same target and anchor) found on most pages.
-            n_sources = self.con.execute(
-                "SELECT count(DISTINCT source_url) FROM links"
-            ).fetchall()[0][0]  # type: ignore[index]
-            self.con.execute("UPDATE links SET position = dom_position")
+        self.con.execute("CHECKPOINT")
+        # Template links: a content link (same target and anchor) found on most pages. Distinct
+        # rows are grouped (DuckDB spills those to disk; a DISTINCT aggregate's state it cannot).
+        n_sources = self.con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT source_url FROM links)"
+        ).fetchall()[0][0]  # type: ignore[index]
+        with self.transaction():
+            # The crawl writes position = dom_position: only template links (and those that were,
+            # in an earlier finalize) are updated.
+            self.con.execute("UPDATE links SET position = dom_position WHERE position IS DISTINCT FROM dom_position")
             if n_sources >= template_min_pages:
                 self.con.execute(
                     """
                     UPDATE links SET position = 'template' FROM (
-                        SELECT target_url, anchor FROM links WHERE dom_position = 'content'
-                        GROUP BY target_url, anchor
-                        HAVING count(DISTINCT source_url) > ? * ?
+                        SELECT target_url, anchor FROM (
+                            SELECT DISTINCT target_url, anchor, source_url FROM links WHERE dom_position = 'content'
+                        ) GROUP BY target_url, anchor HAVING count(*) > ? * ?
                     ) t
                     WHERE links.dom_position = 'content' AND links.target_url = t.target_url
                       AND links.anchor IS NOT DISTINCT FROM t.anchor
                     """,
                     [template_share, n_sources],
                 )
+        self.con.execute("CHECKPOINT")
 
     def page_id_of(self, url: str | None) -> int | None:
         """The page id of a stored URL (None: not stored)."""

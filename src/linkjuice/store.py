@@ -421,7 +421,10 @@ class Store:
             self.con.execute("UPDATE pages SET final_url = url WHERE redirect_to IS NULL")
         self.con.execute("CHECKPOINT")
         # Template links: a content link (same target and anchor) found on most pages. Distinct
-        # rows are grouped (DuckDB spills those to disk; a DISTINCT aggregate's state it cannot).
+        # rows are grouped (DuckDB spills those to disk; a DISTINCT aggregate's state it cannot),
+        # and grouped by 64-bit hashes: fixed-size rows, where three URL strings per content link
+        # did not fit 768 MB at 10M pages (a false match needs two (target, anchor) hashes to
+        # collide: ~1e-6 for 10M distinct pairs).
         n_sources = self.con.execute(
             "SELECT count(*) FROM (SELECT DISTINCT source_url FROM links)"
         ).fetchall()[0][0]  # type: ignore[index]
@@ -430,17 +433,24 @@ class Store:
             # in an earlier finalize) are updated.
             self.con.execute("UPDATE links SET position = dom_position WHERE position IS DISTINCT FROM dom_position")
             if n_sources >= template_min_pages:
+                # A template repeats on more than share x sources pages, so it has more links
+                # than that: only such (target, anchor) pairs have their linking pages counted.
                 self.con.execute(
                     """
                     UPDATE links SET position = 'template' FROM (
-                        SELECT target_url, anchor FROM (
-                            SELECT DISTINCT target_url, anchor, source_url FROM links WHERE dom_position = 'content'
-                        ) GROUP BY target_url, anchor HAVING count(*) > ? * ?
+                        SELECT th, ah FROM (
+                            SELECT DISTINCT hash(l.target_url) AS th, hash(l.anchor) AS ah, hash(l.source_url)
+                            FROM links l JOIN (
+                                SELECT hash(target_url) AS th, hash(anchor) AS ah FROM links
+                                WHERE dom_position = 'content' GROUP BY ALL HAVING count(*) > $share * $sources
+                            ) c ON hash(l.target_url) = c.th AND hash(l.anchor) = c.ah
+                            WHERE l.dom_position = 'content'
+                        ) GROUP BY ALL HAVING count(*) > $share * $sources
                     ) t
-                    WHERE links.dom_position = 'content' AND links.target_url = t.target_url
-                      AND links.anchor IS NOT DISTINCT FROM t.anchor
+                    WHERE links.dom_position = 'content' AND hash(links.target_url) = t.th
+                      AND hash(links.anchor) = t.ah
                     """,
-                    [template_share, n_sources],
+                    {"share": template_share, "sources": n_sources},
                 )
         self.con.execute("CHECKPOINT")
 

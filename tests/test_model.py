@@ -247,6 +247,41 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() 
     assert sum(expected) >= len(phrases)
 
 
+@pytest.mark.parametrize("max_features", [None, 6, 17])  # 17: four of eight tied terms
+def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch, max_features: int | None) -> None:
+    """tfidf_vectors (words split by Arrow, counted by sorts) equals sklearn's TfidfVectorizer on
+    ASCII, non-ASCII, empty and stop-word-only documents, with max_features cutting through terms
+    of equal total count, in several text chunks; page_documents' parts equal the joined text."""
+    import pyarrow as pa
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from linkjuice import relevance
+    from linkjuice.relevance import TOKEN_PATTERN, page_documents, term_counts, tfidf_vectors
+
+    rng = np.random.default_rng(11)
+    words = ["bread", "rye", "sourdough", "knife", "whetstone", "grit", "été", "straße", "Σοφία", "日本語", "naïve",
+             "the", "and", "a1", "x", "ab_cd", "9lives", "Über"]
+    docs = [" ".join(rng.choice(words, rng.integers(0, 14))) + rng.choice(["", ".", ", é!", " -- "])
+            for _ in range(400)]
+    docs += ["", "the and of", "   ", "Rye rye RYE", None]
+    docs += ["tie1 tie2 tie3 tie4 tie5 tie6 tie7 tie8"] * 3  # eight terms with the same total count
+    monkeypatch.setattr(relevance, "_TEXT_CHUNK", 500)  # several chunks of documents
+    reference = TfidfVectorizer(sublinear_tf=True, max_features=max_features, dtype=np.float32,
+                                token_pattern=TOKEN_PATTERN, stop_words="english")
+    expected = reference.fit_transform([d or "" for d in docs])
+    got = tfidf_vectors(pa.array(docs, pa.string()), max_features=max_features or 10**9)
+    _, vocabulary = term_counts(docs, max_features=max_features)
+    assert vocabulary.to_pylist() == reference.get_feature_names_out().tolist()
+    assert got.shape == expected.shape and got.dtype == np.float32 and got.has_sorted_indices
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=0, atol=1e-6)
+    # A page's parts count as the text "title title h1 h1 headings main_text".
+    title, h1, headings, main = (docs[k::4][:100] for k in range(4))
+    joined = [f"{t or ''} {t or ''} {h or ''} {h or ''} {hs or ''} {m or ''}" for t, h, hs, m in zip(title, h1, headings, main)]
+    np.testing.assert_allclose(tfidf_vectors(page_documents(title, h1, headings, main)).toarray(),
+                               tfidf_vectors(joined).toarray(), rtol=0, atol=1e-6)
+    assert tfidf_vectors(["", "the and", None]).shape == (3, 1)  # no word at all: one empty column
+
+
 def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     from linkjuice.pipeline import build_link_pairs
 

@@ -223,7 +223,7 @@ def _pairs_of(groups: pa.Table, page: dict[str, np.ndarray], topics: TopicIndex)
         "src": src, "dst": dst, "target_url": groups.column("target_url"), "resolved": resolved, "reason": reason,
         "hops": hops, "nofollow": nofollow, "is_internal": internal, "n_links": groups.column("n_links"),
         "position": groups.column("position"), "anchor": groups.column("anchor"), "anchor_class": anchor_class,
-        "anchor_match": anchor_match, "relevance": pa.nulls(len(src), pa.float64()),
+        "anchor_match": anchor_match,
     })
 
 

@@ -282,6 +282,34 @@ def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch,
     assert tfidf_vectors(["", "the and", None]).shape == (3, 1)  # no word at all: one empty column
 
 
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_sparse_pair_similarity_kernel_equals_row_products(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
+    """pair_similarity of sparse rows, by the numba kernel (merging sorted rows) or by scipy's row
+    products (without numba), equals the dense cosines; -1 pairs get 0; float32 rows give float32 values."""
+    import scipy.sparse as sp
+
+    from linkjuice.relevance import pair_similarity
+
+    if numba == "1" and not importlib.util.find_spec("numba"):
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    rng = np.random.default_rng(7)
+    dense = sp.random(300, 50, density=0.1, dtype=np.float32, random_state=rng).toarray()
+    dense[5] = 0  # a page without words
+    dense /= np.maximum(np.linalg.norm(dense, axis=1), 1e-12)[:, None]
+    ordered = sp.csr_matrix(dense)
+    reverse = np.concatenate([np.arange(lo, hi)[::-1] for lo, hi in zip(ordered.indptr, ordered.indptr[1:])])
+    rows = sp.csr_matrix((ordered.data[reverse], ordered.indices[reverse], ordered.indptr), shape=dense.shape)
+    assert not rows.has_sorted_indices  # columns descending within rows
+    src, dst = rng.integers(-1, 300, 5000).astype(np.int32), rng.integers(-1, 300, 5000).astype(np.int32)
+    src[:3], dst[:3] = (5, 7, 9), (5, 7, -1)
+    got = pair_similarity(rows, src, dst)
+    expected = np.where((src >= 0) & (dst >= 0), np.einsum("ij,ij->i", dense[src], dense[dst]), 0.0)
+    np.testing.assert_allclose(got, np.clip(expected, 0.0, 1.0), rtol=0, atol=1e-6)
+    assert got.dtype == np.float64 and np.array_equal(got, got.astype(np.float32)) and got[2] == 0.0
+    assert got[1] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     from linkjuice.pipeline import build_link_pairs
 
@@ -292,9 +320,9 @@ def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(12)))
     db = _crawl(tmp_path, site)
     with Store(db) as store:
-        whole = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+        whole = store.sql("SELECT * FROM link_pairs")
         build_link_pairs(store, chunk_rows=5)
-        chunked = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+        chunked = store.sql("SELECT * FROM link_pairs")
     assert len(whole) > 20
     import pandas as pd
 
@@ -425,3 +453,44 @@ def test_finalize_marks_content_links_repeated_on_most_pages_as_template(tmp_pat
     assert sale["position"].tolist() == ["template"] and sale["n"].iloc[0] == 12
     assert (marked.loc[marked["anchor"] != "Spring sale", "position"] == "content").all()
     assert (again["position"] == "content").all() and again["n"].sum() == marked["n"].sum()
+
+
+def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
+    """score caches one cosine per link pair in pair_relevance (link_pairs' row order), the view and
+    a rescore read it back with the same numbers as an in-memory computation; a store that kept it
+    in link_pairs (earlier versions) gets it computed again and the old column dropped; rebuilding
+    link_pairs empties the cache."""
+    from linkjuice.pipeline import build_link_pairs, link_flows, page_text
+    from linkjuice.relevance import pair_similarity
+
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 2 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 5 + k) % 10}/'>page {(i * 5 + k) % 10}</a>" for k in range(3)))
+            for i in range(10)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(10)))
+    db = _crawl(tmp_path, site)
+    model = ModelConfig()
+    with Store(db) as store:
+        score_store(store, model=model)
+        first = store.sql("SELECT juice FROM page_scores ORDER BY page_id")["juice"].to_numpy()
+        assert store.link_pairs_state()["relevance"] == "tfidf:"
+        pairs = store.sql("SELECT src, resolved FROM link_pairs")
+        cached = store.sql("SELECT relevance FROM pair_relevance")["relevance"].to_numpy()
+        expected = pair_similarity(page_text(store, model).vectors, pairs["src"].to_numpy(), pairs["resolved"].to_numpy())
+        np.testing.assert_array_equal(cached.astype(np.float64), expected)  # FLOAT keeps the float32 cosines
+        assert 0 < expected.max() <= 1 and len(set(expected.round(6))) > 2
+        view = store.sql("SELECT relevance FROM link_flows")["relevance"].to_numpy()
+        np.testing.assert_array_equal(np.sort(view), np.sort(expected))
+        weights = link_flows(store, model, labels=False).weight  # from the cache, formed by DuckDB
+        # An earlier version's store: relevance in link_pairs, nothing in pair_relevance.
+        store.con.execute("ALTER TABLE link_pairs ADD COLUMN relevance DOUBLE")
+        store.con.execute("DELETE FROM pair_relevance")
+        assert store.link_pairs_state()["relevance"] is None
+        np.testing.assert_allclose(link_flows(store, model, labels=False).weight, weights, rtol=1e-12)
+        score_store(store, model=model)
+        again = store.sql("SELECT juice FROM page_scores ORDER BY page_id")["juice"].to_numpy()
+        assert "relevance" not in store.sql("SELECT * FROM link_pairs LIMIT 0").columns
+        assert len(store.sql("SELECT * FROM pair_relevance")) == len(pairs)
+        build_link_pairs(store)
+        assert store.link_pairs_state()["relevance"] is None
+        assert len(store.sql("SELECT * FROM pair_relevance")) == 0
+    np.testing.assert_allclose(again, first, rtol=1e-9)

@@ -155,19 +155,29 @@ def tfidf_vectors(documents: Texts | Sequence[Part], *, max_features: int = 200_
 
 def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: np.ndarray, *, chunk: int = 20_000) -> np.ndarray:
     """Cosine similarity of rows src[k] and dst[k] for every k (0 where either index is -1).
-    `vectors` is a sparse matrix (tfidf) or a dense array (semantic) of L2-normalised rows.
-    Pairs go in chunks of `chunk`: each gathers two rows per pair, so memory stays near
+    `vectors` is a sparse matrix (tfidf) or a dense array (semantic) of L2-normalised rows, and
+    the cosines are rounded as the vectors' dtype (float32: what the store keeps). Sparse rows go
+    to the numba kernel (_kernels.pair_dots) when it is installed; otherwise, and for dense rows,
+    pairs go in chunks of `chunk`: each gathers two rows per pair, so memory stays near
     chunk x (non-zeros of two rows) however many links a site has."""
-    out = np.zeros(len(src), dtype=np.float64)
-    valid = (np.asarray(src) >= 0) & (np.asarray(dst) >= 0)
-    idx = np.flatnonzero(valid)
+    from .score import _compiled_kernels  # numba is optional: the same rule as the rank kernels
+
+    src, dst = np.asarray(src), np.asarray(dst)
     dense = isinstance(vectors, np.ndarray)
+    kernels = None if dense else _compiled_kernels(len(src))
+    if kernels is not None:
+        rows = sp.csr_matrix(vectors)
+        if not rows.has_sorted_indices:
+            rows = rows.sorted_indices()
+        return np.clip(kernels.pair_dots(rows.indptr, rows.indices, rows.data, src, dst), 0.0, 1.0).astype(np.float64)
+    out = np.zeros(len(src), dtype=np.float64)
+    idx = np.flatnonzero((src >= 0) & (dst >= 0))
     if dense:  # dense rows are gathered whole: keep each gather near 16 MB
         chunk = max(1, min(chunk, (1 << 22) // max(vectors.shape[1], 1)))
     for start in range(0, len(idx), chunk):
         part = idx[start:start + chunk]
-        a = vectors[np.asarray(src)[part]]
-        b = vectors[np.asarray(dst)[part]]
+        a = vectors[src[part]]
+        b = vectors[dst[part]]
         out[part] = np.einsum("ij,ij->i", a, b) if dense else np.asarray(a.multiply(b).sum(axis=1)).ravel()
     return np.clip(out, 0.0, 1.0)
 

@@ -276,7 +276,8 @@ def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch,
     np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=0, atol=1e-6)
     # A page's parts count as the text "title title h1 h1 headings main_text".
     title, h1, headings, main = (docs[k::4][:100] for k in range(4))
-    joined = [f"{t or ''} {t or ''} {h or ''} {h or ''} {hs or ''} {m or ''}" for t, h, hs, m in zip(title, h1, headings, main)]
+    joined = [f"{t or ''} {t or ''} {h or ''} {h or ''} {hs or ''} {m or ''}"
+              for t, h, hs, m in zip(title, h1, headings, main)]
     np.testing.assert_allclose(tfidf_vectors(page_documents(title, h1, headings, main)).toarray(),
                                tfidf_vectors(joined).toarray(), rtol=0, atol=1e-6)
     assert tfidf_vectors(["", "the and", None]).shape == (3, 1)  # no word at all: one empty column
@@ -475,7 +476,8 @@ def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
         assert store.link_pairs_state()["relevance"] == "tfidf:"
         pairs = store.sql("SELECT src, resolved FROM link_pairs")
         cached = store.sql("SELECT relevance FROM pair_relevance")["relevance"].to_numpy()
-        expected = pair_similarity(page_text(store, model).vectors, pairs["src"].to_numpy(), pairs["resolved"].to_numpy())
+        expected = pair_similarity(page_text(store, model).vectors, pairs["src"].to_numpy(),
+                                   pairs["resolved"].to_numpy())
         np.testing.assert_array_equal(cached.astype(np.float64), expected)  # FLOAT keeps the float32 cosines
         assert 0 < expected.max() <= 1 and len(set(expected.round(6))) > 2
         view = store.sql("SELECT relevance FROM link_flows")["relevance"].to_numpy()

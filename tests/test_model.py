@@ -413,7 +413,10 @@ def test_scoring_again_starts_from_the_last_scores(tmp_path: Path) -> None:
 
 def test_a_store_with_the_old_scores_table_keeps_its_scores(tmp_path: Path) -> None:
     """Stores scored before `scores` became a view over page_scores hold a table with URLs and
-    no out_weight: opening one for writing moves its rows, and reading gives the same frame."""
+    no out_weight: read-only they are read as they are; opening one for writing moves its rows,
+    and reading gives the same frame."""
+    from linkjuice.pipeline import export_table
+
     db = _crawl(tmp_path, {"/": _page("Home", SOURDOUGH, "<a href='/a/'>a</a>"),
                            "/a/": _page("A", KNIVES, "<a href='/'>home</a>")})
     with Store(db) as store:
@@ -422,8 +425,11 @@ def test_a_store_with_the_old_scores_table_keeps_its_scores(tmp_path: Path) -> N
         store.con.execute("CREATE TABLE scores AS SELECT p.url, s.* EXCLUDE (out_weight) "
                           "FROM page_scores s JOIN pages p USING (page_id)")
         store.con.execute("DELETE FROM page_scores")
-    with Store(db, read_only=True) as store:  # read as it is
+    with Store(db, read_only=True) as store:  # read as it is, page_scores a temporary view of it
         assert store.sql("SELECT count(*) AS n FROM scores")["n"].iloc[0] == len(before)
+        assert store.sql("SELECT count(juice) AS n FROM page_scores")["n"].iloc[0] == before["juice"].notna().sum()
+    exported = export_table(db, "pages", "csv", tmp_path / "pages.csv")
+    assert exported == len(before) and "juice" in (tmp_path / "pages.csv").read_text().splitlines()[0]
     with Store(db) as store:
         kind = store.sql("SELECT table_type FROM information_schema.tables WHERE table_name = 'scores'")
         after = store.sql("SELECT * FROM scores ORDER BY page_id")

@@ -37,6 +37,8 @@ LINK_COLUMNS: tuple[str, ...] = (
     "found_in",
 )
 REDIRECT_COLUMNS: tuple[str, ...] = ("source_url", "status", "target_url")
+PAGE_SCORE_COLUMNS: tuple[str, ...] = ("page_id", "inlinks", "outlinks", "pagerank", "juice", "juice_score",
+                                       "teleport", "backlink_share", "section", "out_weight")
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
 SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
@@ -195,7 +197,7 @@ class Store:
             if not self.read_only:
                 # Tables added by later stages (findings, imports...) appear on first writable open.
                 self.con.execute(_DDL)
-                self._scores_as_view()
+            self._scores_as_view()
             return
         if tables:
             raise StoreError(f"{self.path} is a DuckDB file but not a linkjuice store")
@@ -205,8 +207,9 @@ class Store:
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def _scores_as_view(self) -> None:
-        """A store scored by an older version holds `scores` as a table with URLs: its rows move
-        to page_scores and `scores` becomes the view."""
+        """A store scored by an older version holds `scores` as a table with URLs: opened for
+        writing, its rows move to page_scores and `scores` becomes the view; opened read-only, a
+        temporary page_scores view reads it."""
         kind = _first(self.con.execute(
             "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
             "AND table_name = 'scores'").fetchall())
@@ -214,12 +217,12 @@ class Store:
             return
         old = {r[0] for r in self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'scores'").fetchall()}
-        new = [r[0] for r in self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'page_scores' "
-            "ORDER BY ordinal_position").fetchall()]
+        select = ", ".join(c if c in old else f"NULL AS {c}" for c in PAGE_SCORE_COLUMNS)
+        if self.read_only:
+            self.con.execute(f"CREATE TEMP VIEW page_scores AS SELECT {select} FROM scores")
+            return
         with self.transaction():
-            self.con.execute(f"INSERT INTO page_scores ({', '.join(new)}) SELECT "
-                             f"{', '.join(c if c in old else 'NULL' for c in new)} FROM scores")
+            self.con.execute(f"INSERT INTO page_scores ({', '.join(PAGE_SCORE_COLUMNS)}) SELECT {select} FROM scores")
             self.con.execute("DROP TABLE scores")
             self.con.execute(_DDL)
 
@@ -831,7 +834,7 @@ class Store:
             "p.redirect_to, p.error, p.blocked_by_robots, p.is_html, p.noindex, p.nofollow, "
             "s.inlinks, s.outlinks, s.pagerank, s.juice, s.juice_score, s.teleport, s.backlink_share, "
             "s.section, p.crawled_at "
-            "FROM pages p LEFT JOIN scores s USING (url)) "
+            "FROM pages p LEFT JOIN page_scores s USING (page_id)) "
         )
         return self.con.execute(view + sql, list(params)).df()
 
@@ -852,7 +855,7 @@ class Store:
             "p.depth, p.found_via, p.in_sitemap, p.indexable, p.indexability, p.title, p.h1, "
             "p.meta_robots, p.x_robots_tag, p.canonical, p.lang, p.word_count, p.redirect_to, p.error, "
             "p.blocked_by_robots, s.inlinks, s.outlinks, s.pagerank, s.juice, s.juice_score "
-            "FROM pages p LEFT JOIN scores s USING (url) ORDER BY s.juice DESC NULLS LAST, p.url)",
+            "FROM pages p LEFT JOIN page_scores s USING (page_id) ORDER BY s.juice DESC NULLS LAST, p.url)",
             # In the order the crawl stored them (each page's links together, in page order): a
             # sort of every link costs 4-7x the export itself on a big store.
             "links": "(SELECT source_url, target_url, anchor, rel, nofollow, position, dom_position, "
@@ -881,7 +884,7 @@ class Store:
         "p.x_robots_tag, p.canonical, p.lang, p.word_count, p.redirect_to, p.error, p.blocked_by_robots, "
         "p.is_html, p.noindex, p.nofollow, p.crawled_at, s.inlinks, s.outlinks, s.pagerank, s.juice, "
         "s.juice_score, s.teleport, s.backlink_share, s.section "
-        "FROM pages p LEFT JOIN scores s USING (url) ORDER BY p.page_id, p.url",
+        "FROM pages p LEFT JOIN page_scores s USING (page_id) ORDER BY p.page_id, p.url",
         "links": "SELECT s.page_id AS source_id, l.source_url, t.page_id AS target_id, l.target_url, l.anchor, "
         "l.rel, l.nofollow, l.position, l.dom_position, l.link_order, l.is_internal FROM links l "
         "LEFT JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url "
@@ -916,7 +919,7 @@ class Store:
     # Filter and sort columns are checked against the query's own columns; values are parameters.
     BROWSE: dict[str, tuple[str, str, bool, str]] = {
         "pages": ("SELECT p.url, p.title, p.status, p.indexability, p.depth, p.in_sitemap, s.section, s.inlinks, "
-                  "s.outlinks, s.juice, s.juice_score, s.pagerank FROM pages p LEFT JOIN scores s USING (url)",
+                  "s.outlinks, s.juice, s.juice_score, s.pagerank FROM pages p LEFT JOIN page_scores s USING (page_id)",
                   "juice", True, "url"),
         "findings": ("SELECT finding_id, severity, code, url, item_count, juice_at_stake, explanation, fix "
                      "FROM findings", "finding_id", False, "finding_id"),
@@ -1044,7 +1047,7 @@ class Store:
         """Per click depth (NULL: not reachable by links): pages, their juice and median score."""
         return self.con.execute(
             "SELECT p.depth, count(*) AS pages, count(s.juice) AS ranked, coalesce(sum(s.juice), 0) AS juice, "
-            "median(s.juice_score) AS median_score FROM pages p LEFT JOIN scores s USING (url) "
+            "median(s.juice_score) AS median_score FROM pages p LEFT JOIN page_scores s USING (page_id) "
             "GROUP BY p.depth ORDER BY p.depth NULLS LAST"
         ).df()
 
@@ -1158,7 +1161,7 @@ class Store:
                    c.status AS canonical_status, c.indexability AS canonical_indexability,
                    s.juice, s.juice_score
             FROM pages p
-            LEFT JOIN scores s ON s.url = p.url
+            LEFT JOIN page_scores s ON s.page_id = p.page_id
             LEFT JOIN pages c ON c.url = p.canonical
             ORDER BY p.page_id
             """
@@ -1836,7 +1839,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                {reason} AS reason,
                p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
         FROM {pairs}
-        JOIN scores sc ON sc.page_id = p.src
+        JOIN page_scores sc ON sc.page_id = p.src
         JOIN pages s ON s.page_id = p.src
         LEFT JOIN pages t ON t.page_id = p.dst
         LEFT JOIN pages r ON r.page_id = p.resolved

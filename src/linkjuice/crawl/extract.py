@@ -337,11 +337,10 @@ def _own_of(node: LexborNode) -> _Own | None:
 def _candidates(tree: LexborHTMLParser, html: bytes) -> list[LexborNode]:
     """The elements matching _CANDIDATES, in document order (an element may come twice).
 
-    Where few elements have a class or id (counted roughly in the markup: the choice only decides
-    the speed), the engine selects every classed element and the stems are tested here.
+    Where few elements have a class (counted roughly in the markup: the choice only decides the
+    speed), the engine selects every element with a class or id and the stems are tested here.
     """
-    classed = html.count(b"class=") + html.count(b"id=")
-    if classed * 8 >= html.count(b"<"):
+    if html.count(b"class=") * 8 >= html.count(b"<"):
         return _css(tree.root, _CANDIDATES)
     found = []
     for node in _css(tree.root, _CLASSED_CANDIDATES):

@@ -370,19 +370,22 @@ class _Regions:
         self._memo: dict[int, _State] = {}
 
     def state(self, node: LexborNode | None) -> _State:
+        memo, own = self._memo, self.own
         path: list[int] = []
         state = _ROOT_STATE
         while node is not None:
             key = node.mem_id
-            known = self._memo.get(key)
+            known = memo.get(key)
             if known is not None:
                 state = known
                 break
             path.append(key)
             node = node.parent
         for key in reversed(path):
-            state = self._step(state, self.own.get(key))
-            self._memo[key] = state
+            step = own.get(key)
+            if step is not None:  # most elements say nothing about regions: they inherit as is
+                state = self._step(state, step)
+            memo[key] = state
         return state
 
     def is_region(self, node: LexborNode) -> bool:
@@ -393,9 +396,7 @@ class _Regions:
         return not (own.region in (_HEADER, _FOOTER) and self.state(node.parent).in_container)
 
     @staticmethod
-    def _step(parent: _State, own: _Own | None) -> _State:
-        if own is None:
-            return parent
+    def _step(parent: _State, own: _Own) -> _State:
         semantic, conventional = parent.semantic, parent.conventional
         if own.main:
             conventional = None  # <main> is the main content, whatever a wrapper's class says

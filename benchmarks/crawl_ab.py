@@ -9,7 +9,8 @@ time, each against its own nginx worker, in processes started with PYTHONPATH se
 source; both see the same load. The crawl is crawl_phase.py's (uvloop, rare collections,
 concurrency 16, robots.txt and sitemaps off). Rounds alternate which version starts first.
 Reports, per round and as the median over rounds, the CPU µs a page of the event loop's process
-(its threads included), of the extraction workers and of nginx, and new / old.
+(its threads included), of the extraction workers and of nginx, their total, and new / old; and
+each crawl's wall seconds (the two compete for the same cores: only a hint).
 """
 
 from __future__ import annotations
@@ -28,21 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_crawl import Nginx, generate_site  # noqa: E402
 
 _CRAWL = """
-import asyncio, json, resource, sys
+import asyncio, json, resource, sys, time
 from linkjuice.config import CrawlConfig
 from linkjuice.crawl.crawler import Crawler, _loop_factory, rare_collections
 from linkjuice.store import Store
 def cpu():
     return {who: (u := resource.getrusage(getattr(resource, f"RUSAGE_{who.upper()}"))).ru_utime + u.ru_stime
             for who in ("self", "children")}
-before = cpu()
+before, started = cpu(), time.perf_counter()
 with Store(sys.argv[2]) as store:
     config = CrawlConfig(start_url=sys.argv[1], obey_robots=False, use_sitemaps=False, concurrency=16)
     crawler = Crawler(config, store)
     with asyncio.Runner(loop_factory=_loop_factory(config)) as runner, rare_collections():
         summary = runner.run(crawler.run())
-after = cpu()
-print(json.dumps({"pages": summary.pages, **{who: after[who] - before[who] for who in after}}))
+after, seconds = cpu(), time.perf_counter() - started
+print(json.dumps({"pages": summary.pages, "seconds": seconds, **{who: after[who] - before[who] for who in after}}))
 """
 
 
@@ -91,10 +92,11 @@ def main() -> None:
                     rows[name].append({"loop": result["self"] / n * 1e6, "workers": result["children"] / n * 1e6,
                                        "nginx": (_process_cpu(nginx_pids[name]) - nginx0[name]) / n * 1e6})
                     rows[name][-1]["total"] = sum(rows[name][-1].values())
+                    rows[name][-1]["wall s"] = result["seconds"]
                 print(f"round {round_ + 1} ({' first, '.join(order)} second), CPU µs a page: "
                       + "; ".join(f"{k} {rows['old'][-1][k]:.0f} -> {rows['new'][-1][k]:.0f}"
                                   for k in rows["old"][-1]), flush=True)
-            print(f"median of {args.rounds} rounds, CPU µs a page (old -> new, new/old):")
+            print(f"median of {args.rounds} rounds, CPU µs a page and wall s (old -> new, new/old):")
             for key in rows["old"][0]:
                 old = statistics.median(r[key] for r in rows["old"])
                 new = statistics.median(r[key] for r in rows["new"])

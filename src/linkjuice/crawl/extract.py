@@ -452,6 +452,20 @@ def _shared_hrefs(base: str | None, strip_tracking: bool) -> dict[str, str | Non
     return cache[1]
 
 
+def _resolve(href: str, base: str | None, strip_tracking: bool, shared: dict[str, str | None],
+             page: dict[str, str | None]) -> str | None:
+    """normalize_url(href, base), remembered: in `shared` (see _shared_hrefs) when the href means
+    the same on every page of base's origin (root-relative or absolute), else in `page`."""
+    url = normalize_url(href, base, strip_tracking=strip_tracking)
+    if href.startswith(("/", "http://", "https://")) and not href.startswith("//"):
+        if len(shared) >= _MAX_SHARED_HREFS:
+            shared.clear()
+        shared[href] = url
+    else:
+        page[href] = url
+    return url
+
+
 class _LinkColumns(NamedTuple):
     """A page's links as columns (cheap to build and to send between processes)."""
 
@@ -492,13 +506,7 @@ def _extract_links(
         elif href in resolved:
             url = resolved[href]
         else:
-            url = normalize_url(href, base, strip_tracking=strip_tracking)
-            if href.startswith(("/", "http://", "https://")) and not href.startswith("//"):
-                if len(shared) >= _MAX_SHARED_HREFS:
-                    shared.clear()
-                shared[href] = url
-            else:
-                resolved[href] = url
+            url = _resolve(href, base, strip_tracking, shared, resolved)
         if url is None:
             continue
         rel = attrs.get("rel")
@@ -722,11 +730,12 @@ def extract_columns(
     robots_tokens = set(re.split(r"[\s,]+", meta_robots or ""))
     page_nofollow = not robots_tokens.isdisjoint(("nofollow", "none"))
 
-    canonical = (
-        normalize_url(canonical_href, base, strip_tracking=strip_tracking)
-        if canonical_href
-        else None
-    )
+    canonical = None
+    if canonical_href:
+        # Usually an href that links on earlier pages had (the page was found through one).
+        shared = _shared_hrefs(base, strip_tracking)
+        canonical = shared[canonical_href] if canonical_href in shared else _resolve(
+            canonical_href, base, strip_tracking, shared, {})
     html = tree.root
     lang = _clean(html.attributes.get("lang")) if html is not None and html.tag == "html" else ""
     title_node, h1_node, heading_nodes = _titles(tree)

@@ -634,7 +634,7 @@ class Crawler:
     def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None,
                   columns: PageColumns | None = None) -> None:
         url = page["url"]
-        if columns is None and _looks_binary(result.body):  # columns come only for a text body
+        if columns is None and _looks_binary(result.body):  # with a worker's columns, _process sniffed it
             page.update(is_html=False, error=page["error"] or "binary content served as HTML: not parsed")
             page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
             return

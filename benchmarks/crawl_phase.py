@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/crawl_phase.py --pages 20000 --repeat 2
     PYTHONPATH=/path/to/other/src .venv/bin/python benchmarks/crawl_phase.py   # another version
 
-Crawls the generated site of bench_crawl.py (served by one nginx worker) with `Crawler.run()`
-(concurrency 16, robots.txt and sitemaps off; no finalize, no scoring) and reports pages/s, then
-the CPU µs a page of the event loop's process (its threads included), of the extraction workers
-and of nginx, and the cores each kept busy. On a shared machine compare versions in the same
+Crawls the generated site of bench_crawl.py (served by one nginx worker) with `Crawler.run()`, on
+the event loop and with the cycle-collector thresholds of `linkjuice crawl` (crawler.crawl: uvloop,
+rare_collections), concurrency 16, robots.txt and sitemaps off (no finalize, no scoring), and
+reports pages/s, then the CPU µs a page of the event loop's process (its threads included), of the
+extraction workers and of nginx, and the cores each kept busy. On a shared machine compare versions in the same
 minutes: the kernel's autogroup scheduling gives a crawl one share of the machine, so under heavy
 load its wall time follows its total CPU, and only a lightly loaded machine shows stalls.
 """
@@ -46,7 +47,7 @@ def main() -> None:
 
     import linkjuice
     from linkjuice.config import CrawlConfig
-    from linkjuice.crawl.crawler import Crawler
+    from linkjuice.crawl.crawler import Crawler, _loop_factory, rare_collections
     from linkjuice.store import Store
 
     print(f"linkjuice from {Path(linkjuice.__file__).parent}")
@@ -68,7 +69,8 @@ def main() -> None:
                     config = CrawlConfig(start_url=server.url, obey_robots=False, use_sitemaps=False,
                                          concurrency=args.concurrency)
                     crawler = Crawler(config, store)
-                    summary = asyncio.run(crawler.run())
+                    with asyncio.Runner(loop_factory=_loop_factory(config)) as runner, rare_collections():
+                        summary = runner.run(crawler.run())
                 wall = time.perf_counter() - started
                 loop_cpu = _cpu(resource.RUSAGE_SELF) - self0
                 workers_cpu = _cpu(resource.RUSAGE_CHILDREN) - kids0  # the workers are reaped at the end

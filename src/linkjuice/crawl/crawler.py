@@ -155,6 +155,7 @@ class Crawler:
         self.on_progress = on_progress
         self.robots = RobotsRules.allow_all()
         self._throttles: dict[str, HostThrottle] = {}
+        self._interval: float | None = None  # seconds between requests to a host (see _throttle)
         self._seen: set[int] = set()
         self._next_seq = 0
         self._cursor = -1
@@ -176,6 +177,10 @@ class Crawler:
         self._tail: deque[tuple[int, str, int | None, str, str | None, int]] | None = None
         self._wake = asyncio.Event()
         self._site_of_origin: dict[str, bool] = {}
+        # The start URL's origin and a slash: a link starting with it is internal (most links are),
+        # known without _internal's lookups.
+        origin_end = start.find("/", 8)
+        self._home = (start if origin_end < 0 else start[:origin_end]) + "/"
         self._patterns = bool(config.include or config.exclude)
         self._pool: ExtractPool | None = None
         self._low_water = config.concurrency * 4  # queued rows below which the loop reads the frontier
@@ -220,13 +225,19 @@ class Crawler:
             backoff=self.config.backoff, concurrency=self.config.concurrency,
         )
 
-    def _throttle(self, url: str) -> HostThrottle:
+    def _throttle(self, url: str) -> HostThrottle | None:
+        """The throttle of the URL's host; None when requests are not spaced (no rate, no
+        crawl-delay), the usual case, which then costs no parsing of the URL's host."""
+        if self._interval is None:  # decided at the first page, once robots.txt is read
+            interval = 1.0 / self.config.rate if self.config.rate else 0.0
+            delay = self.robots.crawl_delay() if self.config.obey_robots else None
+            self._interval = max(interval, delay or 0.0)
+        if self._interval <= 0:
+            return None
         host = host_of(url)
         throttle = self._throttles.get(host)
         if throttle is None:
-            interval = 1.0 / self.config.rate if self.config.rate else 0.0
-            delay = self.robots.crawl_delay() if self.config.obey_robots else None
-            throttle = self._throttles[host] = HostThrottle(max(interval, delay or 0.0))
+            throttle = self._throttles[host] = HostThrottle(self._interval)
         return throttle
 
     def _discover(self, url: str, *, depth: int | None, via: str, source: str | None, hops: int = 0) -> None:
@@ -570,7 +581,9 @@ class Crawler:
             self._add_page(seq=seq, url=url, depth=depth, via=via, blocked=True,
                            result=FetchResult(url=url, status=None, error=self._robots_failure or "blocked by robots.txt"))
             return
-        await self._throttle(url).wait()
+        throttle = self._throttle(url)
+        if throttle is not None:
+            await throttle.wait()
         result = await fetcher.fetch(url)
         columns = None
         if (self._pool is not None and result.rendered is None and _content_type(result)[1]
@@ -621,7 +634,7 @@ class Crawler:
     def _add_html(self, page: dict[str, Any], result: FetchResult, *, depth: int | None,
                   columns: PageColumns | None = None) -> None:
         url = page["url"]
-        if _looks_binary(result.body):
+        if columns is None and _looks_binary(result.body):  # with a worker's columns, _process sniffed it
             page.update(is_html=False, error=page["error"] or "binary content served as HTML: not parsed")
             page["noindex"], page["nofollow"] = _robots_flags(page["x_robots_tag"])
             return
@@ -655,7 +668,8 @@ class Crawler:
         )
         n = len(urls)
         if n:
-            internal = [self._internal(u) for u in urls]
+            home, internal_of = self._home, self._internal
+            internal = [u.startswith(home) or internal_of(u) for u in urls]
             if nofollow:
                 nofollows = [True] * n
             elif link_nofollow is not None:

@@ -91,7 +91,11 @@ def _clean(text: str | None) -> str:
     if not text:
         return ""
     if text.isprintable():  # no control characters nor line breaks (the usual anchor): skip the regex
-        return " ".join(text.split())
+        # Its only whitespace is " " (the one printable space): text without a double or an edge
+        # space is clean already, and testing that costs less than splitting a paragraph.
+        if "  " in text or text[0] == " " or text[-1] == " ":
+            return " ".join(text.split())
+        return text
     return " ".join(_CONTROL.sub("", text).split())
 
 
@@ -252,13 +256,19 @@ _SITE_WORDS = frozenset((
 _PRIORITY = {_HEADER: 1, _NAV: 2, _ASIDE: 3, _FOOTER: 4}
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ASCII_WORD = re.compile(r"[a-z]+")
-# Elements worth classifying; the CSS engine pre-filters so Python only sees a few.
+# Elements worth classifying: a semantic tag, a role, or a class/id holding a stem (ASCII case
+# aside). The CSS engine pre-filters so Python only sees a few.
 _CLASS_STEMS = ("nav", "menu", "crumb", "header", "masthead", "topbar", "footer", "colophon",
                 "sidebar", "aside", "widget", "related")
+_CANDIDATE_TAGS = frozenset(("nav", "header", "footer", "aside", "article", "main", "noscript"))
+_SEMANTIC_QUERY = ", ".join((*sorted(_CANDIDATE_TAGS), "[role]"))
 _CANDIDATES = ", ".join((
-    "nav", "header", "footer", "aside", "article", "main", "noscript", "[role]",
-    *(f'[{attr}*="{stem}" i]' for stem in _CLASS_STEMS for attr in ("class", "id")),
+    _SEMANTIC_QUERY, *(f'[{attr}*="{stem}" i]' for stem in _CLASS_STEMS for attr in ("class", "id")),
 ))
+# The same elements when few have a class or id: the 24 substring tests cost the CSS engine about
+# 0.5 µs an element, more than testing the few classed elements here.
+_CLASSED_CANDIDATES = f"{_SEMANTIC_QUERY}, [class], [id]"
+_STEM = re.compile("|".join(_CLASS_STEMS), re.IGNORECASE | re.ASCII)  # ASCII-only, like CSS's i
 
 
 def _token_region(token: str) -> LinkPosition | None:
@@ -300,13 +310,10 @@ class _State(NamedTuple):
     semantic: LinkPosition | None  # nearest tier-1 region
     conventional: LinkPosition | None  # nearest tier-2 region
     in_noscript: bool
-
-    @property
-    def position(self) -> LinkPosition:
-        return self.semantic or self.conventional or _CONTENT
+    position: str  # of a link inside: the LinkPosition value, decided once per state, not per link
 
 
-_ROOT_STATE = _State(False, None, None, False)
+_ROOT_STATE = _State(False, None, None, False, _CONTENT.value)
 
 
 def _own_of(node: LexborNode) -> _Own | None:
@@ -331,6 +338,23 @@ def _own_of(node: LexborNode) -> _Own | None:
     return _Own(region, False, container, main, noscript)
 
 
+def _candidates(tree: LexborHTMLParser, html: bytes) -> list[LexborNode]:
+    """The elements matching _CANDIDATES, in document order (an element may come twice).
+
+    Where few elements have a class (counted roughly in the markup: the choice only decides the
+    speed), the engine selects every element with a class or id and the stems are tested here.
+    """
+    if html.count(b"class=") * 8 >= html.count(b"<"):
+        return _css(tree.root, _CANDIDATES)
+    found = []
+    for node in _css(tree.root, _CLASSED_CANDIDATES):
+        attrs = node.attributes
+        if (node.tag in _CANDIDATE_TAGS or "role" in attrs or _STEM.search(attrs.get("class") or "")
+                or _STEM.search(attrs.get("id") or "")):
+            found.append(node)
+    return found
+
+
 class _Regions:
     """Region state of elements, computed once per element and memoised by node identity.
 
@@ -338,10 +362,10 @@ class _Regions:
     page is linear in the number of elements visited, however deep or repetitive the markup.
     """
 
-    def __init__(self, tree: LexborHTMLParser) -> None:
+    def __init__(self, tree: LexborHTMLParser, html: bytes) -> None:
         self.own: dict[int, _Own] = {}
         self.region_nodes: list[LexborNode] = []  # elements that name a region, in document order
-        for node in _css(tree.root, _CANDIDATES):
+        for node in _candidates(tree, html):
             own = _own_of(node)
             if own is not None:
                 self.own[node.mem_id] = own
@@ -350,19 +374,22 @@ class _Regions:
         self._memo: dict[int, _State] = {}
 
     def state(self, node: LexborNode | None) -> _State:
+        memo, own = self._memo, self.own
         path: list[int] = []
         state = _ROOT_STATE
         while node is not None:
             key = node.mem_id
-            known = self._memo.get(key)
+            known = memo.get(key)
             if known is not None:
                 state = known
                 break
             path.append(key)
             node = node.parent
         for key in reversed(path):
-            state = self._step(state, self.own.get(key))
-            self._memo[key] = state
+            step = own.get(key)
+            if step is not None:  # most elements say nothing about regions: they inherit as is
+                state = self._step(state, step)
+            memo[key] = state
         return state
 
     def is_region(self, node: LexborNode) -> bool:
@@ -373,9 +400,7 @@ class _Regions:
         return not (own.region in (_HEADER, _FOOTER) and self.state(node.parent).in_container)
 
     @staticmethod
-    def _step(parent: _State, own: _Own | None) -> _State:
-        if own is None:
-            return parent
+    def _step(parent: _State, own: _Own) -> _State:
         semantic, conventional = parent.semantic, parent.conventional
         if own.main:
             conventional = None  # <main> is the main content, whatever a wrapper's class says
@@ -387,7 +412,7 @@ class _Regions:
                 conventional = region
         return _State(
             parent.in_container or own.container, semantic, conventional,
-            parent.in_noscript or own.noscript,
+            parent.in_noscript or own.noscript, (semantic or conventional or _CONTENT).value,
         )
 
 
@@ -425,6 +450,20 @@ def _shared_hrefs(base: str | None, strip_tracking: bool) -> dict[str, str | Non
     if cache is None or cache[0] != key:
         cache = _engines.hrefs = (key, {})
     return cache[1]
+
+
+def _resolve(href: str, base: str | None, strip_tracking: bool, shared: dict[str, str | None],
+             page: dict[str, str | None]) -> str | None:
+    """normalize_url(href, base), remembered: in `shared` (see _shared_hrefs) when the href means
+    the same on every page of base's origin (root-relative or absolute), else in `page`."""
+    url = normalize_url(href, base, strip_tracking=strip_tracking)
+    if href.startswith(("/", "http://", "https://")) and not href.startswith("//"):
+        if len(shared) >= _MAX_SHARED_HREFS:
+            shared.clear()
+        shared[href] = url
+    else:
+        page[href] = url
+    return url
 
 
 class _LinkColumns(NamedTuple):
@@ -467,13 +506,7 @@ def _extract_links(
         elif href in resolved:
             url = resolved[href]
         else:
-            url = normalize_url(href, base, strip_tracking=strip_tracking)
-            if href.startswith(("/", "http://", "https://")) and not href.startswith("//"):
-                if len(shared) >= _MAX_SHARED_HREFS:
-                    shared.clear()
-                shared[href] = url
-            else:
-                resolved[href] = url
+            url = _resolve(href, base, strip_tracking, shared, resolved)
         if url is None:
             continue
         rel = attrs.get("rel")
@@ -483,7 +516,7 @@ def _extract_links(
         urls.append(url)
         anchors.append(_anchor_text(node, attrs))
         rels.append(rel or "")
-        positions.append((state.semantic or state.conventional or _CONTENT).value)
+        positions.append(state.position)
         if len(urls) >= max_links:
             break
     return links
@@ -528,15 +561,9 @@ def _main_text(tree: LexborHTMLParser, regions: _Regions, max_chars: int) -> str
             else:
                 node.insert_before(_BREAK)
                 node.insert_after(_BREAK)
-        lines: list[str] = []
-        size = 0
-        for chunk in candidate.text().split(_BREAK):
-            line = _clean(chunk)
-            if line:
-                lines.append(line)
-                size += len(line) + 1
-                if size > max_chars:
-                    break
+        # At most 2 * (max_chars // 4) + 1 chunks (see above): cleaning them all, then cutting the
+        # joined text, costs less than counting the size line by line.
+        lines = [line for chunk in candidate.text().split(_BREAK) if chunk and (line := _clean(chunk))]
         if lines or candidate is body:
             return "\n".join(lines)[:max_chars].rstrip()
     return ""
@@ -703,17 +730,18 @@ def extract_columns(
     robots_tokens = set(re.split(r"[\s,]+", meta_robots or ""))
     page_nofollow = not robots_tokens.isdisjoint(("nofollow", "none"))
 
-    canonical = (
-        normalize_url(canonical_href, base, strip_tracking=strip_tracking)
-        if canonical_href
-        else None
-    )
+    canonical = None
+    if canonical_href:
+        # Usually an href that links on earlier pages had (the page was found through one).
+        shared = _shared_hrefs(base, strip_tracking)
+        canonical = shared[canonical_href] if canonical_href in shared else _resolve(
+            canonical_href, base, strip_tracking, shared, {})
     html = tree.root
     lang = _clean(html.attributes.get("lang")) if html is not None and html.tag == "html" else ""
     title_node, h1_node, heading_nodes = _titles(tree)
     headings = "\n".join(text for node in heading_nodes if (text := _clean(node.text())))
 
-    regions = _Regions(tree)
+    regions = _Regions(tree, data)
     links = _extract_links(tree, regions, base, strip_tracking=strip_tracking, max_links=max_links)
     title = _node_text(title_node)
     h1 = _node_text(h1_node)

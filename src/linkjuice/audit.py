@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from .anchors import is_generic_normalized, normalize_anchor
+from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
 
 __all__ = [
@@ -558,19 +559,25 @@ def _what_broken(status: Any, error: Any) -> str:
 def _broken_links(ctx: _Context) -> _Part:
     links = ctx.links
     items = _plain(links[ctx.state_in(links["dst"], _BROKEN_STATES)])
+    if items.empty:
+        return _empty_part()
+    # What each broken page does, worded once per page: a page is the target of many links.
+    dst = items["dst"].to_numpy(np.int64)
+    ids = np.unique(dst)
     pages = ctx.pages
-    row_of = items.drop_duplicates("target_url").set_index("target_url")["dst"]
+    what = pd.Series([_what_broken(s, e) for s, e in zip(pages["status"].iloc[ids], pages["error"].iloc[ids])],
+                     index=ids, dtype=object)
+    what_of_url = dict(zip(pages["url"].iloc[ids], what))
 
-    def describe(r: Any) -> tuple[str, str]:
-        page = pages.iloc[int(row_of[r.url])]
-        return (f"{r.url} {_what_broken(page['status'], page['error'])}. {_plural(r.item_count, 'link')} on "
-                f"{_plural(r.sources, 'page')} point at it, and the juice they would pass is lost.",
+    @_whole_frame
+    def describe(f: pd.DataFrame) -> tuple[Any, Any]:
+        url = f["url"].astype(str).reset_index(drop=True)
+        return (url + " " + url.map(what_of_url) + ". " + _plural_v(f["item_count"], "link") + " on "
+                + _plural_v(f["sources"], "page") + " point at it, and the juice they would pass is lost.",
                 "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
                 "redirect it to its new address.")
 
-    return _link_part("broken-links", items, describe, detail=pd.Series(
-        [_what_broken(s, e) for s, e in zip(pages["status"].iloc[items["dst"]], pages["error"].iloc[items["dst"]])],
-        dtype=object) if len(items) else None)
+    return _link_part("broken-links", items, describe, detail=pd.Series(what.loc[dst].to_numpy(), dtype=object))
 
 
 def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
@@ -595,7 +602,11 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         ["redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain"],
         "links-to-redirects")
     red["code"] = code
-    linked = red["page_id"].isin(ctx.links["dst"])
+    # Which pages some link points at, as a mask by page id (no hashing of millions of links).
+    link_dst = ctx.links["dst"].to_numpy(np.int64)
+    linked_page = np.zeros(len(pages), bool)
+    linked_page[link_dst[link_dst >= 0]] = True
+    linked = pd.Series(linked_page[red["page_id"].to_numpy(np.int64)], index=red.index)
     # A redirect reached only through another redirect is part of that one's finding.
     entry = linked | (red["found_via"] != "redirect")
     red = red[entry & ((red["code"] != "links-to-redirects") | linked)].set_index("url")
@@ -642,7 +653,9 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         subset = red[red["code"] == code_name]
         if subset.empty:
             continue
-        items = _plain(links[links["dst"].isin(subset["page_id"])])
+        chosen = np.zeros(len(pages), bool)
+        chosen[subset["page_id"].to_numpy(np.int64)] = True
+        items = _plain(links[(link_dst >= 0) & chosen[np.maximum(link_dst, 0)]])
         juice_col = "juice"  # a followed link to a redirect carries its juice either on or into the void
         items = items.assign(counted=np.where(items["reason"] == "nofollow", 0.0, items[juice_col]))
         part = _link_part(code_name, items, describe_for(code_name), juice_col="counted",
@@ -832,7 +845,9 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     n = len(pages)
     is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
     shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
-    frame = pages.assign(juice_at_stake=shortfall, inlinks=_followed_inlinks(ctx))
+    # Only the columns the texts read: the findings take their rows from this frame.
+    frame = pages[["url", "juice", "juice_score", "depth"]].assign(juice_at_stake=shortfall,
+                                                                    inlinks=_followed_inlinks(ctx))
     parts = []
 
     score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
@@ -997,14 +1012,15 @@ def _anchors(ctx: _Context) -> list[_Part]:
     if links.empty:
         return []
     anchor = links["anchor"].astype("category")
-    uniques = anchor.cat.categories.astype(object)
+    uniques = anchor.cat.categories
     # Normalise each distinct anchor once (templates repeat the same text on every page); the
     # last slot stands for links without anchor text.
     row = anchor.cat.codes.to_numpy(np.int64)
     row = np.where(row >= 0, row, len(uniques))
-    norm_of = np.array([normalize_anchor(str(a)) for a in uniques] + [""], dtype=object)
+    normalized = normalize_anchors(pa.array(uniques))
+    norm_of = np.append(normalized.to_numpy(zero_copy_only=False), "").astype(object)
     empty_of = norm_of == ""
-    generic_of = np.array([is_generic_normalized(a) for a in norm_of], dtype=bool) & ~empty_of
+    generic_of = np.append(generic_normalized_mask(normalized), False) & ~empty_of
     empty, generic = empty_of[row], generic_of[row]
     target_code = links["target_url"].cat.codes.to_numpy(np.int64)
     target_urls = links["target_url"].cat.categories.astype(object)

@@ -78,6 +78,8 @@ def snapshot(stores: Path, out: Path) -> None:
             result.items.to_parquet(f"{base}.items.parquet")
             result.juice_flow.to_parquet(f"{base}.flow.parquet")
             summary = {k: v for k, v in result.summary.items() if k != "audited_at"}
+            summary["dtypes"] = {name: {c: str(t) for c, t in frame.dtypes.items()} for name, frame in
+                                 (("findings", result.findings), ("items", result.items), ("flow", result.juice_flow))}
             Path(f"{base}.summary.json").write_text(json.dumps(summary, sort_keys=True, default=str))
             print(f"{base.name}: {len(result.findings)} findings, {len(result.items)} items", flush=True)
 

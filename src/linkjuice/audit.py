@@ -431,8 +431,9 @@ def _texts(describe: Callable[[Any], tuple[Any, Any]], frame: pd.DataFrame) -> t
     """(explanations, fixes) of the rows of `frame`: a list each, or arrays from a whole-frame describe."""
     if getattr(describe, "whole_frame", False):
         explanation, fix = describe(frame)
-        return (explanation.to_numpy() if isinstance(explanation, pd.Series) else explanation,
-                fix.to_numpy() if isinstance(fix, pd.Series) else fix)
+        # .array, not .to_numpy(): Arrow-backed strings stay so (no Python string per row).
+        return (explanation.array if isinstance(explanation, pd.Series) else explanation,
+                fix.array if isinstance(fix, pd.Series) else fix)
     texts = [describe(r) for r in _rows(frame)]
     return [e for e, _ in texts], [f for _, f in texts]
 
@@ -467,9 +468,28 @@ def _link_part(
 ) -> _Part:
     """Findings made of links: one finding per `url` (default: the link target) and finding
     anchor; juice at stake = the sum of the links' juice. `describe` gets the aggregated row
-    (url, anchor, item_count, juice_at_stake, sources, first_anchor) and returns (explanation, fix)."""
+    (url, finding_anchor, item_count, juice_at_stake, sources) and returns (explanation, fix)."""
     if items.empty:
         return _empty_part()
+    target = url if url is not None else items["target_url"]
+    # Groups by integer codes, numbered in order of first appearance (a groupby on the URL
+    # strings hashes each of a big site's millions of items).
+    url_code = pd.factorize(target, use_na_sentinel=False)[0].astype(np.int64)
+    if finding_anchor is not None:
+        anchor_code = pd.factorize(finding_anchor, use_na_sentinel=False)[0].astype(np.int64)
+        url_code = pd.factorize(url_code * (int(anchor_code.max()) + 1) + anchor_code)[0].astype(np.int64)
+    juice = items[juice_col].to_numpy(dtype="float64")
+    grouped = pd.DataFrame({"juice": juice, "src": items["src"].to_numpy()}).groupby(url_code)
+    first = np.unique(url_code, return_index=True)[1]
+    first_url = target.iloc[first]
+    if isinstance(first_url.dtype, pd.CategoricalDtype):
+        first_url = first_url.astype(first_url.cat.categories.dtype)
+    agg = pd.DataFrame({
+        "url": first_url.array,
+        "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
+        "item_count": grouped["juice"].size().to_numpy(), "juice_at_stake": grouped["juice"].sum().to_numpy(),
+        "sources": grouped["src"].nunique().to_numpy(),
+    })
     items = _plain(items)
     rows = pd.DataFrame({
         "code": code,
@@ -477,14 +497,10 @@ def _link_part(
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
         "source_url": items["source_url"].array, "target_url": items["target_url"].array,
         "anchor": items["anchor"].array, "position": items["position"].array,
-        "link_order": items["link_order"].to_numpy(), "juice": items[juice_col].to_numpy(dtype="float64"),
+        "link_order": items["link_order"].to_numpy(), "juice": juice,
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
+        "_local": url_code,
     })
-    grouped = rows.groupby(["url", "finding_anchor"], sort=False, dropna=False)
-    agg = grouped.agg(
-        item_count=("juice", "size"), juice_at_stake=("juice", "sum"), sources=("source_url", "nunique"),
-        first_anchor=("anchor", "first")).reset_index()
-    rows["_local"] = grouped.ngroup().to_numpy()  # sort=False: groups numbered in agg's row order
     explanation, fix = _texts(describe, agg)
     findings = pd.DataFrame({
         "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],

@@ -434,11 +434,30 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
 
 @dataclass(slots=True)
 class _Part:
-    findings: pd.DataFrame  # code, severity, url, anchor, item_count, juice_at_stake, explanation, fix
+    findings: pd.DataFrame  # _PART_FINDING columns
     items: pd.DataFrame  # _PART_ITEM columns; _local = the row of its finding in `findings`
+    # What `describe` reads (row i: finding i) for the explanations and fixes. _assemble has
+    # them written once the findings are in their final order: a big site has millions of
+    # findings, and a sort of the finished texts would gather millions of strings from all over
+    # memory, where texts written in order are read front to back.
+    frame: pd.DataFrame | None = None
+    describe: Callable[[Any], tuple[Any, Any]] | None = None
+
+    def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """(explanations, fixes) of the findings at `rows`, in that order."""
+        explanation, fix = _texts(self.describe, self.frame.iloc[rows].reset_index(drop=True))
+        return _text_array(explanation, len(rows)), _text_array(fix, len(rows))
 
 
-_PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix"]
+def _text_array(texts: Any, n: int) -> pa.Array:
+    """One text for all n findings, or one each (a list, a NumPy or an Arrow-backed array), as Arrow."""
+    if isinstance(texts, str):
+        return pa.repeat(pa.scalar(texts, pa.large_string()), n)
+    return pa.array(texts, pa.large_string()) if not isinstance(texts, pd.api.extensions.ExtensionArray) \
+        else pa.array(texts).cast(pa.large_string())
+
+
+_PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake"]
 _PART_ITEM = ["code", "url", "finding_anchor", "source_url", "target_url", "anchor", "position", "link_order",
               "juice", "detail", "_local"]
 
@@ -526,13 +545,12 @@ def _link_part(
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
         "_local": url_code,
     })
-    explanation, fix = _texts(describe, agg)
     findings = pd.DataFrame({
         "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],
         "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
-        "juice_at_stake": agg["juice_at_stake"].astype(float), "explanation": explanation, "fix": fix,
+        "juice_at_stake": agg["juice_at_stake"].astype(float),
     })
-    return _Part(findings, rows[_PART_ITEM])
+    return _Part(findings, rows[_PART_ITEM], agg, describe)
 
 
 def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]],
@@ -541,12 +559,10 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
     """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads."""
     if frame.empty:
         return _empty_part()
-    explanation, fix = _texts(describe, frame)
     sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
     findings = pd.DataFrame({
         "code": code, "severity": sev, "url": _strings(frame["url"]), "anchor": None,
         "item_count": 0, "juice_at_stake": frame["juice_at_stake"].astype(float).to_numpy(),
-        "explanation": explanation, "fix": fix,
     })
     if isinstance(sev, pd.Series):
         findings["severity"] = sev.to_numpy()
@@ -559,7 +575,7 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
         findings["item_count"] = np.bincount(local[local >= 0], minlength=len(findings))[:len(findings)]
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
-    return _Part(findings, items)
+    return _Part(findings, items, frame.reset_index(drop=True), describe)
 
 
 _TRAP_FIX = {
@@ -706,8 +722,8 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         if len(unlinked):
             extra = pd.DataFrame({"url": unlinked.index, "juice_at_stake": 0.0})
             describe = describe_for(code_name)
-            more = _page_part(code_name, extra, lambda r, f=describe: f(_Unlinked(r.url)))
-            part = _Part(pd.concat([part.findings, more.findings], ignore_index=True), part.items)
+            parts.append(part)
+            part = _page_part(code_name, extra, lambda r, f=describe: f(_Unlinked(r.url)))
         parts.append(part)
     return parts
 
@@ -1301,9 +1317,10 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     return AuditResult(findings=findings, items=items, juice_flow=flow_table, summary=summary)
 
 
-def _sorted(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
-    """`frame` sorted by `keys` (column, "ascending" | "descending"), missing values first, equal
-    rows in their order. Arrow's sort: several times faster than pandas' on millions of strings."""
+def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
+    """The row order that sorts `frame` by `keys` (column, "ascending" | "descending"), missing
+    values first, equal rows in their order. Arrow's sort: several times faster than pandas' on
+    millions of strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1312,8 +1329,7 @@ def _sorted(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
         order = pc.sort_indices(table, sort_keys=[(k, o, "at_start") for k, o in keys])
     except (TypeError, ValueError, pa.ArrowException):
         order = pc.sort_indices(table, sort_keys=keys, null_placement="at_start")
-    order = order.to_numpy()
-    return frame.take(order).reset_index(drop=True)
+    return order.to_numpy()
 
 
 def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
@@ -1329,9 +1345,19 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     findings = pd.concat([f.assign(_part=i, _local=np.arange(len(f))) for i, f in found], ignore_index=True)
     findings["_rank"] = _mapped(findings["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()})
     findings["_order"] = _mapped(findings["code"], {c: i for i, c in enumerate(CODES)})
-    findings = _sorted(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
-                                  ("url", "ascending")])
+    order = _sort_order(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
+                                   ("url", "ascending")])
+    findings = findings.take(order).reset_index(drop=True)
     findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
+    # The texts, written per part for its findings in their final order, then interleaved.
+    part_of = findings["_part"].to_numpy()
+    by_part = np.argsort(part_of, kind="stable")
+    bounds = np.cumsum(np.bincount(part_of, minlength=len(parts)))
+    texts = [parts[i].texts(findings["_local"].to_numpy()[by_part[bounds[i] - len(f):bounds[i]]]) for i, f in found]
+    at = np.empty(len(by_part), np.int64)
+    at[by_part] = np.arange(len(by_part))
+    for col, k in (("explanation", 0), ("fix", 1)):
+        findings[col] = pd.array(pa.concat_arrays([t[k] for t in texts]).take(pa.array(at)), dtype="str")
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
     sizes = np.zeros(len(parts) + 1, np.int64)
@@ -1351,8 +1377,9 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
         items["finding_id"] = finding_of[offset[part[ok]] + local[ok]]
         items["juice"] = items["juice"].astype(float)
         items["link_order"] = items["link_order"].astype("Int64")
-        items = _sorted(items, [("finding_id", "ascending"), ("source_url", "ascending"), ("link_order", "ascending")])
         items = items[list(ITEM_COLUMNS)]
+        items = items.take(_sort_order(items, [("finding_id", "ascending"), ("source_url", "ascending"),
+                                               ("link_order", "ascending")])).reset_index(drop=True)
     else:
         items = pd.DataFrame(columns=list(ITEM_COLUMNS))
     counts = np.bincount(items["finding_id"].to_numpy(np.int64), minlength=len(findings) + 1) if len(items) else None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
@@ -453,8 +454,9 @@ def _text_array(texts: Any, n: int) -> pa.Array:
     """One text for all n findings, or one each (a list, a NumPy or an Arrow-backed array), as Arrow."""
     if isinstance(texts, str):
         return pa.repeat(pa.scalar(texts, pa.large_string()), n)
-    return pa.array(texts, pa.large_string()) if not isinstance(texts, pd.api.extensions.ExtensionArray) \
-        else pa.array(texts).cast(pa.large_string())
+    if isinstance(texts, pd.api.extensions.ExtensionArray):
+        texts = pa.array(texts)
+    return texts.cast(pa.large_string()) if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
 
 
 _PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake"]
@@ -480,17 +482,28 @@ def _texts(describe: Callable[[Any], tuple[Any, Any]], frame: pd.DataFrame) -> t
     return [e for e, _ in texts], [f for _, f in texts]
 
 
-def _plural_v(counts: Any, word: str) -> pd.Series:
+def _join(*pieces: Any) -> pa.Array:
+    """The texts of a whole-frame describe: its pieces (texts the same for every row, or columns:
+    Series, arrays) joined row by row in one pass of Arrow's kernels."""
+    def arrow(piece: Any) -> Any:
+        if isinstance(piece, str):
+            return pa.scalar(piece, pa.large_string())
+        return (piece if isinstance(piece, (pa.Array, pa.ChunkedArray)) else pa.array(piece)).cast(pa.large_string())
+    return pc.binary_join_element_wise(*map(arrow, pieces), pa.scalar("", pa.large_string()))
+
+
+def _plural_v(counts: Any, word: str) -> pa.Array:
     """_plural for a column of counts."""
-    counts = pd.Series(np.asarray(counts, np.int64))
-    return counts.astype(str) + np.where(counts == 1, f" {word}", f" {word}s")
+    counts = pa.array(np.asarray(counts, np.int64))
+    return _join(counts, pc.if_else(pc.equal(counts, 1), pa.scalar(f" {word}", pa.large_string()),
+                                    pa.scalar(f" {word}s", pa.large_string())))
 
 
-def _score_v(values: Any) -> pd.Series:
+def _score_v(values: Any) -> pa.Array:
     """_score for a column: the rounded score, "-" when missing."""
-    values = pd.Series(np.asarray(values, np.float64))
-    text = np.round(values.fillna(0.0)).astype(np.int64).astype(str)
-    return text.where(values.notna(), "-")
+    values = np.asarray(values, np.float64)
+    text = pa.array(np.round(np.nan_to_num(values, nan=0.0)).astype(np.int64)).cast(pa.large_string())
+    return pc.if_else(pa.array(np.isnan(values)), pa.scalar("-", pa.large_string()), text)
 
 
 def _strings(values: pd.Series) -> Any:
@@ -535,6 +548,8 @@ def _link_part(
         "item_count": grouped["juice"].size().to_numpy(), "juice_at_stake": grouped["juice"].sum().to_numpy(),
         "sources": grouped["src"].nunique().to_numpy(),
     })
+    if url is None:
+        agg["target_code"] = items["target_code"].to_numpy()[first]
     rows = pd.DataFrame({
         "code": code,
         "url": (url if url is not None else items["target_url"]).array,
@@ -628,9 +643,9 @@ def _broken_links(ctx: _Context) -> _Part:
 
     @_whole_frame
     def describe(f: pd.DataFrame) -> tuple[Any, Any]:
-        url = f["url"].astype(str).reset_index(drop=True)
-        return (url + " " + url.map(what_of_url) + ". " + _plural_v(f["item_count"], "link") + " on "
-                + _plural_v(f["sources"], "page") + " point at it, and the juice they would pass is lost.",
+        url = f["url"].astype(str)
+        return (_join(url, " ", url.map(what_of_url), ". ", _plural_v(f["item_count"], "link"), " on ",
+                      _plural_v(f["sources"], "page"), " point at it, and the juice they would pass is lost."),
                 "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
                 "redirect it to its new address.")
 
@@ -668,13 +683,15 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
     entry = linked | (red["found_via"] != "redirect")
     red = red[entry & ((red["code"] != "links-to-redirects") | linked)].set_index("url")
 
+    red_row = red.to_dict("index")  # looked up once per finding
+
     def path_text(url: str) -> str:
-        path = red.at[url, "path"]
+        path = red_row[url]["path"]
         return " -> ".join([url, *path]) if isinstance(path, list) else url
 
     def describe_for(code_name: str) -> Callable[[Any], tuple[str, str]]:
         def describe(r: Any) -> tuple[str, str]:
-            row = red.loc[r.url]
+            row = red_row[r.url]
             final = row["final_url"]
             via = (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')}" if r.item_count
                    else "no crawled page links to it, but visitors from elsewhere")
@@ -913,9 +930,9 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
     @_whole_frame
     def describe_weak(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (f["url"].astype(str).reset_index(drop=True) + " gets followed links from "
-                + _plural_v(f["inlinks"], "other page") + " and has a juice score of " + _score_v(f["juice_score"])
-                + f"/100 (the median indexable page: {ctx.median_score:.0f}).",
+        return (_join(f["url"].astype(str), " gets followed links from ", _plural_v(f["inlinks"], "other page"),
+                      " and has a juice score of ", _score_v(f["juice_score"]),
+                      f"/100 (the median indexable page: {ctx.median_score:.0f})."),
                 "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
                 "its section's hub page.")
     parts.append(_page_part("weak-page", frame[weak], describe_weak))
@@ -925,10 +942,9 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
     @_whole_frame
     def describe_deep(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (f["url"].astype(str).reset_index(drop=True) + " is "
-                + pd.Series(f["depth"].to_numpy(np.float64).astype(np.int64)).astype(str)
-                + f" clicks from the start page (threshold: {t.max_depth}); deep pages "
-                "receive little juice and are crawled less often.",
+        return (_join(f["url"].astype(str), " is ", pa.array(f["depth"].to_numpy(np.float64).astype(np.int64)),
+                      f" clicks from the start page (threshold: {t.max_depth}); deep pages "
+                      "receive little juice and are crawled less often."),
                 "Link to it from a page closer to the home page (a hub or category page), or from "
                 "navigation or a related-links block.")
     parts.append(_page_part("deep-page", frame[deep], describe_deep))
@@ -1093,17 +1109,24 @@ def _anchors(ctx: _Context) -> list[_Part]:
     parts.append(_link_part("empty-anchor", ctx.items(empty), describe_empty, detail="empty anchor"))
 
     gen = ctx.items(generic)
-    used = gen.assign(text=gen["anchor"].str.strip()).drop_duplicates(["target_url", "text"])
-    used = used.groupby("target_url", sort=False).head(3)
-    quoted: dict[str, str] = {}
-    for url, text in zip(used["target_url"].tolist(), used["text"].tolist()):  # <= 3 per finding
-        quoted[url] = f'{quoted[url]}, "{text}"' if url in quoted else f'"{text}"'
+    # Per target, its first three distinct generic anchors, quoted: '"a", "b", "c"'.
+    used = pd.DataFrame({"target": gen["target_code"], "text": gen["anchor"].str.strip()}).drop_duplicates()
+    nth = used.groupby("target", sort=False).cumcount().to_numpy()
+    used, nth = used[nth < 3], nth[nth < 3]
+    quoted_targets, slot = np.unique(used["target"].to_numpy(), return_inverse=True)
+    texts = _join('"', used["text"], '"')
+    columns = []
+    for k in range(3):
+        at = np.full(len(quoted_targets), -1)
+        at[slot[nth == k]] = np.flatnonzero(nth == k)
+        columns.append(texts.take(pa.array(at, mask=at < 0)))
+    quoted = pc.binary_join_element_wise(*columns, pa.scalar(", ", pa.large_string()), null_handling="skip")
 
     @_whole_frame
     def describe_generic(f: pd.DataFrame) -> tuple[Any, Any]:
-        url = f["url"].astype(str).reset_index(drop=True)
-        return (_plural_v(f["item_count"], "link") + " on " + _plural_v(f["sources"], "page") + " point at " + url
-                + " with generic anchors (" + url.map(quoted) + ") that say nothing about it.",
+        listed = quoted.take(pa.array(np.searchsorted(quoted_targets, f["target_code"].to_numpy())))
+        return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), " point at ",
+                      f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor"))
 
@@ -1321,9 +1344,6 @@ def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
     """The row order that sorts `frame` by `keys` (column, "ascending" | "descending"), missing
     values first, equal rows in their order. Arrow's sort: several times faster than pandas' on
     millions of strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     table = pa.Table.from_pandas(frame[[k for k, _ in keys]], preserve_index=False)
     try:  # pyarrow >= 22 takes the null placement per key; older ones only for the whole sort
         order = pc.sort_indices(table, sort_keys=[(k, o, "at_start") for k, o in keys])

@@ -385,9 +385,13 @@ def _link_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) 
     """The key under which a link (source id, target code) meets its pair in the flows. The match
     code orders targets as link_pairs is stored, (dst, target URL), with the sorted URLs that are
     not stored pages (dst -1) first, so that the flows' keys mostly arrive sorted."""
-    n_extra = n_targets - n_pages
-    code = code.astype(np.int64)
-    return src.astype(np.int64) * max(n_targets, 1) + np.where(code < n_pages, n_extra + code, code - n_pages)
+    key = code.astype(np.int64)  # in place from here: tens of millions of links
+    key -= n_pages
+    key[key < 0] += n_targets  # a page: n_extra + code
+    base = src.astype(np.int64)
+    base *= max(n_targets, 1)
+    key += base
+    return key
 
 
 def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
@@ -407,8 +411,9 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     target_urls = page_urls.append(pd.Index(extra.cat.categories[order]))
     dst = links["dst"].to_numpy()
     if len(links) and len(order):
-        extra_code = extra.cat.codes.to_numpy()
-        target_code = np.where(dst >= 0, dst, n + rank[np.maximum(extra_code, 0)]).astype(np.int64)
+        target_code = dst.astype(np.int64)
+        unstored = np.flatnonzero(target_code < 0)
+        target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
     else:
         target_code = dst.astype(np.int64)
     # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
@@ -1311,6 +1316,8 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
     t = thresholds or AuditThresholds()
     ctx = _context(inputs, t)
+    # First, while memory holds only the inputs: it passes over every flow.
+    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
     parts: list[_Part] = [_broken_links(ctx)]
     parts += _redirects(ctx, inputs.redirect_paths)
     parts += _orphans(ctx, inputs.known_urls)
@@ -1327,7 +1334,6 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(_traps(inputs.traps))
     parts += _anchors(ctx)
     findings, items = _assemble(parts)
-    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
     counts = findings["severity"].value_counts()
     summary = {
         **stats,
@@ -1375,9 +1381,13 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     bounds = np.cumsum(np.bincount(part_of, minlength=len(parts)))
     texts = [parts[i].texts(findings["_local"].to_numpy()[by_part[bounds[i] - len(f):bounds[i]]]) for i, f in found]
     at = np.empty(len(by_part), np.int64)
-    at[by_part] = np.arange(len(by_part))
-    for col, k in (("explanation", 0), ("fix", 1)):
-        findings[col] = pd.array(pa.concat_arrays([t[k] for t in texts]).take(pa.array(at)), dtype="str")
+    at[by_part] = np.arange(len(by_part))  # the final row's place among the parts' texts, one part after another
+    columns = {"explanation": [e for e, _ in texts], "fix": [f for _, f in texts]}
+    del texts
+    for col in ("explanation", "fix"):
+        whole = pa.concat_arrays(columns.pop(col))  # each part's texts are freed once copied
+        findings[col] = pd.array(whole.take(pa.array(at)), dtype="str")
+        del whole
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
     sizes = np.zeros(len(parts) + 1, np.int64)

@@ -404,22 +404,18 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     links = inputs.links
     # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs.
     extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
-    order = np.argsort(np.asarray(extra.cat.categories, dtype=object), kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    page_urls = pd.Index(pages["url"].array)
-    target_urls = page_urls.append(pd.Index(extra.cat.categories[order]))
-    dst = links["dst"].to_numpy()
-    if len(links) and len(order):
-        target_code = dst.astype(np.int64)
+    by_url = np.argsort(np.asarray(extra.cat.categories, dtype=object), kind="stable")
+    rank = np.empty(len(by_url), np.int64)
+    rank[by_url] = np.arange(len(by_url))
+    target_urls = pd.Index(pages["url"].array).append(pd.Index(extra.cat.categories[by_url]))
+    target_code = links["dst"].to_numpy().astype(np.int64)
+    if len(by_url):
         unstored = np.flatnonzero(target_code < 0)
         target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
-    else:
-        target_code = dst.astype(np.int64)
     # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
     flow_dst = flows["dst"].to_numpy(np.int64)
     flow_code = flow_dst.copy()
-    if len(order) and "target_url" in flows:
+    if len(by_url) and "target_url" in flows:
         named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_dst < 0))
         at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
         flow_code[named] = np.where(at >= 0, n + at, -1)

@@ -328,7 +328,7 @@ class _Context:
     target_urls: pd.Index
     target_code: np.ndarray
     # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted, and
-    # the flows row of each key (see _pair_keys).
+    # the flows row of each key (see _link_keys).
     flow_key: np.ndarray
     flow_row: np.ndarray
 
@@ -530,7 +530,8 @@ def _link_part(
 ) -> _Part:
     """Findings made of links: one finding per `url` (default: the link target) and finding
     anchor; juice at stake = the sum of the links' juice. `describe` gets the aggregated row
-    (url, finding_anchor, item_count, juice_at_stake, sources) and returns (explanation, fix)."""
+    (url, finding_anchor, item_count, juice_at_stake, sources; target_code when one finding per
+    target) and returns (explanation, fix)."""
     if items.empty:
         return _empty_part()
     target = url if url is not None else items["target_url"]
@@ -553,7 +554,7 @@ def _link_part(
         agg["target_code"] = items["target_code"].to_numpy()[first]
     rows = pd.DataFrame({
         "code": code,
-        "url": (url if url is not None else items["target_url"]).array,
+        "url": target.array,
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
         "source_url": items["source_url"].array, "target_url": items["target_url"].array,
         "anchor": items["anchor"].array, "position": items["position"].array,

@@ -1062,8 +1062,9 @@ class Store:
             "GROUP BY kind, pattern ORDER BY skipped DESC").df()
 
     def audit_pages(self) -> pd.DataFrame:
-        """Per page, in page_id order: its state, depth, final URL, canonical target and juice."""
-        return self.con.execute(
+        """Per page, in page_id order: its state, depth, final URL, canonical target and juice
+        (through Arrow: text columns stay Arrow strings; integers with NULLs are floats)."""
+        return self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
@@ -1074,7 +1075,7 @@ class Store:
             LEFT JOIN pages c ON c.url = p.canonical
             ORDER BY p.page_id
             """
-        ).df()
+        ).to_pandas()
 
     def audit_link_flows(self, reasons: Sequence[str]) -> pd.DataFrame:
         """The model's flows, one row per (source page, target URL), as page ids (-1 when not

@@ -244,6 +244,11 @@ def test_items_are_one_row_per_link_and_add_up(site) -> None:
     generic_id = f.loc[("generic-anchor", u("/c/")), "finding_id"]
     anchors = set(result.items.loc[result.items["finding_id"] == generic_id, "anchor"])
     assert anchors == {"click here", "Weiterlesen", "Leer más »", "lire la suite"}
+    # The explanation quotes three of them (the first three in link order), written by Arrow's kernels.
+    text = f.loc[("generic-anchor", u("/c/")), "explanation"]
+    assert text.startswith(f"4 links on 4 pages point at {u('/c/')} with generic anchors (")
+    quoted = text.split("with generic anchors (")[1].split(") that say nothing")[0]
+    assert len(quoted.split('", "')) == 3 and set(quoted[1:-1].split('", "')) < anchors
     # Stored, one row per item, and exported the same way.
     with Store(db, read_only=True) as store:
         stored_findings, stored_items, flow = store.audit_frames()
@@ -254,6 +259,23 @@ def test_items_are_one_row_per_link_and_add_up(site) -> None:
     with Store(db, read_only=True) as store:
         again = store.audit_frames()
     assert len(again[0]) == len(stored_findings) and len(again[1]) == len(stored_items)
+
+
+def test_texts_written_by_arrow_equal_the_per_row_wording() -> None:
+    """The whole-frame texts of codes with a finding per page (Arrow's kernels) word counts, scores
+    and URLs as the per-row texts do: singular and plural, missing and rounded scores, non-ASCII."""
+    import pandas as pd
+
+    from linkjuice.audit import _join, _plural, _plural_v, _score, _score_v
+
+    counts = [0, 1, 2, 1234567]
+    assert _plural_v(counts, "other page").to_pylist() == [_plural(c, "other page") for c in counts]
+    scores = [float("nan"), 0.0, 12.4, 12.5, 13.5, 99.6, 100.0]
+    assert _score_v(scores).to_pylist() == [_score(s) for s in scores]
+    urls = pd.Series(["https://ex.ample/ünï/ç?q=ä", "https://ex.ample/日本/"], dtype="str")
+    what = urls.map({urls[0]: "returns HTTP 404", urls[1]: "fails (timeout)"})
+    assert _join(urls, " ", what, ". ", _plural_v([1, 3], "link"), " on ", np.array([2, 5]), ".").to_pylist() == [
+        f"{u} {w}. {_plural(n, 'link')} on {p}." for u, w, n, p in zip(urls, what, [1, 3], [2, 5])]
 
 
 def test_juice_accounting_adds_up(site) -> None:

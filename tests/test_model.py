@@ -222,11 +222,11 @@ def test_anchor_features_match_a_word_set_reference() -> None:
 
 def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() -> None:
     """tokenize_many (Arrow kernels for ASCII) gives each text the analyzer's tokens in order, and
-    generic_mask agrees with is_generic_anchor, on ASCII and other text, punctuation and
-    underscores included."""
+    normalize_anchors and generic_mask agree with normalize_anchor and is_generic_anchor, on ASCII
+    and other text, punctuation and underscores included."""
     import pyarrow as pa
 
-    from linkjuice.anchors import GENERIC_ANCHORS, generic_mask, is_generic_anchor
+    from linkjuice.anchors import GENERIC_ANCHORS, generic_mask, is_generic_anchor, normalize_anchor, normalize_anchors
     from linkjuice.relevance import token_analyzer, tokenize_many
 
     rng = np.random.default_rng(5)
@@ -241,6 +241,7 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() 
     analyze = token_analyzer()
     assert got == [analyze(t or "") for t in texts]
     assert sum(map(len, got)) > 1000
+    assert normalize_anchors(pa.array(texts, pa.string())).to_pylist() == [normalize_anchor(t or "") for t in texts]
     mask = generic_mask(pa.array(texts, pa.string()))
     expected = [is_generic_anchor(t) for t in texts]
     assert mask.tolist() == expected

@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "is_generic_anchor", "is_generic_normalized", "generic_mask"]
+__all__ = ["GENERIC_ANCHORS", "normalize_anchor", "normalize_anchors", "is_generic_anchor", "is_generic_normalized",
+           "generic_mask", "generic_normalized_mask"]
 
 GENERIC_ANCHORS: dict[str, frozenset[str]] = {
     "en": frozenset({
@@ -61,18 +62,30 @@ def is_generic_anchor(text: str | None) -> bool:
     return normalize_anchor(text) in _ALL_GENERIC_NORMALIZED
 
 
-def generic_mask(anchors: pa.Array) -> np.ndarray:
-    """is_generic_anchor of many anchors. ASCII anchors are normalised by Arrow's kernels (for
-    ASCII, normalize_anchor is: lower-case, each run of characters other than [a-z0-9] one space,
-    trimmed); the others one by one."""
+def normalize_anchors(anchors: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """normalize_anchor of many anchors (NULL: ""). ASCII anchors are normalised by Arrow's
+    kernels (for ASCII, normalize_anchor is: lower-case, each run of characters other than
+    [a-z0-9] one space, trimmed); the others one by one."""
+    if isinstance(anchors, pa.ChunkedArray):
+        anchors = anchors.combine_chunks()
     anchors = pc.fill_null(anchors.cast(pa.string()), "")
     normalized = pc.ascii_trim(pc.replace_substring_regex(pc.utf8_lower(anchors), pattern="[^a-z0-9]+",
                                                           replacement=" "), characters=" ")
-    mask = pc.is_in(normalized, value_set=_GENERIC_ARRAY).to_numpy(zero_copy_only=False)
-    other = np.flatnonzero(~pc.string_is_ascii(anchors).to_numpy(zero_copy_only=False))
-    if len(other):
-        mask[other] = [is_generic_anchor(a) for a in anchors.take(pa.array(other)).to_pylist()]
-    return mask
+    other = pc.invert(pc.string_is_ascii(anchors))
+    if pc.any(other).as_py():
+        fixed = [normalize_anchor(a) for a in anchors.filter(other).to_pylist()]
+        normalized = pc.replace_with_mask(normalized, other, pa.array(fixed, pa.string()))
+    return normalized
+
+
+def generic_mask(anchors: pa.Array) -> np.ndarray:
+    """is_generic_anchor of many anchors."""
+    return generic_normalized_mask(normalize_anchors(anchors))
+
+
+def generic_normalized_mask(normalized: pa.Array) -> np.ndarray:
+    """is_generic_normalized of many anchors that normalize_anchors has already normalised."""
+    return pc.is_in(normalized, value_set=_GENERIC_ARRAY).to_numpy(zero_copy_only=False)
 
 
 def is_generic_normalized(normalized: str) -> bool:

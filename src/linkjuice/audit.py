@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .anchors import is_generic_normalized, normalize_anchor
+from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
 
 __all__ = [
@@ -303,7 +305,11 @@ def _distinct(values: np.ndarray) -> np.ndarray:
 
 @dataclass(slots=True)
 class _Context:
-    """Per-page arrays and per-link frames shared by the detectors."""
+    """Per-page arrays, the links and the model's flows, shared by the detectors.
+
+    Links stay as Store.audit_links() reads them (integer ids and codes): a big site has tens of
+    millions, and most produce no finding. `items` makes the frame of the few that do, with
+    their URLs and texts as strings and the juice of their (source, target) pair."""
 
     pages: pd.DataFrame
     flows: pd.DataFrame
@@ -317,12 +323,75 @@ class _Context:
     state: np.ndarray
     reference: float  # median juice of the indexable pages
     median_score: float
+    # The URLs links point at: the page URLs (code = page id), then the sorted internal URLs that
+    # are not stored pages; and each link's code into them.
+    target_urls: pd.Index
+    target_code: np.ndarray
+    # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted, and
+    # the flows row of each key (see _link_keys).
+    flow_key: np.ndarray
+    flow_row: np.ndarray
 
     def state_in(self, ids: pd.Series | np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Whether each page id (-1: not a stored page) is in one of the states `names`."""
         ids = np.asarray(ids, np.int64)
-        wanted = np.isin(self.state, list(names)) if len(self.state) else np.zeros(1, bool)
+        wanted = pd.Series(self.state, dtype=object).isin(names).to_numpy() if len(self.state) else np.zeros(1, bool)
         return (ids >= 0) & wanted[np.maximum(ids, 0)]
+
+    def pair_row(self, idx: np.ndarray) -> np.ndarray:
+        """The flows row of the (source page, target URL) pair of each link at positions `idx`; -1: none."""
+        if not len(self.flow_key):
+            return np.full(len(idx), -1, np.int64)
+        key = _link_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
+                         len(self.target_urls))
+        at = np.minimum(np.searchsorted(self.flow_key, key), len(self.flow_key) - 1)
+        return np.where(self.flow_key[at] == key, self.flow_row[at], -1)
+
+    def resolved(self, idx: np.ndarray) -> np.ndarray:
+        """The page that receives each link's juice after redirects and canonicals (-1: none)."""
+        row = self.pair_row(idx)
+        return np.where(row >= 0, self.flows["resolved"].to_numpy(np.int64)[np.maximum(row, 0)], -1)
+
+    def items(self, idx: np.ndarray | pd.Series) -> pd.DataFrame:
+        """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
+        columns as plain strings, and target_code, juice (an equal part of what the pair
+        carries, so a finding's items add up to its juice at stake), reason (the pair's: passed
+        when it has none), resolved, and lost (what a finding about the target can claim: a
+        nofollow pair's juice belongs to the nofollow finding, so no juice is counted twice)."""
+        idx = np.asarray(idx)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        out = self.links.drop(columns=["extra_url"], errors="ignore").iloc[idx].reset_index(drop=True)
+        for col in ("anchor", "position", "found_in"):
+            if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
+                out[col] = out[col].astype(out[col].cat.categories.dtype)
+        code = self.target_code[idx]
+        out["source_url"] = self.target_urls[out["src"].to_numpy()].array
+        out["target_url"] = self.target_urls[code].array
+        out["target_code"] = code
+        row = self.pair_row(idx)
+        hit, at = row >= 0, np.maximum(row, 0)
+        f = self.flows
+        out["juice"] = np.where(hit, f["juice"].to_numpy(np.float64)[at]
+                                / np.maximum(f["n_links"].to_numpy(np.float64)[at], 1.0), 0.0)
+        reasons = f["reason"].astype("category")
+        names = np.append(reasons.cat.categories.astype(object).to_numpy(), "passed")  # code -1: passed
+        out["reason"] = names[np.where(hit, reasons.cat.codes.to_numpy()[at] if len(f) else -1, -1)]
+        out["resolved"] = np.where(hit, f["resolved"].to_numpy(np.int64)[at], -1)
+        out["lost"] = np.where((out["reason"] == "nofollow").to_numpy(bool), 0.0, out["juice"].to_numpy())
+        return out
+
+
+def _link_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) -> np.ndarray:
+    """The key under which a link (source id, target code) meets its pair in the flows. The match
+    code orders targets as link_pairs is stored, (dst, target URL), with the sorted URLs that are
+    not stored pages (dst -1) first, so that the flows' keys mostly arrive sorted."""
+    key = code.astype(np.int64)  # in place from here: tens of millions of links
+    key -= n_pages
+    key[key < 0] += n_targets  # a page: n_extra + code
+    base = src.astype(np.int64)
+    base *= max(n_targets, 1)
+    key += base
+    return key
 
 
 def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
@@ -332,89 +401,66 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     ranked = pages["indexable"].astype(bool).to_numpy()
     state = pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
     flows = inputs.flows.assign(juice=inputs.flows["juice"].astype("float64").fillna(0.0))  # no deep copy
-    links = _with_urls(inputs.links, pages["url"])
-    # Each link gets an equal part of what its (source, target) pair carries, so a finding's items
-    # add up to the finding's juice at stake. Pairs and links meet on (source id, target code),
-    # integers: a big site's links are too many to join on URL strings.
-    # The match code orders targets as link_pairs is stored, (dst, target URL), with the sorted
-    # URLs that are not stored pages (dst -1) first: the pairs' keys then arrive sorted (no
-    # 20M-row argsort; one is done if they do not), and links look them up in source order.
-    targets = links["target_url"].cat.categories
-    n_extra = len(targets) - n
+    links = inputs.links
+    # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs.
+    extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
+    by_url = np.argsort(np.asarray(extra.cat.categories, dtype=object), kind="stable")
+    rank = np.empty(len(by_url), np.int64)
+    rank[by_url] = np.arange(len(by_url))
+    target_urls = pd.Index(pages["url"].array).append(pd.Index(extra.cat.categories[by_url]))
+    target_code = links["dst"].to_numpy().astype(np.int64)
+    if len(by_url):
+        unstored = np.flatnonzero(target_code < 0)
+        target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
+    # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
     flow_dst = flows["dst"].to_numpy(np.int64)
-    flow_code = np.where(flow_dst >= 0, n_extra + flow_dst, -1)
-    if n_extra and "target_url" in flows:
+    flow_code = flow_dst.copy()
+    if len(by_url) and "target_url" in flows:
         named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_dst < 0))
-        flow_code[named] = targets[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
-    width = max(len(targets), 1)
-    valid = np.flatnonzero(flow_code >= 0)
-    flow_key = flows["src"].to_numpy(np.int64)[valid] * width + flow_code[valid]
+        at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
+        flow_code[named] = np.where(at >= 0, n + at, -1)
+    flow_row = np.flatnonzero(flow_code >= 0)
+    flow_key = _link_keys(flows["src"].to_numpy()[flow_row], flow_code[flow_row], n, len(target_urls))
     if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
         order = np.argsort(flow_key, kind="stable")
-        flow_key, valid = flow_key[order], valid[order]
-    link_code = links["target_url"].cat.codes.to_numpy(np.int64)
-    link_code = np.where(link_code < n, n_extra + link_code, link_code - n)
-    link_key = links["src"].to_numpy(np.int64) * width + link_code
-    if len(flow_key):
-        at = np.minimum(np.searchsorted(flow_key, link_key), len(flow_key) - 1)
-        row, hit = valid[at], flow_key[at] == link_key
-    else:
-        row, hit = np.zeros(len(links), np.int64), np.zeros(len(links), bool)
-    n_links = flows["n_links"].to_numpy(np.float64)
-    links["juice"] = np.where(hit, flows["juice"].to_numpy()[row] / np.maximum(n_links[row], 1.0), 0.0)
-    reasons = flows["reason"].astype("category")
-    links["reason"] = pd.Categorical.from_codes(np.where(hit, reasons.cat.codes.to_numpy()[row], -1),
-                                                categories=reasons.cat.categories)
-    if "passed" not in links["reason"].cat.categories:
-        links["reason"] = links["reason"].cat.add_categories("passed")
-    links["reason"] = links["reason"].fillna("passed")
-    links["resolved"] = np.where(hit, flows["resolved"].to_numpy(np.int64)[row], -1)
-    # What a finding about the link's target can claim: a nofollow pair's juice belongs to the
-    # nofollow finding, so no juice is counted twice.
-    links["lost"] = np.where((links["reason"] == "nofollow").to_numpy(bool), 0.0, links["juice"].to_numpy())
+        flow_key, flow_row = flow_key[order], flow_row[order]
     scores = pages.loc[ranked, "juice_score"].astype("float64")
     return _Context(
         pages=pages, flows=flows, links=links, t=t, d=inputs.damping, complete=inputs.crawl_complete,
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
+        target_urls=target_urls, target_code=target_code, flow_key=flow_key, flow_row=flow_row,
     )
-
-
-def _with_urls(links: pd.DataFrame, page_urls: pd.Series) -> pd.DataFrame:
-    """Store.audit_links' frame with source_url and target_url as categoricals over the page URLs
-    (code = page id) followed by the internal URLs that are not stored pages."""
-    n = len(page_urls)
-    extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
-    extra = extra.cat.set_categories(extra.cat.categories.sort_values())  # sorted: see _context
-    urls = pd.Index(page_urls.to_numpy() if page_urls.dtype == object else page_urls.array)
-    targets = urls.append(pd.Index(extra.cat.categories))
-    src = links["src"].to_numpy(np.int64)
-    dst = links["dst"].to_numpy(np.int64)
-    code = np.where(dst >= 0, dst, n + extra.cat.codes.to_numpy(np.int64)) if len(links) else dst
-    out = links.drop(columns=["extra_url"], errors="ignore")
-    out["source_url"] = pd.Categorical.from_codes(src, categories=urls)
-    out["target_url"] = pd.Categorical.from_codes(code, categories=targets)
-    return out
-
-
-def _plain(items: pd.DataFrame) -> pd.DataFrame:
-    """A subset of links with its text columns as plain strings (the detectors' item rows), in
-    the categories' own string type (Arrow-backed: no conversion through Python objects)."""
-    out = items.copy()
-    for col in ("source_url", "target_url", "anchor", "position", "reason", "found_in"):
-        if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].astype(out[col].cat.categories.dtype)
-    return out
 
 
 @dataclass(slots=True)
 class _Part:
-    findings: pd.DataFrame  # code, severity, url, anchor, item_count, juice_at_stake, explanation, fix
+    findings: pd.DataFrame  # _PART_FINDING columns
     items: pd.DataFrame  # _PART_ITEM columns; _local = the row of its finding in `findings`
+    # What `describe` reads (row i: finding i) for the explanations and fixes. _assemble has
+    # them written once the findings are in their final order: a big site has millions of
+    # findings, and a sort of the finished texts would gather millions of strings from all over
+    # memory, where texts written in order are read front to back.
+    frame: pd.DataFrame | None = None
+    describe: Callable[[Any], tuple[Any, Any]] | None = None
+
+    def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """(explanations, fixes) of the findings at `rows`, in that order."""
+        explanation, fix = _texts(self.describe, self.frame.iloc[rows].reset_index(drop=True))
+        return _text_array(explanation, len(rows)), _text_array(fix, len(rows))
 
 
-_PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix"]
+def _text_array(texts: Any, n: int) -> pa.Array:
+    """One text for all n findings, or one each (a list, a NumPy or an Arrow-backed array), as Arrow."""
+    if isinstance(texts, str):
+        return pa.repeat(pa.scalar(texts, pa.large_string()), n)
+    if isinstance(texts, pd.api.extensions.ExtensionArray):
+        texts = pa.array(texts)
+    return texts.cast(pa.large_string()) if isinstance(texts, pa.Array) else pa.array(texts, pa.large_string())
+
+
+_PART_FINDING = ["code", "severity", "url", "anchor", "item_count", "juice_at_stake"]
 _PART_ITEM = ["code", "url", "finding_anchor", "source_url", "target_url", "anchor", "position", "link_order",
               "juice", "detail", "_local"]
 
@@ -430,23 +476,41 @@ def _texts(describe: Callable[[Any], tuple[Any, Any]], frame: pd.DataFrame) -> t
     """(explanations, fixes) of the rows of `frame`: a list each, or arrays from a whole-frame describe."""
     if getattr(describe, "whole_frame", False):
         explanation, fix = describe(frame)
-        return (explanation.to_numpy() if isinstance(explanation, pd.Series) else explanation,
-                fix.to_numpy() if isinstance(fix, pd.Series) else fix)
+        # .array, not .to_numpy(): Arrow-backed strings stay so (no Python string per row).
+        return (explanation.array if isinstance(explanation, pd.Series) else explanation,
+                fix.array if isinstance(fix, pd.Series) else fix)
     texts = [describe(r) for r in _rows(frame)]
     return [e for e, _ in texts], [f for _, f in texts]
 
 
-def _plural_v(counts: Any, word: str) -> pd.Series:
+def _join(*pieces: Any) -> pa.Array:
+    """The texts of a whole-frame describe: its pieces (texts the same for every row, or columns:
+    Series, arrays) joined row by row in one pass of Arrow's kernels."""
+    def arrow(piece: Any) -> Any:
+        if isinstance(piece, str):
+            return pa.scalar(piece, pa.large_string())
+        return (piece if isinstance(piece, (pa.Array, pa.ChunkedArray)) else pa.array(piece)).cast(pa.large_string())
+    return pc.binary_join_element_wise(*map(arrow, pieces), pa.scalar("", pa.large_string()))
+
+
+def _plural_v(counts: Any, word: str) -> pa.Array:
     """_plural for a column of counts."""
-    counts = pd.Series(np.asarray(counts, np.int64))
-    return counts.astype(str) + np.where(counts == 1, f" {word}", f" {word}s")
+    counts = pa.array(np.asarray(counts, np.int64))
+    return _join(counts, pc.if_else(pc.equal(counts, 1), pa.scalar(f" {word}", pa.large_string()),
+                                    pa.scalar(f" {word}s", pa.large_string())))
 
 
-def _score_v(values: Any) -> pd.Series:
+def _score_v(values: Any) -> pa.Array:
     """_score for a column: the rounded score, "-" when missing."""
-    values = pd.Series(np.asarray(values, np.float64))
-    text = np.round(values.fillna(0.0)).astype(np.int64).astype(str)
-    return text.where(values.notna(), "-")
+    values = np.asarray(values, np.float64)
+    text = pa.array(np.round(np.nan_to_num(values, nan=0.0)).astype(np.int64)).cast(pa.large_string())
+    return pc.if_else(pa.array(np.isnan(values)), pa.scalar("-", pa.large_string()), text)
+
+
+def _strings(values: pd.Series) -> Any:
+    """A text column to put in a new frame: Arrow-backed strings as they are (no Python string
+    per row), others as their array."""
+    return values.array if isinstance(values.dtype, pd.StringDtype) else values.to_numpy()
 
 
 def _empty_part() -> _Part:
@@ -466,31 +530,44 @@ def _link_part(
 ) -> _Part:
     """Findings made of links: one finding per `url` (default: the link target) and finding
     anchor; juice at stake = the sum of the links' juice. `describe` gets the aggregated row
-    (url, anchor, item_count, juice_at_stake, sources, first_anchor) and returns (explanation, fix)."""
+    (url, finding_anchor, item_count, juice_at_stake, sources; target_code when one finding per
+    target) and returns (explanation, fix)."""
     if items.empty:
         return _empty_part()
-    items = _plain(items)
+    target = url if url is not None else items["target_url"]
+    # Groups by integer codes, numbered in order of first appearance (a groupby on the URL
+    # strings hashes each of a big site's millions of items).
+    url_code = pd.factorize(url if url is not None else items["target_code"], use_na_sentinel=False)[0].astype(np.int64)
+    if finding_anchor is not None:
+        anchor_code = pd.factorize(finding_anchor, use_na_sentinel=False)[0].astype(np.int64)
+        url_code = pd.factorize(url_code * (int(anchor_code.max()) + 1) + anchor_code)[0].astype(np.int64)
+    juice = items[juice_col].to_numpy(dtype="float64")
+    grouped = pd.DataFrame({"juice": juice, "src": items["src"].to_numpy()}).groupby(url_code)
+    first = np.unique(url_code, return_index=True)[1]
+    agg = pd.DataFrame({
+        "url": target.iloc[first].array,
+        "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
+        "item_count": grouped["juice"].size().to_numpy(), "juice_at_stake": grouped["juice"].sum().to_numpy(),
+        "sources": grouped["src"].nunique().to_numpy(),
+    })
+    if url is None:
+        agg["target_code"] = items["target_code"].to_numpy()[first]
     rows = pd.DataFrame({
         "code": code,
-        "url": (url if url is not None else items["target_url"]).array,
+        "url": target.array,
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
         "source_url": items["source_url"].array, "target_url": items["target_url"].array,
         "anchor": items["anchor"].array, "position": items["position"].array,
-        "link_order": items["link_order"].to_numpy(), "juice": items[juice_col].to_numpy(dtype="float64"),
+        "link_order": items["link_order"].to_numpy(), "juice": juice,
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
+        "_local": url_code,
     })
-    grouped = rows.groupby(["url", "finding_anchor"], sort=False, dropna=False)
-    agg = grouped.agg(
-        item_count=("juice", "size"), juice_at_stake=("juice", "sum"), sources=("source_url", "nunique"),
-        first_anchor=("anchor", "first")).reset_index()
-    rows["_local"] = grouped.ngroup().to_numpy()  # sort=False: groups numbered in agg's row order
-    explanation, fix = _texts(describe, agg)
     findings = pd.DataFrame({
         "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],
         "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
-        "juice_at_stake": agg["juice_at_stake"].astype(float), "explanation": explanation, "fix": fix,
+        "juice_at_stake": agg["juice_at_stake"].astype(float),
     })
-    return _Part(findings, rows[_PART_ITEM])
+    return _Part(findings, rows[_PART_ITEM], agg, describe)
 
 
 def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]],
@@ -499,12 +576,10 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
     """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads."""
     if frame.empty:
         return _empty_part()
-    explanation, fix = _texts(describe, frame)
     sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
     findings = pd.DataFrame({
-        "code": code, "severity": sev, "url": frame["url"].to_numpy(), "anchor": None,
+        "code": code, "severity": sev, "url": _strings(frame["url"]), "anchor": None,
         "item_count": 0, "juice_at_stake": frame["juice_at_stake"].astype(float).to_numpy(),
-        "explanation": explanation, "fix": fix,
     })
     if isinstance(sev, pd.Series):
         findings["severity"] = sev.to_numpy()
@@ -517,7 +592,7 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
         findings["item_count"] = np.bincount(local[local >= 0], minlength=len(findings))[:len(findings)]
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
-    return _Part(findings, items)
+    return _Part(findings, items, frame.reset_index(drop=True), describe)
 
 
 _TRAP_FIX = {
@@ -557,20 +632,26 @@ def _what_broken(status: Any, error: Any) -> str:
 # -- detectors ------------------------------------------------------------------------------------
 def _broken_links(ctx: _Context) -> _Part:
     links = ctx.links
-    items = _plain(links[ctx.state_in(links["dst"], _BROKEN_STATES)])
+    items = ctx.items(ctx.state_in(links["dst"], _BROKEN_STATES))
+    if items.empty:
+        return _empty_part()
+    # What each broken page does, worded once per page: a page is the target of many links.
+    dst = items["dst"].to_numpy(np.int64)
+    ids = np.unique(dst)
     pages = ctx.pages
-    row_of = items.drop_duplicates("target_url").set_index("target_url")["dst"]
+    what = pd.Series([_what_broken(s, e) for s, e in zip(pages["status"].iloc[ids], pages["error"].iloc[ids])],
+                     index=ids, dtype=object)
+    what_of_url = dict(zip(pages["url"].iloc[ids], what))
 
-    def describe(r: Any) -> tuple[str, str]:
-        page = pages.iloc[int(row_of[r.url])]
-        return (f"{r.url} {_what_broken(page['status'], page['error'])}. {_plural(r.item_count, 'link')} on "
-                f"{_plural(r.sources, 'page')} point at it, and the juice they would pass is lost.",
+    @_whole_frame
+    def describe(f: pd.DataFrame) -> tuple[Any, Any]:
+        url = f["url"].astype(str)
+        return (_join(url, " ", url.map(what_of_url), ". ", _plural_v(f["item_count"], "link"), " on ",
+                      _plural_v(f["sources"], "page"), " point at it, and the juice they would pass is lost."),
                 "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
                 "redirect it to its new address.")
 
-    return _link_part("broken-links", items, describe, detail=pd.Series(
-        [_what_broken(s, e) for s, e in zip(pages["status"].iloc[items["dst"]], pages["error"].iloc[items["dst"]])],
-        dtype=object) if len(items) else None)
+    return _link_part("broken-links", items, describe, detail=pd.Series(what.loc[dst].to_numpy(), dtype=object))
 
 
 def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
@@ -595,18 +676,24 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         ["redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain"],
         "links-to-redirects")
     red["code"] = code
-    linked = red["page_id"].isin(ctx.links["dst"])
+    # Which pages some link points at, as a mask by page id (no hashing of millions of links).
+    link_dst = ctx.links["dst"].to_numpy(np.int64)
+    linked_page = np.zeros(len(pages), bool)
+    linked_page[link_dst[link_dst >= 0]] = True
+    linked = pd.Series(linked_page[red["page_id"].to_numpy(np.int64)], index=red.index)
     # A redirect reached only through another redirect is part of that one's finding.
     entry = linked | (red["found_via"] != "redirect")
     red = red[entry & ((red["code"] != "links-to-redirects") | linked)].set_index("url")
 
+    red_row = red.to_dict("index")  # looked up once per finding
+
     def path_text(url: str) -> str:
-        path = red.at[url, "path"]
+        path = red_row[url]["path"]
         return " -> ".join([url, *path]) if isinstance(path, list) else url
 
     def describe_for(code_name: str) -> Callable[[Any], tuple[str, str]]:
         def describe(r: Any) -> tuple[str, str]:
-            row = red.loc[r.url]
+            row = red_row[r.url]
             final = row["final_url"]
             via = (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')}" if r.item_count
                    else "no crawled page links to it, but visitors from elsewhere")
@@ -642,7 +729,9 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         subset = red[red["code"] == code_name]
         if subset.empty:
             continue
-        items = _plain(links[links["dst"].isin(subset["page_id"])])
+        chosen = np.zeros(len(pages), bool)
+        chosen[subset["page_id"].to_numpy(np.int64)] = True
+        items = ctx.items((link_dst >= 0) & chosen[np.maximum(link_dst, 0)])
         juice_col = "juice"  # a followed link to a redirect carries its juice either on or into the void
         items = items.assign(counted=np.where(items["reason"] == "nofollow", 0.0, items[juice_col]))
         part = _link_part(code_name, items, describe_for(code_name), juice_col="counted",
@@ -652,8 +741,8 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         if len(unlinked):
             extra = pd.DataFrame({"url": unlinked.index, "juice_at_stake": 0.0})
             describe = describe_for(code_name)
-            more = _page_part(code_name, extra, lambda r, f=describe: f(_Unlinked(r.url)))
-            part = _Part(pd.concat([part.findings, more.findings], ignore_index=True), part.items)
+            parts.append(part)
+            part = _page_part(code_name, extra, lambda r, f=describe: f(_Unlinked(r.url)))
         parts.append(part)
     return parts
 
@@ -688,12 +777,12 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
     # links to its own variants do not count.
     # Keys are matched as integers (ids of the candidates' keys): a big site has millions of links.
     cand_keys = pd.Index(cand["key"].unique())
-    targets = links["target_url"].cat.categories
+    targets = ctx.target_urls
     target_kid = cand_keys.get_indexer(url_key(pd.Series(targets.astype(object))))
     final_kid = cand_keys.get_indexer(url_key(pages["final_url"].fillna(pages["url"])))
     src = links["src"].to_numpy(np.int64)
     dst = links["dst"].to_numpy(np.int64)
-    via_target = target_kid[links["target_url"].cat.codes.to_numpy(np.int64)]
+    via_target = target_kid[ctx.target_code]
     via_final = np.where(dst >= 0, final_kid[np.maximum(dst, 0)], -1) if len(final_kid) else np.full(len(dst), -1)
     via_final = np.where(via_final == via_target, -1, via_final)
     own_kid = target_kid[src]  # source URLs are the first categories of target_url (page id order)
@@ -739,7 +828,7 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
             chosen = np.isin(in_kid, cand_keys.get_indexer(frame["key"]))
             if kind == "orphan-nofollow-only":
                 chosen &= ~in_followed
-            sub = _plain(links.iloc[in_link[chosen]]).assign(key=cand_keys[in_kid[chosen]].to_numpy())
+            sub = ctx.items(in_link[chosen]).assign(key=cand_keys[in_kid[chosen]].to_numpy())
             key_to_url = dict(zip(frame["key"], frame["url"]))
             detail = "nofollow" if kind == "orphan-nofollow-only" else \
                 "from a page that is " + pd.Series(ctx.state[sub["src"].to_numpy()], dtype=object)
@@ -768,9 +857,9 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
 def _followed_inlinks(ctx: _Context) -> np.ndarray:
     """Distinct other pages that pass juice to each page (after redirects and canonicals)."""
     f = ctx.flows
-    ok = (f["reason"] == "passed") & (f["resolved"] >= 0) & (f["src"] != f["resolved"])
+    ok = ((f["reason"] == "passed") & (f["resolved"] >= 0) & (f["src"] != f["resolved"])).to_numpy(bool)
     n = len(ctx.pages)
-    pairs = _distinct(f.loc[ok, "src"].to_numpy(np.int64) * n + f.loc[ok, "resolved"].to_numpy(np.int64))
+    pairs = _distinct(f["src"].to_numpy(np.int64)[ok] * n + f["resolved"].to_numpy(np.int64)[ok])
     return np.bincount(pairs % n, minlength=n) if n else np.zeros(0, np.int64)
 
 
@@ -832,7 +921,9 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     n = len(pages)
     is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
     shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
-    frame = pages.assign(juice_at_stake=shortfall, inlinks=_followed_inlinks(ctx))
+    # Only the columns the texts read: the findings take their rows from this frame.
+    frame = pages[["url", "juice", "juice_score", "depth"]].assign(juice_at_stake=shortfall,
+                                                                    inlinks=_followed_inlinks(ctx))
     parts = []
 
     score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
@@ -841,9 +932,9 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
     @_whole_frame
     def describe_weak(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (f["url"].astype(str).reset_index(drop=True) + " gets followed links from "
-                + _plural_v(f["inlinks"], "other page") + " and has a juice score of " + _score_v(f["juice_score"])
-                + f"/100 (the median indexable page: {ctx.median_score:.0f}).",
+        return (_join(f["url"].astype(str), " gets followed links from ", _plural_v(f["inlinks"], "other page"),
+                      " and has a juice score of ", _score_v(f["juice_score"]),
+                      f"/100 (the median indexable page: {ctx.median_score:.0f})."),
                 "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
                 "its section's hub page.")
     parts.append(_page_part("weak-page", frame[weak], describe_weak))
@@ -853,16 +944,16 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
     @_whole_frame
     def describe_deep(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (f["url"].astype(str).reset_index(drop=True) + " is "
-                + pd.Series(f["depth"].to_numpy(np.float64).astype(np.int64)).astype(str)
-                + f" clicks from the start page (threshold: {t.max_depth}); deep pages "
-                "receive little juice and are crawled less often.",
+        return (_join(f["url"].astype(str), " is ", pa.array(f["depth"].to_numpy(np.float64).astype(np.int64)),
+                      f" clicks from the start page (threshold: {t.max_depth}); deep pages "
+                      "receive little juice and are crawled less often."),
                 "Link to it from a page closer to the home page (a hub or category page), or from "
                 "navigation or a related-links block.")
     parts.append(_page_part("deep-page", frame[deep], describe_deep))
 
     internal = flows["is_internal"].to_numpy(bool)
-    followed_out = np.bincount(flows.loc[internal & ~flows["nofollow"].to_numpy(bool), "src"], minlength=n)
+    flow_src = flows["src"].to_numpy(np.int64)
+    followed_out = np.bincount(flow_src[internal & ~flows["nofollow"].to_numpy(bool)], minlength=n)
     dead = is_page & (followed_out[:n] == 0)
     dead_frame = frame[dead].assign(juice_at_stake=ctx.d * ctx.juice[dead])
 
@@ -872,7 +963,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
                 "Add links from it to related pages, its section's hub and the main navigation.")
     parts.append(_page_part("dead-end", dead_frame, describe_dead))
 
-    targets = np.bincount(flows.loc[internal, "src"], minlength=n)[:n]
+    targets = np.bincount(flow_src[internal], minlength=n)[:n]
     many = (targets > t.max_links) & ctx.ranked
     many_frame = frame[many].assign(targets=targets[many])
     excess = (targets[many] - t.max_links) / np.maximum(targets[many], 1)
@@ -890,7 +981,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
 def _nofollow(ctx: _Context) -> _Part:
     links = ctx.links
-    items = _plain(links[links["nofollow"].to_numpy(bool)])
+    items = ctx.items(links["nofollow"].to_numpy(bool))
     items = items.assign(counted=np.where(items["reason"] == "nofollow", items["juice"], 0.0))
 
     def describe(r: Any) -> tuple[str, str]:
@@ -942,7 +1033,7 @@ def _target_states(ctx: _Context) -> list[_Part]:
                                ("links-to-canonicalised", "canonicalised", canonicalised),
                                ("links-to-blocked", "blocked by robots.txt", blocked),
                                ("links-to-non-html", "not html", non_html)):
-        items = _plain(links[ctx.state_in(dst, (st,)) & ~bad])
+        items = ctx.items(ctx.state_in(dst, (st,)) & ~bad)
         parts.append(_link_part(code, items, describe, detail=st))
     return parts
 
@@ -960,15 +1051,17 @@ def _canonical_kinds(pages: pd.DataFrame) -> np.ndarray:
 def _canonicals(ctx: _Context) -> list[_Part]:
     pages, flows = ctx.pages, ctx.flows
     kinds = _canonical_kinds(pages)
-    counted = flows["reason"] != "nofollow"
-    inflow = np.bincount(flows.loc[counted & (flows["dst"] >= 0), "dst"],
-                         weights=flows.loc[counted & (flows["dst"] >= 0), "juice"], minlength=len(pages))
+    if not (kinds != "").any():
+        return []
+    dst = flows["dst"].to_numpy(np.int64)
+    counted = (flows["reason"] != "nofollow").to_numpy(bool) & (dst >= 0)
+    inflow = np.bincount(dst[counted], weights=flows["juice"].to_numpy(np.float64)[counted], minlength=len(pages))
     url_to_row = pd.Series(np.arange(len(pages)), index=pages["url"])
     parts = []
     for code in ("canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"):
-        frame = pages[kinds == code].assign(juice_at_stake=inflow[:len(pages)][kinds == code])
-        if frame.empty:
+        if not (kinds == code).any():
             continue
+        frame = pages[kinds == code].assign(juice_at_stake=inflow[:len(pages)][kinds == code])
         rows = frame["canonical"].map(url_to_row).astype(int)
         frame = frame.assign(c_final=pages["final_url"].to_numpy()[rows], c_error=pages["error"].to_numpy()[rows])
         detail = {"canonical-to-redirect": "canonical redirects", "canonical-to-broken": "canonical is broken",
@@ -997,37 +1090,45 @@ def _anchors(ctx: _Context) -> list[_Part]:
     if links.empty:
         return []
     anchor = links["anchor"].astype("category")
-    uniques = anchor.cat.categories.astype(object)
+    uniques = anchor.cat.categories
     # Normalise each distinct anchor once (templates repeat the same text on every page); the
     # last slot stands for links without anchor text.
     row = anchor.cat.codes.to_numpy(np.int64)
     row = np.where(row >= 0, row, len(uniques))
-    norm_of = np.array([normalize_anchor(str(a)) for a in uniques] + [""], dtype=object)
+    normalized = normalize_anchors(pa.array(uniques))
+    norm_of = np.append(normalized.to_numpy(zero_copy_only=False), "").astype(object)
     empty_of = norm_of == ""
-    generic_of = np.array([is_generic_normalized(a) for a in norm_of], dtype=bool) & ~empty_of
+    generic_of = np.append(generic_normalized_mask(normalized), False) & ~empty_of
     empty, generic = empty_of[row], generic_of[row]
-    target_code = links["target_url"].cat.codes.to_numpy(np.int64)
-    target_urls = links["target_url"].cat.categories.astype(object)
+    target_code = ctx.target_code
+    target_urls = ctx.target_urls.astype(object)
     parts = []
 
     def describe_empty(r: Any) -> tuple[str, str]:
         return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with no anchor "
                 "text (and no image alt text): they tell readers and search engines nothing about the page.",
                 "Give each link visible text, or alt text on its image, that names the target.")
-    parts.append(_link_part("empty-anchor", links[empty], describe_empty, detail="empty anchor"))
+    parts.append(_link_part("empty-anchor", ctx.items(empty), describe_empty, detail="empty anchor"))
 
-    gen = _plain(links[generic])
-    used = gen.assign(text=gen["anchor"].str.strip()).drop_duplicates(["target_url", "text"])
-    used = used.groupby("target_url", sort=False).head(3)
-    quoted: dict[str, str] = {}
-    for url, text in zip(used["target_url"].tolist(), used["text"].tolist()):  # <= 3 per finding
-        quoted[url] = f'{quoted[url]}, "{text}"' if url in quoted else f'"{text}"'
+    gen = ctx.items(generic)
+    # Per target, its first three distinct generic anchors, quoted: '"a", "b", "c"'.
+    used = pd.DataFrame({"target": gen["target_code"], "text": gen["anchor"].str.strip()}).drop_duplicates()
+    nth = used.groupby("target", sort=False).cumcount().to_numpy()
+    used, nth = used[nth < 3], nth[nth < 3]
+    quoted_targets, slot = np.unique(used["target"].to_numpy(), return_inverse=True)
+    texts = _join('"', used["text"], '"')
+    columns = []
+    for k in range(3):
+        at = np.full(len(quoted_targets), -1)
+        at[slot[nth == k]] = np.flatnonzero(nth == k)
+        columns.append(texts.take(pa.array(at, mask=at < 0)))
+    quoted = pc.binary_join_element_wise(*columns, pa.scalar(", ", pa.large_string()), null_handling="skip")
 
     @_whole_frame
     def describe_generic(f: pd.DataFrame) -> tuple[Any, Any]:
-        url = f["url"].astype(str).reset_index(drop=True)
-        return (_plural_v(f["item_count"], "link") + " on " + _plural_v(f["sources"], "page") + " point at " + url
-                + " with generic anchors (" + url.map(quoted) + ") that say nothing about it.",
+        listed = quoted.take(pa.array(np.searchsorted(quoted_targets, f["target_code"].to_numpy())))
+        return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), " point at ",
+                      f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor"))
 
@@ -1037,7 +1138,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
     edit = np.flatnonzero(~empty & ~generic & links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool))
     if len(edit):
         key_code = pd.factorize(url_key(pd.Series(target_urls)).to_numpy())[0].astype(np.int64)
-        resolved = links["resolved"].to_numpy(np.int64)[edit]
+        resolved = ctx.resolved(edit)
         target = np.where(resolved >= 0, resolved, n + key_code[target_code[edit]])
         norm_code_of = pd.factorize(norm_of)[0].astype(np.int64)
         norm = norm_code_of[row[edit]]
@@ -1047,7 +1148,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
         several = n_targets[norm] >= 2
         edit, target, norm = edit[several], target[several], norm[several]
     if len(edit):
-        multi = _plain(links.iloc[edit]).assign(norm=norm_of[row[edit]], target=target)
+        multi = ctx.items(edit).assign(norm=norm_of[row[edit]], target=target)
         n_targets = pd.Series(n_targets[norm], index=multi["norm"].to_numpy()).groupby(level=0).first()
         counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
         top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
@@ -1085,7 +1186,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
         return (f"{r.item_count} of the {links_to[r.url]} internal links to {r.url} use generic or empty anchors: "
                 "search engines learn little about what the page is about from its links.",
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
-    parts.append(_link_part("mostly-generic-anchors", links[chosen], describe_mostly,
+    parts.append(_link_part("mostly-generic-anchors", ctx.items(chosen), describe_mostly,
                             detail=pd.Series(np.where(empty[chosen], "empty anchor", "generic anchor"), dtype=object)))
     return parts
 
@@ -1099,16 +1200,16 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     rendered = (links["found_in"] == "rendered").to_numpy()
     # A pair (source page, target URL) with a link in the raw HTML too keeps passing juice without
     # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
-    whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), links["target_url"].cat.codes.to_numpy()]) \
-        .transform("all").to_numpy(bool)
-    receiver = np.where(links["resolved"].to_numpy() >= 0, links["resolved"].to_numpy(), links["dst"].to_numpy())
+    whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), ctx.target_code]).transform("all").to_numpy(bool)
+    resolved = ctx.resolved(np.arange(len(links)))
+    receiver = np.where(resolved >= 0, resolved, links["dst"].to_numpy())
     chosen = rendered & whole_pair & (receiver >= 0)
     if not chosen.any():
         return _empty_part(), {}
     before = rendering["juice"].to_numpy(np.float64)
     after = rendering["juice_without_rendering"].to_numpy(np.float64)
     raw_inlinks = np.bincount(receiver[(receiver >= 0) & ~rendered], minlength=len(ctx.pages))
-    items = _plain(links[chosen]).assign(page=receiver[chosen])
+    items = ctx.items(chosen).assign(page=receiver[chosen])
     pages = np.unique(items["page"].to_numpy(np.int64))
     frame = pd.DataFrame({
         "url": ctx.pages["url"].to_numpy()[pages], "before": before[pages], "after": after[pages],
@@ -1212,6 +1313,8 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
     t = thresholds or AuditThresholds()
     ctx = _context(inputs, t)
+    # First, while memory holds only the inputs: it passes over every flow.
+    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
     parts: list[_Part] = [_broken_links(ctx)]
     parts += _redirects(ctx, inputs.redirect_paths)
     parts += _orphans(ctx, inputs.known_urls)
@@ -1228,7 +1331,6 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(_traps(inputs.traps))
     parts += _anchors(ctx)
     findings, items = _assemble(parts)
-    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
     counts = findings["severity"].value_counts()
     summary = {
         **stats,
@@ -1241,19 +1343,22 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     return AuditResult(findings=findings, items=items, juice_flow=flow_table, summary=summary)
 
 
-def _sorted(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
-    """`frame` sorted by `keys` (column, "ascending" | "descending"), missing values first, equal
-    rows in their order. Arrow's sort: several times faster than pandas' on millions of strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
+    """The row order that sorts `frame` by `keys` (column, "ascending" | "descending"), missing
+    values first, equal rows in their order. Arrow's sort: several times faster than pandas' on
+    millions of strings."""
     table = pa.Table.from_pandas(frame[[k for k, _ in keys]], preserve_index=False)
     try:  # pyarrow >= 22 takes the null placement per key; older ones only for the whole sort
         order = pc.sort_indices(table, sort_keys=[(k, o, "at_start") for k, o in keys])
     except (TypeError, ValueError, pa.ArrowException):
         order = pc.sort_indices(table, sort_keys=keys, null_placement="at_start")
-    order = order.to_numpy()
-    return frame.take(order).reset_index(drop=True)
+    return order.to_numpy()
+
+
+def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
+    """mapping[v] for each value of a column that holds a few distinct strings (each looked up once)."""
+    codes, uniques = pd.factorize(values)
+    return np.array([mapping[u] for u in uniques], np.int64)[codes]
 
 
 def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1261,11 +1366,25 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not found:
         return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
     findings = pd.concat([f.assign(_part=i, _local=np.arange(len(f))) for i, f in found], ignore_index=True)
-    findings["_rank"] = findings["severity"].map({str(k): v for k, v in _SEVERITY_RANK.items()})
-    findings["_order"] = findings["code"].map({c: i for i, c in enumerate(CODES)})
-    findings = _sorted(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
-                                  ("url", "ascending")])
+    findings["_rank"] = _mapped(findings["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()})
+    findings["_order"] = _mapped(findings["code"], {c: i for i, c in enumerate(CODES)})
+    order = _sort_order(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
+                                   ("url", "ascending")])
+    findings = findings.take(order).reset_index(drop=True)
     findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
+    # The texts, written per part for its findings in their final order, then interleaved.
+    part_of = findings["_part"].to_numpy()
+    by_part = np.argsort(part_of, kind="stable")
+    bounds = np.cumsum(np.bincount(part_of, minlength=len(parts)))
+    texts = [parts[i].texts(findings["_local"].to_numpy()[by_part[bounds[i] - len(f):bounds[i]]]) for i, f in found]
+    at = np.empty(len(by_part), np.int64)
+    at[by_part] = np.arange(len(by_part))  # the final row's place among the parts' texts, one part after another
+    columns = {"explanation": [e for e, _ in texts], "fix": [f for _, f in texts]}
+    del texts
+    for col in ("explanation", "fix"):
+        whole = pa.concat_arrays(columns.pop(col))  # each part's texts are freed once copied
+        findings[col] = pd.array(whole.take(pa.array(at)), dtype="str")
+        del whole
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
     sizes = np.zeros(len(parts) + 1, np.int64)
@@ -1280,12 +1399,14 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
         local = items["_local"].to_numpy(np.int64)
         part = items["_part"].to_numpy(np.int64)
         ok = (local >= 0) & (local < sizes[part + 1])
-        items = items[ok]
+        if not ok.all():
+            items = items[ok]
         items["finding_id"] = finding_of[offset[part[ok]] + local[ok]]
         items["juice"] = items["juice"].astype(float)
         items["link_order"] = items["link_order"].astype("Int64")
-        items = _sorted(items, [("finding_id", "ascending"), ("source_url", "ascending"), ("link_order", "ascending")])
         items = items[list(ITEM_COLUMNS)]
+        items = items.take(_sort_order(items, [("finding_id", "ascending"), ("source_url", "ascending"),
+                                               ("link_order", "ascending")])).reset_index(drop=True)
     else:
         items = pd.DataFrame(columns=list(ITEM_COLUMNS))
     counts = np.bincount(items["finding_id"].to_numpy(np.int64), minlength=len(findings) + 1) if len(items) else None

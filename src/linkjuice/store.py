@@ -1153,8 +1153,9 @@ class Store:
             "GROUP BY kind, pattern ORDER BY skipped DESC").df()
 
     def audit_pages(self) -> pd.DataFrame:
-        """Per page, in page_id order: its state, depth, final URL, canonical target and juice."""
-        return self.con.execute(
+        """Per page, in page_id order: its state, depth, final URL, canonical target and juice
+        (through Arrow: text columns stay Arrow strings; integers with NULLs are floats)."""
+        return self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
@@ -1165,7 +1166,7 @@ class Store:
             LEFT JOIN pages c ON c.url = p.canonical
             ORDER BY p.page_id
             """
-        ).df()
+        ).to_pandas()
 
     def audit_link_flows(self, reasons: Sequence[str]) -> pd.DataFrame:
         """The model's flows, one row per (source page, target URL), as page ids (-1 when not
@@ -1199,9 +1200,16 @@ class Store:
         where = "l.is_internal AND l.source_url <> l.target_url"
         # A link without found_in was found in the raw HTML (the default).
         exprs = {"anchor": "l.anchor", "position": "l.position", "found_in": "coalesce(l.found_in, 'raw')"}
-        texts = {col: self._arrow(f"SELECT DISTINCT {expr} AS value FROM links l WHERE {where} AND {expr} IS NOT NULL "
-                                  "ORDER BY value").column("value").combine_chunks()
-                 for col, expr in exprs.items()}
+        # The distinct texts of the three columns in one scan of the links.
+        distinct = self._arrow(
+            f"SELECT {', '.join(f'{e} AS {c}' for c, e in exprs.items())}, GROUPING({', '.join(exprs.values())}) AS g "
+            f"FROM links l WHERE {where} GROUP BY GROUPING SETS ({', '.join(f'({e})' for e in exprs.values())})")
+        grouping = {"anchor": 3, "position": 5, "found_in": 6}  # the bits of the two columns not grouped by
+        texts = {}
+        for col, bits in grouping.items():
+            values = distinct.filter(pc.and_(pc.equal(distinct.column("g"), bits), pc.is_valid(distinct.column(col))))
+            values = values.column(col).combine_chunks()
+            texts[col] = values.take(pc.sort_indices(values))
         self.con.register("_audit_anchors", pa.table({
             "anchor": texts["anchor"], "anchor_id": pa.array(np.arange(len(texts["anchor"]), dtype=np.int32))}))
         small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in ("position", "found_in")}
@@ -1218,11 +1226,18 @@ class Store:
                 LEFT JOIN pages t ON t.url = l.target_url
                 LEFT JOIN _audit_anchors a ON a.anchor = l.anchor
                 WHERE {where}
-                ORDER BY s.page_id, l.link_order
                 """
             )
         finally:
             self.con.unregister("_audit_anchors")
+        # In page order, then link order. DuckDB returns the links nearly so (in the table's order,
+        # a few parallel chunks swapped): a check and, if needed, a stable sort of integers here
+        # cost far less than its ORDER BY over millions of rows, which spills under the audit's memory limit.
+        key = tbl.column("src").to_numpy().astype(np.int64) << 32
+        key += tbl.column("link_order").fill_null(2**31 - 1).to_numpy().astype(np.int64) + (1 << 31)  # NULLs last
+        if len(key) > 1 and not (key[1:] >= key[:-1]).all():
+            tbl = tbl.take(pa.array(np.argsort(key, kind="stable")))
+        del key
         frame = _categorical_frame(tbl, ("extra_url",))
         for col in ("anchor", "position", "found_in"):
             frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int32),

@@ -125,7 +125,8 @@ def _print_top(result: AuditResult, top: int, items_each: int = 5) -> None:
     if top <= 0 or result.findings.empty:
         return
     console.print(f"Top {min(top, len(result.findings))} findings", style="bold", highlight=False)
-    grouped = result.items.groupby("finding_id")
+    # One scan of the items per finding shown: a groupby would index every finding's items (millions).
+    item_finding = result.items["finding_id"].to_numpy()
     for f in result.findings.head(top).itertuples(index=False):
         head = Text(f"{f.finding_id}. ")
         head.append(f"[{f.severity}] ", style=_STYLE[f.severity])
@@ -137,8 +138,8 @@ def _print_top(result: AuditResult, top: int, items_each: int = 5) -> None:
         console.print(head)
         console.print(Text("   " + clean_text(f.explanation)))
         console.print(Text("   Fix: " + clean_text(f.fix), style="green"))
-        if f.finding_id in grouped.groups:
-            items = grouped.get_group(f.finding_id)
+        items = result.items[item_finding == f.finding_id]
+        if len(items):
             for it in items.head(items_each).itertuples(index=False):
                 if isinstance(it.source_url, str) and it.source_url != it.url:
                     line = f"   - from {it.source_url}"

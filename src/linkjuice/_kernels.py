@@ -916,6 +916,13 @@ def in_link_pattern(n: int, src: np.ndarray, dst: np.ndarray, mask: np.ndarray) 
         return _in_link_pattern(n, src, dst, mask, target_cuts(n))
 
 
+@njit(inline="always")
+def _counts(s, d, lo, hi, mask):  # pragma: no cover
+    """Whether link s -> d is in the pattern (between pages in `mask`, not a self-link) and its
+    target in the part's range lo:hi (lo >= 0, so d is a page id when this holds)."""
+    return lo <= d < hi and s != d and s >= 0 and mask[s] and mask[d]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _in_link_pattern(n, src, dst, mask, cuts):  # pragma: no cover
     m = len(src)
@@ -929,11 +936,9 @@ def _in_link_pattern(n, src, dst, mask, cuts):  # pragma: no cover
         prev_s = -1
         prev_d = -1
         for k in range(m):
-            d = dst[k]
-            if d < lo or d >= hi:
-                continue
             s = src[k]
-            if s == d or s < 0 or not mask[s] or not mask[d]:
+            d = dst[k]
+            if not _counts(s, d, lo, hi, mask):
                 continue
             # a part's links in (src, dst) order without repeats: then so is each of its rows
             if s < prev_s or (s == prev_s and d <= prev_d):
@@ -958,11 +963,9 @@ def _in_link_pattern(n, src, dst, mask, cuts):  # pragma: no cover
         lo = cuts[part]
         hi = cuts[part + 1]
         for k in range(m):
-            d = dst[k]
-            if d < lo or d >= hi:
-                continue
             s = src[k]
-            if s == d or s < 0 or not mask[s] or not mask[d]:
+            d = dst[k]
+            if not _counts(s, d, lo, hi, mask):
                 continue
             indices[fill[d]] = s
             fill[d] += 1

@@ -578,11 +578,14 @@ class Store:
             yield (batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist())
 
     def stage_link_groups(self, position_weights: Mapping[str, float], chunk_rows: int) -> list[tuple[int, int]]:
-        """Write link_groups' rows to the work table _link_groups (DuckDB sorts and spills them
-        within its memory limit) and return source page-id ranges [lo, hi) of about chunk_rows
-        rows each, to read back one at a time with link_group_chunk."""
+        """Write link_groups' rows to the work table _link_groups, sorted by source page (DuckDB
+        sorts and spills them within its memory limit), and return source page-id ranges [lo, hi)
+        of about chunk_rows rows each, to read back one at a time with link_group_chunk. Sorted,
+        each range's rows sit in a few row groups that DuckDB finds by their min/max: stored in
+        the grouping's order, every chunk read scanned the whole table (200 scans of 207M rows,
+        over an hour, at 10M pages)."""
         query = self._link_groups_sql(position_weights)
-        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}")
+        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query} ORDER BY src, dst, target_url")
         counts = self._arrow("SELECT src, count(*) AS n FROM _link_groups GROUP BY src ORDER BY src")
         src = counts.column("src").to_numpy()
         total = np.cumsum(counts.column("n").to_numpy())

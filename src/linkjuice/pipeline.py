@@ -158,7 +158,8 @@ class LinkFlows:
     anchor: np.ndarray | None = None
 
 
-# link_pairs is built in chunks of about this many pairs (by source page): memory stays bounded.
+# link_pairs is built in chunks of at least this many pairs (by source page), more on a store of
+# over 16M pairs (Store.stage_link_groups reads the staged groups at most 16 times): memory stays bounded.
 _PAIR_CHUNK = 1_000_000
 # DuckDB's memory while it groups a big site's links (it spills to disk beyond this).
 _BUILD_MEMORY = "768MB"

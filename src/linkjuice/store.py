@@ -42,6 +42,8 @@ PAGE_SCORE_COLUMNS: tuple[str, ...] = ("page_id", "inlinks", "outlinks", "pagera
 FRONTIER_COLUMNS: tuple[str, ...] = ("seq", "url", "depth", "found_via", "found_from", "redirect_hops")
 SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
+# link_pairs is built from at most this many reads of the staged link groups (each scans them all).
+_MAX_GROUP_SCANS = 16
 # DuckDB's memory for an export's sort (beyond it, DuckDB spills to a temporary file).
 EXPORT_MEMORY = "1GB"
 AUDIT_MEMORY = "512MB"  # the audit's reads: DuckDB spills its joins and sorts beyond it
@@ -578,19 +580,21 @@ class Store:
             yield (batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist())
 
     def stage_link_groups(self, position_weights: Mapping[str, float], chunk_rows: int) -> list[tuple[int, int]]:
-        """Write link_groups' rows to the work table _link_groups, sorted by source page (DuckDB
-        sorts and spills them within its memory limit), and return source page-id ranges [lo, hi)
-        of about chunk_rows rows each, to read back one at a time with link_group_chunk. Sorted,
-        each range's rows sit in a few row groups that DuckDB finds by their min/max: stored in
-        the grouping's order, every chunk read scanned the whole table (200 scans of 207M rows,
-        over an hour, at 10M pages)."""
+        """Write link_groups' rows to the work table _link_groups (DuckDB groups and spills them
+        within its memory limit) and return source page-id ranges [lo, hi) of at least chunk_rows
+        rows each, to read back one at a time with link_group_chunk.
+
+        The table is in the grouping's order, so each chunk read scans all of it: the ranges
+        are made larger on a big store, at most _MAX_GROUP_SCANS of them (at 10M pages, 207
+        scans of 207M rows took over an hour; sorting the table instead spilled over 36 GB)."""
         query = self._link_groups_sql(position_weights)
-        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query} ORDER BY src, dst, target_url")
+        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}")
         counts = self._arrow("SELECT src, count(*) AS n FROM _link_groups GROUP BY src ORDER BY src")
         src = counts.column("src").to_numpy()
         total = np.cumsum(counts.column("n").to_numpy())
         if not len(src):
             return []
+        chunk_rows = max(chunk_rows, -(-int(total[-1]) // _MAX_GROUP_SCANS))
         cuts = np.searchsorted(total, np.arange(chunk_rows, int(total[-1]), chunk_rows), side="left")
         bounds = [int(src[0])] + [int(src[c]) + 1 for c in np.unique(cuts) if c < len(src) - 1] + [int(src[-1]) + 1]
         return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]

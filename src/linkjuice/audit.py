@@ -723,7 +723,6 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
     redirect_detail = {u: f"redirects to {f}" if isinstance(f, str) else "redirect loop"
                        for u, f in zip(red.index, red["final_url"].astype(object))}
     parts = []
-    links = ctx.links
     for code_name in ("redirect-loop", "redirect-to-broken", "redirect-to-non-indexable", "redirect-chain",
                       "links-to-redirects"):
         subset = red[red["code"] == code_name]

@@ -25,7 +25,7 @@ from .crawl.crawler import crawl as _run_crawl
 from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
-from .score import PowerResult, classic_pagerank, juice_iterate, juice_score, link_shares
+from .score import PowerResult, classic_pagerank, juice_iterate, juice_score
 from .score import _compiled_kernels  # the numba kernels when installed and worth it
 from .store import AUDIT_MEMORY, Store, flows_view_sql
 from .explain import PageExplanation

@@ -220,6 +220,23 @@ def test_anchor_features_match_a_word_set_reference() -> None:
     np.testing.assert_array_equal(match, match2)
 
 
+def test_stop_words_are_scikit_learns_read_without_importing_it() -> None:
+    """The word splitting's stop words are scikit-learn's list, loaded without importing
+    scikit-learn (a crawl's finalize would spend ~1 s of CPU on that import for nothing else)."""
+    import subprocess
+    import sys
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from linkjuice.relevance import english_stop_words
+
+    assert english_stop_words() == ENGLISH_STOP_WORDS
+    probe = ("import sys; from linkjuice.relevance import english_stop_words; "
+             "words = english_stop_words(); print(len(words), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(ENGLISH_STOP_WORDS)), "False"]
+
+
 def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() -> None:
     """tokenize_many (Arrow kernels for ASCII) gives each text the analyzer's tokens in order, and
     normalize_anchors and generic_mask agree with normalize_anchor and is_generic_anchor, on ASCII

@@ -5,8 +5,6 @@ Everything here returns plain records or pandas DataFrames.
 
 from __future__ import annotations
 
-import importlib
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -91,7 +89,6 @@ def crawl_site(
 
         require_render(config.browser_path)  # the extra and Chromium, before a store is made
     created = not Path(db).exists()
-    _import_in_background("sklearn.feature_extraction.text")  # finalize's word splitting needs it
     try:
         with Store(db) as store:
             summary = _run_crawl(config, store, resume=resume, on_progress=on_progress)
@@ -104,18 +101,6 @@ def crawl_site(
             Path(db).unlink(missing_ok=True)
         raise
     return summary
-
-
-def _import_in_background(module: str) -> None:
-    """Import `module` on a thread, so that its import (scikit-learn: about a second) overlaps the
-    crawl, whose process is often waiting on the network, instead of delaying finalize."""
-    def run() -> None:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - imported again where needed, and the error is raised there
-            pass
-
-    threading.Thread(target=run, name="linkjuice-import", daemon=True).start()
 
 
 def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:

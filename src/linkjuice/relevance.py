@@ -6,7 +6,10 @@ processed in chunks so memory stays bounded however many links a site has.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -177,6 +180,26 @@ def pair_similarity(vectors: sp.csr_matrix | np.ndarray, src: np.ndarray, dst: n
     return np.clip(out, 0.0, 1.0)
 
 
+@functools.cache
+def english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (what its analyzer removes), read from their module alone:
+    importing scikit-learn itself costs ~1 s of CPU, which a crawl's finalize needs for nothing
+    else. Through the package when that file cannot be loaded alone (a frozen or zipped install)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "feature_extraction" / "_stop_words.py"
+        words = importlib.util.spec_from_file_location("_linkjuice_stop_words", path)
+        if words is not None and words.loader is not None and path.is_file():
+            module = importlib.util.module_from_spec(words)
+            words.loader.exec_module(module)
+            found = getattr(module, "ENGLISH_STOP_WORDS", None)
+            if isinstance(found, frozenset) and found:
+                return found
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
+
+
 def token_analyzer():  # type: ignore[no-untyped-def]
     """The word tokenizer used for anchors and titles (lower-case, English stop words removed)."""
     from sklearn.feature_extraction.text import TfidfVectorizer  # loaded only when text is scored
@@ -189,8 +212,6 @@ def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Arr
     ASCII texts (nearly all anchors and titles) are split by Arrow's compute kernels: for ASCII the
     token pattern is a run of [a-z0-9] that starts with a letter, is 2+ long and is bounded by
     non-word characters, so a run holding "_" yields nothing. Other texts go through the analyzer."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
     texts = pc.fill_null(texts.cast(pa.string()), "")
@@ -200,7 +221,7 @@ def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Arr
     words = pc.list_flatten(runs)
     owner = ascii_idx[pc.list_parent_indices(runs).to_numpy()]
     keep = pc.and_(pc.match_substring_regex(words, pattern="^[a-z][a-z0-9]+$"),
-                   pc.invert(pc.is_in(words, value_set=pa.array(sorted(ENGLISH_STOP_WORDS)))))
+                   pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words())))))
     owner, words = owner[keep.to_numpy(zero_copy_only=False)], words.filter(keep)
     other = np.flatnonzero(~ascii_mask)
     if len(other):

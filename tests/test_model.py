@@ -348,6 +348,28 @@ def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(whole, chunked)
 
 
+def test_a_link_pair_takes_position_and_anchor_from_its_first_best_placed_link(tmp_path: Path) -> None:
+    """Duplicate links to one target count as the best-placed one; among equally weighted ones
+    (header and nav weigh the same), the first on the page gives both position and anchor."""
+    header = "<header><a href='/b/'>Baking tips</a></header><nav><a href='/b/'>Tips</a></nav>"
+    site = {
+        "/": f"<html><body>{header}<main><p><a href='/a/'>alpha one</a> <a href='/a/'>alpha two</a></p>"
+             "<footer><a href='/a/'>alpha footer</a></footer></main></body></html>",
+        "/a/": _page("Alpha", SOURDOUGH, "<a href='/'>home</a> <a href='/c/'>see c</a>"),
+        "/b/": _page("Tips", KNIVES, "<a href='/'>home</a>"),
+        "/c/": f"<html><body><nav><a href='/b/'>Tips</a></nav>{header}<main><p>x</p></main></body></html>",
+    }
+    db = _crawl(tmp_path, site)
+    with Store(db, read_only=True) as store:
+        pairs = store.sql("SELECT s.url AS source, t.url AS target, position, anchor, n_links FROM link_pairs "
+                          "JOIN pages s ON s.page_id = src JOIN pages t ON t.page_id = dst")
+    got = {(r.source.removeprefix("https://t.example"), r.target.removeprefix("https://t.example")):
+           (r.position, r.anchor, r.n_links) for r in pairs.itertuples()}
+    assert got[("/", "/a/")] == ("content", "alpha one", 3)
+    assert got[("/", "/b/")] == ("header", "Baking tips", 2)
+    assert got[("/c/", "/b/")] == ("nav", "Tips", 3)
+
+
 def test_a_store_opened_read_only_answers_arrow_reads_first(tmp_path: Path) -> None:
     """Opening reads the schema version; the next read must not find that result half-read
     (DuckDB 2 refuses an Arrow query on a connection with an unfinished result)."""

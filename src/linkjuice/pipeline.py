@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,6 +147,7 @@ class LinkFlows:
 # link_pairs is built in chunks of at least this many pairs (by source page), more on a store of
 # over 16M pairs (Store.stage_link_groups reads the staged groups at most 16 times): memory stays bounded.
 _PAIR_CHUNK = 1_000_000
+_PAIR_SLICE = 250_000  # link_pairs rows computed (and written) at a time from one chunk
 # DuckDB's memory while it groups a big site's links (it spills to disk beyond this).
 _BUILD_MEMORY = "768MB"
 _SEARCH_MEMORY = "64MB"
@@ -158,15 +160,22 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
     (finalize does this once per crawl), chunk by chunk, and None is returned; a read-only one
     gets it computed in memory and returned."""
     model = model or stored_model_config(store)
-    page = store.page_arrays(urls=False)
-    topics = TopicIndex.build(topic_text(t, h, u) for urls, titles, h1s in store.iter_page_topics()
-                              for u, t, h in zip(urls, titles, h1s))
-    if store.read_only:
-        return _pairs_of(store.link_groups(model.position_weights), page, topics)
-    meta = {"position_weights": dict(model.position_weights), "relevance": None}
-    with store.memory_limit(_BUILD_MEMORY):
-        if store.counts()["links"] <= chunk_rows:  # one chunk: no work table to write and read back
-            store.replace_link_pairs([_pairs_of(store.link_groups(model.position_weights), page, topics)], meta)
+    one_chunk = store.read_only or store.counts()["links"] <= chunk_rows
+    with store.memory_limit(_BUILD_MEMORY), ThreadPoolExecutor(1, thread_name_prefix="linkjuice-groups") as pool:
+        # One chunk (no work table to write and read back): DuckDB groups the links on a thread
+        # (it releases the GIL) while the page topics are read and split into words here.
+        groups = pool.submit(store.link_groups, model.position_weights, concurrent=True) if one_chunk else None
+        page = store.page_arrays(urls=False)
+        topics = TopicIndex.build(topic_text(t, h, u) for urls, titles, h1s in store.iter_page_topics()
+                                  for u, t, h in zip(urls, titles, h1s))
+        if groups is not None and store.read_only:
+            return _pairs_of(groups.result(), page, topics)
+        meta = {"position_weights": dict(model.position_weights), "relevance": None}
+        if groups is not None:
+            # In slices: each is written while the next is computed.
+            table = groups.result()
+            store.replace_link_pairs((_pairs_of(table.slice(start, _PAIR_SLICE), page, topics)
+                                      for start in range(0, max(table.num_rows, 1), _PAIR_SLICE)), meta)
             return None
         ranges = store.stage_link_groups(model.position_weights, chunk_rows)
         store.replace_link_pairs((_pairs_of(store.link_group_chunk(lo, hi), page, topics) for lo, hi in ranges), meta)

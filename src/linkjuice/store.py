@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,14 @@ CREATE TABLE IF NOT EXISTS frontier (
     seq BIGINT, url VARCHAR, depth INTEGER, found_via VARCHAR, found_from VARCHAR,
     redirect_hops INTEGER
 );
+-- main_text: zstd, not DuckDB's default dictionary + FSST, which each checkpoint ran again over
+-- the newest row group's texts (a crawl checkpoints every 64 MB of log): half the store's CPU at a
+-- checkpoint, and the texts take half the space.
 CREATE TABLE IF NOT EXISTS pages (
     url VARCHAR, seq BIGINT, status INTEGER, content_type VARCHAR, bytes BIGINT,
     response_time_ms DOUBLE, found_depth INTEGER, found_via VARCHAR,
     title VARCHAR, h1 VARCHAR, meta_robots VARCHAR, x_robots_tag VARCHAR, canonical VARCHAR,
-    lang VARCHAR, word_count INTEGER, main_text VARCHAR, headings VARCHAR, redirect_to VARCHAR,
+    lang VARCHAR, word_count INTEGER, main_text VARCHAR USING COMPRESSION zstd, headings VARCHAR, redirect_to VARCHAR,
     error VARCHAR, blocked_by_robots BOOLEAN, is_html BOOLEAN, noindex BOOLEAN, nofollow BOOLEAN,
     crawled_at TIMESTAMP,
     -- filled by finalize():
@@ -100,8 +104,8 @@ CREATE VIEW IF NOT EXISTS scores AS SELECT p.url, s.* FROM page_scores s JOIN pa
 -- built from links and pages by finalize (pipeline.build_link_pairs) so scoring reads no strings.
 -- dst: the linked page (-1: not stored, with target_url); resolved: the page that receives after
 -- redirects and canonicals (-1: none); reason: index into pipeline.REASONS; hops: redirect hops
--- passed; position/anchor: of the pair's highest-weighted link; anchor_class 0 empty, 1 generic,
--- 2 descriptive. Written once and never updated (stores of earlier versions also hold a relevance
+-- passed; position/anchor: of the pair's highest-weighted link (the first on the page among
+-- equals); anchor_class 0 empty, 1 generic, 2 descriptive. Written once and never updated (stores of earlier versions also hold a relevance
 -- column, dropped by their next score).
 CREATE TABLE IF NOT EXISTS link_pairs (
     src INTEGER, dst INTEGER, target_url VARCHAR, resolved INTEGER, reason TINYINT, hops INTEGER,
@@ -545,12 +549,19 @@ class Store:
         tbl = self._arrow("SELECT src, dst FROM link_pairs WHERE dst >= 0 AND src <> dst")
         return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
 
-    def link_groups(self, position_weights: Mapping[str, float]) -> pa.Table:
-        """One row per (source page, target URL), ordered by (src, dst): the highest position
-        weight among the duplicate links with its position and anchor, followed if any of them
-        is. target_url only where the target is not a stored page (dst = -1). Self-links are left
-        out. An Arrow table: anchors stay Arrow strings, not Python objects."""
-        return self._arrow(self._link_groups_sql(position_weights) + " ORDER BY src, dst, target_url")
+    def link_groups(self, position_weights: Mapping[str, float], *, concurrent: bool = False) -> pa.Table:
+        """One row per (source page, target URL), ordered by (src, dst): the position and anchor
+        of the duplicate link with the highest position weight (the first on the page among
+        equals, so both come from one link and every build gives the same), followed if any is. target_url only where the target is not a stored page (dst = -1). Self-links are left
+        out. An Arrow table: anchors stay Arrow strings, not Python objects.
+        concurrent: read through a connection of its own, for a call on another thread while
+        this one uses the store (a DuckDB connection serves one thread at a time)."""
+        query = self._link_groups_sql(position_weights) + " ORDER BY src, dst, target_url"
+        if not concurrent:
+            return self._arrow(query)
+        with self.con.cursor() as con:
+            relation = con.sql(query)
+            return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
     @staticmethod
     def _link_groups_sql(position_weights: Mapping[str, float]) -> str:
@@ -561,8 +572,8 @@ class Store:
                    CASE WHEN any_value(t.page_id) IS NULL THEN l.target_url END AS target_url,
                    bool_and(l.nofollow) AS nofollow, bool_or(l.is_internal) AS is_internal,
                    count(*)::INTEGER AS n_links,
-                   arg_max(l.position, coalesce(w.weight, 0.0)) AS position,
-                   arg_max(l.anchor, coalesce(w.weight, 0.0)) AS anchor
+                   arg_max(l.position, (coalesce(w.weight, 0.0), -coalesce(l.link_order, 0))) AS position,
+                   arg_max(l.anchor, (coalesce(w.weight, 0.0), -coalesce(l.link_order, 0))) AS anchor
             FROM links l
             JOIN pages s ON s.url = l.source_url
             LEFT JOIN pages t ON t.url = l.target_url
@@ -614,18 +625,38 @@ class Store:
             self.con.execute("DELETE FROM meta WHERE key = 'link_pairs'")
             self.con.execute("DELETE FROM link_pairs")
             self.con.execute("DELETE FROM pair_relevance")
-        for chunk in chunks:
-            cols = ", ".join(chunk.column_names)
-            with self.transaction():
-                self.con.register("pairs_in", chunk)
-                try:
-                    self.con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs_in")
-                finally:
-                    self.con.unregister("pairs_in")
-            rows += chunk.num_rows
+        # Each chunk is inserted on a thread, through a connection of its own (DuckDB releases the
+        # GIL), while the caller computes the next one.
+        with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-pairs") as pool:
+            inserting: Future[int] | None = None
+            for chunk in chunks:
+                if inserting is not None:
+                    rows += inserting.result()
+                inserting = pool.submit(self._insert_pairs, writer, chunk)
+            if inserting is not None:
+                rows += inserting.result()
         self.set_meta({"link_pairs": dict(meta)})
         self.con.execute("DROP TABLE IF EXISTS _link_groups")
         return rows
+
+    def _insert_pairs(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> int:
+        """Append link_pairs rows in a transaction of their own on `con`."""
+        cols = ", ".join(chunk.column_names)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("pairs_in", chunk)
+            try:
+                con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs_in")
+            finally:
+                con.unregister("pairs_in")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
+        return chunk.num_rows
 
     @contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:

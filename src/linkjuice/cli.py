@@ -148,7 +148,6 @@ def crawl(
 ) -> None:
     """Crawl a website (or a local static build) into a DuckDB store, then score it."""
     from . import pipeline
-    options: dict[str, object] = {}
     if resume:
         from .store import Store
 

@@ -124,7 +124,7 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
             path = options.model_path or (stored.relevance_model_path if engine == "semantic" else None)
             model = replace(stored, relevance_engine=engine, relevance_model_path=path)
         loaded = load_state(store, model)
-        state, text = loaded.state, loaded.text
+        state = loaded.state
         if options.target:
             targets = _page_ids(state, options.target)
         elif options.priorities:

@@ -12,7 +12,7 @@ from linkjuice.config import CrawlConfig
 from linkjuice.pipeline import crawl_site
 from linkjuice.store import Store
 
-from .servers import bounded, html, raw, response_head, serve_raw
+from .servers import bounded, html, raw, serve_raw
 
 LOCATIONS: dict[str, bytes] = {
     "/malformed": b"http://[::1",

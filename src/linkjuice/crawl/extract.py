@@ -23,7 +23,6 @@ import re
 import threading
 from typing import NamedTuple
 
-import numpy as np
 from selectolax.lexbor import LexborCSSSelector, LexborHTMLParser, LexborNode
 
 from linkjuice.models import ExtractedLink, ExtractedPage, LinkPosition
@@ -197,6 +196,8 @@ def _nesting_cut(data: bytes, budget: int = _NESTING_WORK) -> int | None:
     tags = data.count(b"<")
     if tags * tags // 2 <= budget:  # even one unbroken nest of every tag stays within it
         return None
+    import numpy as np  # here: only pages with thousands of tags get this far (workers start faster)
+
     text = data.lower().translate(_BLANK_TOKENS)
     tokens = text
     for pattern, token in _TOKEN_SUBS:

@@ -1,7 +1,7 @@
 """HTML extraction in worker processes, so that parsing runs on other cores while the event loop
 fetches and writes (one Python process spends about as long parsing a page as on everything else).
 
-Each worker is a child interpreter (`python -m linkjuice.crawl.workers`) that reads requests from
+Each worker is a child interpreter (`python -m linkjuice.crawl.extract_worker`) that reads requests from
 its stdin and writes `extract_columns` results to its stdout, length-prefixed pickles in order. The
 event loop talks to it through asyncio pipes: no threads, no locks. The protocol is private to one
 crawl (the child is our own code, the pickles never leave the two processes).
@@ -15,30 +15,22 @@ is every later page, so the results never depend on the workers.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import pickle
-import signal
-import struct
 import sys
 from collections import deque
 from pathlib import Path
-from typing import BinaryIO
 
 from .extract import PageColumns, extract_columns
+from .extract_worker import HEADER, GC_THRESHOLDS
 
 __all__ = ["ExtractPool", "auto_workers", "GC_THRESHOLDS"]
 
-_HEADER = struct.Struct("<I")
 # A page is parsed in-process only when every worker has this many waiting. Parsing in the event
 # loop's process stalls fetching and writing for ~0.5 ms a page, and the loop is the busier process:
 # on two cores, with the old limit (4), parsing in-process took 30% of the loop's time while the
 # worker sat mostly idle. A crawl's concurrency bounds the queue anyway.
 _MAX_QUEUED = 64
-_REPLY_BATCH = 4
-# The cycle collector's thresholds during a crawl, in the crawl's process and in the workers
-# (crawler.rare_collections says why).
-GC_THRESHOLDS = (50_000, 50, 100)
 
 
 def auto_workers() -> int:
@@ -87,7 +79,7 @@ class ExtractPool:
         for _ in range(self.processes):
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "linkjuice.crawl.workers", "1" if self.strip_tracking else "0",
+                    sys.executable, "-m", "linkjuice.crawl.extract_worker", "1" if self.strip_tracking else "0",
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
             except Exception:  # noqa: BLE001 - no interpreter to start (embedded, no fork): stay in-process
                 return
@@ -108,7 +100,7 @@ class ExtractPool:
         worker.waiting.append((future, body, url, encoding))
         if not worker.outbox:
             asyncio.get_running_loop().call_soon(self._send, worker)
-        worker.outbox.append(_HEADER.pack(len(data)) + data)
+        worker.outbox.append(HEADER.pack(len(data)) + data)
         return await future
 
     @staticmethod
@@ -129,7 +121,7 @@ class ExtractPool:
         assert stdout is not None
         try:
             while True:
-                size = _HEADER.unpack(await stdout.readexactly(_HEADER.size))[0]
+                size = HEADER.unpack(await stdout.readexactly(HEADER.size))[0]
                 result = PageColumns._make(pickle.loads(await stdout.readexactly(size)))
                 future = worker.waiting.popleft()[0]
                 self.parsed_by_workers += 1
@@ -161,55 +153,3 @@ class ExtractPool:
             if worker.reader is not None:
                 await asyncio.gather(worker.reader, return_exceptions=True)
         self._workers = []
-
-
-def _serve(strip_tracking: bool) -> None:
-    """The worker loop: requests from stdin, their results on stdout in order, until stdin ends.
-    What one read brings is answered in writes of up to _REPLY_BATCH results: fewer system calls
-    and wake-ups on both sides, for a little latency."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the crawler decides when we stop
-    gc.set_threshold(*GC_THRESHOLDS)
-    source = sys.stdin.fileno()
-    # Our own copy of stdout for the protocol; fd 1 goes to stderr so no stray print corrupts it.
-    sink = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    pending = bytearray()
-    while True:
-        chunk = os.read(source, 1 << 20)
-        if not chunk:
-            return
-        pending += chunk
-        start, replies = 0, []
-        while len(pending) - start >= _HEADER.size:
-            end = start + _HEADER.size + _HEADER.unpack_from(pending, start)[0]
-            if end > len(pending):
-                break
-            body, url, encoding = pickle.loads(pending[start + _HEADER.size:end])
-            start = end
-            result = tuple(extract_columns(body, url, encoding=encoding, strip_tracking=strip_tracking))
-            data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            replies.append(_HEADER.pack(len(data)) + data)
-            if len(replies) >= _REPLY_BATCH:
-                if not _reply(sink, replies):
-                    return
-                replies = []
-        if replies and not _reply(sink, replies):
-            return
-        del pending[:start]
-
-
-def _reply(sink: BinaryIO, replies: list[bytes]) -> bool:
-    """Write results to the crawler; False when it has gone."""
-    try:
-        sink.write(b"".join(replies))
-        sink.flush()
-    except BrokenPipeError:
-        return False
-    return True
-
-
-if __name__ == "__main__":
-    try:
-        _serve(sys.argv[1:2] == ["1"])
-    except KeyboardInterrupt:
-        pass

@@ -166,6 +166,7 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
         # (it releases the GIL) while the page topics are read and split into words here.
         groups = pool.submit(store.link_groups, model.position_weights, concurrent=True) if one_chunk else None
         page = store.page_arrays(urls=False)
+        page.update(_page_states(page["indexability"]))
         topics = TopicIndex.build(topic_text(t, h, u) for urls, titles, h1s in store.iter_page_topics()
                                   for u, t, h in zip(urls, titles, h1s))
         if groups is not None and store.read_only:
@@ -182,14 +183,22 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
     return None
 
 
+def _page_states(indexability: np.ndarray) -> dict[str, np.ndarray]:
+    """Per page, whether it is canonicalised, broken or blocked by robots.txt: compared once per
+    page, not once per link (an object array of labels compares slowly)."""
+    return {"is_canonicalised": indexability == "canonicalised",
+            "is_broken": np.isin(indexability, ["client error", "server error", "error"]),
+            "is_blocked": indexability == "blocked by robots.txt"}
+
+
 def _pairs_of(groups: pa.Table, page: dict[str, np.ndarray], topics: TopicIndex) -> pa.Table:
-    """link_pairs rows for link_groups rows: resolve targets, classify, measure anchors."""
+    """link_pairs rows for link_groups rows: resolve targets, classify, measure anchors. `page`:
+    store.page_arrays with _page_states added."""
     src = groups.column("src").to_numpy().astype(np.int32)
     dst = groups.column("dst").to_numpy().astype(np.int32)
     nofollow = groups.column("nofollow").to_numpy(zero_copy_only=False).astype(bool)
     internal = groups.column("is_internal").to_numpy(zero_copy_only=False).astype(bool)
     status = page["status"]
-    indexability = page["indexability"]
     known = dst >= 0
     safe = np.where(known, dst, 0)
     is_redirect = known & (status[safe] >= 300) & (status[safe] < 400) if len(status) else known
@@ -197,19 +206,17 @@ def _pairs_of(groups: pa.Table, page: dict[str, np.ndarray], topics: TopicIndex)
     resolved = np.where(is_redirect, page["final_id"][safe], resolved)
     # A canonicalised page hands what it receives to its canonical (one step).
     safe_res = np.where(resolved >= 0, resolved, 0)
-    canon = (resolved >= 0) & (indexability[safe_res] == "canonicalised") & (page["canonical_id"][safe_res] >= 0)
+    canon = (resolved >= 0) & page["is_canonicalised"][safe_res] & (page["canonical_id"][safe_res] >= 0)
     resolved = np.where(canon, page["canonical_id"][safe_res], resolved).astype(np.int32)
     ranked = page["indexable"].astype(bool)
     safe_res = np.where(resolved >= 0, resolved, 0)
     delivers = (resolved >= 0) & ranked[safe_res]
     reason = np.full(len(src), REASONS.index("non_indexable"), np.int8)
-    target_state = indexability[safe]
     reason[delivers] = REASONS.index("passed")
     reason[~internal] = REASONS.index("external")
     reason[internal & ~known] = REASONS.index("not_crawled")
-    broken = known & np.isin(target_state, ["client error", "server error", "error"])
-    reason[broken] = REASONS.index("broken")
-    reason[known & (target_state == "blocked by robots.txt")] = REASONS.index("blocked")
+    reason[known & page["is_broken"][safe]] = REASONS.index("broken")
+    reason[known & page["is_blocked"][safe]] = REASONS.index("blocked")
     reason[is_redirect & ~delivers] = REASONS.index("redirect_broken")
     reason[nofollow] = REASONS.index("nofollow")
     hops = np.where(is_redirect, page["redirect_hops"][safe], 0).astype(np.int32)

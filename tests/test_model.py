@@ -329,20 +329,35 @@ def test_sparse_pair_similarity_kernel_equals_row_products(monkeypatch: pytest.M
     assert got[1] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("staging", ["link slices", "one query"])
+def test_link_pairs_built_in_chunks_equal_one_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    staging: str) -> None:
+    """A big store's link_pairs are built in chunks, from link groups staged a slice of links at
+    a time (a crawl's store: slices end where a page's links end) or in one query (any other
+    store): the same rows as one chunk. Slices of 7 links cut through most pages' links here."""
+    import linkjuice.store as store_module
     from linkjuice.pipeline import build_link_pairs
 
     site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 2 else KNIVES,
-                             " ".join(f"<a href='/p{(i * 7 + k) % 12}/'>page {(i * 7 + k) % 12}</a>" for k in range(4))
-                             + " <a href='/gone/'>gone</a> <a href='https://ext.example/'>ext</a>")
+                             "<a href='/gone/'>gone</a> "
+                             + " ".join(f"<a href='/p{(i * 7 + k) % 12}/'>page {(i * 7 + k) % 12}</a>" for k in range(4))
+                             + " <a href='https://ext.example/'>ext</a> <a href='/gone/'>gone again</a>")
             for i in range(12)}
     site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(12)))
     db = _crawl(tmp_path, site)
+    monkeypatch.setattr(store_module, "_GROUP_SLICE_LINKS", 3)
+    staged = []
+    original = store_module.Store._stage_by_link_rows
+    monkeypatch.setattr(store_module.Store, "_stage_by_link_rows",
+                        lambda self, weights: staged.append(original(self, weights)) or staged[-1])
     with Store(db) as store:
         whole = store.sql("SELECT * FROM link_pairs")
+        if staging == "one query":
+            store.con.execute("DELETE FROM meta WHERE key = 'links_by_source'")
         build_link_pairs(store, chunk_rows=5)
         chunked = store.sql("SELECT * FROM link_pairs")
-    assert len(whole) > 20
+    assert staged == [staging == "link slices"]
+    assert len(whole) > 20 and (whole["n_links"] > 1).any()
     import pandas as pd
 
     pd.testing.assert_frame_equal(whole, chunked)

@@ -45,6 +45,10 @@ SITEMAP_COLUMNS: tuple[str, ...] = ("sitemap_url", "url", "lastmod", "in_scope")
 TRAP_COLUMNS: tuple[str, ...] = ("url", "kind", "pattern", "found_from")
 # link_pairs is built from at most this many reads of the staged link groups (each scans them all).
 _MAX_GROUP_SCANS = 16
+# A crawl's links are grouped this many rows at a time (Store._stage_by_link_rows); a crawled page
+# keeps at most _MAX_PAGE_LINKS links (crawl.extract).
+_GROUP_SLICE_LINKS = 8_000_000
+_MAX_PAGE_LINKS = 10_000
 # DuckDB's memory for an export's sort (beyond it, DuckDB spills to a temporary file).
 EXPORT_MEMORY = "1GB"
 AUDIT_MEMORY = "512MB"  # the audit's reads: DuckDB spills its joins and sorts beyond it
@@ -564,22 +568,30 @@ class Store:
             return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
     @staticmethod
-    def _link_groups_sql(position_weights: Mapping[str, float]) -> str:
+    def _link_groups_sql(position_weights: Mapping[str, float], *, by_keys: bool = False) -> str:
+        """link_groups' query. by_keys: the links of rows $lo <= rowid < $hi only, their pages
+        found by URL hash in the temporary table _page_keys (see _stage_by_link_rows)."""
         values = ", ".join(f"({_sql_literal(name)}, {_sql_double(w)})" for name, w in position_weights.items())
+        if by_keys:
+            links = ("(SELECT *, hash(source_url) AS source_key, hash(target_url) AS target_key FROM links "
+                     "WHERE rowid >= $lo AND rowid < $hi)")
+            joins = "JOIN _page_keys s ON s.h = l.source_key LEFT JOIN _page_keys t ON t.h = l.target_key"
+            target = "l.target_key"
+        else:
+            links, joins, target = "links", "JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url", "l.target_url"
         return f"""
             WITH w(position, weight) AS (VALUES {values})
             SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst,
-                   CASE WHEN any_value(t.page_id) IS NULL THEN l.target_url END AS target_url,
+                   CASE WHEN any_value(t.page_id) IS NULL THEN any_value(l.target_url) END AS target_url,
                    bool_and(l.nofollow) AS nofollow, bool_or(l.is_internal) AS is_internal,
                    count(*)::INTEGER AS n_links,
                    arg_max(l.position, (coalesce(w.weight, 0.0), -coalesce(l.link_order, 0))) AS position,
                    arg_max(l.anchor, (coalesce(w.weight, 0.0), -coalesce(l.link_order, 0))) AS anchor
-            FROM links l
-            JOIN pages s ON s.url = l.source_url
-            LEFT JOIN pages t ON t.url = l.target_url
+            FROM {links} l
+            {joins}
             LEFT JOIN w ON w.position = l.position
             WHERE l.source_url <> l.target_url
-            GROUP BY s.page_id, l.target_url
+            GROUP BY s.page_id, {target}
             """
 
     def iter_page_topics(self, chunk: int = 200_000) -> Iterator[tuple[list[str], list[str], list[str]]]:
@@ -595,11 +607,14 @@ class Store:
         within its memory limit) and return source page-id ranges [lo, hi) of at least chunk_rows
         rows each, to read back one at a time with link_group_chunk.
 
-        The table is in the grouping's order, so each chunk read scans all of it: the ranges
+        A crawl's store is grouped a slice of links at a time (_stage_by_link_rows), so the table
+        comes nearly in source order and a chunk read skips most of it; otherwise in one query,
+        whose table is in the grouping's order, so that each chunk read scans all of it: the ranges
         are made larger on a big store, at most _MAX_GROUP_SCANS of them (at 10M pages, 207
         scans of 207M rows took over an hour; sorting the table instead spilled over 36 GB)."""
-        query = self._link_groups_sql(position_weights)
-        self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}")
+        if not self._stage_by_link_rows(position_weights):
+            query = self._link_groups_sql(position_weights)
+            self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}")
         counts = self._arrow("SELECT src, count(*) AS n FROM _link_groups GROUP BY src ORDER BY src")
         src = counts.column("src").to_numpy()
         total = np.cumsum(counts.column("n").to_numpy())
@@ -609,6 +624,43 @@ class Store:
         cuts = np.searchsorted(total, np.arange(chunk_rows, int(total[-1]), chunk_rows), side="left")
         bounds = [int(src[0])] + [int(src[c]) + 1 for c in np.unique(cuts) if c < len(src) - 1] + [int(src[-1]) + 1]
         return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+
+    def _stage_by_link_rows(self, position_weights: Mapping[str, float]) -> bool:
+        """Group a crawl's links into _link_groups a slice of _GROUP_SLICE_LINKS rows at a time,
+        each slice sorted by source, its pages found by 64-bit URL hash: at 10M pages, one
+        grouping of 207M links joined to their pages by URL string spilled 31 GB and ran for
+        over 16 minutes. False (nothing staged) unless the crawl wrote each page's links together
+        (meta links_by_source: a slice must not split a page's links; slices end where the
+        source changes) and every page's URL hash is unique (then also for a link's target but
+        with odds of ~1e-5 at 10M pages: a target URL not stored that shares a page's hash)."""
+        if not self.meta().get("links_by_source"):
+            return False
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _page_keys AS SELECT hash(url) AS h, page_id FROM pages")
+        try:
+            if not self.con.execute("SELECT count(*) = count(DISTINCT h) FROM _page_keys").fetchall()[0][0]:
+                return False
+            end = int(self.con.execute("SELECT coalesce(max(rowid) + 1, 0) FROM links").fetchall()[0][0])
+            bounds = [0]
+            for cut in range(_GROUP_SLICE_LINKS, end, _GROUP_SLICE_LINKS):
+                # The first row at or after the cut whose source is not the previous row's.
+                row = self.con.execute(
+                    "SELECT min(rowid) FROM links WHERE rowid >= $cut AND rowid < $cut + $span "
+                    "AND source_url IS DISTINCT FROM (SELECT source_url FROM links WHERE rowid = $cut - 1)",
+                    {"cut": cut, "span": _MAX_PAGE_LINKS + 1}).fetchall()[0][0]
+                if row is None:
+                    if cut + _MAX_PAGE_LINKS + 1 >= end:
+                        break  # the rows left are the last page's
+                    return False  # a page with more links than a crawl stores: not a crawl's links
+                if row > bounds[-1]:
+                    bounds.append(int(row))
+            bounds.append(end)
+            query = self._link_groups_sql(position_weights, by_keys=True) + " ORDER BY src, dst, target_url"
+            self.con.execute(f"CREATE OR REPLACE TABLE _link_groups AS {query}", {"lo": 0, "hi": 0})
+            for lo, hi in zip(bounds, bounds[1:]):
+                self.con.execute(f"INSERT INTO _link_groups {query}", {"lo": lo, "hi": hi})
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _page_keys")
+        return True
 
     def link_group_chunk(self, lo: int, hi: int) -> pa.Table:
         """The staged link groups of source pages lo <= src < hi, in (src, dst, target URL) order."""

@@ -353,6 +353,9 @@ class Crawler:
                     "linkjuice_version": __version__,
                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "status": "running",
+                    # Each page's links are written together, in one batch (Store.stage_link_groups
+                    # relies on it to group a big store's links a slice at a time).
+                    "links_by_source": True,
                 })
                 # Queued first, so that a crawl stopped while reading robots.txt or sitemaps resumes.
                 self._discover(self.start_url, depth=0, via="start", source=None)

@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS pages (
     url VARCHAR, seq BIGINT, status INTEGER, content_type VARCHAR, bytes BIGINT,
     response_time_ms DOUBLE, found_depth INTEGER, found_via VARCHAR,
     title VARCHAR, h1 VARCHAR, meta_robots VARCHAR, x_robots_tag VARCHAR, canonical VARCHAR,
-    lang VARCHAR, word_count INTEGER, main_text VARCHAR USING COMPRESSION zstd, headings VARCHAR, redirect_to VARCHAR,
+    lang VARCHAR, word_count INTEGER, main_text VARCHAR USING COMPRESSION zstd, headings VARCHAR,
+    redirect_to VARCHAR,
     error VARCHAR, blocked_by_robots BOOLEAN, is_html BOOLEAN, noindex BOOLEAN, nofollow BOOLEAN,
     crawled_at TIMESTAMP,
     -- filled by finalize():
@@ -109,8 +110,8 @@ CREATE VIEW IF NOT EXISTS scores AS SELECT p.url, s.* FROM page_scores s JOIN pa
 -- dst: the linked page (-1: not stored, with target_url); resolved: the page that receives after
 -- redirects and canonicals (-1: none); reason: index into pipeline.REASONS; hops: redirect hops
 -- passed; position/anchor: of the pair's highest-weighted link (the first on the page among
--- equals); anchor_class 0 empty, 1 generic, 2 descriptive. Written once and never updated (stores of earlier versions also hold a relevance
--- column, dropped by their next score).
+-- equals); anchor_class 0 empty, 1 generic, 2 descriptive. Written once and never updated (stores
+-- of earlier versions also hold a relevance column, dropped by their next score).
 CREATE TABLE IF NOT EXISTS link_pairs (
     src INTEGER, dst INTEGER, target_url VARCHAR, resolved INTEGER, reason TINYINT, hops INTEGER,
     nofollow BOOLEAN, is_internal BOOLEAN, n_links INTEGER, position VARCHAR, anchor VARCHAR,
@@ -556,7 +557,8 @@ class Store:
     def link_groups(self, position_weights: Mapping[str, float], *, concurrent: bool = False) -> pa.Table:
         """One row per (source page, target URL), ordered by (src, dst): the position and anchor
         of the duplicate link with the highest position weight (the first on the page among
-        equals, so both come from one link and every build gives the same), followed if any is. target_url only where the target is not a stored page (dst = -1). Self-links are left
+        equals, so both come from one link and every build gives the same), followed if any is.
+        target_url only where the target is not a stored page (dst = -1). Self-links are left
         out. An Arrow table: anchors stay Arrow strings, not Python objects.
         concurrent: read through a connection of its own, for a call on another thread while
         this one uses the store (a DuckDB connection serves one thread at a time)."""
@@ -582,7 +584,8 @@ class Store:
             joins = "JOIN _page_keys s ON s.h = l.source_key LEFT JOIN _page_keys t ON t.h = l.target_key"
             target = "l.target_key"
         else:
-            links, joins, target = "links", "JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url", "l.target_url"
+            links, target = "links", "l.target_url"
+            joins = "JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url"
         return f"""
             WITH w(position, level) AS (VALUES {values})
             SELECT s.page_id AS src, coalesce(any_value(t.page_id), -1) AS dst,

@@ -169,7 +169,7 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
         page.update(_page_states(page["indexability"]))
         topics = TopicIndex.build(topic_text(t, h, u) for urls, titles, h1s in store.iter_page_topics()
                                   for u, t, h in zip(urls, titles, h1s))
-        if groups is not None and store.read_only:
+        if store.read_only:  # computed in memory, returned
             return _pairs_of(groups.result(), page, topics)
         meta = {"position_weights": dict(model.position_weights), "relevance": None}
         if groups is not None:

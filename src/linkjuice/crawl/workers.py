@@ -1,10 +1,10 @@
 """HTML extraction in worker processes, so that parsing runs on other cores while the event loop
 fetches and writes (one Python process spends about as long parsing a page as on everything else).
 
-Each worker is a child interpreter (`python -m linkjuice.crawl.extract_worker`) that reads requests from
-its stdin and writes `extract_columns` results to its stdout, length-prefixed pickles in order. The
-event loop talks to it through asyncio pipes: no threads, no locks. The protocol is private to one
-crawl (the child is our own code, the pickles never leave the two processes).
+Each worker is a child interpreter (`python -m linkjuice.crawl.extract_worker`) that reads
+requests from its stdin and writes `extract_columns` results to its stdout, length-prefixed pickles
+in order. The event loop talks to it through asyncio pipes: no threads, no locks. The protocol is
+private to one crawl (the child is our own code, the pickles never leave the two processes).
 
 Lifecycle: the workers ignore SIGINT (a Ctrl-C reaches the whole process group; the crawler stops
 gracefully and closes them), and exit at the end of their stdin, so they also go when the crawler

@@ -251,15 +251,17 @@ class Store:
                 raise StoreError(f"cannot close {self.path}: {_first_line(exc)}") from None
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
+    def transaction(self, con: duckdb.DuckDBPyConnection | None = None) -> Iterator[None]:
+        """A transaction on the store's connection, or on `con` (a cursor of it, on another thread)."""
+        con = self.con if con is None else con
+        con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            con.execute("ROLLBACK")
             raise
         try:
-            self.con.execute("COMMIT")
+            con.execute("COMMIT")
         except duckdb.Error as exc:
             # Disk full, read-only file system: DuckDB rolls the transaction back and the data
             # committed before it is intact.
@@ -566,8 +568,7 @@ class Store:
         if not concurrent:
             return self._arrow(query)
         with self.con.cursor() as con:
-            relation = con.sql(query)
-            return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+            return self._arrow(query, con=con)
 
     @staticmethod
     def _link_groups_sql(position_weights: Mapping[str, float], *, by_keys: bool = False) -> str:
@@ -701,20 +702,12 @@ class Store:
     def _insert_pairs(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> int:
         """Append link_pairs rows in a transaction of their own on `con`."""
         cols = ", ".join(chunk.column_names)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with self.transaction(con):
             con.register("pairs_in", chunk)
             try:
                 con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs_in")
             finally:
                 con.unregister("pairs_in")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        try:
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
         return chunk.num_rows
 
     @contextmanager
@@ -821,8 +814,9 @@ class Store:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
             "ORDER BY ordinal_position", [table]).fetchall()]
 
-    def _arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
-        relation = self.con.sql(query, params=list(params) if params else None)
+    def _arrow(self, query: str, params: Sequence[Any] | None = None, *,
+               con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+        relation = (self.con if con is None else con).sql(query, params=list(params) if params else None)
         # DuckDB 2 renamed arrow() to to_arrow_table().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 

@@ -201,3 +201,53 @@ def test_click_depths_with_free_redirect_hops_match_dijkstra() -> None:
         pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if m else np.zeros((0, 2), np.int64)
         got = click_depths(n, pairs[:, 0], pairs[:, 1], start, free_src=free_src, free_dst=free_dst)
         np.testing.assert_array_equal(got, reference)
+
+
+def test_a_warm_start_takes_its_first_step_along_the_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring again from the last scores: the first step is pushed along the links (no layout
+    is built). It equals one power-iteration step computed by hand with numpy; at the fixed
+    point it is the only step, and from elsewhere the iteration goes on to the cold result."""
+    kernels = pytest.importorskip("linkjuice._kernels")
+    monkeypatch.setenv("LINKJUICE_NUMBA", "1")
+    n, d = 200, 0.85
+    src, dst, weight, passes = _leaky_graph(3, n)
+    mask = np.ones(n, bool)
+    mask[::17] = False  # pages outside the graph: no teleport, their links count for nothing
+    x = np.random.default_rng(5).uniform(0, 1, n) * mask
+    x /= x.sum()
+    # Classic: x_new = d P^T (x / outdeg) + (1 - d + d * dangling mass) / |mask| on the mask.
+    keep = (dst >= 0) & (src != dst) & mask[src] & mask[np.maximum(dst, 0)]
+    outdeg = np.bincount(src[keep], minlength=n).astype(float)
+    pushed = np.zeros(n)
+    np.add.at(pushed, dst[keep], x[src[keep]] / outdeg[src[keep]])
+    c = 1 - d + d * x[mask & (outdeg == 0)].sum()
+    expected = np.where(mask, d * pushed + c / mask.sum(), 0.0)
+    got, change = kernels.push_pattern_step(n, src.astype(np.int32), dst.astype(np.int32), mask, x, d)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-16)
+    assert change == pytest.approx(np.abs(expected - x).sum(), rel=1e-12)
+    # Links not sorted by (source, target): no step, the caller builds the layout.
+    assert kernels.push_pattern_step(n, src[::-1].astype(np.int32), dst[::-1].astype(np.int32), mask, x, d) is None
+    # The juice model: each passing link between ranked pages carries x[source] x its share.
+    teleport = np.where(mask, np.random.default_rng(6).uniform(0.5, 1, n), 0.0)
+    teleport /= teleport.sum()
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    flows = passes & mask[src] & mask[np.maximum(dst, 0)]
+    pushed = np.zeros(n)
+    np.add.at(pushed, dst[flows], x[src[flows]] * weight[flows] / out_weight[src[flows]])
+    c = 1 - d + d * x[mask & (out_weight == 0)].sum()
+    got, change = kernels.push_weighted_step(n, src.astype(np.int32), dst.astype(np.int32), weight, out_weight,
+                                             np.zeros(0), passes, mask, teleport, x, d)
+    np.testing.assert_allclose(got, d * pushed + c * teleport, rtol=1e-13, atol=1e-16)
+    # Warm starts: at the fixed point one step; from a perturbed start, the cold result.
+    cold = classic_pagerank(n, src, dst, nodes=mask, tol=1e-12)
+    again = classic_pagerank(n, src, dst, nodes=mask, tol=1e-12, start=cold.scores)
+    assert again.iterations == 1 and np.abs(again.scores - cold.scores).sum() < 1e-11
+    moved = classic_pagerank(n, src, dst, nodes=mask, tol=1e-12, start=cold.scores * (1 + 0.1 * mask * (x > x.mean())))
+    assert moved.iterations > 1 and np.abs(moved.scores - cold.scores).sum() < 1e-10
+    cold_juice, _ = juice_rank(n, src, dst, weight, passes, ranked=mask, teleport=teleport, tol=1e-12)
+    warm_juice, _ = juice_rank(n, src, dst, weight, passes, ranked=mask, teleport=teleport, tol=1e-12,
+                               start=cold_juice.scores)
+    assert warm_juice.iterations == 1 and np.abs(warm_juice.scores - cold_juice.scores).sum() < 1e-11
+    moved_juice, _ = juice_rank(n, src, dst, weight, passes, ranked=mask, teleport=teleport, tol=1e-12,
+                                start=np.where(mask, 1.0 / mask.sum(), 0.0))
+    assert moved_juice.iterations > 1 and np.abs(moved_juice.scores - cold_juice.scores).sum() < 1e-10

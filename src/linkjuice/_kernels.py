@@ -56,7 +56,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
-           "section_cells", "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
+           "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step", "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -972,83 +972,260 @@ def _in_link_pattern(n, src, dst, mask, cuts):  # pragma: no cover
     return indptr, indices, outdeg
 
 
-@njit(cache=True, nogil=True)
-def section_cells(ptr, order, sec_ptr, resolved, passes, reason, sections, n_labels, width, passed_on, share,
-                  weight, per_weight, keep):  # pragma: no cover
-    """The section flow matrix, one from-section at a time, in memory of one row of cells.
+def section_cells(ptr: np.ndarray, order: np.ndarray, sec_ptr: np.ndarray, resolved: np.ndarray, passes: np.ndarray,
+                  reason: np.ndarray, sections: np.ndarray, n_labels: int, width: int, passed_on: np.ndarray,
+                  share: np.ndarray, weight: np.ndarray, per_weight: np.ndarray,
+                  keep: int) -> tuple[np.ndarray, ...]:
+    """The section flow matrix, one from-section at a time, in memory of one row of cells per
+    thread; the threads take runs of sections of about equal links.
 
     Links are sorted by source: page p's are ptr[p]:ptr[p + 1]; `order` lists the pages by
     section, section s's at sec_ptr[s]:sec_ptr[s + 1]. A link goes to cell (sections[source],
     sections[resolved] when it passes, else n_labels + reason) with passed_on[source] x share[k]
     (when `share` is empty: per_weight[source] x weight[k], per_weight = passed_on / out_weight)
-    and a count, summed in link order. Of a row's cells to sections, the `keep` with the most juice are kept (ties: the
-    lower section) and the others summed into one cell of column `width` ("other sections").
-    Returns (from, to, juice, count), cells in (from, to) order."""
+    and a count, summed in link order. Of a row's cells to sections, the `keep` with the most
+    juice are kept (ties: the lower section) and the others summed, in section order, into one
+    cell of column `width` ("other sections"). Returns (from, to, juice, count), cells in
+    (from, to) order."""
     n_sec = len(sec_ptr) - 1
-    cap = n_sec * min(width, keep + 1 + width - n_labels)
-    out_from = np.empty(cap, np.int32)
-    out_to = np.empty(cap, np.int32)
-    out_juice = np.empty(cap, np.float64)
-    out_count = np.empty(cap, np.int64)
-    row_juice = np.zeros(width, np.float64)
-    row_count = np.zeros(width, np.int64)
-    touched = np.empty(width, np.int64)
+    per_section = np.cumsum(np.bincount(sections, weights=np.diff(ptr), minlength=n_sec))
+    parts = 4 * get_num_threads()
+    bounds = np.searchsorted(per_section, np.linspace(0, per_section[-1] if n_sec else 0, parts + 1)[1:-1], "right")
+    runs = np.unique(np.concatenate([[0], np.minimum(bounds, n_sec), [n_sec]]).astype(np.int64))
+    with LOCK:  # parallel kernel
+        return _section_cells(ptr, order, sec_ptr, resolved, passes, reason, sections, n_labels, width, passed_on,
+                              share, weight, per_weight, keep, runs)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _section_cells(ptr, order, sec_ptr, resolved, passes, reason, sections, n_labels, width, passed_on, share,
+                   weight, per_weight, keep, runs):  # pragma: no cover
+    n_sec = len(sec_ptr) - 1
+    slots = min(width, keep + 1 + width - n_labels)  # a section's cells at most: kept, lost, other
+    out_to = np.empty(n_sec * slots, np.int32)
+    out_juice = np.empty(n_sec * slots, np.float64)
+    out_count = np.empty(n_sec * slots, np.int64)
+    used = np.zeros(n_sec, np.int64)
     given = len(share) > 0
-    n_out = 0
-    for sec in range(n_sec):
-        m = 0
-        for t in range(sec_ptr[sec], sec_ptr[sec + 1]):
-            s = order[t]
-            carried = passed_on[s] if given else per_weight[s]
-            for k in range(ptr[s], ptr[s + 1]):
-                if passes[k]:
-                    r = resolved[k]
-                    to = np.int64(sections[r if r >= 0 else 0])
-                else:
-                    to = np.int64(n_labels) + reason[k]
-                if row_count[to] == 0:
-                    touched[m] = to
-                    m += 1
-                row_juice[to] += carried * (share[k] if given else weight[k])
-                row_count[to] += 1
-        cells = np.sort(touched[:m])
-        real = 0
-        while real < m and cells[real] < n_labels:
-            real += 1
-        cut = np.zeros(0, np.int64)
-        kept = cells[:real]
-        if real > keep:  # most juice first, ties by section: a stable sort of the ascending cells
-            ranked = cells[:real][np.argsort(-row_juice[cells[:real]], kind="mergesort")]
-            kept = np.sort(ranked[:keep])
-            cut = ranked[keep:]
-        for to in kept:
-            out_from[n_out] = sec
-            out_to[n_out] = to
-            out_juice[n_out] = row_juice[to]
-            out_count[n_out] = row_count[to]
-            n_out += 1
-        for i in range(real, m):
-            to = cells[i]
-            out_from[n_out] = sec
-            out_to[n_out] = to
-            out_juice[n_out] = row_juice[to]
-            out_count[n_out] = row_count[to]
-            n_out += 1
-        if len(cut):
+    for run in prange(len(runs) - 1):
+        row_juice = np.zeros(width, np.float64)
+        row_count = np.zeros(width, np.int64)
+        touched = np.empty(width, np.int64)
+        scratch = np.empty(width, np.float64)
+        for sec in range(runs[run], runs[run + 1]):
+            m = 0
+            for t in range(sec_ptr[sec], sec_ptr[sec + 1]):
+                s = order[t]
+                carried = passed_on[s] if given else per_weight[s]
+                for k in range(ptr[s], ptr[s + 1]):
+                    if passes[k]:
+                        r = resolved[k]
+                        to = np.int64(sections[r if r >= 0 else 0])
+                    else:
+                        to = np.int64(n_labels) + reason[k]
+                    if row_count[to] == 0:
+                        touched[m] = to
+                        m += 1
+                    row_juice[to] += carried * (share[k] if given else weight[k])
+                    row_count[to] += 1
+            # The row's cells in ascending order: sorted when few, else read off the row.
+            if m * 16 > width:
+                j = 0
+                for to in range(width):
+                    if row_count[to] != 0:
+                        touched[j] = to
+                        j += 1
+            else:
+                touched[:m] = np.sort(touched[:m])
+            real = 0
+            while real < m and touched[real] < n_labels:
+                real += 1
+            threshold = -np.inf  # the keep-th largest juice among the real cells (all kept: -inf)
+            ties = 0  # cells at the threshold still kept, the lower sections first
+            if real > keep:
+                for i in range(real):
+                    scratch[i] = -row_juice[touched[i]]
+                threshold = -np.partition(scratch[:real], keep - 1)[keep - 1] if keep > 0 else np.inf
+                ties = keep
+                for i in range(real):
+                    if row_juice[touched[i]] > threshold:
+                        ties -= 1
+            base = sec * slots
+            o = 0
             other = 0.0
-            links = 0
-            for to in cut:
-                other += row_juice[to]
-                links += row_count[to]
-            out_from[n_out] = sec
-            out_to[n_out] = width
-            out_juice[n_out] = other
-            out_count[n_out] = links
-            n_out += 1
-        for i in range(m):
-            row_juice[cells[i]] = 0.0
-            row_count[cells[i]] = 0
-    return out_from[:n_out], out_to[:n_out], out_juice[:n_out], out_count[:n_out]
+            other_links = 0
+            for i in range(m):
+                to = touched[i]
+                v = row_juice[to]
+                if i < real and not v > threshold:
+                    if v == threshold and ties > 0:
+                        ties -= 1
+                    else:
+                        other += v
+                        other_links += row_count[to]
+                        continue
+                out_to[base + o] = to
+                out_juice[base + o] = v
+                out_count[base + o] = row_count[to]
+                o += 1
+            if real > keep:
+                out_to[base + o] = width
+                out_juice[base + o] = other
+                out_count[base + o] = other_links
+                o += 1
+            used[sec] = o
+            for i in range(m):
+                row_juice[touched[i]] = 0.0
+                row_count[touched[i]] = 0
+    total = 0
+    for sec in range(n_sec):
+        total += used[sec]
+    res_from = np.empty(total, np.int32)
+    res_to = np.empty(total, np.int32)
+    res_juice = np.empty(total, np.float64)
+    res_count = np.empty(total, np.int64)
+    j = 0
+    for sec in range(n_sec):
+        for i in range(sec * slots, sec * slots + used[sec]):
+            res_from[j] = sec
+            res_to[j] = out_to[i]
+            res_juice[j] = out_juice[i]
+            res_count[j] = out_count[i]
+            j += 1
+    return res_from, res_to, res_juice, res_count
+
+
+@njit(cache=True, nogil=True)
+def source_ptr(n, src):  # pragma: no cover
+    """CSR row pointers of links sorted by source: page p's links are ptr[p]:ptr[p + 1]."""
+    ptr = np.zeros(n + 1, np.int64)
+    for k in range(len(src)):
+        ptr[src[k] + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    return ptr
+
+
+@njit(cache=True, nogil=True)
+def link_counts(n, src, dst, internal):  # pragma: no cover
+    """Per page, in one pass over the links: internal links out, and links in (dst >= 0)."""
+    outlinks = np.zeros(n, np.int64)
+    inlinks = np.zeros(n, np.int64)
+    for k in range(len(src)):
+        if internal[k]:
+            outlinks[src[k]] += 1
+        d = dst[k]
+        if d >= 0:
+            inlinks[d] += 1
+    return outlinks, inlinks
+
+
+@njit(cache=True, nogil=True)
+def source_weights(n, src, weight):  # pragma: no cover
+    """Per page, the total weight of its links, summed in link order (as np.bincount does)."""
+    out = np.zeros(n, np.float64)
+    for k in range(len(src)):
+        out[src[k]] += weight[k]
+    return out
+
+
+# -- one step straight from the links (a warm start that has converged needs no layout) ----------
+def push_pattern_step(n: int, src: np.ndarray, dst: np.ndarray, mask: np.ndarray, x: np.ndarray,
+                      damping: float) -> tuple[np.ndarray, float] | None:
+    """One step of classic PageRank (as `_iterate_compiled` takes with the pattern layout) from
+    the links sorted by (src, dst) without repeats, pushed along them: (x_new, L1 change), or
+    None when the links are not so sorted. No layout is built: when the last scores are still
+    the fixed point, scoring again stops here (the layouts take ~10 times one step to build)."""
+    with LOCK:  # parallel kernel
+        x_new, change = _push_pattern(n, src, dst, mask, np.asarray(x, np.float64), damping, target_cuts(n))
+    return None if change < 0 else (x_new, change)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _push_pattern(n, src, dst, mask, x, damping, cuts):  # pragma: no cover
+    inv = np.zeros(n, np.float64)
+    prev_s = -1
+    prev_d = -1
+    for k in range(len(src)):  # out-degrees within the pattern, and the order check
+        s = src[k]
+        d = dst[k]
+        if not _counts(s, d, 0, n, mask):
+            continue
+        if s < prev_s or (s == prev_s and d <= prev_d):
+            return np.zeros(0, np.float64), -1.0
+        prev_s = s
+        prev_d = d
+        inv[s] += 1.0
+    dm = 0.0
+    m = 0
+    for i in range(n):
+        if mask[i]:
+            m += 1
+            if inv[i] == 0.0:
+                dm += x[i]
+            else:
+                inv[i] = 1.0 / inv[i]
+    t0 = 1.0 / m if m else 0.0
+    c = 1.0 - damping + damping * dm
+    y = np.zeros(n, np.float64)
+    for part in prange(len(cuts) - 1):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        for k in range(len(src)):
+            s = src[k]
+            d = dst[k]
+            if _counts(s, d, lo, hi, mask):
+                y[d] += x[s] * inv[s]
+    diff = 0.0
+    for i in range(n):
+        v = damping * y[i] + (c * t0 if mask[i] else 0.0)
+        diff += abs(v - x[i])
+        y[i] = v
+    return y, diff
+
+
+def push_weighted_step(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, out_weight: np.ndarray,
+                       factor: np.ndarray, passes: np.ndarray, ranked: np.ndarray, teleport: np.ndarray,
+                       x: np.ndarray, damping: float) -> tuple[np.ndarray, float]:
+    """One step of the juice model (as `_iterate_compiled` takes with `sell_from_links`' layout)
+    pushed along the links: each link that `passes` between two `ranked` pages carries
+    x[source] x weight / out_weight[source] (x `factor`, unless empty). (x_new, L1 change)."""
+    with LOCK:  # parallel kernel
+        return _push_weighted(n, src, dst, weight, out_weight, factor, passes, ranked, np.asarray(teleport, np.float64),
+                              np.asarray(x, np.float64), damping, target_cuts(n))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _push_weighted(n, src, dst, weight, out_weight, factor, passes, ranked, teleport, x, damping,
+                   cuts):  # pragma: no cover
+    dm = 0.0
+    for i in range(n):
+        if ranked[i] and out_weight[i] == 0.0:
+            dm += x[i]
+    c = 1.0 - damping + damping * dm
+    scaled = len(factor) > 0
+    y = np.zeros(n, np.float64)
+    for part in prange(len(cuts) - 1):
+        lo = cuts[part]
+        hi = cuts[part + 1]
+        for k in range(len(src)):
+            d = dst[k]
+            if d < lo or d >= hi or not passes[k]:
+                continue
+            s = src[k]
+            if not (ranked[d] and ranked[s]):
+                continue
+            total = out_weight[s]
+            v = weight[k] / total if total > 0 else 0.0
+            if scaled:
+                v *= factor[k]
+            y[d] += v * x[s]
+    diff = 0.0
+    for i in range(n):
+        v = damping * y[i] + c * teleport[i]
+        diff += abs(v - x[i])
+        y[i] = v
+    return y, diff
 
 
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, src: np.ndarray,

@@ -6,7 +6,7 @@ Everything here returns plain records or pandas DataFrames.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -234,10 +234,14 @@ def _relevance_key(model: ModelConfig) -> str:
 
 
 def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | None = None,
-               text: PageText | None = None, *, labels: bool = True) -> LinkFlows:
+               text: PageText | None = None, *, labels: bool = True,
+               fields: Collection[str] | None = None) -> LinkFlows:
     """The model's links from link_pairs (rebuilt first when missing or built with other
     position weights), weighed with `model`. Relevance is computed once per engine and kept
-    with the pairs when the store is writable."""
+    with the pairs when the store is writable. `fields` (default: all) names the LinkFlows
+    arrays to read, the others are left empty: scoring reads a big site's links in two rounds,
+    so that not every column is held at once."""
+    wanted = set(LinkFlows.__dataclass_fields__) if fields is None else set(fields)
     state = store.link_pairs_state()
     table = None
     if state is None or state.get("position_weights") != dict(model.position_weights):
@@ -251,43 +255,56 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
             return table.column(name).to_numpy(zero_copy_only=False)
         return store.pair_column(name)
 
-    src = column("src").astype(np.int32, copy=False)
-    resolved = column("resolved").astype(np.int32, copy=False)
-    use_relevance = model.relevance_weight > 0 and len(src) > 0
-    cosine = None
-    if use_relevance:
-        key = _relevance_key(model)
-        if table is not None or state.get("relevance") != key:
-            text = text or page_text(store, model)
-            cosine = pair_similarity(text.vectors, src, resolved)
-            if table is None and not store.read_only:
-                store.set_pair_relevance(cosine, key)
-                cosine = None  # kept with the pairs: the weights are formed from there
-    if table is None and cosine is None:
-        # position x relevance x anchor, formed by DuckDB from link_pairs: one column comes back.
-        weight = store.pair_weights(
-            position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
-            relevance_weight=model.relevance_weight, use_relevance=use_relevance, anchor_empty=model.anchor_empty,
-            anchor_generic=model.anchor_generic, anchor_descriptive=model.anchor_descriptive,
-            use_anchor=model.use_anchor)
-    else:
-        # The same product, formed in place: a big site's links are many.
-        weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
-                            else store.pair_position_factor(model.position_weights, DEFAULT_POSITION_WEIGHTS),
-                            np.float64, "W")
-        weight *= relevance_factor(cosine, model) if cosine is not None else relevance_factor(np.zeros(1), model)[0]
-        del cosine
-        weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
-    reason = column("reason").astype(np.int8, copy=False)
+    def ids(name: str) -> np.ndarray:
+        return column(name).astype(np.int32, copy=False) if name in wanted else _NO_IDS
+
+    def flags(name: str) -> np.ndarray:
+        return column(name).astype(bool, copy=False) if name in wanted else _NO_FLAGS
+
+    pairs = table.num_rows if table is not None else store.pair_count()
+    src, resolved = ids("src"), ids("resolved")
+    weight = _NO_WEIGHTS
+    if "weight" in wanted:
+        use_relevance = model.relevance_weight > 0 and pairs > 0
+        cosine = None
+        if use_relevance:
+            key = _relevance_key(model)
+            if table is not None or state.get("relevance") != key:
+                text = text or page_text(store, model)
+                cosine = pair_similarity(text.vectors, src if len(src) == pairs else _ids_of(column("src")),
+                                         resolved if len(resolved) == pairs else _ids_of(column("resolved")))
+                if table is None and not store.read_only:
+                    store.set_pair_relevance(cosine, key)
+                    cosine = None  # kept with the pairs: the weights are formed from there
+        if table is None and cosine is None:
+            # position x relevance x anchor, formed from link_pairs: one column is held.
+            weight = store.pair_weights(
+                position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
+                relevance_weight=model.relevance_weight, use_relevance=use_relevance,
+                anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
+                anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor)
+        else:
+            # The same product, formed in place: a big site's links are many.
+            weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
+                                else store.pair_position_factor(model.position_weights, DEFAULT_POSITION_WEIGHTS),
+                                np.float64, "W")
+            weight *= (relevance_factor(cosine, model) if cosine is not None
+                       else relevance_factor(np.zeros(1), model)[0])
+            del cosine
+            weight *= anchor_factor(column("anchor_class"), column("anchor_match"), model)
+    reason = column("reason").astype(np.int8, copy=False) if wanted & {"reason", "passes"} else _NO_CODES
+    pass_factor = np.broadcast_to(np.float64(1.0), (pairs if "pass_factor" in wanted else 0,))
     # Redirect hops matter only when a hop loses juice (the default loses none).
-    hops = column("hops") if model.redirect_factor != 1.0 else np.zeros(0, np.int32)
+    if "pass_factor" in wanted and model.redirect_factor != 1.0:
+        hops = column("hops")
+        if hops.any():
+            pass_factor = model.redirect_factor ** hops.astype(np.float64)
     out = LinkFlows(
-        src=src, dst=column("dst").astype(np.int32, copy=False), resolved=resolved, weight=weight,
-        nofollow=column("nofollow").astype(bool, copy=False), passes=reason == REASONS.index("passed"),
-        reason=reason, is_internal=column("is_internal").astype(bool, copy=False),
+        src=src, dst=ids("dst"), resolved=resolved, weight=weight, nofollow=flags("nofollow"),
+        passes=reason == REASONS.index("passed") if "passes" in wanted else _NO_FLAGS,
+        reason=reason if "reason" in wanted else _NO_CODES, is_internal=flags("is_internal"),
         # Without redirect hops (or losses) every factor is 1: a read-only broadcast, no memory per link.
-        pass_factor=(model.redirect_factor ** hops.astype(np.float64) if hops.any()
-                     else np.broadcast_to(np.float64(1.0), (len(src),))),
+        pass_factor=pass_factor,
     )
     if not labels:
         return out
@@ -301,6 +318,11 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
     else:
         named = store.pair_labels()
     return replace(out, **named)
+
+
+def _ids_of(values: np.ndarray) -> np.ndarray:
+    """Page ids as int32 (link_pairs' columns are)."""
+    return values.astype(np.int32, copy=False)
 
 
 @dataclass(slots=True)
@@ -370,22 +392,31 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
     n = len(page["page_id"])
     if n == 0:
         raise StoreError(f"{store.path} holds no pages: nothing to score")
-    flows = link_flows(store, model, page, labels=engine is not None)
     ranked = page["indexable"].astype(bool)
     teleport, backlink_share = teleport_vector(store, model, page, ranked)
     sections, labels = store.page_sections(model.section_depth)
-    outlinks, inlinks, out_weight = _link_counts(n, flows)
-    # Every input is read: DuckDB's cache gives way to the model's arrays until the write.
-    with store.memory_limit(_SEARCH_MEMORY):
-        if engine is not None:
+    if engine is not None:
+        flows = link_flows(store, model, page)
+        outlinks, inlinks = _link_counts(n, flows)
+        out_weight = _out_weight(n, flows)
+        with store.memory_limit(_SEARCH_MEMORY):  # every input is read: DuckDB's cache gives way
             classic, juice, share = engine.rank(page["url"], flows, ranked=ranked, teleport=teleport, model=model)
-        else:
-            last = store.last_scores(n)
-            classic = _classic_rank(n, flows, ranked, model, last)
-            # Nothing below reads dst, nofollow or is_internal: 6 bytes a link (1.2 GB at 200M
-            # links) go before the juice layout is built.
-            flows = replace(flows, dst=_NO_IDS, nofollow=_NO_FLAGS, is_internal=_NO_FLAGS)
+    else:
+        # The links are read in two rounds: classic PageRank's ids (and the link counts), then
+        # what the juice model reads. dst and is_internal are gone before the weights (8 bytes a
+        # link) and the juice layout are built: 200M links hold 1 GB less at the peak.
+        last = store.last_scores(n)
+        ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
+        outlinks, inlinks = _link_counts(n, ids)
+        with store.memory_limit(_SEARCH_MEMORY):
+            classic = _classic_rank(n, ids, ranked, model, last)
+        flows = replace(link_flows(store, model, page, labels=False,
+                                   fields=("resolved", "weight", "passes", "reason", "pass_factor")), src=ids.src)
+        del ids
+        out_weight = _out_weight(n, flows)
+        with store.memory_limit(_SEARCH_MEMORY):
             juice, share = _juice_rank(n, flows, ranked, teleport, model, last, out_weight), None
+    with store.memory_limit(_SEARCH_MEMORY):
         chosen = juice.scores if model_name == "juice" else classic.scores
         floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)
         teleport_floor = (1.0 - model.damping) * float(floor_vector[ranked].min()) if ranked.any() else 1.0
@@ -447,23 +478,38 @@ _DENSE_CELLS = 1 << 22
 
 _NO_IDS = np.zeros(0, np.int32)
 _NO_FLAGS = np.zeros(0, bool)
+_NO_CODES = np.zeros(0, np.int8)
+_NO_WEIGHTS = np.zeros(0)
 # Links are counted this many at a time: the temporaries np.bincount makes stay small.
 _COUNT_CHUNK = 1 << 22
 
 
-def _link_counts(n: int, flows: LinkFlows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per page: outlinks (internal link pairs), inlinks (pairs to it) and out_weight (the
-    total weight of its links), a chunk of links at a time."""
+def _link_counts(n: int, flows: LinkFlows) -> tuple[np.ndarray, np.ndarray]:
+    """Per page: outlinks (internal link pairs) and inlinks (pairs to it), from flows' src, dst
+    and is_internal."""
+    kernels = _compiled_kernels(len(flows.src))
+    if kernels is not None:  # one pass: each np.bincount below makes and adds a page-sized array
+        return kernels.link_counts(n, flows.src, flows.dst, flows.is_internal)
     outlinks = np.zeros(n, np.int64)
     inlinks = np.zeros(n, np.int64)
-    out_weight = np.zeros(n)
-    for lo in range(0, len(flows.src), _COUNT_CHUNK):
+    for lo in range(0, len(flows.src), _COUNT_CHUNK):  # a chunk at a time: the temporaries stay small
         part = slice(lo, lo + _COUNT_CHUNK)
-        src, dst = flows.src[part], flows.dst[part]
-        outlinks += np.bincount(src[flows.is_internal[part]], minlength=n)
+        dst = flows.dst[part]
+        outlinks += np.bincount(flows.src[part][flows.is_internal[part]], minlength=n)
         inlinks += np.bincount(dst[dst >= 0], minlength=n)
-        out_weight += np.bincount(src, weights=flows.weight[part], minlength=n)
-    return outlinks, inlinks, out_weight
+    return outlinks, inlinks
+
+
+def _out_weight(n: int, flows: LinkFlows) -> np.ndarray:
+    """Per page, the total weight of its links (flows' src and weight)."""
+    kernels = _compiled_kernels(len(flows.src))
+    if kernels is not None:  # summed in link order, as one np.bincount would
+        return kernels.source_weights(n, flows.src, flows.weight)
+    out_weight = np.zeros(n)
+    for lo in range(0, len(flows.src), _COUNT_CHUNK):  # np.bincount would copy src as int64
+        part = slice(lo, lo + _COUNT_CHUNK)
+        out_weight += np.bincount(flows.src[part], weights=flows.weight[part], minlength=n)
+    return out_weight
 
 
 def _warm_start(last: dict[str, np.ndarray] | None, name: str, ranked: np.ndarray) -> np.ndarray | None:
@@ -516,9 +562,7 @@ def section_flow_matrix(flows: LinkFlows, passed_on: np.ndarray, share: np.ndarr
         per_weight = np.divide(passed_on, out_weight, out=np.zeros(len(passed_on)), where=out_weight > 0)
     kernels = _compiled_kernels(len(flows.src))
     if kernels is not None and _ascending(flows.src):
-        n = len(passed_on)
-        ptr = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(flows.src, minlength=n), out=ptr[1:])
+        ptr = kernels.source_ptr(len(passed_on), flows.src)
         sec_ptr = np.zeros(n_labels + 1, np.int64)
         np.cumsum(np.bincount(sections, minlength=n_labels), out=sec_ptr[1:])
         from_sec, to_sec, juice, count = kernels.section_cells(
@@ -601,6 +645,7 @@ def _keep_top_sections(from_sec: np.ndarray, to_sec: np.ndarray, juice: np.ndarr
     cut = ranked[np.arange(len(ranked)) - np.searchsorted(group, group) >= keep]
     if not len(cut):
         return from_sec, to_sec, juice, count
+    cut.sort()  # each row's other flows summed in section order, as the compiled kernel does
     rows = np.unique(from_sec[cut])
     other_juice = np.bincount(from_sec[cut], weights=juice[cut])[rows]
     other_count = np.bincount(from_sec[cut], weights=count[cut])[rows].astype(np.int64)

@@ -254,6 +254,16 @@ def classic_pagerank(
         return PowerResult(np.zeros(n), 0, 0.0)
     src, dst = _integer_ids(src), _integer_ids(dst)
     kernels = _compiled_kernels(len(src))
+    teleport = mask / m
+    x = teleport if start is None else _start_vector(start, mask)
+    stepped = 0
+    if kernels is not None and start is not None and n < 2**31:
+        # A warm start's first step, along the links: when the last scores still hold, no layout is built.
+        first = kernels.push_pattern_step(n, src, dst, mask, x, damping)
+        if first is not None:
+            if first[1] < tol:
+                return PowerResult(first[0], 1, first[1])
+            x, stepped = first[0], 1
     # The in-link pattern (row = target, columns = its distinct linking pages): the transposed
     # transition matrix without its values, which are 1 / outdegree of the column.
     indptr = np.zeros(0, np.int64)
@@ -273,20 +283,23 @@ def classic_pagerank(
         outdeg_count = np.bincount(indices, minlength=n)
     outdeg = outdeg_count.astype(np.float64)
     del outdeg_count
-    teleport = mask / m
-    x = teleport if start is None else _start_vector(start, mask)
     if kernels is not None and n < 2**32 - 1:  # the layout's ids are uint32
         matrix = kernels.pattern_layout(indptr, indices, outdeg == 0)
         del indptr, indices
         # 1 / outdegree, 0 for a dangling page, -1 for a page outside `nodes` (no teleport)
         inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)
         inv[~mask] = -1.0
-        return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, inv_out=inv)
+        return _after(stepped, _iterate_compiled(kernels, matrix, x, damping, tol, max_iter - stepped, inv_out=inv))
     dangling = (mask & (outdeg == 0)).astype(np.float64)
     inv = np.divide(1.0, outdeg, out=outdeg, where=outdeg > 0)  # in place: outdeg is not needed again
     mt = sp.csr_array((inv[indices], indices, indptr), shape=(n, n))
-    return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
-                         start=x)
+    return _after(stepped, power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol,
+                                         max_iter=max_iter - stepped, start=x))
+
+
+def _after(stepped: int, result: PowerResult) -> PowerResult:
+    """`result` counted with the steps taken before it."""
+    return PowerResult(result.scores, result.iterations + stepped, result.residual)
 
 
 def _start_vector(start: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -364,9 +377,6 @@ def juice_iterate(
     src = _integer_ids(np.asarray(src))  # int32 ids stay int32: a big site's links are many
     dst = _integer_ids(np.asarray(dst))
     weight = np.asarray(weight, np.float64)
-    passes = np.asarray(passes, bool) & (dst >= 0)
-    passes &= ranked[np.where(dst >= 0, dst, 0)]
-    passes &= ranked[src]
     if teleport is None:
         m = int(ranked.sum())
         teleport = ranked / m if m else np.zeros(n)
@@ -380,6 +390,16 @@ def juice_iterate(
         out_weight = np.bincount(src, weights=weight, minlength=n)
     dangling = (ranked & (out_weight == 0)).astype(np.float64)
     scaled = pass_factor is not None and not _all_ones(pass_factor)
+    stepped = 0
+    if start is not None and n < 2**31 and (kernels := _compiled_kernels(len(src))) is not None:
+        # A warm start's first step, along the links: when the last scores still hold, no layout is built.
+        start, change = kernels.push_weighted_step(
+            n, src, dst, weight, out_weight, np.asarray(pass_factor, np.float64) if scaled else np.zeros(0),
+            np.asarray(passes, bool), ranked, teleport, start, damping)
+        if change < tol:
+            return PowerResult(start, 1, change)
+        stepped = 1
+    passes = _passing(np.asarray(passes, bool), src, dst, ranked)
     kernels = _compiled_kernels(int(passes.sum()))  # power_iterate's rule, on the links that pass
     if kernels is not None and n < 2**31:
         # The iteration layout straight from the links (sorted by source, as the store keeps
@@ -390,15 +410,33 @@ def juice_iterate(
         if matrix is not None:
             del passes
             x = teleport if start is None else np.asarray(start, np.float64)
-            return _iterate_compiled(kernels, matrix, x, damping, tol, max_iter, teleport=teleport, dangling=dangling)
+            return _after(stepped, _iterate_compiled(kernels, matrix, x, damping, tol, max_iter - stepped,
+                                                     teleport=teleport, dangling=dangling))
     delivered = link_shares(src, weight, out_weight)[passes]
     del out_weight
     if scaled:
         delivered *= np.asarray(pass_factor, np.float64)[passes]
     mt = to_csr(n, dst[passes], src[passes], delivered)
     del delivered
-    return power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter,
-                         start=start)
+    return _after(stepped, power_iterate(mt, teleport=teleport, dangling=dangling, damping=damping, tol=tol,
+                                         max_iter=max_iter - stepped, start=start))
+
+
+# Links are checked this many at a time: the temporaries stay small (a big site's links are many).
+_PASS_CHUNK = 1 << 22
+
+
+def _passing(passes: np.ndarray, src: np.ndarray, dst: np.ndarray, ranked: np.ndarray) -> np.ndarray:
+    """Whether each link passes juice: it is marked so and links two ranked pages (a copy)."""
+    out = np.empty(len(passes), bool)
+    for lo in range(0, len(passes), _PASS_CHUNK):
+        part = slice(lo, lo + _PASS_CHUNK)
+        d = dst[part]
+        known = d >= 0
+        np.logical_and(passes[part], known, out=out[part])
+        out[part] &= ranked[np.where(known, d, 0)]
+        out[part] &= ranked[src[part]]
+    return out
 
 
 def _all_ones(values: np.ndarray) -> bool:

@@ -51,6 +51,8 @@ _GROUP_SLICE_LINKS = 8_000_000
 _MAX_PAGE_LINKS = 10_000
 # DuckDB's memory for an export's sort (beyond it, DuckDB spills to a temporary file).
 EXPORT_MEMORY = "1GB"
+# link_pairs rows per batch while a column is read or the weights are formed.
+_READ_BATCH = 1 << 20
 AUDIT_MEMORY = "512MB"  # the audit's reads: DuckDB spills its joins and sorts beyond it
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
@@ -754,35 +756,76 @@ class Store:
                                          "(SELECT count(*) FROM pair_relevance)").fetchall()[0]
         return bool(pairs == cached)
 
+    def pair_count(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM link_pairs").fetchall()[0][0])
+
     def pair_column(self, name: str) -> np.ndarray:
         """One column of link_pairs, in table order (read one at a time: memory stays near one
         column of a big site's links)."""
         if name not in self._columns("link_pairs"):
             raise StoreError(f"link_pairs has no column {name!r}")
-        tbl = self._arrow(f"SELECT {_sql_ident(name)} FROM link_pairs")
-        return tbl.column(0).to_numpy(zero_copy_only=False)
+        return self._column(f"SELECT {_sql_ident(name)} FROM link_pairs", self.pair_count())
+
+    def _column(self, query: str, rows: int) -> np.ndarray:
+        """The one column of `query` (`rows` long) as a numpy array, filled a batch at a time.
+        Read as one Arrow table it would be held twice (DuckDB's ~1,700 batches of a 200M-row
+        column, and their concatenation) until DuckDB's allocator returns them, seconds later;
+        a batch at a time, DuckDB reuses each batch's memory for the next."""
+        out = None
+        lo = 0
+        for batch in self.con.sql(query).to_arrow_reader(_READ_BATCH):
+            column = batch.column(0)
+            if column.null_count or lo + batch.num_rows > rows:  # NULLs (or a changed table): whole
+                return self._arrow(query).column(0).to_numpy(zero_copy_only=False)
+            values = column.to_numpy(zero_copy_only=False)
+            if out is None:
+                out = np.empty(rows, values.dtype)
+            out[lo:lo + len(values)] = values
+            lo += len(values)
+        if out is None or lo != rows:
+            return self._arrow(query).column(0).to_numpy(zero_copy_only=False)
+        return out
 
     def pair_position_factor(self, position_weights: Mapping[str, float],
                              default_weights: Mapping[str, float]) -> np.ndarray:
         """Each pair's position factor (its position's weight; a position without one weighs as
         in default_weights, else 1), computed here, in link_pairs order."""
-        tbl = self._arrow(f"SELECT {_position_weight_sql('position', {**default_weights, **position_weights})} "
-                          "FROM link_pairs")
-        return tbl.column(0).to_numpy(zero_copy_only=False)
+        return self._column(f"SELECT {_position_weight_sql('position', {**default_weights, **position_weights})} "
+                            "FROM link_pairs", self.pair_count())
 
     def pair_weights(self, *, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
                      anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
                      use_anchor: bool) -> np.ndarray:
-        """Each pair's weight, position x relevance x anchor factor, computed here in link_pairs
-        order with the arithmetic of the link_flows view (and of pipeline.link_flows, in the same
-        order): one column comes back instead of the four it is made of."""
-        a = _sql_double(relevance_weight)
-        cos, pairs = _relevance_sql(use_relevance)
+        """Each pair's weight, position x relevance x anchor factor, in link_pairs order with the
+        arithmetic of the link_flows view (and of pipeline.link_flows, in the same order). DuckDB
+        forms the position and anchor factors a batch at a time (a scan on all threads; joined
+        positionally to pair_relevance the query runs on one) and the product is formed here, in
+        one link-sized array: no column of a big site's links is held twice."""
+        a = float(relevance_weight)
         anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                     anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
-        tbl = self._arrow(f"SELECT {_position_weight_sql('p.position', position_weights)} "
-                          f"* ((1.0::DOUBLE - {a}) + {a} * {cos}) * {anchor} FROM {pairs}")
-        return tbl.column(0).to_numpy(zero_copy_only=False)
+        n = self.pair_count()
+        cosine = self.pair_relevance() if use_relevance else None
+        weight = np.empty(n)
+        reader = self.con.sql(f"SELECT {_position_weight_sql('p.position', position_weights)} AS pf, {anchor} AS af "
+                              "FROM link_pairs p").to_arrow_reader(_READ_BATCH)
+        lo = 0
+        for batch in reader:
+            part = weight[lo:lo + batch.num_rows]
+            part[:] = batch.column(0).to_numpy(zero_copy_only=False)
+            if cosine is None:
+                part *= (1.0 - a) + a * 0.0
+            else:
+                part *= (1.0 - a) + a * cosine[lo:lo + batch.num_rows].astype(np.float64)
+            part *= batch.column(1).to_numpy(zero_copy_only=False)
+            lo += batch.num_rows
+        if lo != n:
+            raise StoreError(f"link_pairs changed while it was read ({lo} of {n} rows)")
+        return weight
+
+    def pair_relevance(self) -> np.ndarray:
+        """The cached cosine of every link pair (float32, in link_pairs order)."""
+        return self._column("SELECT relevance FROM pair_relevance", self.pair_count())
 
     def pair_labels(self) -> dict[str, np.ndarray]:
         """link_pairs' target URL (the page's URL, or the stored one when not a page), position and

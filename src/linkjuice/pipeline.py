@@ -235,12 +235,12 @@ def _relevance_key(model: ModelConfig) -> str:
 
 def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | None = None,
                text: PageText | None = None, *, labels: bool = True,
-               fields: Collection[str] | None = None) -> LinkFlows:
+               fields: Collection[str] | None = None, src: np.ndarray | None = None) -> LinkFlows:
     """The model's links from link_pairs (rebuilt first when missing or built with other
     position weights), weighed with `model`. Relevance is computed once per engine and kept
     with the pairs when the store is writable. `fields` (default: all) names the LinkFlows
     arrays to read, the others are left empty: scoring reads a big site's links in two rounds,
-    so that not every column is held at once."""
+    so that not every column is held at once. `src`: link_pairs' src column, when already read."""
     wanted = set(LinkFlows.__dataclass_fields__) if fields is None else set(fields)
     state = store.link_pairs_state()
     table = None
@@ -262,7 +262,9 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
         return column(name).astype(bool, copy=False) if name in wanted else _NO_FLAGS
 
     pairs = table.num_rows if table is not None else store.pair_count()
-    src, resolved = ids("src"), ids("resolved")
+    if src is not None:
+        wanted.add("src")
+    src, resolved = (ids("src") if src is None else src), ids("resolved")
     weight = _NO_WEIGHTS
     if "weight" in wanted:
         use_relevance = model.relevance_weight > 0 and pairs > 0
@@ -270,8 +272,8 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
         if use_relevance:
             key = _relevance_key(model)
             if table is not None or state.get("relevance") != key:
-                text = text or page_text(store, model)
-                cosine = pair_similarity(text.vectors, src if len(src) == pairs else _ids_of(column("src")),
+                cosine = pair_similarity((text or page_text(store, model)).vectors,
+                                         src if len(src) == pairs else _ids_of(column("src")),
                                          resolved if len(resolved) == pairs else _ids_of(column("resolved")))
                 if table is None and not store.read_only:
                     store.set_pair_relevance(cosine, key)
@@ -406,16 +408,19 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         # what the juice model reads. dst and is_internal are gone before the weights (8 bytes a
         # link) and the juice layout are built: 200M links hold 1 GB less at the peak.
         last = store.last_scores(n)
+        page = {"page_id": page["page_id"]}  # the rest (~30 bytes a page) is not read again
         ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
         outlinks, inlinks = _link_counts(n, ids)
         with store.memory_limit(_SEARCH_MEMORY):
             classic = _classic_rank(n, ids, ranked, model, last)
-        flows = replace(link_flows(store, model, page, labels=False,
-                                   fields=("resolved", "weight", "passes", "reason", "pass_factor")), src=ids.src)
+        flows = link_flows(store, model, page, labels=False, src=ids.src,
+                           fields=("resolved", "weight", "passes", "pass_factor"))
         del ids
         out_weight = _out_weight(n, flows)
         with store.memory_limit(_SEARCH_MEMORY):
             juice, share = _juice_rank(n, flows, ranked, teleport, model, last, out_weight), None
+        # Why a link passes nothing is read for the section flows only, after the juice layout is gone.
+        flows = replace(flows, reason=store.pair_column("reason").astype(np.int8, copy=False))
     with store.memory_limit(_SEARCH_MEMORY):
         chosen = juice.scores if model_name == "juice" else classic.scores
         floor_vector = teleport if model_name == "juice" else ranked / max(int(ranked.sum()), 1)

@@ -10,6 +10,9 @@ fresh subprocess, so its wall time and peak RSS (VmHWM) are what a user sees: `f
 (template links, link_pairs, click depths: the end of `linkjuice crawl`), `linkjuice score` (the
 first one computes and caches the relevance of every linked pair), `score` again (`rescore`),
 `linkjuice audit`, `linkjuice export pages` (CSV) and `linkjuice export links --format parquet`.
+Optional steps: `first-score` (the store's scores and cached relevance are removed first, untimed,
+as on a new crawl: the iterations start from scratch) and `reweigh` (`score --relevance-weight
+0.4`: a changed model, iterated from the last scores; later steps keep that model).
 
 The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
 a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
@@ -126,6 +129,19 @@ FINALIZE = ("import sys; from linkjuice.store import Store; from linkjuice.pipel
             "with Store(sys.argv[1]) as s: finalize_store(s)")
 
 
+def forget_scores(path: Path) -> None:
+    """Make the next `score` a first one, as after a new crawl: no stored scores to start from and
+    no cached relevance (not timed)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from linkjuice.store import Store
+
+    with Store(path) as store:
+        state = store.meta().get("link_pairs") or {}
+        store.con.execute("DELETE FROM page_scores")
+        store.con.execute("DROP TABLE IF EXISTS pair_relevance")
+        store.set_meta({"link_pairs": {**state, "relevance": None}})
+
+
 def run_step(name: str, argv: list[str]) -> dict[str, object]:
     """Run one step under /usr/bin/time; wall seconds and peak RSS."""
     program = [sys.executable, "-c", FINALIZE] if argv[0] == "finalize" else [str(ROOT / ".venv/bin/linkjuice")]
@@ -163,7 +179,9 @@ def main() -> None:
         steps = {
             "finalize": ["finalize", str(db)],
             "score": ["score", "--db", str(db)],
+            "first-score": ["score", "--db", str(db)],  # after forget_scores
             "rescore": ["score", "--db", str(db)],
+            "reweigh": ["score", "--db", str(db), "--relevance-weight", "0.4"],  # then rescored from there
             "audit": ["audit", "--db", str(db), "--top", "3"],
             "export-pages": ["export", "pages", "--db", str(db), "--format", "csv", "-o", str(OUT / "pages.csv")],
             "export-links": ["export", "links", "--db", str(db), "--format", "parquet", "-o",
@@ -172,6 +190,8 @@ def main() -> None:
         for name in args.steps.split(","):
             if name == "audit" and size > parse_size(args.audit_max):
                 continue
+            if name == "first-score":
+                forget_scores(db)
             row = {"pages": pages, "links": links, "store_mb": round(db.stat().st_size / 2**20),
                    "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
             results.append(row)

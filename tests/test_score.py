@@ -222,11 +222,13 @@ def test_a_warm_start_takes_its_first_step_along_the_links(monkeypatch: pytest.M
     np.add.at(pushed, dst[keep], x[src[keep]] / outdeg[src[keep]])
     c = 1 - d + d * x[mask & (outdeg == 0)].sum()
     expected = np.where(mask, d * pushed + c / mask.sum(), 0.0)
-    got, change = kernels.push_pattern_step(n, src.astype(np.int32), dst.astype(np.int32), mask, x, d)
+    got, change = kernels.push_pattern_step(n, src.astype(np.int32), dst.astype(np.int32), mask,
+                                            mask / mask.sum(), x, d)
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-16)
     assert change == pytest.approx(np.abs(expected - x).sum(), rel=1e-12)
     # Links not sorted by (source, target): no step, the caller builds the layout.
-    assert kernels.push_pattern_step(n, src[::-1].astype(np.int32), dst[::-1].astype(np.int32), mask, x, d) is None
+    assert kernels.push_pattern_step(n, src[::-1].astype(np.int32), dst[::-1].astype(np.int32), mask,
+                                   mask / mask.sum(), x, d) is None
     # The juice model: each passing link between ranked pages carries x[source] x its share.
     teleport = np.where(mask, np.random.default_rng(6).uniform(0.5, 1, n), 0.0)
     teleport /= teleport.sum()

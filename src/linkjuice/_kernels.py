@@ -56,7 +56,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
-           "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step", "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
+           "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
+           "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1130,19 +1131,32 @@ def source_weights(n, src, weight):  # pragma: no cover
 
 
 # -- one step straight from the links (a warm start that has converged needs no layout) ----------
-def push_pattern_step(n: int, src: np.ndarray, dst: np.ndarray, mask: np.ndarray, x: np.ndarray,
-                      damping: float) -> tuple[np.ndarray, float] | None:
-    """One step of classic PageRank (as `_iterate_compiled` takes with the pattern layout) from
-    the links sorted by (src, dst) without repeats, pushed along them: (x_new, L1 change), or
-    None when the links are not so sorted. No layout is built: when the last scores are still
-    the fixed point, scoring again stops here (the layouts take ~10 times one step to build)."""
+def push_pattern_step(n: int, src: np.ndarray, dst: np.ndarray, mask: np.ndarray, teleport: np.ndarray,
+                      x: np.ndarray, damping: float) -> tuple[np.ndarray, float] | None:
+    """One step of classic PageRank (as `_iterate_compiled` takes with the pattern layout; the
+    `teleport` vector is uniform over `mask`) from the links sorted by (src, dst) without
+    repeats, pushed along them: (x_new, L1 change), or None when the links are not so sorted.
+    No layout is built: when the last scores are still the fixed point, scoring again stops here
+    (the layouts take ~10 times one step to build)."""
     with LOCK:  # parallel kernel
-        x_new, change = _push_pattern(n, src, dst, mask, np.asarray(x, np.float64), damping, target_cuts(n))
+        x_new, change = _push_pattern(n, src, dst, mask, np.asarray(teleport, np.float64), np.asarray(x, np.float64),
+                                      damping, target_cuts(n))
     return None if change < 0 else (x_new, change)
 
 
+@njit(cache=True, nogil=True)
+def _finish_step(y, x, teleport, damping, c):  # pragma: no cover
+    """y (the links' sums) becomes damping * y + c * teleport; returns its L1 change from x."""
+    diff = 0.0
+    for i in range(len(y)):
+        v = damping * y[i] + c * teleport[i]
+        diff += abs(v - x[i])
+        y[i] = v
+    return diff
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _push_pattern(n, src, dst, mask, x, damping, cuts):  # pragma: no cover
+def _push_pattern(n, src, dst, mask, teleport, x, damping, cuts):  # pragma: no cover
     inv = np.zeros(n, np.float64)
     prev_s = -1
     prev_d = -1
@@ -1157,15 +1171,12 @@ def _push_pattern(n, src, dst, mask, x, damping, cuts):  # pragma: no cover
         prev_d = d
         inv[s] += 1.0
     dm = 0.0
-    m = 0
     for i in range(n):
         if mask[i]:
-            m += 1
             if inv[i] == 0.0:
                 dm += x[i]
             else:
                 inv[i] = 1.0 / inv[i]
-    t0 = 1.0 / m if m else 0.0
     c = 1.0 - damping + damping * dm
     y = np.zeros(n, np.float64)
     for part in prange(len(cuts) - 1):
@@ -1176,12 +1187,7 @@ def _push_pattern(n, src, dst, mask, x, damping, cuts):  # pragma: no cover
             d = dst[k]
             if _counts(s, d, lo, hi, mask):
                 y[d] += x[s] * inv[s]
-    diff = 0.0
-    for i in range(n):
-        v = damping * y[i] + (c * t0 if mask[i] else 0.0)
-        diff += abs(v - x[i])
-        y[i] = v
-    return y, diff
+    return y, _finish_step(y, x, teleport, damping, c)
 
 
 def push_weighted_step(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, out_weight: np.ndarray,
@@ -1220,12 +1226,7 @@ def _push_weighted(n, src, dst, weight, out_weight, factor, passes, ranked, tele
             if scaled:
                 v *= factor[k]
             y[d] += v * x[s]
-    diff = 0.0
-    for i in range(n):
-        v = damping * y[i] + c * teleport[i]
-        diff += abs(v - x[i])
-        y[i] = v
-    return y, diff
+    return y, _finish_step(y, x, teleport, damping, c)
 
 
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, src: np.ndarray,

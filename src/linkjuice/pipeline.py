@@ -255,8 +255,11 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
             return table.column(name).to_numpy(zero_copy_only=False)
         return store.pair_column(name)
 
+    def read_ids(name: str) -> np.ndarray:
+        return column(name).astype(np.int32, copy=False)
+
     def ids(name: str) -> np.ndarray:
-        return column(name).astype(np.int32, copy=False) if name in wanted else _NO_IDS
+        return read_ids(name) if name in wanted else _NO_IDS
 
     def flags(name: str) -> np.ndarray:
         return column(name).astype(bool, copy=False) if name in wanted else _NO_FLAGS
@@ -273,8 +276,8 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
             key = _relevance_key(model)
             if table is not None or state.get("relevance") != key:
                 cosine = pair_similarity((text or page_text(store, model)).vectors,
-                                         src if len(src) == pairs else _ids_of(column("src")),
-                                         resolved if len(resolved) == pairs else _ids_of(column("resolved")))
+                                         src if len(src) == pairs else read_ids("src"),
+                                         resolved if len(resolved) == pairs else read_ids("resolved"))
                 if table is None and not store.read_only:
                     store.set_pair_relevance(cosine, key)
                     cosine = None  # kept with the pairs: the weights are formed from there
@@ -320,11 +323,6 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
     else:
         named = store.pair_labels()
     return replace(out, **named)
-
-
-def _ids_of(values: np.ndarray) -> np.ndarray:
-    """Page ids as int32 (link_pairs' columns are)."""
-    return values.astype(np.int32, copy=False)
 
 
 @dataclass(slots=True)

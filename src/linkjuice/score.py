@@ -259,7 +259,7 @@ def classic_pagerank(
     stepped = 0
     if kernels is not None and start is not None and n < 2**31:
         # A warm start's first step, along the links: when the last scores still hold, no layout is built.
-        first = kernels.push_pattern_step(n, src, dst, mask, x, damping)
+        first = kernels.push_pattern_step(n, src, dst, mask, teleport, x, damping)
         if first is not None:
             if first[1] < tol:
                 return PowerResult(first[0], 1, first[1])

@@ -813,7 +813,7 @@ class Store:
         for batch in reader:
             part = weight[lo:lo + batch.num_rows]
             part[:] = batch.column(0).to_numpy(zero_copy_only=False)
-            if cosine is None:
+            if cosine is None:  # the view's cosine is 0.0 when relevance is off
                 part *= (1.0 - a) + a * 0.0
             else:
                 part *= (1.0 - a) + a * cosine[lo:lo + batch.num_rows].astype(np.float64)

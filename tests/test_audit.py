@@ -494,3 +494,91 @@ def test_store_scored_by_an_older_version_asks_for_a_rescore(site, tmp_path: Pat
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "score" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """collect_flows sums a big site's flows a batch at a time: its sums equal pandas' over the
+    whole link_flows view, and the audit is the same when every batch holds a few pairs (a page's
+    pairs then straddle batches)."""
+    import linkjuice.audit as audit_module
+    import linkjuice.store as store_module
+    from linkjuice.audit import collect_flows
+    from linkjuice.pipeline import REASONS
+
+    _, db = site
+    with Store(db, read_only=True) as store:
+        pages = store.audit_pages()
+        view = store.con.execute("SELECT * FROM link_flows").df()
+        monkeypatch.setattr(store_module, "_READ_BATCH", 3)
+        monkeypatch.setattr(audit_module, "_FLOW_CHUNK", 2)
+        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS), reasons=REASONS)
+    n = len(pages)
+    passed = view[(view["reason"] == "passed") & (view["resolved_id"] >= 0) & (view["source_id"] != view["resolved_id"])]
+    inlinks = passed.groupby("resolved_id")["source_id"].nunique().reindex(range(n), fill_value=0)
+    assert totals.followed_inlinks.tolist() == inlinks.tolist()
+    internal = view[view["is_internal"]]
+    targets = internal.groupby("source_id").size().reindex(range(n), fill_value=0)
+    assert totals.internal_targets.tolist() == targets.tolist()
+    followed = internal[~internal["nofollow"]].groupby("source_id").size().reindex(range(n), fill_value=0)
+    assert totals.followed_out.tolist() == followed.tolist()
+    sent = view[(view["target_id"] >= 0) & (view["reason"] != "nofollow")].groupby("target_id")["juice"].sum()
+    assert totals.inflow == pytest.approx(sent.reindex(range(n), fill_value=0.0).to_numpy(), rel=1e-12, abs=1e-15)
+    assert totals.account["juice"].sum() == pytest.approx(view["juice"].sum(), rel=1e-12)
+    assert totals.account["flows"].sum() == len(view)
+    # Kept: the pairs a link can meet (to a stored page or an internal URL), each with its juice per link.
+    meets = view[(view["target_id"] >= 0) | (view["is_internal"] & (view["target_id"] < 0))]
+    assert len(flows) == len(meets)
+    assert flows["juice_per_link"].to_numpy() == pytest.approx(
+        (meets["juice"] / meets["n_links"].clip(lower=1)).to_numpy(), rel=1e-12, abs=1e-15)
+
+    chunked = run_audit(db, THRESHOLDS)
+    monkeypatch.undo()
+    whole = run_audit(db, THRESHOLDS)
+    assert chunked.findings.drop(columns="juice_at_stake").equals(whole.findings.drop(columns="juice_at_stake"))
+    assert chunked.findings["juice_at_stake"].to_numpy() == pytest.approx(whole.findings["juice_at_stake"].to_numpy(),
+                                                                         rel=1e-12, abs=1e-15)
+    assert chunked.juice_flow["category"].tolist() == whole.juice_flow["category"].tolist()
+
+
+def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page 0 reaches page 1 directly and through the redirect page 2, in two batches: page 1 has
+    one followed inlink, not two; sums by page and by (reason, position, state) are hand-counted."""
+    import pandas as pd
+    import pyarrow as pa
+
+    import linkjuice.audit as audit_module
+    from linkjuice.audit import collect_flows
+    from linkjuice.pipeline import REASONS
+
+    monkeypatch.setattr(audit_module, "_FLOW_CHUNK", 1)
+    pages = pd.DataFrame({"indexability": ["indexable", "indexable", "redirect", None]})
+
+    def batch(src, dst, resolved, target_url, position, nofollow, internal, reason, juice, n_links):
+        return pa.RecordBatch.from_pydict({
+            "src": pa.array(src, pa.int32()), "dst": pa.array(dst, pa.int32()), "resolved": pa.array(resolved, pa.int32()),
+            "target_url": pa.array(target_url, pa.string()), "position": pa.array(position, pa.int8()),
+            "nofollow": nofollow, "is_internal": internal, "reason": pa.array(reason, pa.int8()),
+            "juice": pa.array(juice, pa.float64()), "n_links": pa.array(n_links, pa.int32())})
+
+    passed, nofollow = REASONS.index("passed"), REASONS.index("nofollow")
+    external = REASONS.index("external")
+    batches = [
+        batch([0], [1], [1], [None], [0], [False], [True], [passed], [0.25], [1]),
+        batch([0, 0, 0, 1], [2, -1, -1, 3], [1, -1, -1, -1], [None, None, "https://s.example/new", None],
+              [1, 0, 0, -1], [False, False, False, True], [True, False, True, True],
+              [passed, external, REASONS.index("not_crawled"), nofollow], [0.5, 0.125, 0.0625, 0.3], [2, 1, 1, 1]),
+    ]
+    flows, totals = collect_flows(pages, ["content", "nav"], iter(batches), reasons=REASONS)
+    assert totals.followed_inlinks.tolist() == [0, 1, 0, 0]
+    assert totals.internal_targets.tolist() == [3, 1, 0, 0]
+    assert totals.followed_out.tolist() == [3, 0, 0, 0]
+    assert totals.inflow.tolist() == [0.0, 0.25, 0.5, 0.0]  # the nofollow pair's 0.3 does not count
+    rows = totals.account.astype(object).where(totals.account.notna(), None)
+    account = {(r.reason, r.position, r.arrives): r.juice for r in rows.itertuples()}
+    assert account == {("passed", "content", "indexable"): 0.25, ("passed", "nav", "redirect"): 0.5,
+                                 ("external", "content", None): 0.125, ("not_crawled", "content", None): 0.0625,
+                                 ("nofollow", None, "not crawled"): 0.3}
+    # Kept: every pair but the external one; the internal URL that is not a page keeps its URL.
+    assert flows["src"].tolist() == [0, 0, 0, 1] and flows["dst"].tolist() == [1, 2, -1, 3]
+    assert flows["target_url"].astype(object).tolist()[2] == "https://s.example/new"
+    assert flows["juice_per_link"].tolist() == [0.25, 0.25, 0.0625, 0.3]

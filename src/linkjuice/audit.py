@@ -14,7 +14,7 @@ every formula. This module never touches the store, the crawler or the network.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -165,11 +165,141 @@ class AuditThresholds:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FlowTotals:
+    """Sums over every flow of the model (collect_flows takes them a batch of flows at a time): a big site
+    has hundreds of millions of pairs, which the audit does not hold one by one for these."""
+
+    # One row per reason, position and `arrives` (the state of the page the pair points at; None:
+    # not a stored page): juice (the sum) and flows (the pairs).
+    account: pd.DataFrame
+    followed_inlinks: np.ndarray  # per page id: distinct other pages passing it juice (after redirects, canonicals)
+    followed_out: np.ndarray  # per page id: its followed internal pairs
+    internal_targets: np.ndarray  # per page id: its internal pairs
+    inflow: np.ndarray  # per page id: the juice sent to it by pairs that are not nofollow
+
+
+def page_states(pages: pd.DataFrame) -> np.ndarray:
+    """Each page's state (row i: page_id i): its indexability, "not crawled" when it has none."""
+    return pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
+
+
+# Flows are summed this many at a time: the sums by page id cost a pass over every page per chunk.
+_FLOW_CHUNK = 1 << 22
+
+
+def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterable[pa.Table]:
+    """The batches gathered into tables of at least `rows` rows (the last one may be shorter)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(held)
+            held, count = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def _add_counts(total: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """total[i] += the number (or the sum of `weights`) of the `ids` equal to i, over their range only."""
+    if len(ids):
+        lo = int(ids.min())
+        total[lo:int(ids.max()) + 1] += np.bincount(ids - lo, weights=weights)
+
+
+def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterable[pa.RecordBatch],
+                  reasons: Sequence[str]) -> tuple[pd.DataFrame, FlowTotals]:
+    """Read the model's flows a batch at a time (Store.audit_link_flows): sum what the audit
+    counts over every pair into FlowTotals, and keep of each pair only what links are matched
+    to and read (src, dst, resolved, target_url, reason, juice_per_link), for the pairs a link
+    can meet: those to a stored page or to an internal URL. A big site's hundreds of millions
+    of pairs are never held with all their columns."""
+    n = len(pages)
+    state_code, state_names = pd.factorize(pd.Series(page_states(pages), dtype=object))
+    state_after = np.append(state_code + 1, 0).astype(np.int32)  # index n: not a stored page
+    n_states, n_pos, n_reasons = len(state_names) + 1, len(positions) + 1, len(reasons) + 1  # +1: none
+    account_juice_ = np.zeros(n_reasons * n_pos * n_states)
+    account_flows = np.zeros(n_reasons * n_pos * n_states, np.int64)
+    followed_out = np.zeros(n, np.int64)
+    targets = np.zeros(n, np.int64)
+    inflow = np.zeros(n)
+    passing: list[np.ndarray] = []
+    kept: dict[str, list[Any]] = {k: [] for k in ("src", "dst", "resolved", "named_at", "target_url", "reason",
+                                                  "juice_per_link")}
+    passed, nofollow_code = list(reasons).index("passed"), list(reasons).index("nofollow")
+    for chunk in _chunks(batches, _FLOW_CHUNK):
+        col = {name: chunk.column(name) for name in chunk.schema.names}
+        src = col["src"].to_numpy()  # int32, as DuckDB hands them over
+        dst = col["dst"].to_numpy()
+        resolved = col["resolved"].fill_null(-1).to_numpy()
+        reason = col["reason"].to_numpy().astype(np.int32)
+        juice = col["juice"].to_numpy()
+        internal = col["is_internal"].to_numpy(zero_copy_only=False)
+        nofollow = col["nofollow"].to_numpy(zero_copy_only=False)
+        to_page = (dst >= 0) & (dst < n)
+        # The state a pair arrives at (+1; 0: not a stored page), the account's cell of each pair.
+        cell = state_after[np.where(to_page, dst, n)]
+        cell += ((reason + 1) * n_pos + col["position"].to_numpy().astype(np.int32) + 1) * n_states
+        account_juice_ += np.bincount(cell, weights=juice, minlength=len(account_juice_))
+        account_flows += np.bincount(cell, minlength=len(account_flows))
+        in_pages = (src >= 0) & (src < n)
+        _add_counts(followed_out, src[in_pages & internal & ~nofollow])
+        _add_counts(targets, src[in_pages & internal])
+        counted = to_page & (reason != nofollow_code)
+        _add_counts(inflow, dst[counted], juice[counted])
+        ok = (reason == passed) & (resolved >= 0) & (resolved < n) & (src != resolved) & in_pages
+        passing.append(_distinct(src[ok].astype(np.int64) * max(n, 1) + resolved[ok]))
+        # The pairs links can meet: to a stored page, or to an internal URL named by target_url.
+        named = pc.is_valid(col["target_url"]).to_numpy(zero_copy_only=False)
+        keep = np.flatnonzero(to_page | named)
+        at = np.flatnonzero(named[keep])
+        kept["named_at"].append(at + sum(len(k) for k in kept["src"]))
+        kept["target_url"].append(col["target_url"].take(pa.array(keep[at])))
+        kept["src"].append(src[keep].astype(np.int32, copy=False))
+        kept["dst"].append(dst[keep].astype(np.int32, copy=False))
+        kept["resolved"].append(resolved[keep].astype(np.int32, copy=False))
+        kept["reason"].append(reason[keep].astype(np.int8))
+        kept["juice_per_link"].append(juice[keep] / np.maximum(col["n_links"].to_numpy().astype(np.float64)[keep], 1.0))
+    inlinks = np.bincount(_distinct(np.concatenate(passing)) % max(n, 1), minlength=n)[:n] if passing else np.zeros(n, np.int64)
+    del passing
+    cells = np.flatnonzero(account_flows)
+    names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
+    account = pd.DataFrame({
+        "reason": names_of(reasons, cells // (n_pos * n_states)),
+        "position": names_of(positions, cells // n_states % n_pos),
+        "arrives": names_of(list(state_names), cells % n_states),
+        "juice": account_juice_[cells], "flows": account_flows[cells],
+    })
+    totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
+                        internal_targets=targets, inflow=inflow)
+    joined = {k: (np.concatenate(v) if v else np.zeros(0, np.int8 if k == "reason" else np.int32))
+              for k, v in kept.items() if k not in ("named_at", "target_url", "juice_per_link")}
+    # The few named targets as a categorical (pandas keeps its codes in the smallest integers).
+    named_at = np.concatenate(kept.pop("named_at")) if kept["src"] else np.zeros(0, np.int64)
+    names = pd.Series(pa.chunked_array(kept.pop("target_url"), pa.string()).to_pandas(), dtype=object)
+    name_code, name_values = pd.factorize(names)
+    codes = np.full(len(joined["src"]), -1, np.int64)
+    codes[named_at] = name_code
+    target_url = pd.Categorical.from_codes(codes, categories=pd.Index(name_values, dtype=object))
+    del codes, names
+    flows = pd.DataFrame(copy=False, data={
+        "src": joined["src"], "dst": joined["dst"], "resolved": joined["resolved"], "target_url": target_url,
+        "reason": pd.Categorical.from_codes(joined["reason"], categories=pd.Index(list(reasons), dtype=object)),
+        "juice_per_link": np.concatenate(kept["juice_per_link"]) if kept["juice_per_link"] else np.zeros(0),
+    })
+    return flows, totals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditInputs:
     """What the audit reads (linkjuice.store.Store's audit methods produce each frame)."""
 
     pages: pd.DataFrame  # Store.audit_pages(): one row per page, row i = page_id i
-    flows: pd.DataFrame  # Store.audit_link_flows(): one row per (source page, target URL)
+    # collect_flows(Store.audit_link_flows()): one row per (source page, target URL) pair that a
+    # link can meet, and the sums over every pair.
+    flows: pd.DataFrame
+    flow_totals: FlowTotals
     links: pd.DataFrame  # Store.audit_links(): one row per internal link, self-links left out
     redirect_paths: pd.DataFrame  # Store.redirect_paths()
     known_urls: pd.DataFrame  # Store.known_urls(): url, source
@@ -314,6 +444,7 @@ class _Context:
     pages: pd.DataFrame
     flows: pd.DataFrame
     links: pd.DataFrame
+    totals: FlowTotals
     t: AuditThresholds
     d: float
     complete: bool
@@ -327,10 +458,9 @@ class _Context:
     # are not stored pages; and each link's code into them.
     target_urls: pd.Index
     target_code: np.ndarray
-    # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted, and
-    # the flows row of each key (see _link_keys).
+    # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted (see
+    # _link_keys); row k of `flows` is the pair of key k.
     flow_key: np.ndarray
-    flow_row: np.ndarray
 
     def state_in(self, ids: pd.Series | np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Whether each page id (-1: not a stored page) is in one of the states `names`."""
@@ -345,7 +475,7 @@ class _Context:
         key = _link_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
                          len(self.target_urls))
         at = np.minimum(np.searchsorted(self.flow_key, key), len(self.flow_key) - 1)
-        return np.where(self.flow_key[at] == key, self.flow_row[at], -1)
+        return np.where(self.flow_key[at] == key, at, -1)
 
     def resolved(self, idx: np.ndarray) -> np.ndarray:
         """The page that receives each link's juice after redirects and canonicals (-1: none)."""
@@ -371,8 +501,7 @@ class _Context:
         row = self.pair_row(idx)
         hit, at = row >= 0, np.maximum(row, 0)
         f = self.flows
-        out["juice"] = np.where(hit, f["juice"].to_numpy(np.float64)[at]
-                                / np.maximum(f["n_links"].to_numpy(np.float64)[at], 1.0), 0.0)
+        out["juice"] = np.where(hit, f["juice_per_link"].to_numpy(np.float64)[at], 0.0)
         reasons = f["reason"].astype("category")
         names = np.append(reasons.cat.categories.astype(object).to_numpy(), "passed")  # code -1: passed
         out["reason"] = names[np.where(hit, reasons.cat.codes.to_numpy()[at] if len(f) else -1, -1)]
@@ -399,8 +528,8 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     n = len(pages)
     juice = pages["juice"].astype("float64").fillna(0.0).to_numpy()
     ranked = pages["indexable"].astype(bool).to_numpy()
-    state = pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
-    flows = inputs.flows.assign(juice=inputs.flows["juice"].astype("float64").fillna(0.0))  # no deep copy
+    state = page_states(pages)
+    flows = inputs.flows
     links = inputs.links
     # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs.
     extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
@@ -408,29 +537,43 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     rank = np.empty(len(by_url), np.int64)
     rank[by_url] = np.arange(len(by_url))
     target_urls = pd.Index(pages["url"].array).append(pd.Index(extra.cat.categories[by_url]))
-    target_code = links["dst"].to_numpy().astype(np.int64)
+    target_code = links["dst"].to_numpy().astype(np.int32 if n + len(by_url) < 2**31 else np.int64)
     if len(by_url):
         unstored = np.flatnonzero(target_code < 0)
         target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
     # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
-    flow_dst = flows["dst"].to_numpy(np.int64)
-    flow_code = flow_dst.copy()
+    flow_code = flows["dst"].to_numpy().astype(np.int64)  # a copy: the named ones are changed
     if len(by_url) and "target_url" in flows:
-        named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_dst < 0))
+        named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_code < 0))
         at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
         flow_code[named] = np.where(at >= 0, n + at, -1)
-    flow_row = np.flatnonzero(flow_code >= 0)
-    flow_key = _link_keys(flows["src"].to_numpy()[flow_row], flow_code[flow_row], n, len(target_urls))
+    # flow_row: the flows row of each key; None while that is the identity (the usual case: every
+    # pair collect_flows keeps has a code and link_pairs stores them in key order), which saves a
+    # big site two copies of every pair.
+    flow_row = None if (flow_code >= 0).all() else np.flatnonzero(flow_code >= 0)
+    if flow_row is None:
+        flow_key = _link_keys(flows["src"].to_numpy(), flow_code, n, len(target_urls))
+    else:
+        flow_key = _link_keys(flows["src"].to_numpy()[flow_row], flow_code[flow_row], n, len(target_urls))
+    del flow_code
     if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
         order = np.argsort(flow_key, kind="stable")
-        flow_key, flow_row = flow_key[order], flow_row[order]
+        flow_key = flow_key[order]
+        flow_row = order if flow_row is None else flow_row[order]
+        del order
+    # What the detectors read of a pair, in key order (row k: flow_key[k]); the pairs' ids and
+    # URLs are not kept.
+    flows = flows[["resolved", "reason", "juice_per_link"]]
+    if flow_row is not None:
+        flows = flows.take(flow_row).reset_index(drop=True)
+    del flow_row
     scores = pages.loc[ranked, "juice_score"].astype("float64")
     return _Context(
-        pages=pages, flows=flows, links=links, t=t, d=inputs.damping, complete=inputs.crawl_complete,
+        pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping, complete=inputs.crawl_complete,
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
-        target_urls=target_urls, target_code=target_code, flow_key=flow_key, flow_row=flow_row,
+        target_urls=target_urls, target_code=target_code, flow_key=flow_key,
     )
 
 
@@ -445,10 +588,11 @@ class _Part:
     frame: pd.DataFrame | None = None
     describe: Callable[[Any], tuple[Any, Any]] | None = None
 
-    def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array]:
-        """(explanations, fixes) of the findings at `rows`, in that order."""
+    def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array | str]:
+        """(explanations, fixes) of the findings at `rows`, in that order; the fix as one text when
+        all have the same."""
         explanation, fix = _texts(self.describe, self.frame.iloc[rows].reset_index(drop=True))
-        return _text_array(explanation, len(rows)), _text_array(fix, len(rows))
+        return _text_array(explanation, len(rows)), fix if isinstance(fix, str) else _text_array(fix, len(rows))
 
 
 def _text_array(texts: Any, n: int) -> pa.Array:
@@ -853,15 +997,6 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
     return parts
 
 
-def _followed_inlinks(ctx: _Context) -> np.ndarray:
-    """Distinct other pages that pass juice to each page (after redirects and canonicals)."""
-    f = ctx.flows
-    ok = ((f["reason"] == "passed") & (f["resolved"] >= 0) & (f["src"] != f["resolved"])).to_numpy(bool)
-    n = len(ctx.pages)
-    pairs = _distinct(f["src"].to_numpy(np.int64)[ok] * n + f["resolved"].to_numpy(np.int64)[ok])
-    return np.bincount(pairs % n, minlength=n) if n else np.zeros(0, np.int64)
-
-
 def _importance(ctx: _Context, importance: pd.DataFrame) -> _Part:
     if importance.empty:
         return _empty_part()
@@ -916,13 +1051,13 @@ def _importance(ctx: _Context, importance: pd.DataFrame) -> _Part:
 def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     """weak-page, deep-page, dead-end and too-many-links. Pages in `skip` (orphans, important
     pages) already have a finding whose fix also cures weakness and depth."""
-    t, pages, flows = ctx.t, ctx.pages, ctx.flows
+    t, pages = ctx.t, ctx.pages
     n = len(pages)
     is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
     shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
     # Only the columns the texts read: the findings take their rows from this frame.
     frame = pages[["url", "juice", "juice_score", "depth"]].assign(juice_at_stake=shortfall,
-                                                                    inlinks=_followed_inlinks(ctx))
+                                                                    inlinks=ctx.totals.followed_inlinks[:n])
     parts = []
 
     score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
@@ -950,10 +1085,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
                 "navigation or a related-links block.")
     parts.append(_page_part("deep-page", frame[deep], describe_deep))
 
-    internal = flows["is_internal"].to_numpy(bool)
-    flow_src = flows["src"].to_numpy(np.int64)
-    followed_out = np.bincount(flow_src[internal & ~flows["nofollow"].to_numpy(bool)], minlength=n)
-    dead = is_page & (followed_out[:n] == 0)
+    dead = is_page & (ctx.totals.followed_out[:n] == 0)
     dead_frame = frame[dead].assign(juice_at_stake=ctx.d * ctx.juice[dead])
 
     def describe_dead(r: Any) -> tuple[str, str]:
@@ -962,7 +1094,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
                 "Add links from it to related pages, its section's hub and the main navigation.")
     parts.append(_page_part("dead-end", dead_frame, describe_dead))
 
-    targets = np.bincount(flow_src[internal], minlength=n)[:n]
+    targets = ctx.totals.internal_targets[:n]
     many = (targets > t.max_links) & ctx.ranked
     many_frame = frame[many].assign(targets=targets[many])
     excess = (targets[many] - t.max_links) / np.maximum(targets[many], 1)
@@ -1048,13 +1180,11 @@ def _canonical_kinds(pages: pd.DataFrame) -> np.ndarray:
 
 
 def _canonicals(ctx: _Context) -> list[_Part]:
-    pages, flows = ctx.pages, ctx.flows
+    pages = ctx.pages
     kinds = _canonical_kinds(pages)
     if not (kinds != "").any():
         return []
-    dst = flows["dst"].to_numpy(np.int64)
-    counted = (flows["reason"] != "nofollow").to_numpy(bool) & (dst >= 0)
-    inflow = np.bincount(dst[counted], weights=flows["juice"].to_numpy(np.float64)[counted], minlength=len(pages))
+    inflow = ctx.totals.inflow
     url_to_row = pd.Series(np.arange(len(pages)), index=pages["url"])
     parts = []
     for code in ("canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"):
@@ -1245,46 +1375,38 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
 
 
 # -- accounting -----------------------------------------------------------------------------------
-def account_juice(flows: pd.DataFrame, page_state: np.ndarray, page_juice: np.ndarray,
+def account_juice(account: pd.DataFrame, page_juice: np.ndarray,
                   ranked: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Where the juice passed through links goes (shares adding up to 1), through which link
-    positions, and how concentrated page juice is (top 1% share, Gini)."""
-    juice = flows["juice"].astype("float64").fillna(0.0).to_numpy()
-    # Sums per code (bincount): a big site has tens of millions of flows.
-    reason = flows["reason"].astype("category")
-    reason_code = reason.cat.codes.to_numpy(np.int64)
-    reason_names = [str(r) for r in reason.cat.categories]
+    positions, and how concentrated page juice is (top 1% share, Gini). `account`: the flows'
+    juice summed per reason, position and state of the page they point at (FlowTotals.account)."""
+    juice = account["juice"].astype("float64").fillna(0.0).to_numpy()
+    reason = account["reason"].astype(object).to_numpy()
     by_cat: dict[str, float] = {}
-    known = reason_code >= 0
-    for name, value in zip(reason_names, np.bincount(reason_code[known], weights=juice[known],
-                                                      minlength=len(reason_names))):
-        name = "redirect_lost" if name == "redirect_broken" else name
-        by_cat[name] = by_cat.get(name, 0.0) + float(value)
-    if "passed" in reason_names:
+    for name in dict.fromkeys(r for r in reason if isinstance(r, str)):
+        key = "redirect_lost" if name == "redirect_broken" else name
+        by_cat[key] = by_cat.get(key, 0.0) + float(juice[reason == name].sum())
+    if "passed" in by_cat:
         # Juice passed on is split by where it arrives: an indexable page, a redirect, a duplicate.
-        passed = reason_code == reason_names.index("passed")
-        dst = flows["dst"].to_numpy(np.int64)[passed]
-        state_code, state_names = pd.factorize(pd.Series(page_state, dtype=object))
-        arrive = np.where(dst >= 0, state_code[np.maximum(dst, 0)] if len(state_code) else -1, -1)
-        split = {str(k): float(v) for k, v in zip(state_names, np.bincount(
-            arrive[arrive >= 0], weights=juice[passed][arrive >= 0], minlength=len(state_names)))}
-        by_cat["redirected"] = by_cat.get("redirected", 0.0) + split.get("redirect", 0.0)
-        by_cat["canonicalised"] = by_cat.get("canonicalised", 0.0) + split.get("canonicalised", 0.0)
-        by_cat["indexable"] = (by_cat.get("indexable", 0.0) + by_cat.pop("passed")
-                               - split.get("redirect", 0.0) - split.get("canonicalised", 0.0))
+        passed = reason == "passed"
+        arrives = account["arrives"].astype(object).to_numpy()
+        split = {state: float(juice[passed & (arrives == state)].sum()) for state in ("redirect", "canonicalised")}
+        by_cat["redirected"] = by_cat.get("redirected", 0.0) + split["redirect"]
+        by_cat["canonicalised"] = by_cat.get("canonicalised", 0.0) + split["canonicalised"]
+        by_cat["indexable"] = by_cat.get("indexable", 0.0) + by_cat.pop("passed") - split["redirect"] - split["canonicalised"]
     total = float(juice.sum())
     rows = []
     for name in _FLOW_CATEGORIES:
         value = float(by_cat.get(name, 0.0))
         rows.append(("destination", name, value, value / total if total > 0 else 0.0))
-    position = flows["position"].astype("category")
-    names = [str(p) for p in position.cat.categories]
-    if "content" not in names:
-        names.append("content")
-    pos_code = position.cat.codes.to_numpy(np.int64)
-    pos_code = np.where(pos_code >= 0, pos_code, names.index("content"))  # no position recorded: content
-    sums = np.bincount(pos_code, weights=juice, minlength=len(names))
-    present = np.bincount(pos_code, minlength=len(names)) > 0
+    # Positions in name order, "content" standing for none recorded (after the others when no
+    # pair records it), so that equal sums keep that order.
+    recorded = account["position"].dropna().astype(str)
+    names = sorted(set(recorded)) + ([] if "content" in set(recorded) else ["content"])
+    position = account["position"].astype(object).where(account["position"].notna(), "content").to_numpy()
+    code = pd.Index(names).get_indexer(position)
+    sums = np.bincount(code, weights=juice, minlength=len(names))
+    present = np.bincount(code, weights=account["flows"].to_numpy(np.float64), minlength=len(names)) > 0
     by_pos = pd.Series(sums[present], index=np.array(names, dtype=object)[present])
     for name, value in by_pos.sort_values(ascending=False, kind="stable").items():
         rows.append(("position", str(name), float(value), float(value) / total if total > 0 else 0.0))
@@ -1312,12 +1434,17 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
     t = thresholds or AuditThresholds()
     ctx = _context(inputs, t)
+    # The pairs are in ctx now, as far as the detectors need them: the inputs' frame of every pair
+    # is freed here when the caller handed the inputs over without keeping them (audit_store).
+    redirect_paths, known_urls, importance = inputs.redirect_paths, inputs.known_urls, inputs.importance
+    rendering, traps, crawl_complete = inputs.rendering, inputs.traps, inputs.crawl_complete
+    del inputs
     # First, while memory holds only the inputs: it passes over every flow.
-    flow_table, stats = account_juice(ctx.flows, ctx.state, ctx.juice, ctx.ranked)
+    flow_table, stats = account_juice(ctx.totals.account, ctx.juice, ctx.ranked)
     parts: list[_Part] = [_broken_links(ctx)]
-    parts += _redirects(ctx, inputs.redirect_paths)
-    parts += _orphans(ctx, inputs.known_urls)
-    important = _importance(ctx, inputs.importance)
+    parts += _redirects(ctx, redirect_paths)
+    parts += _orphans(ctx, known_urls)
+    important = _importance(ctx, importance)
     parts.append(important)
     skip = set(important.findings["url"]) | {u for p in parts for c, u in zip(p.findings["code"], p.findings["url"])
                                              if str(c).startswith("orphan")}
@@ -1325,15 +1452,15 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(_nofollow(ctx))
     parts += _target_states(ctx)
     parts += _canonicals(ctx)
-    js_part, js_stats = _js_only(ctx, inputs.rendering)
+    js_part, js_stats = _js_only(ctx, rendering)
     parts.append(js_part)
-    parts.append(_traps(inputs.traps))
+    parts.append(_traps(traps))
     parts += _anchors(ctx)
     findings, items = _assemble(parts)
     counts = findings["severity"].value_counts()
     summary = {
         **stats,
-        "crawl_complete": inputs.crawl_complete,
+        "crawl_complete": crawl_complete,
         **js_stats,
         "findings": int(len(findings)),
         **{f"{s}s": int(counts.get(str(s), 0)) for s in Severity},
@@ -1360,6 +1487,23 @@ def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
     return np.array([mapping[u] for u in uniques], np.int64)[codes]
 
 
+def _fix_column(fixes: list[tuple[pa.Array | str, int]], at: np.ndarray) -> pd.Categorical:
+    """The fixes of the parts' findings (one text for a part's n findings, or one each), in the
+    final order `at`, as a categorical: a code's findings mostly share one fix, and a big site
+    has millions of findings (each a copy of the text otherwise)."""
+    index: dict[str, int] = {}
+    codes = []
+    for fix, n in fixes:
+        if isinstance(fix, str):
+            codes.append(np.full(n, index.setdefault(fix, len(index)), np.int32))
+            continue
+        encoded = fix.dictionary_encode()
+        mapped = np.array([index.setdefault(t, len(index)) for t in encoded.dictionary.to_pylist()] + [-1], np.int32)
+        codes.append(mapped[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
+    code = np.concatenate(codes)[at] if codes else np.zeros(0, np.int32)
+    return pd.Categorical.from_codes(code, categories=pd.Index(list(index), dtype=object))
+
+
 def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     found = [(i, p.findings) for i, p in enumerate(parts) if not p.findings.empty]
     if not found:
@@ -1378,12 +1522,14 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     texts = [parts[i].texts(findings["_local"].to_numpy()[by_part[bounds[i] - len(f):bounds[i]]]) for i, f in found]
     at = np.empty(len(by_part), np.int64)
     at[by_part] = np.arange(len(by_part))  # the final row's place among the parts' texts, one part after another
-    columns = {"explanation": [e for e, _ in texts], "fix": [f for _, f in texts]}
+    fixes = [(f, len(e)) for e, f in texts]
+    explanations = [e for e, _ in texts]
     del texts
-    for col in ("explanation", "fix"):
-        whole = pa.concat_arrays(columns.pop(col))  # each part's texts are freed once copied
-        findings[col] = pd.array(whole.take(pa.array(at)), dtype="str")
-        del whole
+    whole = pa.concat_arrays(explanations)  # each part's texts are freed once copied
+    del explanations
+    findings["explanation"] = pd.array(whole.take(pa.array(at)), dtype="str")
+    del whole
+    findings["fix"] = _fix_column(fixes, at)
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
     sizes = np.zeros(len(parts) + 1, np.int64)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site
+from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site, collect_flows
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -444,14 +444,14 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         "out_weight": out_weight,
         "section": pa.DictionaryArray.from_arrays(pa.array(sections), pa.array(labels.tolist(), pa.string())),
     })
-    view = flows_view_sql(
+    constants = dict(
         position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
         relevance_weight=model.relevance_weight, use_relevance=model.relevance_weight > 0,
         anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
         anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
         redirect_factor=model.redirect_factor, reasons=REASONS)
-    store.write_scores(scores, section_flows,
-                       section_depth=model.section_depth, flows_view=view)
+    store.write_scores(scores, section_flows, section_depth=model.section_depth,
+                       flows_view=flows_view_sql(**constants), flow_ids_view=flows_view_sql(**constants, urls=False))
     seconds = time.perf_counter() - started
     store.set_meta({
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -695,10 +695,21 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     """Audit a scored store (linkjuice.audit) and replace its findings tables with the result."""
     if not store.has_rows("link_flows"):
         raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
+    # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
+    result = audit_site(_audit_inputs(store), thresholds)
+    summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_audit(result.findings, result.items, result.juice_flow, summary)
+    return AuditResult(result.findings, result.items, result.juice_flow, summary)
+
+
+def _audit_inputs(store: Store) -> AuditInputs:
+    """What the audit reads of a store (linkjuice.audit.AuditInputs)."""
     meta = store.meta()
     with store.memory_limit(AUDIT_MEMORY):
-        inputs = AuditInputs(
-            pages=store.audit_pages(), flows=store.audit_link_flows(REASONS), links=store.audit_links(),
+        pages = store.audit_pages()
+        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS), reasons=REASONS)
+        return AuditInputs(
+            pages=pages, flows=flows, flow_totals=totals, links=store.audit_links(),
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
             importance=store.importance_inputs(), damping=float((meta.get("model") or {}).get("damping", 0.85)),
             # Orphans are only certain when every reachable page was crawled.
@@ -707,10 +718,6 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
             rendering=juice_without_rendering(store),
             traps=store.crawl_traps(),
         )
-    result = audit_site(inputs, thresholds)
-    summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    store.write_audit(result.findings, result.items, result.juice_flow, summary)
-    return AuditResult(result.findings, result.items, result.juice_flow, summary)
 
 
 def juice_without_rendering(store: Store) -> pd.DataFrame | None:

@@ -59,6 +59,13 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
     "reason", "source_id", "target_id", "resolved_id", "n_links", "is_internal",
 )
+# The link_flow_ids view: the same rows as link_flows with page ids and no URL strings (target_url
+# only for a target that is not a stored page), for readers of every pair (the audit): the three
+# URL joins cost most of a full read of link_flows.
+FLOW_ID_COLUMNS: tuple[str, ...] = (
+    "source_id", "target_id", "resolved_id", "target_url", "position", "nofollow", "juice", "reason", "n_links",
+    "is_internal",
+)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -864,7 +871,7 @@ class Store:
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
     def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
-                     flows_view: str) -> None:
+                     flows_view: str, flow_ids_view: str | None = None) -> None:
         """Replace the model's outputs in one transaction: page scores (numbers per page_id, and
         the section, from the URL unless given; the `scores` view adds URLs), the section flow
         matrix, and the link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
@@ -896,6 +903,10 @@ class Store:
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
             self.con.execute(f"CREATE OR REPLACE VIEW link_flows AS {flows_view}")
+            if flow_ids_view is not None:
+                self.con.execute(f"CREATE OR REPLACE VIEW link_flow_ids AS {flow_ids_view}")
+            else:
+                self.con.execute("DROP VIEW IF EXISTS link_flow_ids")
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1302,29 +1313,32 @@ class Store:
             """
         ).to_pandas()
 
-    def audit_link_flows(self, reasons: Sequence[str]) -> pd.DataFrame:
-        """The model's flows, one row per (source page, target URL), as page ids (-1 when not
-        stored) with no URL strings: target_url only where the target is an internal URL that is
-        not a stored page (the audit matches links to their pair by it). Position and reason
-        (one of `reasons`, the model's) are categoricals, handed over by DuckDB as codes."""
+    def _flow_ids(self) -> str:
+        """The view of the model's flows with page ids: link_flow_ids, or link_flows (the same id
+        columns, with URLs joined) in a store scored before link_flow_ids existed."""
+        has = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+                               "AND table_name = 'link_flow_ids'").fetchall()[0][0]  # type: ignore[index]
+        return "link_flow_ids" if has else "link_flows"
+
+    def audit_link_flows(self, reasons: Sequence[str]) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+        """The model's flows, one row per (source page, target URL) pair, streamed in batches
+        (linkjuice.audit.collect_flows keeps what the audit needs of a big site's hundreds of
+        millions): src, dst and resolved as page ids (-1 when not stored); target_url only where
+        the target is an internal URL that is not a stored page (the audit matches links to their
+        pair by it); position and reason as codes into the returned positions and `reasons` (-1:
+        none); nofollow, is_internal, juice and n_links. No URL string per pair."""
         self._require_flow_ids()
         positions = [r[0] for r in self.con.execute(
             "SELECT DISTINCT position FROM link_pairs WHERE position IS NOT NULL ORDER BY 1").fetchall()]
-        listed = {"position": positions, "reason": list(reasons)}
-        code = {col: _list_code_sql(col, values) for col, values in listed.items()}
-        frame = _categorical_frame(self._arrow(
-            f"""
+        query = f"""
             SELECT source_id::INTEGER AS src, target_id::INTEGER AS dst, resolved_id::INTEGER AS resolved,
                    CASE WHEN target_id < 0 AND is_internal THEN target_url END AS target_url,
-                   {code['position']} AS position, coalesce(nofollow, false) AS nofollow,
-                   coalesce(juice, 0.0::DOUBLE) AS juice, {code['reason']} AS reason,
-                   coalesce(is_internal, false) AS is_internal, coalesce(n_links, 1)::INTEGER AS n_links
-            FROM link_flows
+                   {_list_code_sql('position', positions)} AS position, coalesce(nofollow, false) AS nofollow,
+                   coalesce(is_internal, false) AS is_internal, {_list_code_sql('reason', reasons)} AS reason,
+                   coalesce(juice, 0.0::DOUBLE) AS juice, coalesce(n_links, 1)::INTEGER AS n_links
+            FROM {self._flow_ids()}
             """
-        ), ("target_url",))
-        for col, values in listed.items():
-            frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int8), categories=pd.Index(values, dtype=object))
-        return frame
+        return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
 
     def audit_links(self) -> pd.DataFrame:
         """Every internal link between two different URLs, one row per link, in page order, as
@@ -1347,8 +1361,18 @@ class Store:
         self.con.register("_audit_anchors", pa.table({
             "anchor": texts["anchor"], "anchor_id": pa.array(np.arange(len(texts["anchor"]), dtype=np.int32))}))
         small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in ("position", "found_in")}
+        rows = self.con.execute(f"SELECT count(*) FROM links l WHERE {where}").fetchall()[0][0]  # type: ignore[index]
+        # Filled a batch at a time (held as one Arrow table, then as a DataFrame, the links would
+        # be in memory twice): numbers per link, and the URL of the few links to unstored targets.
+        col = {"src": np.empty(rows, np.int32), "dst": np.empty(rows, np.int32), "anchor": np.empty(rows, np.int32),
+               "position": np.empty(rows, np.int8), "link_order": np.empty(rows, np.int32),
+               "nofollow": np.empty(rows, bool), "found_in": np.empty(rows, np.int8)}
+        order_missing = np.zeros(rows, bool)
+        extra_at: list[np.ndarray] = []
+        extra_urls: list[pa.Array] = []
+        lo = 0
         try:
-            tbl = self._arrow(
+            reader = self.con.sql(
                 f"""
                 SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
                        CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url,
@@ -1361,21 +1385,59 @@ class Store:
                 LEFT JOIN _audit_anchors a ON a.anchor = l.anchor
                 WHERE {where}
                 """
-            )
+            ).to_arrow_reader(_READ_BATCH)
+            for batch in reader:
+                hi = lo + batch.num_rows
+                if hi > rows:
+                    raise StoreError(f"{self.path}: the links changed while the audit read them")
+                for name, out in col.items():
+                    values = batch.column(name)
+                    if name == "link_order":
+                        order_missing[lo:hi] = values.is_null().to_numpy(zero_copy_only=False)
+                        values = values.fill_null(0)
+                    out[lo:hi] = values.to_numpy(zero_copy_only=False)
+                extra = batch.column("extra_url")
+                if extra.null_count < len(extra):
+                    at = np.flatnonzero(extra.is_valid().to_numpy(zero_copy_only=False))
+                    extra_at.append(at + lo)
+                    extra_urls.append(extra.take(pa.array(at)))
+                lo = hi
         finally:
             self.con.unregister("_audit_anchors")
+        if lo != rows:
+            raise StoreError(f"{self.path}: the links changed while the audit read them")
+        extra_code = np.full(rows, -1, np.int32)
+        extra_values = pd.Index([], dtype=object)
+        if extra_at:
+            codes, extra_values = pd.factorize(pa.chunked_array(extra_urls).to_pandas().astype(object))
+            extra_code[np.concatenate(extra_at)] = codes
         # In page order, then link order. DuckDB returns the links nearly so (in the table's order,
         # a few parallel chunks swapped): a check and, if needed, a stable sort of integers here
         # cost far less than its ORDER BY over millions of rows, which spills under the audit's memory limit.
-        key = tbl.column("src").to_numpy().astype(np.int64) << 32
-        key += tbl.column("link_order").fill_null(2**31 - 1).to_numpy().astype(np.int64) + (1 << 31)  # NULLs last
+        key = col["src"].astype(np.int64) << 32
+        key += np.where(order_missing, 2**31 - 1, col["link_order"]).astype(np.int64) + (1 << 31)  # NULLs last
         if len(key) > 1 and not (key[1:] >= key[:-1]).all():
-            tbl = tbl.take(pa.array(np.argsort(key, kind="stable")))
-        del key
-        frame = _categorical_frame(tbl, ("extra_url",))
-        for col in ("anchor", "position", "found_in"):
-            frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(np.int32),
-                                                   categories=pd.Index(texts[col].to_pandas()))
+            order = np.argsort(key, kind="stable")
+            del key
+            for name in list(col):
+                col[name] = col[name][order]
+            order_missing, extra_code = order_missing[order], extra_code[order]
+            del order
+        else:
+            del key
+        # As pandas hands over integers with NULLs: floats, NaN for a link without an order.
+        link_order = col.pop("link_order")
+        if order_missing.any():
+            link_order = np.where(order_missing, np.nan, link_order)
+        frame = pd.DataFrame(copy=False, data={
+            "src": col["src"], "dst": col["dst"],
+            "extra_url": pd.Categorical.from_codes(extra_code, categories=pd.Index(extra_values, dtype=object)),
+            **{name: pd.Categorical.from_codes(col[name].astype(np.int32), categories=pd.Index(texts[name].to_pandas()))
+               for name in ("anchor", "position")},
+            "link_order": link_order, "nofollow": col["nofollow"],
+            "found_in": pd.Categorical.from_codes(col["found_in"].astype(np.int32),
+                                                  categories=pd.Index(texts["found_in"].to_pandas())),
+        })
         return frame
 
     def _require_flow_ids(self) -> None:
@@ -1961,20 +2023,24 @@ def _categorical_frame(tbl: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
 
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
                    anchor_empty: float, anchor_generic: float, anchor_descriptive: float, use_anchor: bool,
-                   damping: float, redirect_factor: float, reasons: Sequence[str]) -> str:
+                   damping: float, redirect_factor: float, reasons: Sequence[str], urls: bool = True) -> str:
     """The SELECT of the link_flows view: each pair's factors, weight, share and juice, computed
     from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
     model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
-    numbers; the view stores nothing per link."""
+    numbers; the view stores nothing per link. urls=False: the link_flow_ids view's SELECT
+    (FLOW_ID_COLUMNS: page ids, no joins to the pages' URLs)."""
     a = _sql_double(relevance_weight)
     cos, pairs = _relevance_sql(use_relevance)
     anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                 anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
+    url_joins = ("JOIN pages s ON s.page_id = p.src LEFT JOIN pages t ON t.page_id = p.dst "
+                 "LEFT JOIN pages r ON r.page_id = p.resolved") if urls else ""
     # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
     return f"""
-        SELECT {", ".join(FLOW_COLUMNS)} FROM (
-        SELECT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url,
+        SELECT {", ".join(FLOW_COLUMNS if urls else FLOW_ID_COLUMNS)} FROM (
+        SELECT {"s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url"
+                if urls else "p.target_url"},
                p.position, p.anchor, p.nofollow,
                {_position_weight_sql("p.position", position_weights)} AS lj_pf, lj_pf AS position_factor,
                {cos} AS lj_cos, lj_cos AS relevance,
@@ -1989,9 +2055,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
         FROM {pairs}
         JOIN page_scores sc ON sc.page_id = p.src
-        JOIN pages s ON s.page_id = p.src
-        LEFT JOIN pages t ON t.page_id = p.dst
-        LEFT JOIN pages r ON r.page_id = p.resolved
+        {url_joins}
         )"""
 
 

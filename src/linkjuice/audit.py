@@ -474,7 +474,14 @@ class _Context:
             return np.full(len(idx), -1, np.int64)
         key = _link_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
                          len(self.target_urls))
-        at = np.minimum(np.searchsorted(self.flow_key, key), len(self.flow_key) - 1)
+        if len(key) > 1 << 16 and not (key[1:] >= key[:-1]).all():
+            # Looked up in key order: millions of binary searches in no order miss the cache.
+            by_key = np.argsort(key)
+            at = np.empty(len(key), np.int64)
+            at[by_key] = np.searchsorted(self.flow_key, key[by_key])
+        else:
+            at = np.searchsorted(self.flow_key, key)
+        at = np.minimum(at, len(self.flow_key) - 1)
         return np.where(self.flow_key[at] == key, at, -1)
 
     def resolved(self, idx: np.ndarray) -> np.ndarray:
@@ -482,7 +489,7 @@ class _Context:
         row = self.pair_row(idx)
         return np.where(row >= 0, self.flows["resolved"].to_numpy(np.int64)[np.maximum(row, 0)], -1)
 
-    def items(self, idx: np.ndarray | pd.Series) -> pd.DataFrame:
+    def items(self, idx: np.ndarray | pd.Series, **aligned: np.ndarray) -> pd.DataFrame:
         """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
         columns as plain strings, and target_code, juice (an equal part of what the pair
         carries, so a finding's items add up to its juice at stake), reason (the pair's: passed
@@ -490,7 +497,19 @@ class _Context:
         nofollow pair's juice belongs to the nofollow finding, so no juice is counted twice)."""
         idx = np.asarray(idx)
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
-        out = self.links.drop(columns=["extra_url"], errors="ignore").iloc[idx].reset_index(drop=True)
+        # In link order (source page, then its link order, NULLs last): the links are held as
+        # DuckDB returned them, and only the few a finding lists are sorted. `aligned` arrays
+        # (one value per entry of idx) follow and become columns.
+        links = self.links
+        order_of = links["link_order"].to_numpy(np.float64)[idx]
+        key = links["src"].to_numpy().astype(np.int64)[idx] << 32
+        key += np.where(np.isnan(order_of), 2**31 - 1, np.nan_to_num(order_of)).astype(np.int64) + (1 << 31)
+        order = np.argsort(key, kind="stable")
+        del key, order_of
+        idx = idx[order]
+        out = links.drop(columns=["extra_url"], errors="ignore").iloc[idx].reset_index(drop=True)
+        for name, values in aligned.items():
+            out[name] = np.asarray(values)[order]
         for col in ("anchor", "position", "found_in"):
             if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
                 out[col] = out[col].astype(out[col].cat.categories.dtype)
@@ -971,7 +990,7 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
             chosen = np.isin(in_kid, cand_keys.get_indexer(frame["key"]))
             if kind == "orphan-nofollow-only":
                 chosen &= ~in_followed
-            sub = ctx.items(in_link[chosen]).assign(key=cand_keys[in_kid[chosen]].to_numpy())
+            sub = ctx.items(in_link[chosen], key=cand_keys[in_kid[chosen]].to_numpy())
             key_to_url = dict(zip(frame["key"], frame["url"]))
             detail = "nofollow" if kind == "orphan-nofollow-only" else \
                 "from a page that is " + pd.Series(ctx.state[sub["src"].to_numpy()], dtype=object)
@@ -1277,7 +1296,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
         several = n_targets[norm] >= 2
         edit, target, norm = edit[several], target[several], norm[several]
     if len(edit):
-        multi = ctx.items(edit).assign(norm=norm_of[row[edit]], target=target)
+        multi = ctx.items(edit, norm=norm_of[row[edit]], target=target)
         n_targets = pd.Series(n_targets[norm], index=multi["norm"].to_numpy()).groupby(level=0).first()
         counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
         top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
@@ -1315,8 +1334,9 @@ def _anchors(ctx: _Context) -> list[_Part]:
         return (f"{r.item_count} of the {links_to[r.url]} internal links to {r.url} use generic or empty anchors: "
                 "search engines learn little about what the page is about from its links.",
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
-    parts.append(_link_part("mostly-generic-anchors", ctx.items(chosen), describe_mostly,
-                            detail=pd.Series(np.where(empty[chosen], "empty anchor", "generic anchor"), dtype=object)))
+    mostly = ctx.items(chosen, empty=empty[chosen])
+    parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly,
+                            detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"), dtype=object)))
     return parts
 
 
@@ -1338,7 +1358,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     before = rendering["juice"].to_numpy(np.float64)
     after = rendering["juice_without_rendering"].to_numpy(np.float64)
     raw_inlinks = np.bincount(receiver[(receiver >= 0) & ~rendered], minlength=len(ctx.pages))
-    items = ctx.items(chosen).assign(page=receiver[chosen])
+    items = ctx.items(chosen, page=receiver[chosen])
     pages = np.unique(items["page"].to_numpy(np.int64))
     frame = pd.DataFrame({
         "url": ctx.pages["url"].to_numpy()[pages], "before": before[pages], "after": after[pages],

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from .graph import click_depths
 from .relevance import page_documents, pair_similarity, tfidf_vectors
 from .score import PowerResult, classic_pagerank, juice_iterate, juice_score
 from .score import _compiled_kernels  # the numba kernels when installed and worth it
-from .store import AUDIT_MEMORY, Store, flows_view_sql
+from .store import Store, audit_memory, flows_view_sql
 from .explain import PageExplanation
 from .config import DEFAULT_POSITION_WEIGHTS
 from .weights import TopicIndex, anchor_factor, anchor_features, position_factor_codes, relevance_factor, topic_text
@@ -705,9 +705,11 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
 def _audit_inputs(store: Store) -> AuditInputs:
     """What the audit reads of a store (linkjuice.audit.AuditInputs)."""
     meta = store.meta()
-    with store.memory_limit(AUDIT_MEMORY):
+    pages_stored = int(store.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])  # type: ignore[index]
+    with store.memory_limit(audit_memory(pages_stored)):
         pages = store.audit_pages()
-        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS), reasons=REASONS)
+        model = meta.get("model") or {}
+        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **_flow_weights(model)), reasons=REASONS)
         return AuditInputs(
             pages=pages, flows=flows, flow_totals=totals, links=store.audit_links(),
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
@@ -718,6 +720,19 @@ def _audit_inputs(store: Store) -> AuditInputs:
             rendering=juice_without_rendering(store),
             traps=store.crawl_traps(),
         )
+
+
+def _flow_weights(model: dict[str, Any]) -> dict[str, Any]:
+    """Store.audit_link_flows' settings from the model stored with the scores (meta "model"), as
+    score gave them to the link_flows view; none when an older version scored the store."""
+    keys = ("relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive", "use_anchor", "damping")
+    if any(model.get(k) is None for k in keys):
+        return {}
+    return {"damping": float(model["damping"]), "weights": {
+        "position_weights": {**DEFAULT_POSITION_WEIGHTS, **(model.get("position_weights") or {})},
+        "relevance_weight": float(model["relevance_weight"]), "use_relevance": float(model["relevance_weight"]) > 0,
+        "anchor_empty": float(model["anchor_empty"]), "anchor_generic": float(model["anchor_generic"]),
+        "anchor_descriptive": float(model["anchor_descriptive"]), "use_anchor": bool(model["use_anchor"])}}
 
 
 def juice_without_rendering(store: Store) -> pd.DataFrame | None:

@@ -1,7 +1,7 @@
 """Scoring, auditing and exporting straight from a crawl store, as the store grows.
 
     .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M            # ~15 min
-    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M,3M --audit-max 1M \
+    .venv/bin/python benchmarks/bench_store_scale.py --sizes 100k,1M,3M --audit-max 3M \
         --plot docs/bench-store-scale.png
 
 For each size a store is generated (cached in .bench/stores/) as a crawl leaves it before its
@@ -73,7 +73,7 @@ def make_store(path: Path, n: int) -> float:
                    true, i > 0 AND hash(i, 'st') % 100 = 2, false, false, TIMESTAMP '2026-11-01', 300
             FROM range({n}) t(i)
         """)
-        con.execute(f"""
+        con.execute("""
             INSERT INTO redirects SELECT url, 301, redirect_to FROM pages WHERE redirect_to IS NOT NULL
         """)
         con.execute(f"""
@@ -159,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--steps", default="finalize,score,rescore,audit,export-pages,export-links")
-    parser.add_argument("--audit-max", default="1M", help="largest size the audit runs on")
+    parser.add_argument("--audit-max", default="3M", help="largest size the audit runs on")
     parser.add_argument("--plot", default=None)
     args = parser.parse_args()
     STORES.mkdir(parents=True, exist_ok=True)

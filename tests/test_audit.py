@@ -524,7 +524,8 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
     assert formed[1].account.drop(columns="juice").equals(totals.account.drop(columns="juice"))
     assert formed[1].account["juice"].to_numpy() == pytest.approx(totals.account["juice"].to_numpy(), rel=1e-12)
     n = len(pages)
-    passed = view[(view["reason"] == "passed") & (view["resolved_id"] >= 0) & (view["source_id"] != view["resolved_id"])]
+    passed = view[(view["reason"] == "passed") & (view["resolved_id"] >= 0)
+                  & (view["source_id"] != view["resolved_id"])]
     inlinks = passed.groupby("resolved_id")["source_id"].nunique().reindex(range(n), fill_value=0)
     assert totals.followed_inlinks.tolist() == inlinks.tolist()
     internal = view[view["is_internal"]]
@@ -566,7 +567,8 @@ def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monk
 
     def batch(src, dst, resolved, target_url, position, nofollow, internal, reason, juice, n_links):
         return pa.RecordBatch.from_pydict({
-            "src": pa.array(src, pa.int32()), "dst": pa.array(dst, pa.int32()), "resolved": pa.array(resolved, pa.int32()),
+            "src": pa.array(src, pa.int32()), "dst": pa.array(dst, pa.int32()),
+            "resolved": pa.array(resolved, pa.int32()),
             "target_url": pa.array(target_url, pa.string()), "position": pa.array(position, pa.int8()),
             "nofollow": nofollow, "is_internal": internal, "reason": pa.array(reason, pa.int8()),
             "juice": pa.array(juice, pa.float64()), "n_links": pa.array(n_links, pa.int32())})

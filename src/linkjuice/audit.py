@@ -261,7 +261,8 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         kept["resolved"].append(resolved[keep].astype(np.int32, copy=False))
         kept["reason"].append(reason[keep].astype(np.int8))
         kept["juice_per_link"].append(juice[keep] / np.maximum(col["n_links"].to_numpy().astype(np.float64)[keep], 1.0))
-    inlinks = np.bincount(_distinct(np.concatenate(passing)) % max(n, 1), minlength=n)[:n] if passing else np.zeros(n, np.int64)
+    inlinks = (np.bincount(_distinct(np.concatenate(passing)) % max(n, 1), minlength=n)[:n] if passing
+               else np.zeros(n, np.int64))
     del passing
     cells = np.flatnonzero(account_flows)
     names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
@@ -588,7 +589,8 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     del flow_row
     scores = pages.loc[ranked, "juice_score"].astype("float64")
     return _Context(
-        pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping, complete=inputs.crawl_complete,
+        pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
+        complete=inputs.crawl_complete,
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
@@ -1336,7 +1338,8 @@ def _anchors(ctx: _Context) -> list[_Part]:
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
     mostly = ctx.items(chosen, empty=empty[chosen])
     parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly,
-                            detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"), dtype=object)))
+                            detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"),
+                                             dtype=object)))
     return parts
 
 
@@ -1413,7 +1416,8 @@ def account_juice(account: pd.DataFrame, page_juice: np.ndarray,
         split = {state: float(juice[passed & (arrives == state)].sum()) for state in ("redirect", "canonicalised")}
         by_cat["redirected"] = by_cat.get("redirected", 0.0) + split["redirect"]
         by_cat["canonicalised"] = by_cat.get("canonicalised", 0.0) + split["canonicalised"]
-        by_cat["indexable"] = by_cat.get("indexable", 0.0) + by_cat.pop("passed") - split["redirect"] - split["canonicalised"]
+        by_cat["indexable"] = (by_cat.get("indexable", 0.0) + by_cat.pop("passed")
+                               - split["redirect"] - split["canonicalised"])
     total = float(juice.sum())
     rows = []
     for name in _FLOW_CATEGORIES:

@@ -713,7 +713,7 @@ def _audit_inputs(store: Store) -> AuditInputs:
         return AuditInputs(
             pages=pages, flows=flows, flow_totals=totals, links=store.audit_links(),
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
-            importance=store.importance_inputs(), damping=float((meta.get("model") or {}).get("damping", 0.85)),
+            importance=store.importance_inputs(), damping=float(model.get("damping", 0.85)),
             # Orphans are only certain when every reachable page was crawled.
             crawl_complete=meta.get("stop_reason", "complete") == "complete" and not meta.get("limits_hit", False),
             start_url=meta.get("start_url"),

@@ -444,14 +444,14 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         "out_weight": out_weight,
         "section": pa.DictionaryArray.from_arrays(pa.array(sections), pa.array(labels.tolist(), pa.string())),
     })
-    constants = dict(
+    view = flows_view_sql(
         position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
         relevance_weight=model.relevance_weight, use_relevance=model.relevance_weight > 0,
         anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
         anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
         redirect_factor=model.redirect_factor, reasons=REASONS)
-    store.write_scores(scores, section_flows, section_depth=model.section_depth,
-                       flows_view=flows_view_sql(**constants), flow_ids_view=flows_view_sql(**constants, urls=False))
+    store.write_scores(scores, section_flows,
+                       section_depth=model.section_depth, flows_view=view)
     seconds = time.perf_counter() - started
     store.set_meta({
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

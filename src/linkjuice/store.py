@@ -66,13 +66,6 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
     "reason", "source_id", "target_id", "resolved_id", "n_links", "is_internal",
 )
-# The link_flow_ids view: the same rows as link_flows with page ids and no URL strings (target_url
-# only for a target that is not a stored page), for readers of every pair (the audit): the three
-# URL joins cost most of a full read of link_flows.
-FLOW_ID_COLUMNS: tuple[str, ...] = (
-    "source_id", "target_id", "resolved_id", "target_url", "position", "nofollow", "juice", "reason", "n_links",
-    "is_internal",
-)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -878,7 +871,7 @@ class Store:
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
     def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
-                     flows_view: str, flow_ids_view: str | None = None) -> None:
+                     flows_view: str) -> None:
         """Replace the model's outputs in one transaction: page scores (numbers per page_id, and
         the section, from the URL unless given; the `scores` view adds URLs), the section flow
         matrix, and the link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
@@ -910,10 +903,6 @@ class Store:
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
             self.con.execute(f"CREATE OR REPLACE VIEW link_flows AS {flows_view}")
-            if flow_ids_view is not None:
-                self.con.execute(f"CREATE OR REPLACE VIEW link_flow_ids AS {flow_ids_view}")
-            else:
-                self.con.execute("DROP VIEW IF EXISTS link_flow_ids")
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1320,13 +1309,6 @@ class Store:
             """
         ).to_pandas()
 
-    def _flow_ids(self) -> str:
-        """The view of the model's flows with page ids: link_flow_ids, or link_flows (the same id
-        columns, with URLs joined) in a store scored before link_flow_ids existed."""
-        has = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
-                               "AND table_name = 'link_flow_ids'").fetchall()[0][0]  # type: ignore[index]
-        return "link_flow_ids" if has else "link_flows"
-
     def audit_link_flows(self, reasons: Sequence[str], weights: Mapping[str, Any] | None = None,
                          damping: float | None = None) -> tuple[list[str], Iterator[pa.RecordBatch]]:
         """The model's flows, one row per (source page, target URL) pair, streamed in batches
@@ -1338,8 +1320,9 @@ class Store:
 
         With the model's `weights` (pair_weights' settings) and `damping`, each pair's juice is
         formed here from link_pairs and the page scores, with the link_flows view's arithmetic in
-        its order (the same numbers, a third of the time: the view joins the scores and the cached
-        relevance row by row); without them it is read from the view."""
+        its order (the same numbers in under half the time: the view joins the scores, the cached
+        relevance and three times the pages' URLs row by row); without them (a store scored by an
+        older version) it is read from the link_flows view."""
         self._require_flow_ids()
         positions = [r[0] for r in self.con.execute(
             "SELECT DISTINCT position FROM link_pairs WHERE position IS NOT NULL ORDER BY 1").fetchall()]
@@ -1351,7 +1334,7 @@ class Store:
                        {position} AS position, coalesce(nofollow, false) AS nofollow,
                        coalesce(is_internal, false) AS is_internal, {_list_code_sql('reason', reasons)} AS reason,
                        coalesce(juice, 0.0::DOUBLE) AS juice, coalesce(n_links, 1)::INTEGER AS n_links
-                FROM {self._flow_ids()}
+                FROM link_flows
                 """
             return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
         weight = self.pair_weights(**weights)
@@ -2059,24 +2042,20 @@ def _categorical_frame(tbl: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
 
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
                    anchor_empty: float, anchor_generic: float, anchor_descriptive: float, use_anchor: bool,
-                   damping: float, redirect_factor: float, reasons: Sequence[str], urls: bool = True) -> str:
+                   damping: float, redirect_factor: float, reasons: Sequence[str]) -> str:
     """The SELECT of the link_flows view: each pair's factors, weight, share and juice, computed
     from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
     model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
-    numbers; the view stores nothing per link. urls=False: the link_flow_ids view's SELECT
-    (FLOW_ID_COLUMNS: page ids, no joins to the pages' URLs)."""
+    numbers; the view stores nothing per link."""
     a = _sql_double(relevance_weight)
     cos, pairs = _relevance_sql(use_relevance)
     anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                 anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
-    url_joins = ("JOIN pages s ON s.page_id = p.src LEFT JOIN pages t ON t.page_id = p.dst "
-                 "LEFT JOIN pages r ON r.page_id = p.resolved") if urls else ""
     # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
     return f"""
-        SELECT {", ".join(FLOW_COLUMNS if urls else FLOW_ID_COLUMNS)} FROM (
-        SELECT {"s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url"
-                if urls else "p.target_url"},
+        SELECT {", ".join(FLOW_COLUMNS)} FROM (
+        SELECT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url,
                p.position, p.anchor, p.nofollow,
                {_position_weight_sql("p.position", position_weights)} AS lj_pf, lj_pf AS position_factor,
                {cos} AS lj_cos, lj_cos AS relevance,
@@ -2091,7 +2070,9 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
         FROM {pairs}
         JOIN page_scores sc ON sc.page_id = p.src
-        {url_joins}
+        JOIN pages s ON s.page_id = p.src
+        LEFT JOIN pages t ON t.page_id = p.dst
+        LEFT JOIN pages r ON r.page_id = p.resolved
         )"""
 
 

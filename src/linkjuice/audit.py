@@ -571,11 +571,9 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     # pair collect_flows keeps has a code and link_pairs stores them in key order), which saves a
     # big site two copies of every pair.
     flow_row = None if (flow_code >= 0).all() else np.flatnonzero(flow_code >= 0)
-    if flow_row is None:
-        flow_key = _link_keys(flows["src"].to_numpy(), flow_code, n, len(target_urls))
-    else:
-        flow_key = _link_keys(flows["src"].to_numpy()[flow_row], flow_code[flow_row], n, len(target_urls))
-    del flow_code
+    rows = slice(None) if flow_row is None else flow_row  # a slice: views, not copies
+    flow_key = _link_keys(flows["src"].to_numpy()[rows], flow_code[rows], n, len(target_urls))
+    del flow_code, rows
     if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
         order = np.argsort(flow_key, kind="stable")
         flow_key = flow_key[order]

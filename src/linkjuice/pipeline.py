@@ -283,11 +283,7 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
                     cosine = None  # kept with the pairs: the weights are formed from there
         if table is None and cosine is None:
             # position x relevance x anchor, formed from link_pairs: one column is held.
-            weight = store.pair_weights(
-                position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
-                relevance_weight=model.relevance_weight, use_relevance=use_relevance,
-                anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
-                anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor)
+            weight = store.pair_weights(**{**_pair_weight_settings(model), "use_relevance": use_relevance})
         else:
             # The same product, formed in place: a big site's links are many.
             weight = np.require(position_factor_codes(table.column("position"), model) if table is not None
@@ -361,6 +357,19 @@ def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
         return PageText(frame=store.page_texts())
     return PageText(frame=store.page_texts(), engine=model.relevance_engine, model_path=model.relevance_model_path,
                     cache=store)
+
+
+# What a stored model must hold for the audit to form each pair's juice as the link_flows view does.
+_WEIGHT_SETTINGS = frozenset({"relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive",
+                              "use_anchor", "damping"})
+
+
+def _pair_weight_settings(model: ModelConfig) -> dict[str, Any]:
+    """Store.pair_weights' settings for `model` (the link_flows view's weights too)."""
+    return {"position_weights": {**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
+            "relevance_weight": model.relevance_weight, "use_relevance": model.relevance_weight > 0,
+            "anchor_empty": model.anchor_empty, "anchor_generic": model.anchor_generic,
+            "anchor_descriptive": model.anchor_descriptive, "use_anchor": model.use_anchor}
 
 
 def stored_model_config(store: Store) -> ModelConfig:
@@ -444,12 +453,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         "out_weight": out_weight,
         "section": pa.DictionaryArray.from_arrays(pa.array(sections), pa.array(labels.tolist(), pa.string())),
     })
-    view = flows_view_sql(
-        position_weights={**DEFAULT_POSITION_WEIGHTS, **model.position_weights},
-        relevance_weight=model.relevance_weight, use_relevance=model.relevance_weight > 0,
-        anchor_empty=model.anchor_empty, anchor_generic=model.anchor_generic,
-        anchor_descriptive=model.anchor_descriptive, use_anchor=model.use_anchor, damping=model.damping,
-        redirect_factor=model.redirect_factor, reasons=REASONS)
+    view = flows_view_sql(**_pair_weight_settings(model), damping=model.damping,
+                          redirect_factor=model.redirect_factor, reasons=REASONS)
     store.write_scores(scores, section_flows,
                        section_depth=model.section_depth, flows_view=view)
     seconds = time.perf_counter() - started
@@ -709,7 +714,11 @@ def _audit_inputs(store: Store) -> AuditInputs:
     with store.memory_limit(audit_memory(pages_stored)):
         pages = store.audit_pages()
         model = meta.get("model") or {}
-        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **_flow_weights(model)), reasons=REASONS)
+        # Each pair's juice formed with the stored model; a store scored by a version that did not
+        # store all of its weight settings is read through the link_flows view.
+        formed = ({"weights": _pair_weight_settings(stored_model_config(store)), "damping": float(model["damping"])}
+                  if _WEIGHT_SETTINGS <= model.keys() else {})
+        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS)
         return AuditInputs(
             pages=pages, flows=flows, flow_totals=totals, links=store.audit_links(),
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
@@ -720,19 +729,6 @@ def _audit_inputs(store: Store) -> AuditInputs:
             rendering=juice_without_rendering(store),
             traps=store.crawl_traps(),
         )
-
-
-def _flow_weights(model: dict[str, Any]) -> dict[str, Any]:
-    """Store.audit_link_flows' settings from the model stored with the scores (meta "model"), as
-    score gave them to the link_flows view; none when an older version scored the store."""
-    keys = ("relevance_weight", "anchor_empty", "anchor_generic", "anchor_descriptive", "use_anchor", "damping")
-    if any(model.get(k) is None for k in keys):
-        return {}
-    return {"damping": float(model["damping"]), "weights": {
-        "position_weights": {**DEFAULT_POSITION_WEIGHTS, **(model.get("position_weights") or {})},
-        "relevance_weight": float(model["relevance_weight"]), "use_relevance": float(model["relevance_weight"]) > 0,
-        "anchor_empty": float(model["anchor_empty"]), "anchor_generic": float(model["anchor_generic"]),
-        "anchor_descriptive": float(model["anchor_descriptive"]), "use_anchor": bool(model["use_anchor"])}}
 
 
 def juice_without_rendering(store: Store) -> pd.DataFrame | None:

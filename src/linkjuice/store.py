@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,19 @@ _MAX_PAGE_LINKS = 10_000
 EXPORT_MEMORY = "1GB"
 # link_pairs rows per batch while a column is read or the weights are formed.
 _READ_BATCH = 1 << 20
-AUDIT_MEMORY = "512MB"  # the audit's reads on a store of up to a million pages (audit_memory)
+# DuckDB's memory for the audit's reads (audit_memory): 600 bytes a page, within these bounds.
+_AUDIT_MEMORY_MB = (512, 8192)
+_AUDIT_MEMORY_PER_PAGE = 600
 
 
 def audit_memory(pages: int) -> str:
-    """DuckDB's memory for the audit's reads of a store of `pages` pages: at least AUDIT_MEMORY,
-    ~600 bytes a page beyond a million (up to 8 GB). The links' joins to their pages by URL hold a
-    hash table of every page URL that DuckDB cannot spill: 512 MB failed at 3M pages."""
-    return f"{min(max(512, pages * 600 // 2**20), 8192)}MB"
+    """DuckDB's memory limit for the audit's reads of a store of `pages` pages. The links' joins
+    to their pages by URL hold a hash table of every page URL that DuckDB cannot spill: a fixed
+    512 MB failed at 3M pages."""
+    low, high = _AUDIT_MEMORY_MB
+    return f"{min(max(low, pages * _AUDIT_MEMORY_PER_PAGE // 2**20), high)}MB"
+
+
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
@@ -719,23 +724,31 @@ class Store:
                 con.unregister("pairs_in")
         return chunk.num_rows
 
-    @contextmanager
-    def memory_limit(self, limit: str) -> Iterator[None]:
+    def memory_limit(self, limit: str) -> AbstractContextManager[None]:
         """Cap DuckDB's memory (buffer pool, sorts, joins spill to disk beyond it) for a while.
 
         DuckDB keeps the blocks it writes cached up to its limit, 80% of RAM by default, so a
         crawl's RSS grew with the store (~4 KB a page); written blocks are on disk and evicting
         them costs nothing."""
-        previous = self.set_memory_limit(limit)
-        try:
-            yield
-        finally:
-            self.set_memory_limit(previous)
+        return self.setting("memory_limit", limit)
 
     def set_memory_limit(self, limit: str) -> str:
         """Set DuckDB's memory limit (see memory_limit); returns the one it replaces."""
-        previous = str(self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        self.con.execute(f"SET memory_limit = {_sql_literal(limit)}")
+        return self.set_setting("memory_limit", limit)
+
+    @contextmanager
+    def setting(self, name: str, value: str) -> Iterator[None]:
+        """A DuckDB setting changed for a while, then put back as it was."""
+        previous = self.set_setting(name, value)
+        try:
+            yield
+        finally:
+            self.set_setting(name, previous)
+
+    def set_setting(self, name: str, value: str) -> str:
+        """Set a DuckDB setting; returns the value it replaces (as text, which SET takes back)."""
+        previous = str(self.con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0])
+        self.con.execute(f"SET {name} = {_sql_literal(value)}")
         return previous
 
     def link_pairs_state(self) -> dict[str, Any] | None:
@@ -1013,17 +1026,12 @@ class Store:
         target = str(path).replace("'", "''")
         # Parquet is read by engines that do not rely on row order: a table without ORDER BY
         # (links) is written on every core as it comes, each page's links together within a row
-        # group (10M pages: 64 -> ~42 s); CSV and JSON keep the stored order.
-        unordered = fmt == "parquet"
+        # group (10M pages: 64-67 -> 45-48 s); CSV and JSON keep the stored order.
+        order = "false" if fmt == "parquet" else "true"
         try:
-            with self.memory_limit(EXPORT_MEMORY):  # the sort spills to disk beyond it
-                if unordered:
-                    self.con.execute("SET preserve_insertion_order = false")
-                try:
-                    written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
-                finally:
-                    if unordered:
-                        self.con.execute("RESET preserve_insertion_order")
+            # The sort spills to disk beyond the memory limit.
+            with self.memory_limit(EXPORT_MEMORY), self.setting("preserve_insertion_order", order):
+                written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
         return int(written[0][0])  # COPY answers with the rows it wrote
@@ -2035,19 +2043,6 @@ def _list_code_sql(expr: str, values: Sequence[str]) -> str:
     DuckDB hands a few distinct strings over as codes for pandas categoricals."""
     listed = ", ".join(_sql_literal(v) for v in values)
     return f"coalesce(list_position([{listed}]::VARCHAR[], {expr}) - 1, -1)::TINYINT"
-
-
-def _categorical_frame(tbl: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
-    """An Arrow table as a DataFrame whose named text columns are pandas categoricals (one copy
-    of each distinct value: millions of links repeat a few thousand anchors and positions)."""
-    arrays = []
-    for name in tbl.column_names:
-        col = tbl.column(name)
-        if name in columns:
-            col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-            col = col.dictionary_encode() if not pa.types.is_dictionary(col.type) else col
-        arrays.append(col)
-    return pa.table(arrays, names=tbl.column_names).to_pandas()
 
 
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,

@@ -618,3 +618,42 @@ def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:
     assert a.findings["juice_at_stake"].to_numpy() == pytest.approx(b.findings["juice_at_stake"].to_numpy(), rel=1e-12)
     assert a.items.drop(columns="juice").equals(b.items.drop(columns="juice"))
     assert (a.findings["code"] == "generic-anchor").any()
+
+
+def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path) -> None:
+    """Store.audit_links meets links, pages, unstored targets and anchors by 64-bit hash: the
+    same rows as pandas' join of the stored strings, and as its own join of the strings. A
+    partial crawl: links to URLs it never fetched."""
+    import pandas as pd
+
+    server, _ = site
+    db = tmp_path / "partial.duckdb"
+    crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), db, model=MODEL)
+    with Store(db, read_only=True) as store:
+        hashed = store.audit_links()
+        by_text = store.audit_links(by_hash=False)
+        links = store.con.execute("SELECT * FROM links WHERE is_internal AND source_url <> target_url").df()
+        ids = store.con.execute("SELECT url, page_id FROM pages").df().set_index("url")["page_id"]
+    reference = pd.DataFrame({
+        "src": links["source_url"].map(ids).astype(int),
+        "dst": links["target_url"].map(ids).fillna(-1).astype(int),
+        "target": links["target_url"], "anchor": links["anchor"], "position": links["position"],
+        "link_order": links["link_order"].astype(float), "nofollow": links["nofollow"].fillna(False).astype(bool),
+        "found_in": links["found_in"].fillna("raw"),
+    })
+    assert (reference["dst"] < 0).any() and (reference["dst"] >= 0).any()  # both kinds of target
+
+    def rows(frame: pd.DataFrame) -> list[tuple]:
+        target = frame["target"] if "target" in frame else frame["extra_url"].astype(object)
+        out = pd.DataFrame({
+            "src": frame["src"].astype(int), "dst": frame["dst"].astype(int),
+            "target": np.where(frame["dst"] < 0, target.astype(object), None),
+            "anchor": frame["anchor"].astype(object).where(frame["anchor"].notna(), None),
+            "position": frame["position"].astype(object).where(frame["position"].notna(), None),
+            "link_order": frame["link_order"].astype(float).fillna(-1.0),
+            "nofollow": frame["nofollow"].astype(bool), "found_in": frame["found_in"].astype(object)})
+        return sorted(out.itertuples(index=False, name=None), key=repr)
+
+    assert rows(hashed) == rows(reference)
+    assert rows(by_text) == rows(reference)
+    assert list(hashed["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())

@@ -56,6 +56,8 @@ _READ_BATCH = 1 << 20
 # DuckDB's memory for the audit's reads (audit_memory): 600 bytes a page, within these bounds.
 _AUDIT_MEMORY_MB = (512, 8192)
 _AUDIT_MEMORY_PER_PAGE = 600
+# DuckDB's buffer of a streamed query's result (Store.__init__).
+_STREAM_BUFFER = "128MB"
 
 
 def audit_memory(pages: int) -> str:
@@ -195,6 +197,13 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {_first_line(exc)}") from None
         except duckdb.Error as exc:
             raise StoreError(f"{self.path} is not a linkjuice store ({_first_line(exc)})") from None
+        try:
+            # Streamed reads (scores' columns, the audit's links and flows): with DuckDB's default
+            # 10 MB result buffer its threads wait for each batch to be taken; 128 MB lets them run
+            # ahead of the conversion (a 20M-link read 3.2-3.6 -> 2.2-2.7 s).
+            self.con.execute(f"SET streaming_buffer_size = '{_STREAM_BUFFER}'")
+        except duckdb.Error:
+            pass  # a DuckDB without the setting streams as before
         try:
             self._prepare_schema()
         except duckdb.Error as exc:
@@ -1389,51 +1398,75 @@ class Store:
 
         return positions, batches()
 
-    def audit_links(self) -> pd.DataFrame:
+    def audit_links(self, *, by_hash: bool = True) -> pd.DataFrame:
         """Every internal link between two different URLs, one row per link, in the order DuckDB's
         joins return them (the audit sorts the few links a finding lists: a sort of every link
         cost a quarter of this read at 3M pages), as page ids: dst is -1 when the target is not a
         stored page, and then extra_url holds it.
         Text columns (extra_url, anchor, position, found_in) are categoricals, so a site's
-        repeated anchors and URLs are held once: DuckDB hands over their codes, not the text."""
+        repeated anchors and URLs are held once: DuckDB hands over their codes, not the text.
+
+        Links meet their pages, target URLs and anchors by 64-bit hash when the hashes of each
+        are distinct (else by the strings): joined by string, the URLs and anchors took two
+        thirds of this read at 3M pages (and carrying each unstored target's URL through the
+        joins a third more). As in finalize, a target URL that is not stored but has a stored
+        page's hash (odds ~1e-5 at 10M pages) would count as that page. by_hash=False joins the
+        strings always."""
         where = "l.is_internal AND l.source_url <> l.target_url"
         # A link without found_in was found in the raw HTML (the default).
-        exprs = {"anchor": "l.anchor", "position": "l.position", "found_in": "coalesce(l.found_in, 'raw')"}
-        # The distinct texts of the three columns in one scan of the links.
+        exprs = {"position": "l.position", "found_in": "coalesce(l.found_in, 'raw')"}
         distinct = self._arrow(
             f"SELECT {', '.join(f'{e} AS {c}' for c, e in exprs.items())}, GROUPING({', '.join(exprs.values())}) AS g "
             f"FROM links l WHERE {where} GROUP BY GROUPING SETS ({', '.join(f'({e})' for e in exprs.values())})")
-        grouping = {"anchor": 3, "position": 5, "found_in": 6}  # the bits of the two columns not grouped by
         texts = {}
-        for col, bits in grouping.items():
+        for col, bits in {"position": 1, "found_in": 2}.items():  # the bit of the column not grouped by
             values = distinct.filter(pc.and_(pc.equal(distinct.column("g"), bits), pc.is_valid(distinct.column(col))))
             values = values.column(col).combine_chunks()
             texts[col] = values.take(pc.sort_indices(values))
-        self.con.register("_audit_anchors", pa.table({
-            "anchor": texts["anchor"], "anchor_id": pa.array(np.arange(len(texts["anchor"]), dtype=np.int32))}))
-        small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in ("position", "found_in")}
-        rows = self.con.execute(f"SELECT count(*) FROM links l WHERE {where}").fetchall()[0][0]  # type: ignore[index]
-        # Filled a batch at a time (held as one Arrow table, then as a DataFrame, the links would
-        # be in memory twice): numbers per link, and the URL of the few links to unstored targets.
-        col = {"src": np.empty(rows, np.int32), "dst": np.empty(rows, np.int32), "anchor": np.empty(rows, np.int32),
-               "position": np.empty(rows, np.int8), "link_order": np.empty(rows, np.int32),
-               "nofollow": np.empty(rows, bool), "found_in": np.empty(rows, np.int8)}
-        order_missing = np.zeros(rows, bool)
-        extra_at: list[np.ndarray] = []
-        extra_urls: list[pa.Array] = []
-        lo = 0
+        small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in exprs}
+        n = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])  # type: ignore[index]
+        # Targets: code = page id, or n + rank of the URL among the sorted unstored internal targets.
+        by_hash = by_hash and bool(self.con.execute(
+            "SELECT count(*) = count(DISTINCT hash(url)) FROM pages").fetchall()[0][0])
+        on = {True: "{t}.h = hash({col})", False: "{t}.text = {col}"}
         try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _audit_targets AS SELECT hash(url) AS h, page_id AS code, "
+                             f"{'NULL::VARCHAR' if by_hash else 'url'} AS text FROM pages")
+            self.con.execute(
+                f"""INSERT INTO _audit_targets
+                SELECT hash(text), ({n} + row_number() OVER (ORDER BY text) - 1)::INTEGER, text
+                FROM (SELECT DISTINCT l.target_url AS text FROM links l
+                      ANTI JOIN _audit_targets t ON {on[by_hash].format(t='t', col='l.target_url')} WHERE {where})""")
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _audit_anchors AS
+                SELECT hash(text) AS h, text, (row_number() OVER (ORDER BY text) - 1)::INTEGER AS code
+                FROM (SELECT DISTINCT l.anchor AS text FROM links l WHERE {where} AND l.anchor IS NOT NULL)""")
+            targets_by_hash = by_hash and bool(self.con.execute(
+                "SELECT count(*) = count(DISTINCT h) FROM _audit_targets").fetchall()[0][0])
+            anchors_by_hash = by_hash and bool(self.con.execute(
+                "SELECT count(*) = count(DISTINCT h) FROM _audit_anchors").fetchall()[0][0])
+            if by_hash and not targets_by_hash:  # two unstored targets share a hash: join the URLs
+                self.con.execute("UPDATE _audit_targets SET text = p.url FROM pages p WHERE p.page_id = code")
+            extra_urls = self._arrow(f"SELECT text FROM _audit_targets WHERE code >= {n} ORDER BY code").column(0)
+            texts["anchor"] = self._arrow("SELECT text FROM _audit_anchors ORDER BY code").column(0)
+            rows = self.con.execute(f"SELECT count(*) FROM links l WHERE {where}").fetchall()[0][0]  # type: ignore[index]
+            # Filled a batch at a time (held as one Arrow table, then as a DataFrame, the links
+            # would be in memory twice).
+            col = {"src": np.empty(rows, np.int32), "target": np.empty(rows, np.int32),
+                   "anchor": np.empty(rows, np.int32), "position": np.empty(rows, np.int8),
+                   "link_order": np.empty(rows, np.int32), "nofollow": np.empty(rows, bool),
+                   "found_in": np.empty(rows, np.int8)}
+            order_missing = np.zeros(rows, bool)
+            lo = 0
             reader = self.con.sql(
                 f"""
-                SELECT s.page_id::INTEGER AS src, coalesce(t.page_id, -1)::INTEGER AS dst,
-                       CASE WHEN t.page_id IS NULL THEN l.target_url END AS extra_url,
-                       coalesce(a.anchor_id, -1)::INTEGER AS anchor,
-                       {small['position']} AS position,
-                       l.link_order, coalesce(l.nofollow, false) AS nofollow, {small['found_in']} AS found_in
+                SELECT s.code AS src, coalesce(t.code, -1) AS target, coalesce(a.code, -1) AS anchor,
+                       {small['position']} AS position, l.link_order, coalesce(l.nofollow, false) AS nofollow,
+                       {small['found_in']} AS found_in
                 FROM links l
-                JOIN pages s ON s.url = l.source_url
-                LEFT JOIN pages t ON t.url = l.target_url
-                LEFT JOIN _audit_anchors a ON a.anchor = l.anchor
+                JOIN _audit_targets s ON {on[targets_by_hash].format(t='s', col='l.source_url')} AND s.code < {n}
+                LEFT JOIN _audit_targets t ON {on[targets_by_hash].format(t='t', col='l.target_url')}
+                LEFT JOIN _audit_anchors a ON {on[anchors_by_hash].format(t='a', col='l.anchor')}
                 WHERE {where}
                 """
             ).to_arrow_reader(_READ_BATCH)
@@ -1447,35 +1480,27 @@ class Store:
                         order_missing[lo:hi] = values.is_null().to_numpy(zero_copy_only=False)
                         values = values.fill_null(0)
                     out[lo:hi] = values.to_numpy(zero_copy_only=False)
-                extra = batch.column("extra_url")
-                if extra.null_count < len(extra):
-                    at = np.flatnonzero(extra.is_valid().to_numpy(zero_copy_only=False))
-                    extra_at.append(at + lo)
-                    extra_urls.append(extra.take(pa.array(at)))
                 lo = hi
         finally:
-            self.con.unregister("_audit_anchors")
-        if lo != rows:
+            self.con.execute("DROP TABLE IF EXISTS _audit_targets")
+            self.con.execute("DROP TABLE IF EXISTS _audit_anchors")
+        target = col.pop("target")
+        if lo != rows or (target < 0).any():
             raise StoreError(f"{self.path}: the links changed while the audit read them")
-        extra_code = np.full(rows, -1, np.int32)
-        extra_values = pd.Index([], dtype=object)
-        if extra_at:
-            codes, extra_values = pd.factorize(pa.chunked_array(extra_urls).to_pandas().astype(object))
-            extra_code[np.concatenate(extra_at)] = codes
         # As pandas hands over integers with NULLs: floats, NaN for a link without an order.
         link_order = col.pop("link_order")
         if order_missing.any():
             link_order = np.where(order_missing, np.nan, link_order)
-        frame = pd.DataFrame(copy=False, data={
-            "src": col["src"], "dst": col["dst"],
-            "extra_url": pd.Categorical.from_codes(extra_code, categories=pd.Index(extra_values, dtype=object)),
+        return pd.DataFrame(copy=False, data={
+            "src": col["src"], "dst": np.where(target < n, target, -1).astype(np.int32),
+            "extra_url": pd.Categorical.from_codes(np.where(target < n, -1, target - n).astype(np.int32),
+                                                   categories=pd.Index(extra_urls.to_pandas(), dtype=object)),
             **{name: pd.Categorical.from_codes(col[name].astype(np.int32), categories=pd.Index(texts[name].to_pandas()))
                for name in ("anchor", "position")},
             "link_order": link_order, "nofollow": col["nofollow"],
             "found_in": pd.Categorical.from_codes(col["found_in"].astype(np.int32),
                                                   categories=pd.Index(texts["found_in"].to_pandas())),
         })
-        return frame
 
     def _require_flow_ids(self) -> None:
         cols = {r[0] for r in self.con.execute(

@@ -462,6 +462,9 @@ class _Context:
     # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted (see
     # _link_keys); row k of `flows` is the pair of key k.
     flow_key: np.ndarray
+    # Per stored page, the page a link to it resolves to (-1: none, or no pair links to it): a
+    # pair's resolved page depends on its target only (pipeline._pairs_of).
+    page_resolved: np.ndarray
 
     def state_in(self, ids: pd.Series | np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Whether each page id (-1: not a stored page) is in one of the states `names`."""
@@ -486,9 +489,11 @@ class _Context:
         return np.where(self.flow_key[at] == key, at, -1)
 
     def resolved(self, idx: np.ndarray) -> np.ndarray:
-        """The page that receives each link's juice after redirects and canonicals (-1: none)."""
-        row = self.pair_row(idx)
-        return np.where(row >= 0, self.flows["resolved"].to_numpy(np.int64)[np.maximum(row, 0)], -1)
+        """The page that receives each link's juice after redirects and canonicals (-1: none), as
+        int32: looked up by target page, where a search of each link's pair among hundreds of
+        millions took most of a big site's anchor checks."""
+        dst = self.links["dst"].to_numpy()[idx]
+        return np.where(dst >= 0, self.page_resolved[np.maximum(dst, 0)], np.int32(-1))
 
     def items(self, idx: np.ndarray | pd.Series, **aligned: np.ndarray) -> pd.DataFrame:
         """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
@@ -537,9 +542,12 @@ def _link_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) 
     key = code.astype(np.int64)  # in place from here: tens of millions of links
     key -= n_pages
     key[key < 0] += n_targets  # a page: n_extra + code
-    base = src.astype(np.int64)
-    base *= max(n_targets, 1)
-    key += base
+    # The source's part a slice at a time: a whole int64 copy of the sources is 1.6 GB at 200M.
+    step = 1 << 22
+    for lo in range(0, len(key), step):
+        base = src[lo:lo + step].astype(np.int64)
+        base *= max(n_targets, 1)
+        key[lo:lo + step] += base
     return key
 
 
@@ -562,7 +570,11 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         unstored = np.flatnonzero(target_code < 0)
         target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
     # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
-    flow_code = flows["dst"].to_numpy().astype(np.int64)  # a copy: the named ones are changed
+    flow_code = flows["dst"].to_numpy().astype(target_code.dtype)  # a copy: the named ones are changed
+    page_resolved = np.full(n, -1, np.int32)
+    to_page = flow_code >= 0
+    page_resolved[flow_code[to_page]] = flows["resolved"].to_numpy()[to_page]
+    del to_page
     if len(by_url) and "target_url" in flows:
         named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_code < 0))
         at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
@@ -573,7 +585,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     flow_row = None if (flow_code >= 0).all() else np.flatnonzero(flow_code >= 0)
     rows = slice(None) if flow_row is None else flow_row  # a slice: views, not copies
     flow_key = _link_keys(flows["src"].to_numpy()[rows], flow_code[rows], n, len(target_urls))
-    del flow_code, rows
+    del flow_code, rows  # (flow_code[rows] with a slice is a view, which astype copies once)
     if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
         order = np.argsort(flow_key, kind="stable")
         flow_key = flow_key[order]
@@ -592,7 +604,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
-        target_urls=target_urls, target_code=target_code, flow_key=flow_key,
+        target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,
     )
 
 
@@ -1240,16 +1252,17 @@ def _anchors(ctx: _Context) -> list[_Part]:
     anchor = links["anchor"].astype("category")
     uniques = anchor.cat.categories
     # Normalise each distinct anchor once (templates repeat the same text on every page); the
-    # last slot stands for links without anchor text.
-    row = anchor.cat.codes.to_numpy(np.int64)
-    row = np.where(row >= 0, row, len(uniques))
-    normalized = normalize_anchors(pa.array(uniques))
-    norm_of = np.append(normalized.to_numpy(zero_copy_only=False), "").astype(object)
-    empty_of = norm_of == ""
-    generic_of = np.append(generic_normalized_mask(normalized), False) & ~empty_of
+    # last slot stands for links without anchor text. Per link only int32 codes and masks are
+    # made: a big site has hundreds of millions of links.
+    codes = anchor.cat.codes.to_numpy()
+    row = np.where(codes >= 0, codes, len(uniques)).astype(np.int32, copy=False)
+    del codes, anchor
+    normalized = pa.concat_arrays([normalize_anchors(pa.array(uniques, pa.string())), pa.array([""], pa.string())])
+    empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
+    generic_of = generic_normalized_mask(normalized) & ~empty_of
     empty, generic = empty_of[row], generic_of[row]
     target_code = ctx.target_code
-    target_urls = ctx.target_urls.astype(object)
+    target_urls = ctx.target_urls
     parts = []
 
     def describe_empty(r: Any) -> tuple[str, str]:
@@ -1283,20 +1296,38 @@ def _anchors(ctx: _Context) -> list[_Part]:
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
     # A target is its resolved page or, when none, its URL's key; both as integers.
     n = len(ctx.pages)
-    edit = np.flatnonzero(~empty & ~generic & links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool))
+    editorial = links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool) & ~empty
+    editorial &= ~generic
+    norm_code_of = normalized.dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    norm = norm_code_of[row[editorial]]
+    code = target_code[editorial]
+    resolved = ctx.resolved(np.flatnonzero(editorial))
+    # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
+    # target URL order: among equal counts, the dominant target is the first). The keys are only
+    # made when some target is not resolved.
+    unresolved = resolved < 0
+    target = resolved
+    if unresolved.any():
+        key_code = pd.factorize(url_key(pd.Series(target_urls.array)).to_numpy())[0].astype(np.int32)
+        target[unresolved] = n + key_code[code[unresolved]]
+        del key_code
+    del resolved, unresolved, code
+    # An anchor points at several targets when its smallest and largest target differ.
+    n_norm = len(normalized)
+    low = np.full(n_norm, np.iinfo(np.int32).max, np.int32)
+    high = np.full(n_norm, -1, np.int32)
+    np.minimum.at(low, norm, target)
+    np.maximum.at(high, norm, target)
+    several = (high > low)[norm]
+    edit = np.flatnonzero(editorial)[several]
+    target, norm = target[several], norm[several]
+    del editorial, several, low, high
     if len(edit):
-        key_code = pd.factorize(url_key(pd.Series(target_urls)).to_numpy())[0].astype(np.int64)
-        resolved = ctx.resolved(edit)
-        target = np.where(resolved >= 0, resolved, n + key_code[target_code[edit]])
-        norm_code_of = pd.factorize(norm_of)[0].astype(np.int64)
-        norm = norm_code_of[row[edit]]
-        width = int(n + len(key_code) + 1)
-        distinct = _distinct(norm * width + target)
-        n_targets = np.bincount(distinct // width, minlength=int(norm_code_of.max()) + 1)
-        several = n_targets[norm] >= 2
-        edit, target, norm = edit[several], target[several], norm[several]
-    if len(edit):
-        multi = ctx.items(edit, norm=norm_of[row[edit]], target=target)
+        width = np.int64(n + len(target_urls) + 1)
+        distinct = _distinct(norm.astype(np.int64) * width + target)
+        n_targets = np.bincount(distinct // width, minlength=n_norm)
+        norm_text = normalized.take(pa.array(row[edit])).to_numpy(zero_copy_only=False)
+        multi = ctx.items(edit, norm=norm_text, target=target)
         n_targets = pd.Series(n_targets[norm], index=multi["norm"].to_numpy()).groupby(level=0).first()
         counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
         top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
@@ -1325,7 +1356,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
     # Pages reached mostly by generic or empty anchors (per target URL).
     weak_anchor = generic | empty
     total = np.bincount(target_code, minlength=len(target_urls))
-    weak = np.bincount(target_code, weights=weak_anchor, minlength=len(target_urls))
+    weak = np.bincount(target_code[weak_anchor], minlength=len(target_urls))
     hit = (total >= max(t.min_generic_links, 1)) & (weak >= t.generic_share * total) & (weak > 0)
     chosen = weak_anchor & hit[target_code]
     links_to = dict(zip(target_urls[hit], total[hit].tolist()))
@@ -1478,6 +1509,9 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(js_part)
     parts.append(_traps(traps))
     parts += _anchors(ctx)
+    # The detectors are done: the links and pairs (most of the memory on a big site; the texts
+    # only read per-page values and constants) are freed before the texts are written.
+    ctx.links = ctx.flows = ctx.target_code = ctx.flow_key = None  # type: ignore[assignment]
     findings, items = _assemble(parts)
     counts = findings["severity"].value_counts()
     summary = {

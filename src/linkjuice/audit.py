@@ -13,6 +13,7 @@ every formula. This module never touches the store, the crawler or the network.
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -274,20 +275,23 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     })
     totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
                         internal_targets=targets, inflow=inflow)
-    joined = {k: (np.concatenate(v) if v else np.zeros(0, np.int8 if k == "reason" else np.int32))
-              for k, v in kept.items() if k not in ("named_at", "target_url", "juice_per_link")}
     # The few named targets as a categorical (pandas keeps its codes in the smallest integers).
     named_at = np.concatenate(kept.pop("named_at")) if kept["src"] else np.zeros(0, np.int64)
     names = pd.Series(pa.chunked_array(kept.pop("target_url"), pa.string()).to_pandas(), dtype=object)
     name_code, name_values = pd.factorize(names)
-    codes = np.full(len(joined["src"]), -1, np.int64)
+    # Each column joined from its batches and the batches dropped, one column at a time: two
+    # copies of every kept pair at once were 4 GB at 10M pages.
+    joined = {k: (np.concatenate(kept.pop(k)) if kept[k] else np.zeros(0, dtype))
+              for k, dtype in (("src", np.int32), ("dst", np.int32), ("resolved", np.int32), ("reason", np.int8),
+                               ("juice_per_link", np.float64))}
+    codes = np.full(len(joined["src"]), -1, np.int8 if len(name_values) < 127 else np.int32)
     codes[named_at] = name_code
     target_url = pd.Categorical.from_codes(codes, categories=pd.Index(name_values, dtype=object))
     del codes, names
     flows = pd.DataFrame(copy=False, data={
         "src": joined["src"], "dst": joined["dst"], "resolved": joined["resolved"], "target_url": target_url,
         "reason": pd.Categorical.from_codes(joined["reason"], categories=pd.Index(list(reasons), dtype=object)),
-        "juice_per_link": np.concatenate(kept["juice_per_link"]) if kept["juice_per_link"] else np.zeros(0),
+        "juice_per_link": joined["juice_per_link"],
     })
     return flows, totals
 
@@ -420,6 +424,16 @@ def _rows(frame: pd.DataFrame) -> Any:
     text = [c for c in frame.columns if frame[c].dtype != object and not pd.api.types.is_numeric_dtype(frame[c])
             and not pd.api.types.is_bool_dtype(frame[c])]
     return frame.astype(dict.fromkeys(text, object)).itertuples(index=False) if text else frame.itertuples(index=False)
+
+
+def release_heap() -> None:
+    """Hand the memory freed on the C heap back to the system (glibc's malloc_trim, as Dask's
+    workers do). glibc keeps freed blocks below its mmap threshold: after the audit's passes over
+    a big site's links, 0.3-1.8 GB at 3M pages. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -564,7 +578,9 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     by_url = np.argsort(np.asarray(extra.cat.categories, dtype=object), kind="stable")
     rank = np.empty(len(by_url), np.int64)
     rank[by_url] = np.arange(len(by_url))
-    target_urls = pd.Index(pages["url"].array).append(pd.Index(extra.cat.categories[by_url]))
+    target_urls = pd.Index(pages["url"].array)
+    if len(by_url):
+        target_urls = target_urls.append(pd.Index(extra.cat.categories[by_url]))
     target_code = links["dst"].to_numpy().astype(np.int32 if n + len(by_url) < 2**31 else np.int64)
     if len(by_url):
         unstored = np.flatnonzero(target_code < 0)
@@ -1300,18 +1316,22 @@ def _anchors(ctx: _Context) -> list[_Part]:
     editorial &= ~generic
     norm_code_of = normalized.dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int32)
     norm = norm_code_of[row[editorial]]
-    code = target_code[editorial]
-    resolved = ctx.resolved(np.flatnonzero(editorial))
     # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
     # target URL order: among equal counts, the dominant target is the first). The keys are only
-    # made when some target is not resolved.
-    unresolved = resolved < 0
-    target = resolved
+    # made when some target is not resolved. (ctx.resolved, by mask: no index per link.)
+    dst = links["dst"].to_numpy()[editorial]
+    stored = dst >= 0
+    np.maximum(dst, 0, out=dst)
+    target = ctx.page_resolved[dst]
+    del dst
+    target[~stored] = -1
+    unresolved = target < 0
+    del stored
     if unresolved.any():
         key_code = pd.factorize(url_key(pd.Series(target_urls.array)).to_numpy())[0].astype(np.int32)
-        target[unresolved] = n + key_code[code[unresolved]]
+        target[unresolved] = n + key_code[target_code[editorial][unresolved]]
         del key_code
-    del resolved, unresolved, code
+    del unresolved
     # An anchor points at several targets when its smallest and largest target differ.
     n_norm = len(normalized)
     low = np.full(n_norm, np.iinfo(np.int32).max, np.int32)
@@ -1319,9 +1339,11 @@ def _anchors(ctx: _Context) -> list[_Part]:
     np.minimum.at(low, norm, target)
     np.maximum.at(high, norm, target)
     several = (high > low)[norm]
-    edit = np.flatnonzero(editorial)[several]
+    del low, high
     target, norm = target[several], norm[several]
-    del editorial, several, low, high
+    editorial[editorial] = several
+    edit = np.flatnonzero(editorial)
+    del editorial, several
     if len(edit):
         width = np.int64(n + len(target_urls) + 1)
         distinct = _distinct(norm.astype(np.int64) * width + target)
@@ -1487,6 +1509,7 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
     t = thresholds or AuditThresholds()
     ctx = _context(inputs, t)
+    release_heap()
     # The pairs are in ctx now, as far as the detectors need them: the inputs' frame of every pair
     # is freed here when the caller handed the inputs over without keeping them (audit_store).
     redirect_paths, known_urls, importance = inputs.redirect_paths, inputs.known_urls, inputs.importance
@@ -1501,7 +1524,7 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     parts.append(important)
     skip = set(important.findings["url"]) | {u for p in parts for c, u in zip(p.findings["code"], p.findings["url"])
                                              if str(c).startswith("orphan")}
-    parts += _page_findings(ctx, skip)
+    page_parts_at = len(parts)  # made last (below), listed here
     parts.append(_nofollow(ctx))
     parts += _target_states(ctx)
     parts += _canonicals(ctx)
@@ -1512,6 +1535,10 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     # The detectors are done: the links and pairs (most of the memory on a big site; the texts
     # only read per-page values and constants) are freed before the texts are written.
     ctx.links = ctx.flows = ctx.target_code = ctx.flow_key = None  # type: ignore[assignment]
+    release_heap()
+    # Page findings read per-page values only: made once the links are freed (a big site has a
+    # weak or deep-page finding for most of its pages).
+    parts[page_parts_at:page_parts_at] = _page_findings(ctx, skip)
     findings, items = _assemble(parts)
     counts = findings["severity"].value_counts()
     summary = {
@@ -1543,60 +1570,80 @@ def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
     return np.array([mapping[u] for u in uniques], np.int64)[codes]
 
 
-def _fix_column(fixes: list[tuple[pa.Array | str, int]], at: np.ndarray) -> pd.Categorical:
-    """The fixes of the parts' findings (one text for a part's n findings, or one each), in the
-    final order `at`, as a categorical: a code's findings mostly share one fix, and a big site
-    has millions of findings (each a copy of the text otherwise)."""
-    index: dict[str, int] = {}
-    codes = []
-    for fix, n in fixes:
-        if isinstance(fix, str):
-            codes.append(np.full(n, index.setdefault(fix, len(index)), np.int32))
-            continue
-        encoded = fix.dictionary_encode()
-        mapped = np.array([index.setdefault(t, len(index)) for t in encoded.dictionary.to_pylist()] + [-1], np.int32)
-        codes.append(mapped[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
-    code = np.concatenate(codes)[at] if codes else np.zeros(0, np.int32)
-    return pd.Categorical.from_codes(code, categories=pd.Index(list(index), dtype=object))
+def _fix_codes(fix: pa.Array | str, n: int, index: dict[str, int]) -> np.ndarray:
+    """Codes into `index` (fix text -> code, grown as new texts come) of n findings' fixes: one
+    text for all, or one each."""
+    if isinstance(fix, str):
+        return np.full(n, index.setdefault(fix, len(index)), np.int32)
+    encoded = fix.dictionary_encode()
+    mapped = np.array([index.setdefault(t, len(index)) for t in encoded.dictionary.to_pylist()] + [-1], np.int32)
+    return mapped[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+
+
+# Findings whose texts _assemble writes at a time.
+_TEXT_SLICE = 1 << 20
 
 
 def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    found = [(i, p.findings) for i, p in enumerate(parts) if not p.findings.empty]
-    if not found:
+    """The parts' findings and items in their final order, with ids and texts. Consumes the
+    parts (the list is emptied, each part's frames dropped as they are copied): a big site's
+    findings would otherwise be held twice."""
+    # The parts' findings in one frame; each part's own frame is dropped once copied.
+    sizes = np.zeros(len(parts) + 1, np.int64)
+    pieces = []
+    for i, part in enumerate(parts):
+        if not part.findings.empty:
+            sizes[i + 1] = len(part.findings)
+            pieces.append(part.findings.assign(_part=i, _local=np.arange(len(part.findings))))
+        part.findings = None  # type: ignore[assignment]
+    if not pieces:
         return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
-    findings = pd.concat([f.assign(_part=i, _local=np.arange(len(f))) for i, f in found], ignore_index=True)
+    findings = pd.concat(pieces, ignore_index=True)
+    del pieces
     findings["_rank"] = _mapped(findings["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()})
     findings["_order"] = _mapped(findings["code"], {c: i for i, c in enumerate(CODES)})
     order = _sort_order(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
                                    ("url", "ascending")])
     findings = findings.take(order).reset_index(drop=True)
     findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
-    # The texts, written per part for its findings in their final order, then interleaved.
+    # The texts, written a slice of the final order at a time: per part for its findings in that
+    # slice, in their order, then interleaved. The explanations are held once, as the slices'
+    # chunks (written whole, then put in order, they were held three times: 4 GB at 3M pages).
+    # Fixes become a categorical: a code's findings mostly share one fix.
     part_of = findings["_part"].to_numpy()
-    by_part = np.argsort(part_of, kind="stable")
-    bounds = np.cumsum(np.bincount(part_of, minlength=len(parts)))
-    texts = [parts[i].texts(findings["_local"].to_numpy()[by_part[bounds[i] - len(f):bounds[i]]]) for i, f in found]
-    at = np.empty(len(by_part), np.int64)
-    at[by_part] = np.arange(len(by_part))  # the final row's place among the parts' texts, one part after another
-    fixes = [(f, len(e)) for e, f in texts]
-    explanations = [e for e, _ in texts]
-    del texts
-    whole = pa.concat_arrays(explanations)  # each part's texts are freed once copied
-    del explanations
-    findings["explanation"] = pd.array(whole.take(pa.array(at)), dtype="str")
-    del whole
-    findings["fix"] = _fix_column(fixes, at)
+    local = findings["_local"].to_numpy()
+    fix_index: dict[str, int] = {}
+    fix_code = np.empty(len(findings), np.int32)
+    chunks = []
+    for lo in range(0, len(findings), _TEXT_SLICE):
+        hi = min(lo + _TEXT_SLICE, len(findings))
+        by_part = np.argsort(part_of[lo:hi], kind="stable")
+        bounds = np.flatnonzero(np.diff(part_of[lo:hi][by_part])) + 1
+        pieces = []
+        for rows in np.split(by_part, bounds):
+            explanation, fix = parts[part_of[lo + rows[0]]].texts(local[lo:hi][rows])
+            pieces.append(explanation)
+            fix_code[lo + rows] = _fix_codes(fix, len(rows), fix_index)
+        at = np.empty(hi - lo, np.int64)
+        at[by_part] = np.arange(hi - lo)  # the slice's row k is at[k] among the pieces, one part after another
+        chunks.append(pa.concat_arrays(pieces).take(pa.array(at)))
+        del pieces
+    findings["explanation"] = pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
+    del chunks
+    findings["fix"] = pd.Categorical.from_codes(fix_code, categories=pd.Index(list(fix_index), dtype=object))
+    for part in parts:  # their texts are written
+        part.frame = part.describe = None
+    release_heap()
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
-    sizes = np.zeros(len(parts) + 1, np.int64)
-    for i, f in found:
-        sizes[i + 1] = len(f)
     offset = np.cumsum(sizes)
     finding_of = np.zeros(int(offset[-1]), np.int64)
     finding_of[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy(np.int64)] = findings["finding_id"]
     listed = [p.items.assign(_part=i) for i, p in enumerate(parts) if not p.items.empty and sizes[i + 1]]
+    parts.clear()  # the caller's list: its items are in `listed` now
     if listed:
         items = pd.concat(listed, ignore_index=True)
+        del listed
         local = items["_local"].to_numpy(np.int64)
         part = items["_part"].to_numpy(np.int64)
         ok = (local >= 0) & (local < sizes[part + 1])

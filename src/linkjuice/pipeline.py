@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site, collect_flows
+from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site, collect_flows, release_heap
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -712,15 +712,23 @@ def _audit_inputs(store: Store) -> AuditInputs:
     meta = store.meta()
     pages_stored = int(store.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])  # type: ignore[index]
     with store.memory_limit(audit_memory(pages_stored)):
+        # DuckDB's cached blocks are handed back after each big read: the audit's own arrays
+        # need the memory (~4 GB held after the page read of a 10M store otherwise).
         pages = store.audit_pages()
+        store.release_memory()
         model = meta.get("model") or {}
         # Each pair's juice formed with the stored model; a store scored by a version that did not
         # store all of its weight settings is read through the link_flows view.
         formed = ({"weights": _pair_weight_settings(stored_model_config(store)), "damping": float(model["damping"])}
                   if _WEIGHT_SETTINGS <= model.keys() else {})
         flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS)
+        store.release_memory()
+        release_heap()
+        links = store.audit_links()
+        store.release_memory()
+        release_heap()
         return AuditInputs(
-            pages=pages, flows=flows, flow_totals=totals, links=store.audit_links(),
+            pages=pages, flows=flows, flow_totals=totals, links=links,
             redirect_paths=store.redirect_paths(), known_urls=store.known_urls(),
             importance=store.importance_inputs(), damping=float(model.get("damping", 0.85)),
             # Orphans are only certain when every reachable page was crawled.

@@ -56,6 +56,8 @@ _READ_BATCH = 1 << 20
 # DuckDB's memory for the audit's reads (audit_memory): 600 bytes a page, within these bounds.
 _AUDIT_MEMORY_MB = (512, 8192)
 _AUDIT_MEMORY_PER_PAGE = 600
+# DuckDB's limit for a moment while Store.release_memory evicts its cached blocks.
+_RELEASE_MEMORY = "64MB"
 # DuckDB's buffer of a streamed query's result (Store.__init__).
 _STREAM_BUFFER = "128MB"
 
@@ -740,6 +742,12 @@ class Store:
         crawl's RSS grew with the store (~4 KB a page); written blocks are on disk and evicting
         them costs nothing."""
         return self.setting("memory_limit", limit)
+
+    def release_memory(self) -> None:
+        """Hand the blocks DuckDB keeps cached back to the system. It holds them up to its limit
+        after a query (1.1 GB of 2.1 GB RSS after the audit's page read at 3M pages); lowering the
+        limit for a moment evicts them (they are on disk)."""
+        self.set_setting("memory_limit", self.set_setting("memory_limit", _RELEASE_MEMORY))
 
     def set_memory_limit(self, limit: str) -> str:
         """Set DuckDB's memory limit (see memory_limit); returns the one it replaces."""

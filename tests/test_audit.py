@@ -657,3 +657,14 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     assert rows(hashed) == rows(reference)
     assert rows(by_text) == rows(reference)
     assert list(hashed["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())
+
+
+def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:
+    """The audit hands DuckDB's cached blocks back by lowering its limit for a moment: the limit
+    set before (the audit's own) is the one in force after."""
+    with Store(tmp_path / "s.duckdb") as store:
+        store.set_memory_limit("512MiB")  # whole MiB: DuckDB shows the limit rounded to 0.1 MiB
+        before = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        store.release_memory()
+        assert store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == before
+        assert before == "512.0 MiB"

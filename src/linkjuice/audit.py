@@ -482,7 +482,7 @@ class _Context:
 
     def state_in(self, ids: pd.Series | np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Whether each page id (-1: not a stored page) is in one of the states `names`."""
-        ids = np.asarray(ids, np.int64)
+        ids = np.asarray(ids)  # as they come (int32 per link: no 64-bit copy of every link)
         wanted = pd.Series(self.state, dtype=object).isin(names).to_numpy() if len(self.state) else np.zeros(1, bool)
         return (ids >= 0) & wanted[np.maximum(ids, 0)]
 
@@ -852,8 +852,10 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         return []
     walks = paths.groupby("start_url", sort=False).agg(
         hops=("hop", "max"), loop=("closes_loop", "any"), path=("target_url", list))
-    url_to_id = pd.Series(np.arange(len(pages)), index=pages["url"])
     red = pages.loc[is_redirect, ["page_id", "url", "status", "final_url", "found_via"]].copy()
+    # The ids of the redirects' final URLs (an index of every page's URL was 1 GB at 10M pages).
+    at = np.flatnonzero(pages["url"].isin(red["final_url"].dropna().unique()).to_numpy(bool))
+    url_to_id = pd.Series(at, index=pages["url"].iloc[at].array)
     red = red.join(walks, on="url")
     red["hops"] = red["hops"].fillna(1).astype(int)
     red["loop"] = red["loop"].fillna(False).astype(bool) | red["final_url"].isna()
@@ -868,7 +870,7 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         "links-to-redirects")
     red["code"] = code
     # Which pages some link points at, as a mask by page id (no hashing of millions of links).
-    link_dst = ctx.links["dst"].to_numpy(np.int64)
+    link_dst = ctx.links["dst"].to_numpy()
     linked_page = np.zeros(len(pages), bool)
     linked_page[link_dst[link_dst >= 0]] = True
     linked = pd.Series(linked_page[red["page_id"].to_numpy(np.int64)], index=red.index)
@@ -970,8 +972,8 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
     targets = ctx.target_urls
     target_kid = cand_keys.get_indexer(url_key(pd.Series(targets.astype(object))))
     final_kid = cand_keys.get_indexer(url_key(pages["final_url"].fillna(pages["url"])))
-    src = links["src"].to_numpy(np.int64)
-    dst = links["dst"].to_numpy(np.int64)
+    src = links["src"].to_numpy()
+    dst = links["dst"].to_numpy()
     via_target = target_kid[ctx.target_code]
     via_final = np.where(dst >= 0, final_kid[np.maximum(dst, 0)], -1) if len(final_kid) else np.full(len(dst), -1)
     via_final = np.where(via_final == via_target, -1, via_final)
@@ -1205,7 +1207,7 @@ def _target_states(ctx: _Context) -> list[_Part]:
 
     # A duplicate whose canonical is itself a problem is reported as canonical-to-* instead.
     bad_canonical = _canonical_kinds(pages) != ""
-    dst = links["dst"].to_numpy(np.int64)
+    dst = links["dst"].to_numpy()
     bad = (dst >= 0) & bad_canonical[np.maximum(dst, 0)] if len(bad_canonical) else np.zeros(len(dst), bool)
     for code, st, describe in (("links-to-noindex", "noindex", noindex),
                                ("links-to-canonicalised", "canonicalised", canonicalised),

@@ -509,9 +509,11 @@ class _Context:
         dst = self.links["dst"].to_numpy()[idx]
         return np.where(dst >= 0, self.page_resolved[np.maximum(dst, 0)], np.int32(-1))
 
-    def items(self, idx: np.ndarray | pd.Series, **aligned: np.ndarray) -> pd.DataFrame:
+    def items(self, idx: np.ndarray | pd.Series, *, url_codes: bool = False, **aligned: np.ndarray) -> pd.DataFrame:
         """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
-        columns as plain strings, and target_code, juice (an equal part of what the pair
+        columns as plain strings (but with url_codes, source_url and target_url are left out: src
+        and target_code are their codes into target_urls, written as text by _assemble once the
+        links are freed), and target_code, juice (an equal part of what the pair
         carries, so a finding's items add up to its juice at stake), reason (the pair's: passed
         when it has none), resolved, and lost (what a finding about the target can claim: a
         nofollow pair's juice belongs to the nofollow finding, so no juice is counted twice)."""
@@ -534,8 +536,9 @@ class _Context:
             if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
                 out[col] = out[col].astype(out[col].cat.categories.dtype)
         code = self.target_code[idx]
-        out["source_url"] = self.target_urls[out["src"].to_numpy()].array
-        out["target_url"] = self.target_urls[code].array
+        if not url_codes:
+            out["source_url"] = self.target_urls[out["src"].to_numpy()].array
+            out["target_url"] = self.target_urls[code].array
         out["target_code"] = code
         row = self.pair_row(idx)
         hit, at = row >= 0, np.maximum(row, 0)
@@ -634,6 +637,8 @@ class _Part:
     # memory, where texts written in order are read front to back.
     frame: pd.DataFrame | None = None
     describe: Callable[[Any], tuple[Any, Any]] | None = None
+    # When set, the items' url, source_url and target_url are codes into these URLs.
+    url_codes: pd.Index | None = None
 
     def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array | str]:
         """(explanations, fixes) of the findings at `rows`, in that order; the fix as one text when
@@ -718,14 +723,19 @@ def _link_part(
     url: pd.Series | None = None,
     finding_anchor: pd.Series | None = None,
     severity: Severity | None = None,
+    urls: pd.Index | None = None,
 ) -> _Part:
     """Findings made of links: one finding per `url` (default: the link target) and finding
     anchor; juice at stake = the sum of the links' juice. `describe` gets the aggregated row
     (url, finding_anchor, item_count, juice_at_stake, sources; target_code when one finding per
-    target) and returns (explanation, fix)."""
+    target) and returns (explanation, fix). `urls`: the items came with url_codes (Context.items)
+    and these are the URLs their codes point into."""
     if items.empty:
         return _empty_part()
-    target = url if url is not None else items["target_url"]
+    if urls is not None:  # one finding per target; the items keep their URLs as codes
+        target = pd.Series(items["target_code"].to_numpy())
+    else:
+        target = url if url is not None else items["target_url"]
     # Groups by integer codes, numbered in order of first appearance (a groupby on the URL
     # strings hashes each of a big site's millions of items).
     url_code = pd.factorize(url if url is not None else items["target_code"], use_na_sentinel=False)[0].astype(np.int64)
@@ -736,7 +746,7 @@ def _link_part(
     grouped = pd.DataFrame({"juice": juice, "src": items["src"].to_numpy()}).groupby(url_code)
     first = np.unique(url_code, return_index=True)[1]
     agg = pd.DataFrame({
-        "url": target.iloc[first].array,
+        "url": target.iloc[first].array if urls is None else urls.array.take(target.to_numpy()[first]),
         "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
         "item_count": grouped["juice"].size().to_numpy(), "juice_at_stake": grouped["juice"].sum().to_numpy(),
         "sources": grouped["src"].nunique().to_numpy(),
@@ -745,9 +755,10 @@ def _link_part(
         agg["target_code"] = items["target_code"].to_numpy()[first]
     rows = pd.DataFrame({
         "code": code,
-        "url": target.array,
+        "url": target.array if urls is None else target.to_numpy(),
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
-        "source_url": items["source_url"].array, "target_url": items["target_url"].array,
+        "source_url": items["source_url"].array if urls is None else items["src"].to_numpy(),
+        "target_url": items["target_url"].array if urls is None else target.to_numpy(),
         "anchor": items["anchor"].array, "position": items["position"].array,
         "link_order": items["link_order"].to_numpy(), "juice": juice,
         "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
@@ -758,7 +769,7 @@ def _link_part(
         "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
         "juice_at_stake": agg["juice_at_stake"].astype(float),
     })
-    return _Part(findings, rows[_PART_ITEM], agg, describe)
+    return _Part(findings, rows[_PART_ITEM], agg, describe, url_codes=urls)
 
 
 def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]],
@@ -1287,9 +1298,10 @@ def _anchors(ctx: _Context) -> list[_Part]:
         return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with no anchor "
                 "text (and no image alt text): they tell readers and search engines nothing about the page.",
                 "Give each link visible text, or alt text on its image, that names the target.")
-    parts.append(_link_part("empty-anchor", ctx.items(empty), describe_empty, detail="empty anchor"))
+    parts.append(_link_part("empty-anchor", ctx.items(empty, url_codes=True), describe_empty, detail="empty anchor",
+                            urls=ctx.target_urls))
 
-    gen = ctx.items(generic)
+    gen = ctx.items(generic, url_codes=True)
     # Per target, its first three distinct generic anchors, quoted: '"a", "b", "c"'.
     used = pd.DataFrame({"target": gen["target_code"], "text": gen["anchor"].str.strip()}).drop_duplicates()
     nth = used.groupby("target", sort=False).cumcount().to_numpy()
@@ -1309,7 +1321,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
         return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), " point at ",
                       f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
                 "Replace them with words that describe the target page (its topic, product or title).")
-    parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor"))
+    parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
 
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
     # A target is its resolved page or, when none, its URL's key; both as integers.
@@ -1389,8 +1401,8 @@ def _anchors(ctx: _Context) -> list[_Part]:
         return (f"{r.item_count} of the {links_to[r.url]} internal links to {r.url} use generic or empty anchors: "
                 "search engines learn little about what the page is about from its links.",
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
-    mostly = ctx.items(chosen, empty=empty[chosen])
-    parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly,
+    mostly = ctx.items(chosen, url_codes=True, empty=empty[chosen])
+    parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly, urls=ctx.target_urls,
                             detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"),
                                              dtype=object)))
     return parts
@@ -1519,8 +1531,12 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     del inputs
     # First, while memory holds only the inputs: it passes over every flow.
     flow_table, stats = account_juice(ctx.totals.account, ctx.juice, ctx.ranked)
+    # The heap is trimmed after each pass over every link (release_heap): what a pass frees
+    # would otherwise stay with the process while the next one allocates more.
     parts: list[_Part] = [_broken_links(ctx)]
+    release_heap()
     parts += _redirects(ctx, redirect_paths)
+    release_heap()
     parts += _orphans(ctx, known_urls)
     important = _importance(ctx, importance)
     parts.append(important)
@@ -1529,6 +1545,7 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     page_parts_at = len(parts)  # made last (below), listed here
     parts.append(_nofollow(ctx))
     parts += _target_states(ctx)
+    release_heap()
     parts += _canonicals(ctx)
     js_part, js_stats = _js_only(ctx, rendering)
     parts.append(js_part)
@@ -1641,7 +1658,10 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     offset = np.cumsum(sizes)
     finding_of = np.zeros(int(offset[-1]), np.int64)
     finding_of[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy(np.int64)] = findings["finding_id"]
-    listed = [p.items.assign(_part=i) for i, p in enumerate(parts) if not p.items.empty and sizes[i + 1]]
+    # Items whose URLs are codes get their texts here, now that the links are freed.
+    listed = [(p.items if p.url_codes is None else p.items.assign(
+                  **{c: p.url_codes.array.take(p.items[c].to_numpy(np.int64)) for c in ("url", "source_url", "target_url")}
+              )).assign(_part=i) for i, p in enumerate(parts) if not p.items.empty and sizes[i + 1]]
     parts.clear()  # the caller's list: its items are in `listed` now
     if listed:
         items = pd.concat(listed, ignore_index=True)

@@ -1331,7 +1331,7 @@ class Store:
     def audit_pages(self) -> pd.DataFrame:
         """Per page, in page_id order: its state, depth, final URL, canonical target and juice
         (through Arrow: text columns stay Arrow strings; integers with NULLs are floats)."""
-        return self._arrow(
+        pages = self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
@@ -1343,6 +1343,10 @@ class Store:
             ORDER BY p.page_id
             """
         ).to_pandas()
+        # Columns of a few distinct texts as categoricals: a text per page was 0.45 GB at 10M pages.
+        for name in ("error", "indexability", "found_via", "canonical_indexability"):
+            pages[name] = pages[name].astype("category")
+        return pages
 
     def audit_link_flows(self, reasons: Sequence[str], weights: Mapping[str, Any] | None = None,
                          damping: float | None = None) -> tuple[list[str], Iterator[pa.RecordBatch]]:

@@ -1330,7 +1330,8 @@ class Store:
 
     def audit_pages(self) -> pd.DataFrame:
         """Per page, in page_id order: its state, depth, final URL, canonical target and juice
-        (through Arrow: text columns stay Arrow strings; integers with NULLs are floats)."""
+        (through Arrow: text columns stay Arrow strings, those of a few values categoricals;
+        integers with NULLs are floats)."""
         pages = self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,

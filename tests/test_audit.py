@@ -668,3 +668,34 @@ def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:
         store.release_memory()
         assert store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == before
         assert before == "512.0 MiB"
+
+
+def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> None:
+    """Two anchors that each point at several pages ("Alpha" at 2, "Beta" at 3): each finding
+    names its own count, whatever order the links arrive in (the audit puts the listed links in
+    link order and the counts must follow them)."""
+    import dataclasses
+
+    from linkjuice.audit import audit_site
+    from linkjuice.pipeline import _audit_inputs
+
+    routes: dict[str, Route] = {
+        "/": page("Home", _links(*(_a(f"/p{i}/", f"Page {i}") for i in range(6)))),
+        # Beta's links come first on the pages that hold the later Alpha links, and the other way round.
+        "/p0/": page("P0", _links(_a("/p3/", "Beta"), _a("/p1/", "Alpha"))),
+        "/p1/": page("P1", _links(_a("/p2/", "Alpha"), _a("/p4/", "Beta"))),
+        "/p2/": page("P2", _links(_a("/p5/", "Beta"), _a("/p1/", "Alpha"))),
+        "/p3/": page("P3", "x"), "/p4/": page("P4", "x"), "/p5/": page("P5", "x"),
+    }
+    with serve(routes) as server:
+        db = tmp_path / "anchors.duckdb"
+        crawl_site(CrawlConfig(start_url=server.url("/"), **CRAWL), db, model=MODEL)
+    with Store(db, read_only=True) as store:
+        inputs = _audit_inputs(store)
+    for links in (inputs.links, inputs.links.sample(frac=1.0, random_state=3).reset_index(drop=True),
+                  inputs.links.iloc[::-1].reset_index(drop=True)):
+        result = audit_site(dataclasses.replace(inputs, links=links), THRESHOLDS)
+        multi = result.findings[result.findings["code"] == "anchor-multiple-targets"].set_index("anchor")
+        assert sorted(multi.index) == ["Alpha", "Beta"]
+        assert "points at 2 different pages" in multi.at["Alpha", "explanation"]
+        assert "points at 3 different pages" in multi.at["Beta", "explanation"]

@@ -1363,8 +1363,10 @@ def _anchors(ctx: _Context) -> list[_Part]:
         distinct = _distinct(norm.astype(np.int64) * width + target)
         n_targets = np.bincount(distinct // width, minlength=n_norm)
         norm_text = normalized.take(pa.array(row[edit])).to_numpy(zero_copy_only=False)
-        multi = ctx.items(edit, norm=norm_text, target=target)
-        n_targets = pd.Series(n_targets[norm], index=multi["norm"].to_numpy()).groupby(level=0).first()
+        multi = ctx.items(edit, norm=norm_text, target=target, norm_code=norm)
+        # (items puts the links in link order: the counts are taken by the reordered codes)
+        n_targets = pd.Series(n_targets[multi["norm_code"].to_numpy()],
+                              index=multi["norm"].to_numpy()).groupby(level=0).first()
         counts = multi.groupby(["norm", "target"]).size().rename("n").reset_index()
         top = counts.sort_values(["norm", "n"], ascending=[True, False]).drop_duplicates("norm").set_index("norm")
         main_url = multi.drop_duplicates(["norm", "target"]).set_index(["norm", "target"])["target_url"]

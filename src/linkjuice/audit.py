@@ -1322,14 +1322,17 @@ def _anchors(ctx: _Context) -> list[_Part]:
                       f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
+    del gen, used, nth, slot, texts, columns  # the part holds what it needs
 
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
     # A target is its resolved page or, when none, its URL's key; both as integers.
     n = len(ctx.pages)
     editorial = links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool) & ~empty
     editorial &= ~generic
-    norm_code_of = normalized.dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    encoded = normalized.dictionary_encode()
+    norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     norm = norm_code_of[row[editorial]]
+    del row, norm_code_of  # each link's anchor code is not needed from here (0.8 GB at 200M links)
     # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
     # target URL order: among equal counts, the dominant target is the first). The keys are only
     # made when some target is not resolved. (ctx.resolved, by mask: no index per link.)
@@ -1362,7 +1365,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
         width = np.int64(n + len(target_urls) + 1)
         distinct = _distinct(norm.astype(np.int64) * width + target)
         n_targets = np.bincount(distinct // width, minlength=n_norm)
-        norm_text = normalized.take(pa.array(row[edit])).to_numpy(zero_copy_only=False)
+        norm_text = encoded.dictionary.take(pa.array(norm)).to_numpy(zero_copy_only=False)
         multi = ctx.items(edit, norm=norm_text, target=target, norm_code=norm)
         # (items puts the links in link order: the counts are taken by the reordered codes)
         n_targets = pd.Series(n_targets[multi["norm_code"].to_numpy()],

@@ -503,11 +503,17 @@ class _Context:
         return np.where(self.flow_key[at] == key, at, -1)
 
     def resolved(self, idx: np.ndarray) -> np.ndarray:
-        """The page that receives each link's juice after redirects and canonicals (-1: none), as
-        int32: looked up by target page, where a search of each link's pair among hundreds of
-        millions took most of a big site's anchor checks."""
-        dst = self.links["dst"].to_numpy()[idx]
-        return np.where(dst >= 0, self.page_resolved[np.maximum(dst, 0)], np.int32(-1))
+        """The page that receives the juice of each link at positions `idx` (an array, or a mask)
+        after redirects and canonicals (-1: none), as int32: looked up by target page, where a
+        search of each link's pair among hundreds of millions took most of a big site's anchor
+        checks. Two arrays the size of idx at a time."""
+        dst = self.links["dst"].to_numpy()[idx]  # a copy (array indexing), changed in place
+        stored = dst >= 0
+        np.maximum(dst, 0, out=dst)
+        out = self.page_resolved[dst]
+        del dst
+        out[~stored] = -1
+        return out
 
     def items(self, idx: np.ndarray | pd.Series, *, url_codes: bool = False, **aligned: np.ndarray) -> pd.DataFrame:
         """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
@@ -1335,15 +1341,9 @@ def _anchors(ctx: _Context) -> list[_Part]:
     del row, norm_code_of  # each link's anchor code is not needed from here (0.8 GB at 200M links)
     # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
     # target URL order: among equal counts, the dominant target is the first). The keys are only
-    # made when some target is not resolved. (ctx.resolved, by mask: no index per link.)
-    dst = links["dst"].to_numpy()[editorial]
-    stored = dst >= 0
-    np.maximum(dst, 0, out=dst)
-    target = ctx.page_resolved[dst]
-    del dst
-    target[~stored] = -1
+    # made when some target is not resolved.
+    target = ctx.resolved(editorial)
     unresolved = target < 0
-    del stored
     if unresolved.any():
         key_code = pd.factorize(url_key(pd.Series(target_urls.array)).to_numpy())[0].astype(np.int32)
         target[unresolved] = n + key_code[target_code[editorial][unresolved]]
@@ -1423,7 +1423,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     # A pair (source page, target URL) with a link in the raw HTML too keeps passing juice without
     # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
     whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), ctx.target_code]).transform("all").to_numpy(bool)
-    resolved = ctx.resolved(np.arange(len(links)))
+    resolved = ctx.resolved(np.ones(len(links), bool))
     receiver = np.where(resolved >= 0, resolved, links["dst"].to_numpy())
     chosen = rendered & whole_pair & (receiver >= 0)
     if not chosen.any():

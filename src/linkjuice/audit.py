@@ -1662,7 +1662,7 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
     # Items find their finding by (part, row in the part's findings): integers, not URL keys.
     offset = np.cumsum(sizes)
     finding_of = np.zeros(int(offset[-1]), np.int64)
-    finding_of[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy(np.int64)] = findings["finding_id"]
+    finding_of[offset[part_of] + local] = findings["finding_id"]
     # Items whose URLs are codes get their texts here, now that the links are freed.
     listed = [(p.items if p.url_codes is None else p.items.assign(
                   **{c: p.url_codes.array.take(p.items[c].to_numpy(np.int64)) for c in ("url", "source_url", "target_url")}

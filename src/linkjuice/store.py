@@ -670,7 +670,7 @@ class Store:
             return False
         self.con.execute("CREATE OR REPLACE TEMP TABLE _page_keys AS SELECT hash(url) AS h, page_id FROM pages")
         try:
-            if not self.con.execute("SELECT count(*) = count(DISTINCT h) FROM _page_keys").fetchall()[0][0]:
+            if not self._hashes_distinct("_page_keys", "h"):
                 return False
             end = int(self.con.execute("SELECT coalesce(max(rowid) + 1, 0) FROM links").fetchall()[0][0])
             bounds = [0]
@@ -1439,8 +1439,7 @@ class Store:
         small = {col: _list_code_sql(exprs[col], texts[col].to_pylist()) for col in exprs}
         n = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])  # type: ignore[index]
         # Targets: code = page id, or n + rank of the URL among the sorted unstored internal targets.
-        by_hash = by_hash and bool(self.con.execute(
-            "SELECT count(*) = count(DISTINCT hash(url)) FROM pages").fetchall()[0][0])
+        by_hash = by_hash and self._hashes_distinct("pages", "hash(url)")
         on = {True: "{t}.h = hash({col})", False: "{t}.text = {col}"}
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE _audit_targets AS SELECT hash(url) AS h, page_id AS code, "
@@ -1454,10 +1453,8 @@ class Store:
                 f"""CREATE OR REPLACE TEMP TABLE _audit_anchors AS
                 SELECT hash(text) AS h, text, (row_number() OVER (ORDER BY text) - 1)::INTEGER AS code
                 FROM (SELECT DISTINCT l.anchor AS text FROM links l WHERE {where} AND l.anchor IS NOT NULL)""")
-            targets_by_hash = by_hash and bool(self.con.execute(
-                "SELECT count(*) = count(DISTINCT h) FROM _audit_targets").fetchall()[0][0])
-            anchors_by_hash = by_hash and bool(self.con.execute(
-                "SELECT count(*) = count(DISTINCT h) FROM _audit_anchors").fetchall()[0][0])
+            targets_by_hash = by_hash and self._hashes_distinct("_audit_targets", "h")
+            anchors_by_hash = by_hash and self._hashes_distinct("_audit_anchors", "h")
             if by_hash and not targets_by_hash:  # two unstored targets share a hash: join the URLs
                 self.con.execute("UPDATE _audit_targets SET text = p.url FROM pages p WHERE p.page_id = code")
             extra_urls = self._arrow(f"SELECT text FROM _audit_targets WHERE code >= {n} ORDER BY code").column(0)
@@ -1514,6 +1511,11 @@ class Store:
             "found_in": pd.Categorical.from_codes(col["found_in"].astype(np.int32),
                                                   categories=pd.Index(texts["found_in"].to_pandas())),
         })
+
+    def _hashes_distinct(self, relation: str, hashes: str) -> bool:
+        """Whether the 64-bit hashes `hashes` of the rows of `relation` are all different, so that
+        rows can be joined by them instead of by their strings."""
+        return bool(self.con.execute(f"SELECT count(*) = count(DISTINCT {hashes}) FROM {relation}").fetchall()[0][0])
 
     def _require_flow_ids(self) -> None:
         cols = {r[0] for r in self.con.execute(

@@ -275,12 +275,17 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
         if use_relevance:
             key = _relevance_key(model)
             if table is not None or state.get("relevance") != key:
+                stored = table is None and not store.read_only
                 cosine = pair_similarity((text or page_text(store, model)).vectors,
                                          src if len(src) == pairs else read_ids("src"),
-                                         resolved if len(resolved) == pairs else read_ids("resolved"))
-                if table is None and not store.read_only:
+                                         resolved if len(resolved) == pairs else read_ids("resolved"),
+                                         dtype=np.float32 if stored else np.float64)  # the store keeps float32
+                if stored:
                     store.set_pair_relevance(cosine, key)
                     cosine = None  # kept with the pairs: the weights are formed from there
+                    # The texts' and words' Arrow memory, freed but kept by Arrow's allocator
+                    # (1.4 GB at 10M pages), would be held through the juice layout's build.
+                    release_heap()
         if table is None and cosine is None:
             # position x relevance x anchor, formed from link_pairs: one column is held.
             weight = store.pair_weights(**{**_pair_weight_settings(model), "use_relevance": use_relevance})
@@ -397,7 +402,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         raise UsageError(f"unknown model {model_name!r}: choose juice or classic")
     model = model or ModelConfig()
     started = time.perf_counter()
-    page = store.page_arrays(urls=engine is not None)
+    # The local engine reads page ids and indexability only; an engine also gets the URLs.
+    page = store.page_arrays() if engine is not None else store.ranked_pages()
     n = len(page["page_id"])
     if n == 0:
         raise StoreError(f"{store.path} holds no pages: nothing to score")
@@ -415,7 +421,6 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         # what the juice model reads. dst and is_internal are gone before the weights (8 bytes a
         # link) and the juice layout are built: 200M links hold 1 GB less at the peak.
         last = store.last_scores(n)
-        page = {"page_id": page["page_id"]}  # the rest (~30 bytes a page) is not read again
         ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
         outlinks, inlinks = _link_counts(n, ids)
         with store.memory_limit(_SEARCH_MEMORY):

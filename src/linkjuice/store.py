@@ -532,6 +532,12 @@ class Store:
             out[name] = values
         return out
 
+    def ranked_pages(self) -> dict[str, np.ndarray]:
+        """Per page, ordered by page_id: page_id and indexable, all that scoring reads of the pages
+        (page_arrays' lookups of final and canonical pages took 3.6 s of a 10M-page score)."""
+        tbl = self._page_ordered("SELECT page_id, coalesce(indexable, false) AS indexable FROM pages")
+        return {name: tbl.column(name).to_numpy(zero_copy_only=False) for name in tbl.column_names}
+
     def page_arrays(self, *, urls: bool = True) -> dict[str, np.ndarray]:
         """Per page, ordered by page_id: url (unless urls=False: a big site's URLs are costly as
         Python strings), status, indexable, is_html, indexability, final and canonical page ids."""
@@ -940,7 +946,7 @@ class Store:
 
     def page_sections(self, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Each page's section (first `depth` path segments), as codes in page_id order and labels."""
-        tbl = self._arrow(f"SELECT {_section_sql('url', depth)} AS section FROM pages ORDER BY page_id")
+        tbl = self._page_ordered(f"SELECT page_id, {_section_sql('url', depth)} AS section FROM pages")
         encoded = tbl.column("section").combine_chunks().dictionary_encode()
         return (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
                 np.asarray(encoded.dictionary.to_pylist(), dtype=object))
@@ -948,10 +954,20 @@ class Store:
     def page_texts(self) -> pd.DataFrame:
         """Per page (ordered by page_id): the text the relevance and anchor factors read. Through
         Arrow: the same frame (Arrow-backed strings) in a quarter of the CPU time of .df()."""
-        return self._arrow(
+        return self._page_ordered(
             "SELECT page_id, url, coalesce(title, '') AS title, coalesce(h1, '') AS h1, "
-            "coalesce(headings, '') AS headings, coalesce(main_text, '') AS main_text FROM pages ORDER BY page_id"
+            "coalesce(headings, '') AS headings, coalesce(main_text, '') AS main_text FROM pages"
         ).to_pandas()
+
+    def _page_ordered(self, query: str) -> pa.Table:
+        """`query`'s rows (with a page_id column) in page_id order. Put in order here, and only
+        when they come out of it: DuckDB's ORDER BY sorts the texts or URLs with their ids, and
+        within a score's memory limit it spills (10M pages' texts: 2.8 s, 0.6 s read as stored)."""
+        tbl = self._arrow(query)
+        ids = tbl.column("page_id").to_numpy()
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            tbl = tbl.take(pc.sort_indices(tbl.column("page_id")))
+        return tbl
 
     def link_flows_frame(self, *, source: str | None = None, resolved: str | None = None,
                          limit: int | None = None) -> pd.DataFrame:

@@ -299,6 +299,12 @@ def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch,
     np.testing.assert_allclose(tfidf_vectors(page_documents(title, h1, headings, main)).toarray(),
                                tfidf_vectors(joined).toarray(), rtol=0, atol=1e-6)
     assert tfidf_vectors(["", "the and", None]).shape == (3, 1)  # no word at all: one empty column
+    # ASCII-only chunks of large strings, as pandas hands a store's texts over: each chunk is a
+    # slice cast to string, whose offsets do not start at 0.
+    plain = [" ".join(rng.choice([w for w in words if w.isascii()], rng.integers(0, 14))) for _ in range(300)]
+    reference = TfidfVectorizer(sublinear_tf=True, dtype=np.float32, token_pattern=TOKEN_PATTERN, stop_words="english")
+    np.testing.assert_allclose(tfidf_vectors(pa.chunked_array([pa.array(plain, pa.large_string())])).toarray(),
+                               reference.fit_transform([d or "" for d in plain]).toarray(), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("numba", ["0", "1"])

@@ -239,10 +239,16 @@ def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Arr
         texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
     texts = pc.fill_null(texts.cast(pa.string()), "")
     ascii_mask = pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)
+    all_ascii = bool(ascii_mask.all())  # nearly always: no copy of the texts, no lookup of owners
     ascii_idx = np.flatnonzero(ascii_mask)
-    runs = pc.split_pattern_regex(pc.utf8_lower(texts.take(pa.array(ascii_idx))), pattern="[^a-z0-9_]+")
+    # utf8_lower, not ascii_lower: pyarrow 26's ascii_lower misreads a string array whose offsets
+    # do not start at 0 (a cast of a slice, as term_counts' chunks are).
+    runs = pc.split_pattern_regex(pc.utf8_lower(texts if all_ascii else texts.take(pa.array(ascii_idx))),
+                                  pattern="[^a-z0-9_]+")
     words = pc.list_flatten(runs)
-    owner = ascii_idx[pc.list_parent_indices(runs).to_numpy()]
+    owner = pc.list_parent_indices(runs).to_numpy()
+    if not all_ascii:
+        owner = ascii_idx[owner]
     keep = pc.and_(pc.match_substring_regex(words, pattern="^[a-z][a-z0-9]+$"),
                    pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words())))))
     owner, words = owner[keep.to_numpy(zero_copy_only=False)], words.filter(keep)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from linkjuice.config import CrawlConfig, ModelConfig
@@ -563,3 +564,34 @@ def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
         assert store.link_pairs_state()["relevance"] is None
         assert len(store.sql("SELECT * FROM pair_relevance")) == 0
     np.testing.assert_allclose(again, first, rtol=1e-9)
+
+
+def test_page_reads_come_in_page_id_order_whatever_order_the_table_holds(tmp_path: Path) -> None:
+    """ranked_pages, page_sections and page_texts read the pages as stored and put them in
+    page_id order themselves; a table whose rows are stored in another order gives the same
+    arrays, and scoring it the same scores."""
+    site = {"/": _page("Home", SOURDOUGH, "<a href='/a/x/'>x</a> <a href='/b/y/'>y</a> <a href='/b/z/'>z</a>"),
+            "/a/x/": _page("Rye bread", SOURDOUGH, "<a href='/b/y/'>knives</a> <a href='/'>home</a>"),
+            "/b/y/": _page("Knives", KNIVES, "<a href='/b/z/'>whetstones</a>"),
+            "/b/z/": _page("Whetstones", KNIVES, "<a href='/'>home</a> <a href='/a/x/'>rye</a>")}
+    db = _crawl(tmp_path, site)
+
+    def reads(store: Store) -> tuple:
+        codes, labels = store.page_sections(1)
+        return (store.ranked_pages(), labels[codes].tolist(), store.page_texts()[["page_id", "url", "title"]])
+
+    with Store(db) as store:
+        ids, sections, texts = reads(store)
+        before = store.sql("SELECT page_id, juice FROM page_scores ORDER BY page_id")
+        store.con.execute("CREATE OR REPLACE TABLE pages AS SELECT * FROM pages ORDER BY page_id DESC")
+        stored = store.con.execute("SELECT page_id FROM pages").fetchnumpy()["page_id"]
+        assert list(stored) == sorted(stored, reverse=True) and len(stored) == 4  # now stored backwards
+        ids2, sections2, texts2 = reads(store)
+        assert all(np.array_equal(ids[k], ids2[k]) for k in ("page_id", "indexable"))
+        assert list(ids2["page_id"]) == [0, 1, 2, 3]
+        assert sections2 == sections and len(set(sections)) == 3  # the home page's, /a/ and /b/
+        pd.testing.assert_frame_equal(texts2, texts)
+        score_store(store)
+        after = store.sql("SELECT page_id, juice FROM page_scores ORDER BY page_id")
+    # Scored again from the last scores: the same fixed point, to the iteration's tolerance.
+    np.testing.assert_allclose(after["juice"], before["juice"], rtol=0, atol=1e-9)

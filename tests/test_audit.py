@@ -620,12 +620,18 @@ def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:
     assert (a.findings["code"] == "generic-anchor").any()
 
 
-def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path) -> None:
-    """Store.audit_links meets links, pages, unstored targets and anchors by 64-bit hash: the
-    same rows as pandas' join of the stored strings, and as its own join of the strings. A
-    partial crawl: links to URLs it never fetched."""
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            numba: str) -> None:
+    """Store.audit_links meets links, pages, unstored targets and anchors by 64-bit hash (joined
+    by DuckDB, or looked up in a hash table by the numba kernels): the same rows as pandas' join
+    of the stored strings, and as its own join of the strings. A partial crawl: links to URLs it
+    never fetched."""
     import pandas as pd
 
+    if numba == "1":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
     server, _ = site
     db = tmp_path / "partial.duckdb"
     crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), db, model=MODEL)

@@ -57,7 +57,7 @@ from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
-           "step_pattern", "step_weighted", "pair_dots", "smoke_test"]
+           "step_pattern", "step_weighted", "pair_dots", "HashTable", "hash_table", "hash_codes", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1327,6 +1327,76 @@ def _row_dot(indptr, indices, data, a, b):  # pragma: no cover
     return total
 
 
+# -- 64-bit hash to code: the audit's links meet their pages, targets and anchors --------------
+class HashTable(NamedTuple):
+    """An open-addressing table (linear probing) of distinct 64-bit keys to int32 codes."""
+
+    keys: np.ndarray  # uint64 per slot
+    codes: np.ndarray  # int32 per slot, -1: empty
+    shift: int  # a key's first slot: (key x a Fibonacci constant) >> shift
+
+
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
+
+
+def hash_table(keys: np.ndarray, codes: np.ndarray) -> HashTable:
+    """The table of `keys` (distinct uint64) to `codes` (int32 >= 0), at most half full."""
+    bits = max(4, int(2 * max(len(keys), 1) - 1).bit_length())
+    table = HashTable(np.zeros(1 << bits, np.uint64), np.full(1 << bits, -1, np.int32), 64 - bits)
+    _table_fill(table.keys, table.codes, np.uint64(table.shift), np.asarray(keys, np.uint64),
+                np.asarray(codes, np.int32))
+    return table
+
+
+def hash_codes(table: HashTable, hashes: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+    """The code of each of `hashes` (uint64) in `table`: -1 where it is not there or `missing`
+    (bool, optional) is set. The hashes come in the store's order, so the slots they look up are
+    random (a cache miss each, as in a database's hash join): each is prefetched LINKS_AHEAD ahead."""
+    out = np.empty(len(hashes), np.int32)
+    with LOCK:  # parallel kernel
+        _table_find(table.keys, table.codes, np.uint64(table.shift), np.asarray(hashes, np.uint64),
+                    np.zeros(0, np.bool_) if missing is None else np.asarray(missing, np.bool_), out, _FIND_BLOCK)
+    return out
+
+
+_FIND_BLOCK = 1 << 16  # hashes a thread takes at a time
+
+
+@njit(cache=True, nogil=True)
+def _table_fill(keys, codes, shift, new_keys, new_codes):  # pragma: no cover
+    mask = np.uint64(len(keys) - 1)
+    for k in range(len(new_keys)):
+        key = new_keys[k]
+        i = (key * _FIBONACCI) >> shift
+        while codes[i] != -1:
+            i = (i + np.uint64(1)) & mask
+        keys[i] = key
+        codes[i] = new_codes[k]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _table_find(keys, codes, shift, hashes, missing, out, block):  # pragma: no cover
+    mask = np.uint64(len(keys) - 1)
+    m = len(hashes)
+    skip = len(missing) > 0
+    for b in prange((m + block - 1) // block):
+        for k in range(b * block, min(b * block + block, m)):
+            if k + LINKS_AHEAD < m:
+                ahead = (hashes[k + LINKS_AHEAD] * _FIBONACCI) >> shift
+                _prefetch(keys, ahead)
+                _prefetch(codes, ahead)
+            out[k] = -1
+            if skip and missing[k]:
+                continue
+            key = hashes[k]
+            i = (key * _FIBONACCI) >> shift
+            while codes[i] != -1:
+                if keys[i] == key:
+                    out[k] = codes[i]
+                    break
+                i = (i + np.uint64(1)) & mask
+
+
 def smoke_test() -> None:
     """Compile (or load from the cache) and run every kernel once on a 3-page cycle; raises
     if this numba / llvmlite cannot build them."""
@@ -1344,3 +1414,4 @@ def smoke_test() -> None:
     src, dst = np.array([0, 1, 2], np.int32), np.array([1, 2, 0], np.int32)
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
+    hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import duckdb
@@ -53,6 +54,13 @@ _MAX_PAGE_LINKS = 10_000
 EXPORT_MEMORY = "1GB"
 # link_pairs rows per batch while a column is read or the weights are formed.
 _READ_BATCH = 1 << 20
+
+
+def _compiled_kernels(rows: int) -> ModuleType | None:
+    """The numba kernels when installed and worth it for `rows` (score's rule)."""
+    from .score import _compiled_kernels as kernels  # numba is optional: loaded when first needed
+
+    return kernels(rows)
 # DuckDB's memory for the audit's reads (audit_memory): 600 bytes a page, within these bounds.
 _AUDIT_MEMORY_MB = (512, 8192)
 _AUDIT_MEMORY_PER_PAGE = 600
@@ -1484,15 +1492,29 @@ class Store:
                    "found_in": np.empty(rows, np.int8)}
             order_missing = np.zeros(rows, bool)
             lo = 0
-            reader = self.con.sql(
-                f"""
-                SELECT s.code AS src, coalesce(t.code, -1) AS target, coalesce(a.code, -1) AS anchor,
-                       {small['position']} AS position, l.link_order, coalesce(l.nofollow, false) AS nofollow,
-                       {small['found_in']} AS found_in
-                FROM links l
+            kernels = _compiled_kernels(rows) if targets_by_hash and anchors_by_hash else None
+            if kernels is not None:
+                # The hashes are looked up here instead of joined: DuckDB's join of each link's
+                # target (in no order: a cache miss a link) took 10 of the 11 s of the joins at
+                # 3M pages; a table of the hashes, looked up with prefetches, takes well under 1 s.
+                targets, anchors = (self._arrow(f"SELECT h, code FROM {t}") for t in ("_audit_targets", "_audit_anchors"))
+                tables = [kernels.hash_table(t.column("h").to_numpy(), t.column("code").to_numpy())
+                          for t in (targets, anchors)]
+                del targets, anchors
+                codes = "hash(l.source_url) AS src_h, hash(l.target_url) AS target_h, hash(l.anchor) AS anchor_h, " \
+                        "l.anchor IS NULL AS no_anchor"
+                joins = ""
+            else:
+                codes = "s.code AS src, coalesce(t.code, -1) AS target, coalesce(a.code, -1) AS anchor"
+                joins = f"""
                 JOIN _audit_targets s ON {on[targets_by_hash].format(t='s', col='l.source_url')} AND s.code < {n}
                 LEFT JOIN _audit_targets t ON {on[targets_by_hash].format(t='t', col='l.target_url')}
-                LEFT JOIN _audit_anchors a ON {on[anchors_by_hash].format(t='a', col='l.anchor')}
+                LEFT JOIN _audit_anchors a ON {on[anchors_by_hash].format(t='a', col='l.anchor')}"""
+            reader = self.con.sql(
+                f"""
+                SELECT {codes}, {small['position']} AS position, l.link_order,
+                       coalesce(l.nofollow, false) AS nofollow, {small['found_in']} AS found_in
+                FROM links l {joins}
                 WHERE {where}
                 """
             ).to_arrow_reader(_READ_BATCH)
@@ -1500,7 +1522,18 @@ class Store:
                 hi = lo + batch.num_rows
                 if hi > rows:
                     raise StoreError(f"{self.path}: the links changed while the audit read them")
+                if kernels is not None:
+                    src = kernels.hash_codes(tables[0], batch.column("src_h").to_numpy())
+                    if ((src < 0) | (src >= n)).any():  # a source that is no stored page: the join drops it
+                        raise StoreError(f"{self.path}: the links changed while the audit read them")
+                    col["src"][lo:hi] = src
+                    col["target"][lo:hi] = kernels.hash_codes(tables[0], batch.column("target_h").to_numpy())
+                    no_anchor = batch.column("no_anchor").to_numpy(zero_copy_only=False)
+                    col["anchor"][lo:hi] = kernels.hash_codes(
+                        tables[1], batch.column("anchor_h").fill_null(0).to_numpy(), no_anchor)
                 for name, out in col.items():
+                    if kernels is not None and name in ("src", "target", "anchor"):
+                        continue
                     values = batch.column(name)
                     if name == "link_order":
                         order_missing[lo:hi] = values.is_null().to_numpy(zero_copy_only=False)

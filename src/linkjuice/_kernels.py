@@ -1282,30 +1282,25 @@ def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, src: np
     out = np.empty(len(src), data.dtype)
     with LOCK:  # parallel kernel
         _pair_dots(np.asarray(indptr, np.int64), indices, data, np.asarray(src, np.int32),
-                   np.asarray(dst, np.int32), out, _DOTS_BLOCK)
+                   np.asarray(dst, np.int32), out)
     return out
 
 
-_DOTS_BLOCK = 1 << 16  # pairs a thread takes at a time (prefetches stay within a block)
-
-
 @njit(parallel=True, cache=True, nogil=True)
-def _pair_dots(indptr, indices, data, src, dst, out, block):  # pragma: no cover
+def _pair_dots(indptr, indices, data, src, dst, out):  # pragma: no cover
     """Each pair's two rows are merged by column (both sorted) and the products of matching
     columns summed in float64; no row is gathered or copied, so memory is the output alone.
     The target's row pointer is prefetched LINKS_AHEAD pairs ahead, its columns and values SLOTS_AHEAD."""
-    m = len(src)
     rows = len(indptr) - 1
-    for b in prange((m + block - 1) // block):
-        for k in range(b * block, min(b * block + block, m)):
-            ahead = _target_ahead(dst, k + LINKS_AHEAD, 0, rows)
-            if ahead >= 0:
-                _prefetch(indptr, ahead)
-            ahead = _target_ahead(dst, k + SLOTS_AHEAD, 0, rows)
-            if ahead >= 0:
-                _prefetch(indices, indptr[ahead])
-                _prefetch(data, indptr[ahead])
-            out[k] = _row_dot(indptr, indices, data, src[k], dst[k])
+    for k in prange(len(src)):
+        ahead = _target_ahead(dst, k + LINKS_AHEAD, 0, rows)
+        if ahead >= 0:
+            _prefetch(indptr, ahead)
+        ahead = _target_ahead(dst, k + SLOTS_AHEAD, 0, rows)
+        if ahead >= 0:
+            _prefetch(indices, indptr[ahead])
+            _prefetch(data, indptr[ahead])
+        out[k] = _row_dot(indptr, indices, data, src[k], dst[k])
 
 
 @njit(inline="always")
@@ -1355,11 +1350,8 @@ def hash_codes(table: HashTable, hashes: np.ndarray, missing: np.ndarray | None 
     out = np.empty(len(hashes), np.int32)
     with LOCK:  # parallel kernel
         _table_find(table.keys, table.codes, np.uint64(table.shift), np.asarray(hashes, np.uint64),
-                    np.zeros(0, np.bool_) if missing is None else np.asarray(missing, np.bool_), out, _FIND_BLOCK)
+                    np.zeros(0, np.bool_) if missing is None else np.asarray(missing, np.bool_), out)
     return out
-
-
-_FIND_BLOCK = 1 << 16  # hashes a thread takes at a time
 
 
 @njit(cache=True, nogil=True)
@@ -1375,26 +1367,25 @@ def _table_fill(keys, codes, shift, new_keys, new_codes):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _table_find(keys, codes, shift, hashes, missing, out, block):  # pragma: no cover
+def _table_find(keys, codes, shift, hashes, missing, out):  # pragma: no cover
     mask = np.uint64(len(keys) - 1)
     m = len(hashes)
     skip = len(missing) > 0
-    for b in prange((m + block - 1) // block):
-        for k in range(b * block, min(b * block + block, m)):
-            if k + LINKS_AHEAD < m:
-                ahead = (hashes[k + LINKS_AHEAD] * _FIBONACCI) >> shift
-                _prefetch(keys, ahead)
-                _prefetch(codes, ahead)
-            out[k] = -1
-            if skip and missing[k]:
-                continue
-            key = hashes[k]
-            i = (key * _FIBONACCI) >> shift
-            while codes[i] != -1:
-                if keys[i] == key:
-                    out[k] = codes[i]
-                    break
-                i = (i + np.uint64(1)) & mask
+    for k in prange(m):
+        if k + LINKS_AHEAD < m:
+            ahead = (hashes[k + LINKS_AHEAD] * _FIBONACCI) >> shift
+            _prefetch(keys, ahead)
+            _prefetch(codes, ahead)
+        out[k] = -1
+        if skip and missing[k]:
+            continue
+        key = hashes[k]
+        i = (key * _FIBONACCI) >> shift
+        while codes[i] != -1:
+            if keys[i] == key:
+                out[k] = codes[i]
+                break
+            i = (i + np.uint64(1)) & mask
 
 
 def smoke_test() -> None:

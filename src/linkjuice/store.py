@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import duckdb
@@ -61,13 +60,6 @@ _AUDIT_MEMORY_PER_PAGE = 600
 _RELEASE_MEMORY = "64MB"
 # DuckDB's buffer of a streamed query's result (Store.__init__).
 _STREAM_BUFFER = "128MB"
-
-
-def _compiled_kernels(rows: int) -> ModuleType | None:
-    """The numba kernels when installed and worth it for `rows` (score's rule)."""
-    from .score import _compiled_kernels as kernels  # numba is optional: loaded when first needed
-
-    return kernels(rows)
 
 
 def audit_memory(pages: int) -> str:
@@ -1492,6 +1484,8 @@ class Store:
                    "found_in": np.empty(rows, np.int8)}
             order_missing = np.zeros(rows, bool)
             lo = 0
+            from .score import _compiled_kernels  # numba is optional: the same rule as the rank kernels
+
             kernels = _compiled_kernels(rows) if targets_by_hash and anchors_by_hash else None
             if kernels is not None:
                 # The hashes are looked up here instead of joined: DuckDB's join of each link's

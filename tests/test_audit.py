@@ -496,10 +496,14 @@ def test_store_scored_by_an_older_version_asks_for_a_rescore(site, tmp_path: Pat
     assert "score" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: pytest.MonkeyPatch,
+                                                             numba: str) -> None:
     """collect_flows sums a big site's flows a batch at a time: its sums equal pandas' over the
     whole link_flows view, and the audit is the same when every batch holds a few pairs (a page's
-    pairs then straddle batches)."""
+    pairs then straddle batches). With numba (the kernels sum each batch) and without (NumPy
+    sums chunks)."""
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
     import linkjuice.audit as audit_module
     import linkjuice.store as store_module
     from linkjuice.audit import collect_flows
@@ -553,9 +557,12 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
     assert chunked.juice_flow["category"].tolist() == whole.juice_flow["category"].tolist()
 
 
-def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monkeypatch: pytest.MonkeyPatch,
+                                                                             numba: str) -> None:
     """Page 0 reaches page 1 directly and through the redirect page 2, in two batches: page 1 has
     one followed inlink, not two; sums by page and by (reason, position, state) are hand-counted."""
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
     import pandas as pd
     import pyarrow as pa
 
@@ -596,6 +603,34 @@ def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monk
     assert flows["src"].tolist() == [0, 0, 0, 1] and flows["dst"].tolist() == [1, 2, -1, 3]
     assert flows["target_url"].astype(object).tolist()[2] == "https://s.example/new"
     assert flows["juice_per_link"].tolist() == [0.25, 0.25, 0.0625, 0.3]
+
+
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_followed_inlinks_count_each_source_once_through_redirects(monkeypatch: pytest.MonkeyPatch,
+                                                                   numba: str) -> None:
+    """Page 1 is reached from page 0 through the redirect 2 first and then directly, and from page
+    3 through two redirects (2 and 4) only: two sources, so two followed inlinks. A nofollow pair
+    and a self-resolving pair (5 -> redirect -> 5) count none."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from linkjuice.audit import collect_flows
+    from linkjuice.pipeline import REASONS
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    passed, nofollow = REASONS.index("passed"), REASONS.index("nofollow")
+    pages = pd.DataFrame({"indexability": ["indexable", "indexable", "redirect", "indexable", "redirect", "indexable"]})
+    src, dst, resolved = [0, 0, 3, 3, 4, 5], [2, 1, 2, 4, 1, 2], [1, 1, 1, 1, 1, 5]
+    reason = [passed, passed, passed, passed, nofollow, passed]
+    batches = [pa.RecordBatch.from_pydict({
+        "src": pa.array(src[lo:lo + 2], pa.int32()), "dst": pa.array(dst[lo:lo + 2], pa.int32()),
+        "resolved": pa.array(resolved[lo:lo + 2], pa.int32()), "target_url": pa.array([None, None], pa.string()),
+        "position": pa.array([0, 0], pa.int8()), "nofollow": [r == nofollow for r in reason[lo:lo + 2]],
+        "is_internal": [True, True], "reason": pa.array(reason[lo:lo + 2], pa.int8()),
+        "juice": pa.array([0.1, 0.1], pa.float64()), "n_links": pa.array([1, 1], pa.int32())})
+        for lo in range(0, 6, 2)]
+    _, totals = collect_flows(pages, ["content"], iter(batches), reasons=REASONS)
+    assert totals.followed_inlinks.tolist() == [0, 2, 0, 0, 0, 0]
 
 
 def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:

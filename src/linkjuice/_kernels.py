@@ -57,7 +57,8 @@ from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
-           "step_pattern", "step_weighted", "pair_dots", "HashTable", "hash_table", "hash_codes", "smoke_test"]
+           "step_pattern", "step_weighted", "pair_dots", "flow_sums", "HashTable", "hash_table", "hash_codes",
+           "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1322,6 +1323,51 @@ def _row_dot(indptr, indices, data, a, b):  # pragma: no cover
     return total
 
 
+# -- the audit's sums over the model's flows -----------------------------------------------------
+@njit(cache=True, nogil=True)
+def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after, n_pos, n_states,
+              passed, nofollow_code, account_juice, account_flows, followed_out, targets, inflow,
+              inlinks):  # pragma: no cover
+    """linkjuice.audit.collect_flows' sums over a batch of link pairs, added in place, in one pass
+    (NumPy made a temporary array of the batch per mask and per sum: at 3M pages their first
+    touches were most of that function's time). Per pair: its account cell (the state it arrives
+    at x position x reason), a page's internal targets and followed ones, the juice a page
+    receives (nofollow pairs left out) and, for a passing pair that arrives at its own target,
+    that page's followed inlink. Returns the rows of the passing pairs that arrive at another
+    page (through a redirect or a canonical): the caller counts those once per source."""
+    n = len(followed_out)
+    elsewhere = np.empty(len(src), np.int64)
+    count = 0
+    for k in range(len(src)):
+        ahead = _target_ahead(dst, k + LINKS_AHEAD, 0, n)
+        if ahead >= 0:
+            _prefetch(inflow, ahead)
+            _prefetch(inlinks, ahead)
+            _prefetch(state_after, ahead)
+        s = np.int64(src[k])
+        d = np.int64(dst[k])
+        r = np.int64(reason[k])
+        to_page = d >= 0 and d < n
+        cell = state_after[d if to_page else n] + ((r + 1) * n_pos + np.int64(position[k]) + 1) * n_states
+        account_juice[cell] += juice[k]
+        account_flows[cell] += 1
+        in_pages = s >= 0 and s < n
+        if in_pages and internal[k]:
+            targets[s] += 1
+            if not nofollow[k]:
+                followed_out[s] += 1
+        if to_page and r != nofollow_code:
+            inflow[d] += juice[k]
+        res = np.int64(resolved[k])
+        if r == passed and res >= 0 and res < n and s != res and in_pages:
+            if res == d:
+                inlinks[d] += 1
+            else:
+                elsewhere[count] = k
+                count += 1
+    return elsewhere[:count]
+
+
 # -- 64-bit hash to code: the audit's links meet their pages, targets and anchors --------------
 class HashTable(NamedTuple):
     """An open-addressing table (linear probing) of distinct 64-bit keys to int32 codes."""
@@ -1406,3 +1452,6 @@ def smoke_test() -> None:
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))
+    flow_sums(src, dst, dst, np.zeros(3, np.int8), np.zeros(3, np.int8), np.ones(3), np.ones(3, bool),
+              np.zeros(3, bool), np.zeros(4, np.int32), 2, 2, 0, 1, np.zeros(8), np.zeros(8, np.int64),
+              np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3), np.zeros(3, np.int64))

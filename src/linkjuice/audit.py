@@ -14,8 +14,9 @@ every formula. This module never touches the store, the crawler or the network.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -202,6 +203,22 @@ def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterable[pa.Table]:
         yield pa.Table.from_batches(held)
 
 
+def _flow_kernels(batches: Iterator[pa.RecordBatch]) -> tuple[Iterator[pa.RecordBatch], Any]:
+    """The batches (the same ones) and the numba kernels when installed and the flows hold
+    enough pairs for them (score._compiled_kernels' rule), else None: the first batches are
+    read until that many pairs have come or the flows end."""
+    from .score import _COMPILED_MIN_LINKS, _compiled_kernels  # numba is optional
+
+    ahead: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        ahead.append(batch)
+        rows += batch.num_rows
+        if rows >= _COMPILED_MIN_LINKS:
+            break
+    return itertools.chain(ahead, batches), _compiled_kernels(rows)
+
+
 def _add_counts(total: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None) -> None:
     """total[i] += the number (or the sum of `weights`) of the `ids` equal to i, over their range only."""
     if len(ids):
@@ -215,7 +232,14 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     counts over every pair into FlowTotals, and keep of each pair only what links are matched
     to and read (src, dst, resolved, target_url, reason, juice_per_link), for the pairs a link
     can meet: those to a stored page or to an internal URL. A big site's hundreds of millions
-    of pairs are never held with all their columns."""
+    of pairs are never held with all their columns.
+
+    With the numba kernels (a site of at least score._COMPILED_MIN_LINKS pairs), each batch is
+    summed in one pass in place (_kernels.flow_sums); otherwise with NumPy, in chunks of
+    _FLOW_CHUNK pairs. Both count a page's followed inlinks the same way: the passing pairs that
+    arrive at their own target (one per source: link_pairs has one row per source and target),
+    plus the distinct (source, page) of the pairs that arrive elsewhere (through a redirect or
+    a canonical) that no direct pair already counts."""
     n = len(pages)
     state_code, state_names = pd.factorize(pd.Series(page_states(pages), dtype=object))
     state_after = np.append(state_code + 1, 0).astype(np.int32)  # index n: not a stored page
@@ -225,33 +249,49 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     followed_out = np.zeros(n, np.int64)
     targets = np.zeros(n, np.int64)
     inflow = np.zeros(n)
-    passing: list[np.ndarray] = []
+    inlinks = np.zeros(n, np.int64)
+    elsewhere: list[np.ndarray] = []  # keys src * n + resolved of the passing pairs resolved away from dst
     kept: dict[str, list[Any]] = {k: [] for k in ("src", "dst", "resolved", "named_at", "target_url", "reason",
                                                   "juice_per_link")}
     passed, nofollow_code = list(reasons).index("passed"), list(reasons).index("nofollow")
-    for chunk in _chunks(batches, _FLOW_CHUNK):
+    batches, kernels = _flow_kernels(iter(batches))
+    # The kernels sum each batch as DuckDB hands it over; NumPy's sums by page id cost a pass over
+    # every page per call, so it sums chunks of many batches. (A batch's columns are views of its
+    # Arrow buffers; a chunk's are copies.)
+    for chunk in (batches if kernels is not None else _chunks(batches, _FLOW_CHUNK)):
         col = {name: chunk.column(name) for name in chunk.schema.names}
         src = col["src"].to_numpy()  # int32, as DuckDB hands them over
         dst = col["dst"].to_numpy()
         resolved = col["resolved"].fill_null(-1).to_numpy()
-        reason = col["reason"].to_numpy().astype(np.int32)
+        reason = col["reason"].to_numpy()
         juice = col["juice"].to_numpy()
         internal = col["is_internal"].to_numpy(zero_copy_only=False)
         nofollow = col["nofollow"].to_numpy(zero_copy_only=False)
-        to_page = (dst >= 0) & (dst < n)
-        # The state a pair arrives at (+1; 0: not a stored page), the account's cell of each pair.
-        cell = state_after[np.where(to_page, dst, n)]
-        cell += ((reason + 1) * n_pos + col["position"].to_numpy().astype(np.int32) + 1) * n_states
-        account_juice_ += np.bincount(cell, weights=juice, minlength=len(account_juice_))
-        account_flows += np.bincount(cell, minlength=len(account_flows))
-        in_pages = (src >= 0) & (src < n)
-        _add_counts(followed_out, src[in_pages & internal & ~nofollow])
-        _add_counts(targets, src[in_pages & internal])
-        counted = to_page & (reason != nofollow_code)
-        _add_counts(inflow, dst[counted], juice[counted])
-        ok = (reason == passed) & (resolved >= 0) & (resolved < n) & (src != resolved) & in_pages
-        # (link_pairs is stored in (src, dst) order, and a pair's resolved page is mostly its dst)
-        passing.append(_distinct(src[ok].astype(np.int64) * max(n, 1) + resolved[ok], runs=True))
+        position = col["position"].to_numpy()
+        if kernels is not None:
+            rows = kernels.flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after,
+                                     n_pos, n_states, passed, nofollow_code, account_juice_, account_flows,
+                                     followed_out, targets, inflow, inlinks)
+            to_page = (dst >= 0) & (dst < n)
+        else:
+            reason = reason.astype(np.int32)
+            to_page = (dst >= 0) & (dst < n)
+            # The state a pair arrives at (+1; 0: not a stored page), the account's cell of each pair.
+            cell = state_after[np.where(to_page, dst, n)]
+            cell += ((reason + 1) * n_pos + position.astype(np.int32) + 1) * n_states
+            account_juice_ += np.bincount(cell, weights=juice, minlength=len(account_juice_))
+            account_flows += np.bincount(cell, minlength=len(account_flows))
+            del cell
+            in_pages = (src >= 0) & (src < n)
+            _add_counts(followed_out, src[in_pages & internal & ~nofollow])
+            _add_counts(targets, src[in_pages & internal])
+            counted = to_page & (reason != nofollow_code)
+            _add_counts(inflow, dst[counted], juice[counted])
+            ok = (reason == passed) & (resolved >= 0) & (resolved < n) & (src != resolved) & in_pages
+            _add_counts(inlinks, dst[ok & (resolved == dst)])
+            rows = np.flatnonzero(ok & (resolved != dst))
+        if len(rows):
+            elsewhere.append(src[rows].astype(np.int64) * max(n, 1) + resolved[rows])
         # The pairs links can meet: to a stored page, or to an internal URL named by target_url.
         named = pc.is_valid(col["target_url"]).to_numpy(zero_copy_only=False)
         keep = np.flatnonzero(to_page | named)
@@ -262,10 +302,7 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         kept["dst"].append(dst[keep].astype(np.int32, copy=False))
         kept["resolved"].append(resolved[keep].astype(np.int32, copy=False))
         kept["reason"].append(reason[keep].astype(np.int8))
-        kept["juice_per_link"].append(juice[keep] / np.maximum(col["n_links"].to_numpy().astype(np.float64)[keep], 1.0))
-    inlinks = (np.bincount(_distinct(np.concatenate(passing), runs=True) % max(n, 1), minlength=n)[:n] if passing
-               else np.zeros(n, np.int64))
-    del passing
+        kept["juice_per_link"].append(juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
     cells = np.flatnonzero(account_flows)
     names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
     account = pd.DataFrame({
@@ -274,8 +311,6 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         "arrives": names_of(list(state_names), cells % n_states),
         "juice": account_juice_[cells], "flows": account_flows[cells],
     })
-    totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
-                        internal_targets=targets, inflow=inflow)
     # The few named targets as a categorical (pandas keeps its codes in the smallest integers).
     named_at = np.concatenate(kept.pop("named_at")) if kept["src"] else np.zeros(0, np.int64)
     names = pd.Series(pa.chunked_array(kept.pop("target_url"), pa.string()).to_pandas(), dtype=object)
@@ -285,6 +320,11 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     joined = {k: (np.concatenate(kept.pop(k)) if kept[k] else np.zeros(0, dtype))
               for k, dtype in (("src", np.int32), ("dst", np.int32), ("resolved", np.int32), ("reason", np.int8),
                                ("juice_per_link", np.float64))}
+    if elsewhere:
+        _count_elsewhere(inlinks, _distinct(np.concatenate(elsewhere)), joined, passed)
+    del elsewhere
+    totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
+                        internal_targets=targets, inflow=inflow)
     codes = np.full(len(joined["src"]), -1, np.int8 if len(name_values) < 127 else np.int32)
     codes[named_at] = name_code
     target_url = pd.Categorical.from_codes(codes, categories=pd.Index(name_values, dtype=object))
@@ -295,6 +335,23 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         "juice_per_link": joined["juice_per_link"],
     })
     return flows, totals
+
+
+def _count_elsewhere(inlinks: np.ndarray, keys: np.ndarray, kept: Mapping[str, np.ndarray], passed: int) -> None:
+    """Add to inlinks (per page) the (source, page) `keys` (distinct, source x n + page) of the
+    passing pairs that arrive at another page than their target, except those where a passing
+    pair from that source arrives at its own target, that page: collect_flows counted it."""
+    n = len(inlinks)
+    src, dst = kept["src"], kept["dst"]
+    concerned = np.zeros(n, bool)
+    concerned[keys // n] = True
+    rows = np.flatnonzero(concerned[src])  # the kept pairs of the sources with such keys
+    rows = rows[(kept["reason"][rows] == passed) & (dst[rows] >= 0) & (kept["resolved"][rows] == dst[rows])
+                & (src[rows] != dst[rows])]
+    direct = _distinct(src[rows].astype(np.int64) * n + dst[rows], runs=True)  # (in link_pairs' order: sorted)
+    at = np.minimum(np.searchsorted(direct, keys), max(len(direct) - 1, 0))
+    new = keys[direct[at] != keys] if len(direct) else keys
+    inlinks += np.bincount(new % n, minlength=n)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

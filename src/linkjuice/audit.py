@@ -496,6 +496,18 @@ def release_heap() -> None:
         pass
 
 
+def _decoded(values: pd.Series) -> pd.Series:
+    """A categorical column as its texts (in the categories' dtype). Arrow-backed categories are
+    taken with Arrow: pandas' astype converts every category first (a site's millions of distinct
+    anchors for each finding's few links: 1.2 s for 4M links, Arrow's take 0.14 s)."""
+    categories = values.cat.categories
+    if not isinstance(categories.array, pd.arrays.ArrowStringArray):
+        return values.astype(categories.dtype)
+    codes = values.cat.codes.to_numpy()
+    taken = pa.array(categories.array).take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.array(taken, dtype=categories.dtype), index=values.index, name=values.name)
+
+
 def _distinct(values: np.ndarray, *, runs: bool = False) -> np.ndarray:
     """The distinct values, sorted (a sort and a comparison; faster than np.unique's hashing on
     tens of millions of integers). runs: the values come mostly in long sorted runs, which
@@ -612,7 +624,7 @@ class _Context:
             out[name] = np.asarray(values)[order]
         for col in ("anchor", "position", "found_in"):
             if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
-                out[col] = out[col].astype(out[col].cat.categories.dtype)
+                out[col] = _decoded(out[col])
         code = self.target_code[idx]
         if not url_codes:
             out["source_url"] = self.target_urls[out["src"].to_numpy()].array
@@ -1477,11 +1489,13 @@ def _anchors(ctx: _Context) -> list[_Part]:
     weak = np.bincount(target_code[weak_anchor], minlength=len(target_urls))
     hit = (total >= max(t.min_generic_links, 1)) & (weak >= t.generic_share * total) & (weak > 0)
     chosen = weak_anchor & hit[target_code]
-    links_to = dict(zip(target_urls[hit], total[hit].tolist()))
 
-    def describe_mostly(r: Any) -> tuple[str, str]:
-        return (f"{r.item_count} of the {links_to[r.url]} internal links to {r.url} use generic or empty anchors: "
-                "search engines learn little about what the page is about from its links.",
+    @_whole_frame
+    def describe_mostly(f: pd.DataFrame) -> tuple[Any, Any]:
+        return (_join(pa.array(f["item_count"].to_numpy(np.int64)), " of the ",
+                      pa.array(total[f["target_code"].to_numpy()]), " internal links to ", f["url"].astype(str),
+                      " use generic or empty anchors: search engines learn little about what the page is about "
+                      "from its links."),
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
     mostly = ctx.items(chosen, url_codes=True, empty=empty[chosen])
     parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly, urls=ctx.target_urls,

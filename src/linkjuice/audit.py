@@ -1741,7 +1741,8 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
             fix_code[lo + rows] = _fix_codes(fix, len(rows), fix_index)
         at = np.empty(hi - lo, np.int64)
         at[by_part] = np.arange(hi - lo)  # the slice's row k is at[k] among the pieces, one part after another
-        chunks.append(pa.concat_arrays(pieces).take(pa.array(at)))
+        # (taken from the chunks, not from one array of them: a copy of every text less)
+        chunks.append(pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks())
         del pieces
     findings["explanation"] = pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
     del chunks

@@ -520,6 +520,13 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
         model = stored_model_config(store)
         formed = collect_flows(pages, *store.audit_link_flows(REASONS, weights=_pair_weight_settings(model),
                                                               damping=model.damping), reasons=REASONS)
+        # Told the number of pairs, the kept columns are filled in place; told too few, the rest
+        # is gathered as batches: the same frame either way.
+        for pairs in (len(view), 2):
+            told = collect_flows(pages, *store.audit_link_flows(REASONS, weights=_pair_weight_settings(model),
+                                                                damping=model.damping), reasons=REASONS, pairs=pairs)
+            assert told[0].equals(formed[0]), pairs
+            assert np.array_equal(told[1].followed_inlinks, formed[1].followed_inlinks)
     # The same pairs and numbers (link_pairs' order may differ from the view's; sums to rounding).
     key = ["src", "dst", "resolved", "juice_per_link"]
     assert formed[0][key].sort_values(key, ignore_index=True).equals(flows[key].sort_values(key, ignore_index=True))

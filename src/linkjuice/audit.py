@@ -528,6 +528,15 @@ def release_heap() -> None:
         pass
 
 
+def _codes_in(values: pd.Series, names: Sequence[str]) -> np.ndarray:
+    """Whether each value is one of `names`; for a categorical (a column of every link), by its
+    codes: pandas' isin took 0.75 s for 59M links' positions, a lookup of their codes 0.1 s."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.isin(names).to_numpy(bool)
+    wanted = np.append(np.isin(np.asarray(values.cat.categories, dtype=object), list(names)), False)
+    return wanted[values.cat.codes.to_numpy()]  # code -1 (missing) reads the last entry: False
+
+
 def _decoded(values: pd.Series) -> pd.Series:
     """A categorical column as its texts (in the categories' dtype). Arrow-backed categories are
     taken with Arrow: pandas' astype converts every category first (a site's millions of distinct
@@ -1457,7 +1466,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
     # A target is its resolved page or, when none, its URL's key; both as integers.
     n = len(ctx.pages)
-    editorial = links["position"].isin(_EDITORIAL_POSITIONS).to_numpy(bool) & ~empty
+    editorial = _codes_in(links["position"], _EDITORIAL_POSITIONS) & ~empty
     editorial &= ~generic
     encoded = normalized.dictionary_encode()
     norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)

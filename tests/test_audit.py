@@ -680,6 +680,10 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     with Store(db, read_only=True) as store:
         hashed = store.audit_links()
         by_text = store.audit_links(by_hash=False)
+        assert store.link_pairs_state() is not None  # the unstored targets were named by link_pairs
+        with monkeypatch.context() as patch:  # without link_pairs: they are grouped from the links
+            patch.setattr(Store, "link_pairs_state", lambda self: None)
+            grouped = store.audit_links()
         links = store.con.execute("SELECT * FROM links WHERE is_internal AND source_url <> target_url").df()
         ids = store.con.execute("SELECT url, page_id FROM pages").df().set_index("url")["page_id"]
     reference = pd.DataFrame({
@@ -704,6 +708,7 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
 
     assert rows(hashed) == rows(reference)
     assert rows(by_text) == rows(reference)
+    assert rows(grouped) == rows(reference)
     assert list(hashed["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())
 
 

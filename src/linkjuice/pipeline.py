@@ -726,9 +726,11 @@ def _audit_inputs(store: Store) -> AuditInputs:
         # store all of its weight settings is read through the link_flows view.
         formed = ({"weights": _pair_weight_settings(stored_model_config(store)), "damping": float(model["damping"])}
                   if _WEIGHT_SETTINGS <= model.keys() else {})
-        # (the number of pairs: collect_flows fills its columns in place)
-        pairs = int(store.con.execute("SELECT count(*) FROM link_pairs").fetchall()[0][0]) if formed else None  # type: ignore[index]
-        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS, pairs=pairs)
+        # The number of pairs, read first (the flows' reader holds the connection): collect_flows
+        # fills its columns in place.
+        pairs = store.pair_count() if formed else None
+        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS,
+                                      pairs=pairs)
         store.release_memory()
         release_heap()
         links = store.audit_links()

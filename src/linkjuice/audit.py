@@ -723,11 +723,11 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         unstored = np.flatnonzero(target_code < 0)
         target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
     # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
+    # (dst -1, not a stored page, writes the extra last entry: no masked copies of every pair)
+    page_resolved = np.full(n + 1, -1, np.int32)
+    page_resolved[flows["dst"].to_numpy()] = flows["resolved"].to_numpy()
+    page_resolved = page_resolved[:n]
     flow_code = flows["dst"].to_numpy().astype(target_code.dtype)  # a copy: the named ones are changed
-    page_resolved = np.full(n, -1, np.int32)
-    to_page = flow_code >= 0
-    page_resolved[flow_code[to_page]] = flows["resolved"].to_numpy()[to_page]
-    del to_page
     if len(by_url) and "target_url" in flows:
         named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_code < 0))
         at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))

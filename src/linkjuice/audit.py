@@ -209,14 +209,9 @@ def _flow_kernels(batches: Iterator[pa.RecordBatch]) -> tuple[Iterator[pa.Record
     read until that many pairs have come or the flows end."""
     from .score import _COMPILED_MIN_LINKS, _compiled_kernels  # numba is optional
 
-    ahead: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in batches:
-        ahead.append(batch)
-        rows += batch.num_rows
-        if rows >= _COMPILED_MIN_LINKS:
-            break
-    return itertools.chain(ahead, batches), _compiled_kernels(rows)
+    head = next(_chunks(batches, _COMPILED_MIN_LINKS), None)  # (the rest of `batches` is not read)
+    ahead = head.to_batches() if head is not None else []
+    return itertools.chain(ahead, batches), _compiled_kernels(head.num_rows if head is not None else 0)
 
 
 def _add_counts(total: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None) -> None:

@@ -577,7 +577,7 @@ class _Context:
     juice: np.ndarray
     ranked: np.ndarray
     state: np.ndarray
-    state_codes: tuple[np.ndarray, pd.Index]  # pd.factorize(state)
+    state_category: pd.Series  # state as a categorical: checked by its codes (in_states)
     reference: float  # median juice of the indexable pages
     median_score: float
     # The URLs links point at: the page URLs (code = page id), then the sorted internal URLs that
@@ -594,8 +594,7 @@ class _Context:
     def in_states(self, names: tuple[str, ...]) -> np.ndarray:
         """Per page id, whether the page is in one of the states `names` (by the states' codes:
         10M pages' state texts hashed for each check took seconds)."""
-        codes, values = self.state_codes
-        return np.isin(np.asarray(values, dtype=object), names)[codes] if len(codes) else np.zeros(0, bool)
+        return _codes_in(self.state_category, names)
 
     def links_to(self, page_class: np.ndarray) -> dict[int, np.ndarray]:
         """The positions of the links to the pages of each class: `page_class` gives each page id
@@ -749,7 +748,8 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     return _Context(
         pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
         complete=inputs.crawl_complete,
-        start_url=inputs.start_url, juice=juice, ranked=ranked, state=state, state_codes=pd.factorize(state),
+        start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
+        state_category=pd.Series(pd.Categorical(state)),
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
         target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,
@@ -878,13 +878,14 @@ def _link_part(
     # millions of items). The juice is summed by pandas, whose group sums are compensated.
     first = np.flatnonzero(np.diff(np.maximum.accumulate(url_code), prepend=-1) > 0)
     src = items["src"].to_numpy().astype(np.int64)
-    pairs = _distinct(url_code * (int(src.max()) + 1) + src)
+    width = int(src.max()) + 1
+    pairs = _distinct(url_code * width + src)
     agg = pd.DataFrame({
         "url": target.iloc[first].array if urls is None else urls.array.take(target.to_numpy()[first]),
         "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
         "item_count": np.bincount(url_code, minlength=len(first)),
         "juice_at_stake": pd.Series(juice).groupby(url_code, sort=True).sum().to_numpy(),
-        "sources": np.bincount(pairs // (int(src.max()) + 1), minlength=len(first)),
+        "sources": np.bincount(pairs // width, minlength=len(first)),
     })
     del src, pairs
     if url is None:

@@ -74,15 +74,16 @@ def snapshot(stores: Path, out: Path) -> None:
                 copy = Path(tmp) / db.name
                 shutil.copyfile(db, copy)
                 result = run_audit(copy, thresholds)
+                findings, items = result.findings, result.items  # read from the copy while it exists
             base = out / f"{db.stem}.{name}"
-            result.findings.to_parquet(f"{base}.findings.parquet")
-            result.items.to_parquet(f"{base}.items.parquet")
+            findings.to_parquet(f"{base}.findings.parquet")
+            items.to_parquet(f"{base}.items.parquet")
             result.juice_flow.to_parquet(f"{base}.flow.parquet")
             summary = {k: v for k, v in result.summary.items() if k != "audited_at"}
             summary["dtypes"] = {name: {c: str(t) for c, t in frame.dtypes.items()} for name, frame in
-                                 (("findings", result.findings), ("items", result.items), ("flow", result.juice_flow))}
+                                 (("findings", findings), ("items", items), ("flow", result.juice_flow))}
             Path(f"{base}.summary.json").write_text(json.dumps(summary, sort_keys=True, default=str))
-            print(f"{base.name}: {len(result.findings)} findings, {len(result.items)} items", flush=True)
+            print(f"{base.name}: {len(findings)} findings, {len(items)} items", flush=True)
 
 
 def _same_frame(name: str, old: pd.DataFrame, new: pd.DataFrame) -> list[str]:

@@ -752,3 +752,55 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
         assert sorted(multi.index) == ["Alpha", "Beta"]
         assert "points at 2 different pages" in multi.at["Alpha", "explanation"]
         assert "points at 3 different pages" in multi.at["Beta", "explanation"]
+
+
+def _same_values(a, b) -> None:
+    """Two frames hold the same rows and values (dtypes aside: one may come back from the store)."""
+    import pandas as pd
+
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in a.columns:
+        if pd.api.types.is_float_dtype(a[col]):
+            assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(np.float64), rel=1e-12, abs=1e-15), col
+        else:
+            x = [None if pd.isna(v) else str(v) for v in a[col].astype(object)]
+            y = [None if pd.isna(v) else str(v) for v in b[col].astype(object)]
+            assert x == y, col
+
+
+@pytest.mark.parametrize("slice_rows", [None, 3])
+def test_streamed_audit_writes_what_audit_site_returns(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       slice_rows: int | None) -> None:
+    """run_audit writes the findings and items a slice at a time and reads them back when asked:
+    the same rows, ids, texts and fixes as audit_site's frames, in slices of 3 rows (fix texts
+    met across slices, a part's items split) as in one; head() and by_code() without loading
+    the rest; the fail-on gate counted from by_code."""
+    import shutil
+
+    import linkjuice.audit as audit_module
+    from linkjuice.audit import audit_site, summarize
+    from linkjuice.pipeline import _audit_inputs, audit_store
+
+    _, db = site
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(db, copy)
+    with Store(copy, read_only=True) as store:
+        eager = audit_site(_audit_inputs(store), THRESHOLDS)
+    if slice_rows:
+        monkeypatch.setattr(audit_module, "_TEXT_SLICE", slice_rows)
+        monkeypatch.setattr(audit_module, "_ITEM_SLICE", slice_rows)
+    with Store(copy) as store:
+        stored = audit_store(store, THRESHOLDS)
+        top, top_items = stored.head(4)  # read through the open store
+        assert stored._findings is None  # head() loaded nothing else
+    assert stored.summary["findings"] == len(eager.findings) > 20
+    _same_values(eager.findings.head(4), top)
+    _same_values(eager.items[eager.items["finding_id"] <= 4].reset_index(drop=True), top_items)
+    _same_values(eager.by_code(), stored.by_code())
+    _same_values(summarize(eager.findings), stored.by_code())
+    # Loaded after the store was closed: read from its file.
+    _same_values(eager.findings, stored.findings)
+    _same_values(eager.items, stored.items)
+    assert eager.items["finding_id"].is_monotonic_increasing and stored.findings["fix"].dtype == "category"
+    gate = parse_fail_on("broken-links,warnings")
+    assert gate.matches(stored.by_code())["findings"].sum() == len(gate.matches(eager.findings))

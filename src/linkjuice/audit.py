@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,11 @@ __all__ = [
     "AuditInputs",
     "Finding",
     "AuditResult",
+    "AuditStream",
+    "StoredAudit",
     "FailOn",
     "audit_site",
+    "stream_audit",
     "account_juice",
     "summarize",
     "parse_fail_on",
@@ -419,12 +422,56 @@ class Finding:
     fix: str
 
 
-@dataclass(frozen=True, slots=True)
+class StoredAudit(Protocol):
+    """Where a result written to a store reads its findings back (pipeline.run_audit)."""
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every finding (in priority order) and every item."""
+
+    def head(self, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The first n findings and their items."""
+
+
 class AuditResult:
-    findings: pd.DataFrame  # FINDING_COLUMNS, in priority order
-    items: pd.DataFrame  # ITEM_COLUMNS
-    juice_flow: pd.DataFrame  # dimension (destination | position), category, juice, share
-    summary: dict[str, Any]  # totals, concentration, crawl completeness, thresholds
+    """What an audit found: `findings` (FINDING_COLUMNS, in priority order), their `items`
+    (ITEM_COLUMNS), `juice_flow` (dimension: destination | position, category, juice, share) and
+    the `summary` (totals, concentration, crawl completeness, thresholds).
+
+    A result written to a store (pipeline.run_audit) reads its findings and items back from the
+    store when they are first asked for: a big site has tens of millions, which the summary, the
+    counts per code and the first findings (head) do not need."""
+
+    __slots__ = ("_findings", "_items", "juice_flow", "summary", "_stored", "_by_code")
+
+    def __init__(self, findings: pd.DataFrame | None, items: pd.DataFrame | None, juice_flow: pd.DataFrame,
+                 summary: dict[str, Any], *, stored: StoredAudit | None = None,
+                 by_code: pd.DataFrame | None = None) -> None:
+        if (findings is None or items is None) and stored is None:
+            raise ValueError("an AuditResult needs its findings and items, or the store that holds them")
+        self._findings, self._items, self._stored, self._by_code = findings, items, stored, by_code
+        self.juice_flow, self.summary = juice_flow, summary
+
+    def _load(self) -> None:
+        if self._findings is None or self._items is None:
+            assert self._stored is not None
+            self._findings, self._items = self._stored.frames()
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        self._load()
+        return self._findings  # type: ignore[return-value]
+
+    @property
+    def items(self) -> pd.DataFrame:
+        self._load()
+        return self._items  # type: ignore[return-value]
+
+    def head(self, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The first n findings (the highest priority) and their items, without loading the rest."""
+        if self._findings is None and self._stored is not None:
+            return self._stored.head(n)
+        findings = self.findings.head(n)
+        return findings, self.items[self.items["finding_id"].isin(findings["finding_id"])]
 
     def records(self) -> list[Finding]:
         return [Finding(**{**row, "severity": Severity(row["severity"]),
@@ -433,15 +480,19 @@ class AuditResult:
 
     def by_code(self) -> pd.DataFrame:
         """One row per finding code present: severity, findings, items, juice at stake; by priority."""
-        return summarize(self.findings)
+        return self._by_code.copy() if self._by_code is not None else summarize(self.findings)
 
 
 def summarize(findings: pd.DataFrame) -> pd.DataFrame:
     """Findings counted per code, ordered by severity, then juice at stake."""
     if findings.empty:
         return pd.DataFrame(columns=["code", "title", "severity", "findings", "items", "juice_at_stake"])
-    out = findings.groupby(["code", "severity"], as_index=False).agg(
-        findings=("finding_id", "size"), items=("item_count", "sum"), juice_at_stake=("juice_at_stake", "sum"))
+    return _by_priority(findings.groupby(["code", "severity"], as_index=False, observed=True).agg(
+        findings=("juice_at_stake", "size"), items=("item_count", "sum"), juice_at_stake=("juice_at_stake", "sum")))
+
+
+def _by_priority(out: pd.DataFrame) -> pd.DataFrame:
+    """summarize's rows (code, severity, findings, items, juice_at_stake) with titles, by priority."""
     out["title"] = out["code"].map(lambda c: CODES[c].title)
     out["_rank"] = out["severity"].map(lambda s: _SEVERITY_RANK[Severity(s)])
     out = out.sort_values(["_rank", "juice_at_stake", "findings"], ascending=[True, False, False], ignore_index=True)
@@ -455,6 +506,7 @@ class FailOn:
     severities: frozenset[str]
 
     def matches(self, findings: pd.DataFrame) -> pd.DataFrame:
+        """The rows of `findings` (or of AuditResult.by_code()) whose code or severity is named."""
         mask = findings["code"].isin(self.codes) | findings["severity"].isin(self.severities)
         return findings[mask]
 
@@ -1664,6 +1716,68 @@ def account_juice(account: pd.DataFrame, page_juice: np.ndarray,
 # -- the audit ------------------------------------------------------------------------------------
 def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -> AuditResult:
     """Every finding of docs/audit.md, in priority order (severity, then juice at stake)."""
+    stream = stream_audit(inputs, thresholds)
+    findings, items = _assemble(stream._ordered)
+    return AuditResult(findings, items, stream.juice_flow, stream.summary, by_code=stream.by_code)
+
+
+@dataclass(slots=True)
+class _Ordered:
+    """The detectors' parts, with the final order of their findings."""
+
+    parts: list[_Part]
+    findings: pd.DataFrame  # every part's findings in the final order (_PART_FINDING, _part, _local), item counts set
+    offset: np.ndarray  # part i's findings are offset[i]:offset[i + 1] in `finding_id`
+    finding_id: np.ndarray  # of finding `local` of part i at offset[i] + local (1 = first in the final order)
+    fixes: dict[str, int]  # the fix texts met so far: text -> code (grown as the texts are written)
+
+
+@dataclass(slots=True)
+class AuditStream:
+    """An audit whose findings and items are handed over as Arrow tables, a slice at a time
+    (stream_audit): a big site's tens of millions of findings are written where they go without
+    all of them being held as one frame. The tables are made once, as they are read."""
+
+    juice_flow: pd.DataFrame
+    summary: dict[str, Any]
+    by_code: pd.DataFrame  # summarize() of the findings
+    _ordered: _Ordered | None
+
+    def finding_tables(self) -> Iterator[pa.Table]:
+        """The findings (FINDING_COLUMNS), a slice of the priority order at a time (within a
+        slice, grouped by detector)."""
+        o = self._ordered
+        if o is None:
+            return
+        for lo, hi, at, explanation, fix in _finding_texts(o, in_order=False):
+            rows = o.findings.iloc[lo + at]
+            fixes = pa.array(list(o.fixes), pa.string())
+            yield pa.table({
+                "finding_id": pa.array(lo + 1 + at.astype(np.int64)),
+                # Texts of a few values as dictionaries: a million fixes written out were 0.1 s a slice.
+                "code": pa.DictionaryArray.from_arrays(pa.array(rows["_order"].to_numpy()), _CODE_NAMES),
+                "severity": pa.DictionaryArray.from_arrays(pa.array(rows["_rank"].to_numpy()), _SEVERITY_NAMES),
+                **{c: pa.Array.from_pandas(rows[c]) for c in ("url", "anchor")},
+                "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
+                "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
+                "explanation": explanation,
+                "fix": pa.DictionaryArray.from_arrays(pa.array(fix, mask=fix < 0), fixes),
+            })
+        _texts_done(o.parts)
+
+    def item_tables(self) -> Iterator[pa.Table]:
+        """The items (ITEM_COLUMNS), a part's slice at a time, in no particular order (readers
+        order them by finding_id, source_url, link_order). Read after finding_tables."""
+        o, self._ordered = self._ordered, None
+        if o is None:
+            return
+        for frame in _item_frames(o):
+            yield pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -> AuditStream:
+    """audit_site's findings, handed over as an AuditStream. The inputs are consumed: the
+    detectors free what they have read."""
     t = thresholds or AuditThresholds()
     ctx = _context(inputs, t)
     release_heap()
@@ -1701,17 +1815,26 @@ def audit_site(inputs: AuditInputs, thresholds: AuditThresholds | None = None) -
     # Page findings read per-page values only: made once the links are freed (a big site has a
     # weak or deep-page finding for most of its pages).
     parts[page_parts_at:page_parts_at] = _page_findings(ctx, skip)
-    findings, items = _assemble(parts)
-    counts = findings["severity"].value_counts()
+    ordered = _order(parts)
+    if ordered is None:
+        by_code = summarize(pd.DataFrame(columns=_PART_FINDING))
+    else:  # by the codes' and severities' ranks (a text per finding is not made for this)
+        grouped = ordered.findings.groupby(["_order", "_rank"], as_index=False).agg(
+            findings=("juice_at_stake", "size"), items=("item_count", "sum"), juice_at_stake=("juice_at_stake", "sum"))
+        grouped.insert(0, "code", _CODE_NAMES.to_numpy(zero_copy_only=False)[grouped["_order"].to_numpy()])
+        grouped.insert(1, "severity", _SEVERITY_NAMES.to_numpy(zero_copy_only=False)[grouped["_rank"].to_numpy()])
+        # (in summarize's order before it is sorted by priority: by code and severity)
+        by_code = _by_priority(grouped.drop(columns=["_order", "_rank"]).sort_values(["code", "severity"],
+                                                                                      ignore_index=True))
     summary = {
         **stats,
         "crawl_complete": crawl_complete,
         **js_stats,
-        "findings": int(len(findings)),
-        **{f"{s}s": int(counts.get(str(s), 0)) for s in Severity},
+        "findings": int(by_code["findings"].sum()),
+        **{f"{s}s": int(by_code.loc[by_code["severity"] == str(s), "findings"].sum()) for s in Severity},
         "thresholds": asdict(t),
     }
-    return AuditResult(findings=findings, items=items, juice_flow=flow_table, summary=summary)
+    return AuditStream(flow_table, summary, by_code, ordered)
 
 
 def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
@@ -1742,15 +1865,14 @@ def _fix_codes(fix: pa.Array | str, n: int, index: dict[str, int]) -> np.ndarray
     return mapped[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
 
-# Findings whose texts _assemble writes at a time.
+# Findings whose texts are written at a time.
 _TEXT_SLICE = 1 << 20
 
 
-def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The parts' findings and items in their final order, with ids and texts. Consumes the
-    parts (the list is emptied, each part's frames dropped as they are copied): a big site's
-    findings would otherwise be held twice."""
-    # The parts' findings in one frame; each part's own frame is dropped once copied.
+def _order(parts: list[_Part]) -> _Ordered | None:
+    """The parts' findings in one frame (each part's own frame is dropped once copied), their
+    item counts and their final order: severity, then juice at stake, then code, then URL. None
+    when there is no finding."""
     sizes = np.zeros(len(parts) + 1, np.int64)
     pieces = []
     for i, part in enumerate(parts):
@@ -1759,70 +1881,134 @@ def _assemble(parts: list[_Part]) -> tuple[pd.DataFrame, pd.DataFrame]:
             pieces.append(part.findings.assign(_part=i, _local=np.arange(len(part.findings))))
         part.findings = None  # type: ignore[assignment]
     if not pieces:
-        return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
+        return None
     findings = pd.concat(pieces, ignore_index=True)
     del pieces
+    offset = np.cumsum(sizes)
+    # A finding's item count: the rows listed for it.
+    item_count = np.zeros(len(findings), np.int64)
+    for i, part in enumerate(parts):
+        if sizes[i + 1] and not part.items.empty:
+            local = part.items["_local"].to_numpy(np.int64)
+            local = local[(local >= 0) & (local < sizes[i + 1])]
+            item_count[offset[i]:offset[i + 1]] = np.bincount(local, minlength=sizes[i + 1])
+    findings["item_count"] = item_count
     findings["_rank"] = _mapped(findings["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()})
     findings["_order"] = _mapped(findings["code"], {c: i for i, c in enumerate(CODES)})
     order = _sort_order(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
                                    ("url", "ascending")])
-    findings = findings.take(order).reset_index(drop=True)
-    findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
-    # The texts, written a slice of the final order at a time: per part for its findings in that
-    # slice, in their order, then interleaved. The explanations are held once, as the slices'
-    # chunks (written whole, then put in order, they were held three times: 4 GB at 3M pages).
-    # Fixes become a categorical: a code's findings mostly share one fix.
-    part_of = findings["_part"].to_numpy()
-    local = findings["_local"].to_numpy()
-    fix_index: dict[str, int] = {}
-    fix_code = np.empty(len(findings), np.int32)
-    chunks = []
-    for lo in range(0, len(findings), _TEXT_SLICE):
-        hi = min(lo + _TEXT_SLICE, len(findings))
+    # Put in order column by column: the code and severity as their ranks (their texts are made
+    # from those), the URLs as one Arrow array (a take of the frame, whose URLs are a chunk per
+    # part, took 3.7 s at 3M pages).
+    findings = pd.DataFrame({
+        "_rank": findings["_rank"].to_numpy(np.int8)[order], "_order": findings["_order"].to_numpy(np.int16)[order],
+        "url": pd.array(pa.array(findings["url"].array).take(pa.array(order)), dtype="str"),
+        "anchor": findings["anchor"].to_numpy(object)[order],
+        **{c: findings[c].to_numpy()[order] for c in ("item_count", "juice_at_stake", "_part", "_local")},
+    })
+    finding_id = np.empty(len(findings), np.int64)
+    finding_id[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy()] = np.arange(1, len(findings) + 1)
+    return _Ordered(parts, findings, offset, finding_id, {})
+
+
+# The texts of the codes and severities, by rank (_Ordered.findings' _order and _rank).
+_CODE_NAMES = pa.array(list(CODES), pa.string())
+_SEVERITY_NAMES = pa.array([str(s) for s, _ in sorted(_SEVERITY_RANK.items(), key=lambda kv: kv[1])], pa.string())
+
+
+def _finding_texts(o: _Ordered, *, in_order: bool = True
+                   ) -> Iterator[tuple[int, int, np.ndarray | None, pa.Array | pa.ChunkedArray, np.ndarray]]:
+    """(lo, hi, at, explanations, fix codes into o.fixes) of the findings at positions lo:hi of
+    the final order, a slice at a time, written per part for its findings in the slice. With
+    `in_order` the texts are then interleaved into the final order (at: None); else they stay
+    one part after another and at[k] is the position in the slice of text k (a store orders its
+    rows when they are read: the interleaving gathered every text once more). Written whole,
+    then put in order, a big site's explanations were held three times: 4 GB at 3M pages."""
+    part_of = o.findings["_part"].to_numpy()
+    local = o.findings["_local"].to_numpy()
+    for lo in range(0, len(local), _TEXT_SLICE):
+        hi = min(lo + _TEXT_SLICE, len(local))
         by_part = np.argsort(part_of[lo:hi], kind="stable")
         bounds = np.flatnonzero(np.diff(part_of[lo:hi][by_part])) + 1
         pieces = []
+        fix_code = np.empty(hi - lo, np.int32)
         for rows in np.split(by_part, bounds):
-            explanation, fix = parts[part_of[lo + rows[0]]].texts(local[lo:hi][rows])
+            explanation, fix = o.parts[part_of[lo + rows[0]]].texts(local[lo:hi][rows])
             pieces.append(explanation)
-            fix_code[lo + rows] = _fix_codes(fix, len(rows), fix_index)
+            fix_code[rows] = _fix_codes(fix, len(rows), o.fixes)
+        if not in_order:  # (the pieces as they are: a store's insert reads chunks)
+            yield lo, hi, by_part, pa.chunked_array(pieces, pa.large_string()), fix_code[by_part]
+            continue
         at = np.empty(hi - lo, np.int64)
         at[by_part] = np.arange(hi - lo)  # the slice's row k is at[k] among the pieces, one part after another
         # (taken from the chunks, not from one array of them: a copy of every text less)
-        chunks.append(pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks())
+        yield lo, hi, None, pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks(), fix_code
         del pieces
-    findings["explanation"] = pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
-    del chunks
-    findings["fix"] = pd.Categorical.from_codes(fix_code, categories=pd.Index(list(fix_index), dtype=object))
-    for part in parts:  # their texts are written
+
+
+def _texts_done(parts: list[_Part]) -> None:
+    """Free what the texts were written from."""
+    for part in parts:
         part.frame = part.describe = None
     release_heap()
+
+
+# Items made into a frame at a time (their URLs decoded from codes, for the parts that hold codes).
+_ITEM_SLICE = 1 << 21
+
+
+def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
+    """The items (ITEM_COLUMNS, finding_id set), a part's slice at a time; each part is dropped
+    once its items are made."""
+    parts = o.parts
+    for i, p in enumerate(parts):
+        items, codes = p.items, p.url_codes
+        parts[i] = None  # type: ignore[call-overload]
+        size = int(o.offset[i + 1] - o.offset[i])
+        if items is None or items.empty or not size:
+            continue
+        for lo in range(0, len(items), _ITEM_SLICE):
+            rows = items.iloc[lo:lo + _ITEM_SLICE]
+            if codes is not None:  # URLs as codes: their texts are made here, now that the links are freed
+                rows = rows.assign(**{c: codes.array.take(rows[c].to_numpy(np.int64))
+                                      for c in ("url", "source_url", "target_url")})
+            local = rows["_local"].to_numpy(np.int64)
+            ok = (local >= 0) & (local < size)
+            if not ok.all():
+                rows, local = rows[ok], local[ok]
+            rows = rows.assign(finding_id=o.finding_id[o.offset[i] + local], juice=rows["juice"].astype(float),
+                               link_order=rows["link_order"].astype("Int64"))
+            yield rows[list(ITEM_COLUMNS)].reset_index(drop=True)
+        del items
+
+
+def _assemble(o: _Ordered | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The findings and items as frames, in their final order, with ids and texts. Consumes the
+    parts (each part's frames dropped as they are copied): a big site's findings would otherwise
+    be held twice."""
+    if o is None:
+        return pd.DataFrame(columns=list(FINDING_COLUMNS)), pd.DataFrame(columns=list(ITEM_COLUMNS))
+    findings = o.findings
+    findings["finding_id"] = np.arange(1, len(findings) + 1, dtype=np.int64)
+    findings["code"] = pd.array(_CODE_NAMES.take(pa.array(findings["_order"].to_numpy())), dtype="str")
+    findings["severity"] = pd.array(_SEVERITY_NAMES.take(pa.array(findings["_rank"].to_numpy())), dtype="str")
+    # Fixes become a categorical: a code's findings mostly share one fix.
+    fix_code = np.empty(len(findings), np.int32)
+    chunks = []
+    for lo, hi, _, explanation, fix in _finding_texts(o):
+        chunks.append(explanation)
+        fix_code[lo:hi] = fix
+    findings["explanation"] = pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
+    del chunks
+    findings["fix"] = pd.Categorical.from_codes(fix_code, categories=pd.Index(list(o.fixes), dtype=object))
+    _texts_done(o.parts)
     findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
-    # Items find their finding by (part, row in the part's findings): integers, not URL keys.
-    offset = np.cumsum(sizes)
-    finding_of = np.zeros(int(offset[-1]), np.int64)
-    finding_of[offset[part_of] + local] = findings["finding_id"]
-    # Items whose URLs are codes get their texts here, now that the links are freed.
-    listed = [(p.items if p.url_codes is None else p.items.assign(
-                  **{c: p.url_codes.array.take(p.items[c].to_numpy(np.int64)) for c in ("url", "source_url", "target_url")}
-              )).assign(_part=i) for i, p in enumerate(parts) if not p.items.empty and sizes[i + 1]]
-    parts.clear()  # the caller's list: its items are in `listed` now
+    listed = list(_item_frames(o))
     if listed:
         items = pd.concat(listed, ignore_index=True)
         del listed
-        local = items["_local"].to_numpy(np.int64)
-        part = items["_part"].to_numpy(np.int64)
-        ok = (local >= 0) & (local < sizes[part + 1])
-        if not ok.all():
-            items = items[ok]
-        items["finding_id"] = finding_of[offset[part[ok]] + local[ok]]
-        items["juice"] = items["juice"].astype(float)
-        items["link_order"] = items["link_order"].astype("Int64")
-        items = items[list(ITEM_COLUMNS)]
         items = items.take(_sort_order(items, [("finding_id", "ascending"), ("source_url", "ascending"),
                                                ("link_order", "ascending")])).reset_index(drop=True)
     else:
         items = pd.DataFrame(columns=list(ITEM_COLUMNS))
-    counts = np.bincount(items["finding_id"].to_numpy(np.int64), minlength=len(findings) + 1) if len(items) else None
-    findings["item_count"] = counts[findings["finding_id"].to_numpy()] if counts is not None else 0
     return findings[list(FINDING_COLUMNS)], items

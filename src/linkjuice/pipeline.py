@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, audit_site, collect_flows, release_heap
+from .audit import AuditInputs, AuditResult, AuditThresholds, collect_flows, release_heap, stream_audit
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -702,14 +702,36 @@ def backlink_strength(store: Store, model: ModelConfig, n: int) -> np.ndarray:
 
 # -- audit ------------------------------------------------------------------------------------
 def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> AuditResult:
-    """Audit a scored store (linkjuice.audit) and replace its findings tables with the result."""
+    """Audit a scored store (linkjuice.audit) and replace its findings tables with the result.
+    The findings and items are written as they are made (a big site has tens of millions); the
+    result reads them back from the store when they are asked for (AuditResult)."""
     if not store.has_rows("link_flows"):
         raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
     # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
-    result = audit_site(_audit_inputs(store), thresholds)
-    summary = {**result.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    store.write_audit(result.findings, result.items, result.juice_flow, summary)
-    return AuditResult(result.findings, result.items, result.juice_flow, summary)
+    stream = stream_audit(_audit_inputs(store), thresholds)
+    summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary)
+    return AuditResult(None, None, stream.juice_flow, summary, stored=_StoredFindings(store), by_code=stream.by_code)
+
+
+class _StoredFindings:
+    """Where an audit result written to `store` reads its findings (linkjuice.audit.StoredAudit):
+    through the store while it is open, else from its file, opened read-only for the read."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def _read(self, first: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if not self._store.closed:
+            return self._store.audit_findings(first)
+        with open_store(self._store.path) as store:
+            return store.audit_findings(first)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._read(None)
+
+    def head(self, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._read(max(int(n), 0))
 
 
 def _audit_inputs(store: Store) -> AuditInputs:

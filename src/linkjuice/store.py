@@ -56,6 +56,8 @@ _READ_BATCH = 1 << 20
 # DuckDB's memory for the audit's reads (audit_memory): 600 bytes a page, within these bounds.
 _AUDIT_MEMORY_MB = (512, 8192)
 _AUDIT_MEMORY_PER_PAGE = 600
+# DuckDB's memory while the audit's findings are written (Store.write_audit_tables).
+_AUDIT_WRITE_MEMORY = "1GB"
 # DuckDB's limit for a moment while Store.release_memory evicts its cached blocks.
 _RELEASE_MEMORY = "64MB"
 # DuckDB's buffer of a streamed query's result (Store.__init__).
@@ -195,6 +197,7 @@ class Store:
     def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.closed = False
         if not self.path.exists():
             if read_only or not create:
                 raise StoreError(f"no store at {self.path} (run 'linkjuice crawl' first)")
@@ -271,6 +274,7 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        self.closed = True
 
     def __enter__(self) -> Store:
         return self
@@ -300,11 +304,13 @@ class Store:
             raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
 
     # -- metadata ------------------------------------------------------------------------------
-    def set_meta(self, values: Mapping[str, Any]) -> None:
+    def set_meta(self, values: Mapping[str, Any], con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Set meta keys (values stored as JSON), through the store's connection or `con` (a
+        cursor of it)."""
         try:
             for key, value in values.items():
                 text = value if isinstance(value, str) else json.dumps(value)
-                self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, text])
+                (self.con if con is None else con).execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, text])
         except duckdb.Error as exc:
             raise StoreError(f"cannot write to {self.path}: {_first_line(exc)}") from None
 
@@ -1664,21 +1670,46 @@ class Store:
     def write_audit(self, findings: pd.DataFrame, items: pd.DataFrame, juice_flow: pd.DataFrame,
                     summary: Mapping[str, Any]) -> None:
         """Replace the audit's tables and its summary in meta, in one transaction."""
-        with self.transaction():
-            for table, frame in (("findings", findings), ("finding_items", items), ("juice_flow", juice_flow)):
-                if table in _AUDIT_TABLES:  # made again: a store written before keeps its old compression
-                    self.con.execute(f"CREATE OR REPLACE TABLE {table} ({_AUDIT_TABLES[table]})")
-                else:
-                    self.con.execute(f"DELETE FROM {table}")
-                if len(frame):
-                    cols = ", ".join(frame.columns)
-                    # As Arrow: DuckDB reads it in bulk, where object columns are read value by value.
-                    self.con.register("audit_in", pa.Table.from_pandas(frame, preserve_index=False))
+        # As Arrow: DuckDB reads it in bulk, where object columns are read value by value.
+        self.write_audit_tables([pa.Table.from_pandas(findings, preserve_index=False)],
+                                [pa.Table.from_pandas(items, preserve_index=False)], juice_flow, summary)
+
+    def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
+                           summary: Mapping[str, Any]) -> None:
+        """write_audit with the findings and items as Arrow tables, each inserted as it comes (a
+        big site's are made a slice at a time: linkjuice.audit.AuditStream). One transaction, on
+        a connection of its own: each table is inserted on a thread (DuckDB releases the GIL)
+        while the caller makes the next."""
+        # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
+        # beside the audit's own arrays, they took RSS past 21 GB.
+        with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
+                self.memory_limit(_AUDIT_WRITE_MEMORY):
+            with self.transaction(writer):
+                for table, tables in (("findings", findings), ("finding_items", items),
+                                      ("juice_flow", [pa.Table.from_pandas(juice_flow, preserve_index=False)])):
+                    if table in _AUDIT_TABLES:  # made again: a store written before keeps its old compression
+                        writer.execute(f"CREATE OR REPLACE TABLE {table} ({_AUDIT_TABLES[table]})")
+                    else:
+                        writer.execute(f"DELETE FROM {table}")
+                    inserting: Future[None] | None = None
                     try:
-                        self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM audit_in")
-                    finally:
-                        self.con.unregister("audit_in")
-            self.set_meta({"audit": dict(summary)})
+                        for arrow in tables:
+                            if inserting is not None:
+                                inserting.result()
+                            inserting = pool.submit(self._insert_arrow, writer, table, arrow) if arrow.num_rows else None
+                    finally:  # the transaction ends (or is rolled back) once no insert runs
+                        if inserting is not None:
+                            inserting.result()
+                self.set_meta({"audit": dict(summary)}, con=writer)
+
+    @staticmethod
+    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> None:
+        cols = ", ".join(arrow.column_names)
+        con.register("audit_in", arrow)
+        try:
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM audit_in")
+        finally:
+            con.unregister("audit_in")
 
     def audit_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The stored findings, finding items and juice flow of the last audit."""
@@ -1687,6 +1718,23 @@ class Store:
             self.con.execute("SELECT * FROM finding_items ORDER BY finding_id, source_url, link_order").df(),
             self.con.execute("SELECT * FROM juice_flow ORDER BY dimension, juice DESC").df(),
         )
+
+    def audit_findings(self, first: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The stored findings (in priority order) and their items (by finding, source URL, link
+        order), or only the first `first` findings and theirs, in the audit result's dtypes:
+        integers as int64 (link_order: Int64), texts as str, the anchor as objects (None when
+        missing), the fix as a categorical."""
+        where = "" if first is None else f"WHERE finding_id <= {int(first)}"
+        findings = self._arrow(f"SELECT * FROM findings {where} ORDER BY finding_id").to_pandas()
+        items = self._arrow(f"SELECT * FROM finding_items {where} ORDER BY finding_id, source_url, link_order"
+                            ).to_pandas()
+        for frame, ints in ((findings, ("finding_id", "item_count")), (items, ("finding_id",))):
+            for col in ints:
+                frame[col] = frame[col].astype(np.int64)
+            frame["anchor"] = frame["anchor"].astype(object).where(frame["anchor"].notna(), None)
+        findings["fix"] = findings["fix"].astype("category")
+        items["link_order"] = items["link_order"].astype("Int64")
+        return findings, items
 
     # -- imports -------------------------------------------------------------------------------
     # linkjuice.imports parses the files and hands over Arrow batches (or, for link graphs, the

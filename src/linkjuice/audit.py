@@ -891,6 +891,12 @@ def _strings(values: pd.Series) -> Any:
     return values.array if isinstance(values.dtype, pd.StringDtype) else values.to_numpy()
 
 
+def _repeated(text: str, n: int) -> pd.Categorical:
+    """A column of n times the same text (a part's code or severity), as a categorical: no text
+    per finding (_order ranks the codes and severities by their categories)."""
+    return pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[text])
+
+
 def _empty_part() -> _Part:
     return _Part(pd.DataFrame(columns=_PART_FINDING), pd.DataFrame(columns=_PART_ITEM))
 
@@ -955,7 +961,8 @@ def _link_part(
         "_local": url_code,
     })
     findings = pd.DataFrame({
-        "code": code, "severity": str(severity or CODES[code].severity), "url": agg["url"],
+        "code": _repeated(code, len(agg)), "severity": _repeated(str(severity or CODES[code].severity), len(agg)),
+        "url": agg["url"],
         "anchor": agg["finding_anchor"], "item_count": agg["item_count"].astype(int),
         "juice_at_stake": agg["juice_at_stake"].astype(float),
     })
@@ -970,11 +977,11 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
         return _empty_part()
     sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
     findings = pd.DataFrame({
-        "code": code, "severity": sev, "url": _strings(frame["url"]), "anchor": None,
+        "code": _repeated(code, len(frame)),
+        "severity": pd.Categorical(sev.to_numpy()) if isinstance(sev, pd.Series) else _repeated(sev, len(frame)),
+        "url": _strings(frame["url"]), "anchor": None,
         "item_count": 0, "juice_at_stake": frame["juice_at_stake"].astype(float).to_numpy(),
     })
-    if isinstance(sev, pd.Series):
-        findings["severity"] = sev.to_numpy()
     if items is not None and not items.empty:
         urls = pd.Index(findings["url"].astype(object))
         first = np.flatnonzero(~urls.duplicated())  # an item belongs to the first finding of its URL
@@ -1856,10 +1863,14 @@ def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)().column(0).to_numpy()
 
 
-def _mapped(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
-    """mapping[v] for each value of a column that holds a few distinct strings (each looked up once)."""
-    codes, uniques = pd.factorize(values)
-    return np.array([mapping[u] for u in uniques], np.int64)[codes]
+def _ranks(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
+    """mapping[v] (a small integer) for each value of a column of a few distinct strings, each
+    looked up once (a categorical's by its categories)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, uniques = pd.factorize(values)
+    return np.array([mapping[str(u)] for u in uniques], np.int16)[codes]
 
 
 def _fix_codes(fix: pa.Array | str, n: int, index: dict[str, int]) -> np.ndarray:
@@ -1883,9 +1894,14 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     sizes = np.zeros(len(parts) + 1, np.int64)
     pieces = []
     for i, part in enumerate(parts):
-        if not part.findings.empty:
-            sizes[i + 1] = len(part.findings)
-            pieces.append(part.findings.assign(_part=i, _local=np.arange(len(part.findings))))
+        f = part.findings
+        if not f.empty:
+            sizes[i + 1] = len(f)
+            # The code and severity as their ranks, from a part's few values (no text per finding).
+            pieces.append(f.drop(columns=["code", "severity"]).assign(
+                _part=i, _local=np.arange(len(f)),
+                _rank=_ranks(f["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()}),
+                _order=_ranks(f["code"], {c: i for i, c in enumerate(CODES)})))
         part.findings = None  # type: ignore[assignment]
     if not pieces:
         return None
@@ -1900,8 +1916,6 @@ def _order(parts: list[_Part]) -> _Ordered | None:
             local = local[(local >= 0) & (local < sizes[i + 1])]
             item_count[offset[i]:offset[i + 1]] = np.bincount(local, minlength=sizes[i + 1])
     findings["item_count"] = item_count
-    findings["_rank"] = _mapped(findings["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()})
-    findings["_order"] = _mapped(findings["code"], {c: i for i, c in enumerate(CODES)})
     order = _sort_order(findings, [("_rank", "ascending"), ("juice_at_stake", "descending"), ("_order", "ascending"),
                                    ("url", "ascending")])
     # Put in order column by column: the code and severity as their ranks (their texts are made

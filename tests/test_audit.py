@@ -804,3 +804,29 @@ def test_streamed_audit_writes_what_audit_site_returns(site, tmp_path: Path, mon
     assert eager.items["finding_id"].is_monotonic_increasing and stored.findings["fix"].dtype == "category"
     gate = parse_fail_on("broken-links,warnings")
     assert gate.matches(stored.by_code())["findings"].sum() == len(gate.matches(eager.findings))
+
+
+def test_links_without_anchor_text_are_empty_anchors_like_empty_text(site) -> None:
+    """A link whose anchor is NULL (code -1 in the links' categorical) counts as an empty anchor,
+    exactly as one whose anchor is "": the same findings, texts and items either way."""
+    import dataclasses
+
+    import pandas as pd
+
+    from linkjuice.audit import audit_site
+    from linkjuice.pipeline import _audit_inputs
+
+    _, db = site
+    with Store(db, read_only=True) as store:
+        inputs = _audit_inputs(store)
+    anchor = inputs.links["anchor"]
+    empty = (anchor.astype(object) == "").to_numpy(bool)
+    assert empty.any()
+    nulls = inputs.links.assign(anchor=pd.Categorical(anchor.astype(object).where(~empty, None)))
+    assert (nulls["anchor"].cat.codes.to_numpy() == -1).sum() == empty.sum()
+    a = audit_site(inputs, THRESHOLDS)
+    b = audit_site(dataclasses.replace(inputs, links=nulls), THRESHOLDS)
+    assert (a.findings["code"] == "empty-anchor").any()
+    assert a.findings.drop(columns="juice_at_stake").equals(b.findings.drop(columns="juice_at_stake"))
+    pd.testing.assert_frame_equal(a.items.drop(columns="anchor"), b.items.drop(columns="anchor"))
+    assert (a.items["anchor"].fillna("") == b.items["anchor"].fillna("")).all()

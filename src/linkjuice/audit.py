@@ -1483,11 +1483,11 @@ def _anchors(ctx: _Context) -> list[_Part]:
     anchor = links["anchor"].astype("category")
     uniques = anchor.cat.categories
     # Normalise each distinct anchor once (templates repeat the same text on every page); the
-    # last slot stands for links without anchor text. Per link only int32 codes and masks are
-    # made: a big site has hundreds of millions of links.
-    codes = anchor.cat.codes.to_numpy()
-    row = np.where(codes >= 0, codes, len(uniques)).astype(np.int32, copy=False)
-    del codes, anchor
+    # last slot stands for links without anchor text, whose code is -1: the links' own codes
+    # index the per-anchor arrays as they are (a copy of them was 0.8 GB at 200M links). Per
+    # link only masks are made: a big site has hundreds of millions of links.
+    row = anchor.cat.codes.to_numpy()
+    del anchor
     normalized = pa.concat_arrays([normalize_anchors(pa.array(uniques, pa.string())), pa.array([""], pa.string())])
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
     generic_of = generic_normalized_mask(normalized) & ~empty_of
@@ -1536,7 +1536,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
     encoded = normalized.dictionary_encode()
     norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     norm = norm_code_of[row[editorial]]
-    del row, norm_code_of  # each link's anchor code is not needed from here (0.8 GB at 200M links)
+    del row, norm_code_of  # each link's anchor code is not needed from here
     # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
     # target URL order: among equal counts, the dominant target is the first). The keys are only
     # made when some target is not resolved.

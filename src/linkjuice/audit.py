@@ -1900,8 +1900,7 @@ def _order(parts: list[_Part]) -> _Ordered | None:
             # The code and severity as their ranks, from a part's few values (no text per finding).
             pieces.append(f.drop(columns=["code", "severity"]).assign(
                 _part=i, _local=np.arange(len(f)),
-                _rank=_ranks(f["severity"], {str(k): v for k, v in _SEVERITY_RANK.items()}),
-                _order=_ranks(f["code"], {c: i for i, c in enumerate(CODES)})))
+                _rank=_ranks(f["severity"], _SEVERITY_RANK_OF), _order=_ranks(f["code"], _CODE_RANK_OF)))
         part.findings = None  # type: ignore[assignment]
     if not pieces:
         return None
@@ -1932,9 +1931,11 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     return _Ordered(parts, findings, offset, finding_id, {})
 
 
-# The texts of the codes and severities, by rank (_Ordered.findings' _order and _rank).
+# The codes and severities by rank (_Ordered.findings' _order and _rank), and back.
 _CODE_NAMES = pa.array(list(CODES), pa.string())
 _SEVERITY_NAMES = pa.array([str(s) for s, _ in sorted(_SEVERITY_RANK.items(), key=lambda kv: kv[1])], pa.string())
+_CODE_RANK_OF = {c: i for i, c in enumerate(CODES)}
+_SEVERITY_RANK_OF = {str(s): rank for s, rank in _SEVERITY_RANK.items()}
 
 
 def _finding_texts(o: _Ordered, *, in_order: bool = True

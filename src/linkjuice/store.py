@@ -745,13 +745,8 @@ class Store:
 
     def _insert_pairs(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> int:
         """Append link_pairs rows in a transaction of their own on `con`."""
-        cols = ", ".join(chunk.column_names)
         with self.transaction(con):
-            con.register("pairs_in", chunk)
-            try:
-                con.execute(f"INSERT INTO link_pairs ({cols}) SELECT {cols} FROM pairs_in")
-            finally:
-                con.unregister("pairs_in")
+            self._insert_arrow(con, "link_pairs", chunk)
         return chunk.num_rows
 
     def memory_limit(self, limit: str) -> AbstractContextManager[None]:
@@ -1667,19 +1662,13 @@ class Store:
             """
         ).df()
 
-    def write_audit(self, findings: pd.DataFrame, items: pd.DataFrame, juice_flow: pd.DataFrame,
-                    summary: Mapping[str, Any]) -> None:
-        """Replace the audit's tables and its summary in meta, in one transaction."""
-        # As Arrow: DuckDB reads it in bulk, where object columns are read value by value.
-        self.write_audit_tables([pa.Table.from_pandas(findings, preserve_index=False)],
-                                [pa.Table.from_pandas(items, preserve_index=False)], juice_flow, summary)
-
     def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
                            summary: Mapping[str, Any]) -> None:
-        """write_audit with the findings and items as Arrow tables, each inserted as it comes (a
-        big site's are made a slice at a time: linkjuice.audit.AuditStream). One transaction, on
-        a connection of its own: each table is inserted on a thread (DuckDB releases the GIL)
-        while the caller makes the next."""
+        """Replace the audit's tables and its summary in meta, in one transaction, with the
+        findings and items as Arrow tables, each inserted as it comes (a big site's are made a
+        slice at a time: linkjuice.audit.AuditStream). The transaction is on a connection of its
+        own: each table is inserted on a thread (DuckDB releases the GIL) while the caller makes
+        the next."""
         # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
         # beside the audit's own arrays, they took RSS past 21 GB.
         with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
@@ -1704,20 +1693,19 @@ class Store:
 
     @staticmethod
     def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> None:
+        """Append an Arrow table's columns to `table` (as Arrow: DuckDB reads it in bulk)."""
         cols = ", ".join(arrow.column_names)
-        con.register("audit_in", arrow)
+        con.register("_arrow_in", arrow)
         try:
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM audit_in")
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in")
         finally:
-            con.unregister("audit_in")
+            con.unregister("_arrow_in")
 
     def audit_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The stored findings, finding items and juice flow of the last audit."""
-        return (
-            self.con.execute("SELECT * FROM findings ORDER BY finding_id").df(),
-            self.con.execute("SELECT * FROM finding_items ORDER BY finding_id, source_url, link_order").df(),
-            self.con.execute("SELECT * FROM juice_flow ORDER BY dimension, juice DESC").df(),
-        )
+        """The stored findings, finding items (as audit_findings reads them) and juice flow of the
+        last audit."""
+        return (*self.audit_findings(),
+                self.con.execute("SELECT * FROM juice_flow ORDER BY dimension, juice DESC").df())
 
     def audit_findings(self, first: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The stored findings (in priority order) and their items (by finding, source URL, link

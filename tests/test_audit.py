@@ -665,10 +665,10 @@ def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:
 @pytest.mark.parametrize("numba", ["0", "1"])
 def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             numba: str) -> None:
-    """Store.audit_links meets links, pages, unstored targets and anchors by 64-bit hash (joined
-    by DuckDB, or looked up in a hash table by the numba kernels): the same rows as pandas' join
-    of the stored strings, and as its own join of the strings. A partial crawl: links to URLs it
-    never fetched."""
+    """Store.audit_links reads the codes finalize stored (link_codes), or, made afresh, meets
+    links, pages, unstored targets and anchors by 64-bit hash (joined by DuckDB, or looked up in
+    a hash table by the numba kernels): the same rows as pandas' join of the stored strings, and
+    as its own join of the strings. A partial crawl: links to URLs it never fetched."""
     import pandas as pd
 
     if numba == "1":
@@ -678,12 +678,14 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     db = tmp_path / "partial.duckdb"
     crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), db, model=MODEL)
     with Store(db, read_only=True) as store:
-        hashed = store.audit_links()
-        by_text = store.audit_links(by_hash=False)
+        assert store._stored_link_codes() is not None
+        stored = store.audit_links()
+        hashed = store.audit_links(stored=False)
+        by_text = store.audit_links(by_hash=False, stored=False)
         assert store.link_pairs_state() is not None  # the unstored targets were named by link_pairs
         with monkeypatch.context() as patch:  # without link_pairs: they are grouped from the links
             patch.setattr(Store, "link_pairs_state", lambda self: None)
-            grouped = store.audit_links()
+            grouped = store.audit_links(stored=False)
         links = store.con.execute("SELECT * FROM links WHERE is_internal AND source_url <> target_url").df()
         ids = store.con.execute("SELECT url, page_id FROM pages").df().set_index("url")["page_id"]
     reference = pd.DataFrame({
@@ -706,10 +708,39 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
             "nofollow": frame["nofollow"].astype(bool), "found_in": frame["found_in"].astype(object)})
         return sorted(out.itertuples(index=False, name=None), key=repr)
 
+    assert rows(stored) == rows(reference)
     assert rows(hashed) == rows(reference)
     assert rows(by_text) == rows(reference)
     assert rows(grouped) == rows(reference)
     assert list(hashed["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())
+    assert list(stored["anchor"].cat.categories) == list(hashed["anchor"].cat.categories)
+
+
+def test_stored_link_codes_are_not_read_once_the_links_change(site, tmp_path: Path) -> None:
+    """The link codes finalize stores are read only while the store's pages and links are the
+    ones they were made from: a link added since (a resumed crawl before its finalize) makes the
+    audit read the links themselves, and a finalize stores codes that include it."""
+    import shutil
+
+    from linkjuice.pipeline import finalize_store
+
+    _, db = site
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    with Store(copy) as store:
+        before = store.audit_links()
+        assert store._stored_link_codes() is not None
+        source, target = store.con.execute("SELECT source_url, target_url FROM links WHERE is_internal "
+                                           "AND source_url <> target_url LIMIT 1").fetchall()[0]
+        store.con.execute("INSERT INTO links (source_url, target_url, anchor, dom_position, position, link_order, "
+                          "is_internal) VALUES (?, ?, 'added anchor', 'content', 'content', 999, true)", [source, target])
+        assert store._stored_link_codes() is None
+        read = store.audit_links()
+        assert len(read) == len(before) + 1 and "added anchor" in set(read["anchor"].dropna())
+        finalize_store(store)
+        assert store._stored_link_codes() is not None
+        after = store.audit_links()
+    assert len(after) == len(read) and "added anchor" in set(after["anchor"].dropna())
 
 
 def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:

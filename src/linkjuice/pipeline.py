@@ -112,6 +112,7 @@ def finalize_store(store: Store, config: CrawlConfig | None = None) -> None:
     with store.memory_limit(_BUILD_MEMORY):  # DuckDB's joins and sorts spill to disk beyond it
         store.finalize(template_share=share, template_min_pages=min_pages)
         build_link_pairs(store)
+        store.write_link_codes()  # after link_pairs, which names the unstored targets
         n = store.counts()["pages"]
         edges = store.link_edges()
         hops = store.redirect_arrays()  # following a redirect is not a click

@@ -716,6 +716,33 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     assert list(stored["anchor"].cat.categories) == list(hashed["anchor"].cat.categories)
 
 
+def test_audit_refuses_scores_older_than_a_new_finalize(site, tmp_path: Path) -> None:
+    """A crawl finalized again after its last score (resumed with --no-score) has new link pairs
+    and no cached relevance: the audit says to score again, in one line through the CLI, and
+    keeps the stored findings; after the score it audits."""
+    import shutil
+
+    from linkjuice.pipeline import finalize_store, score_store
+
+    _, db = site
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    run_audit(copy, THRESHOLDS)
+    with Store(copy) as store:
+        findings = store.con.execute("SELECT count(*) FROM findings").fetchall()[0][0]
+        finalize_store(store)
+    assert findings > 0
+    with pytest.raises(StoreError, match="scores are older than the links"):
+        run_audit(copy, THRESHOLDS)
+    result = subprocess.run([sys.executable, "-m", "linkjuice", "audit", "--db", str(copy)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "linkjuice score --db" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with Store(copy) as store:
+        assert store.con.execute("SELECT count(*) FROM findings").fetchall()[0][0] == findings
+        score_store(store, model=MODEL)
+    assert len(run_audit(copy, THRESHOLDS).by_code()) > 0
+
 def test_stored_link_codes_are_not_read_once_the_links_change(site, tmp_path: Path) -> None:
     """The link codes finalize stores are read only while the store's pages and links are the
     ones they were made from: a link added since (a resumed crawl before its finalize) makes the

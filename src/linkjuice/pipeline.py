@@ -172,7 +172,9 @@ def build_link_pairs(store: Store, model: ModelConfig | None = None, *, chunk_ro
                                   for u, t, h in zip(urls, titles, h1s))
         if store.read_only:  # computed in memory, returned
             return _pairs_of(groups.result(), page, topics)
-        meta = {"position_weights": dict(model.position_weights), "relevance": None}
+        # built_at: which build of link_pairs a score used (audit_store refuses older scores).
+        meta = {"position_weights": dict(model.position_weights), "relevance": None,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
         if groups is not None:
             # In slices: each is written while the next is computed.
             table = groups.result()
@@ -474,6 +476,7 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
                   "backlink_mix": model.backlink_mix, "authority_base": model.authority_base,
                   "redirect_factor": model.redirect_factor,
                   "section_depth": model.section_depth, "dangling_mass": dangling_mass,
+                  "link_pairs_built": (store.link_pairs_state() or {}).get("built_at"),
                   "total_juice": float(juice.scores[ranked].sum()),
                   "iterations_classic": classic.iterations, "iterations_juice": juice.iterations},
     })
@@ -708,11 +711,25 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     result reads them back from the store when they are asked for (AuditResult)."""
     if not store.has_rows("link_flows"):
         raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
+    _require_current_scores(store)
     # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
     stream = stream_audit(_audit_inputs(store), thresholds)
     summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary)
     return AuditResult(None, None, stream.juice_flow, summary, stored=_StoredFindings(store), by_code=stream.by_code)
+
+
+def _require_current_scores(store: Store) -> None:
+    """Refuse to audit scores made before the store's link pairs were last built (a crawl
+    finalized again, e.g. resumed with --no-score): their page ids and weights may not match."""
+    model = store.meta().get("model") or {}
+    state = store.link_pairs_state() or {}
+    stale = "link_pairs_built" in model and model["link_pairs_built"] != state.get("built_at")
+    # (scores of an earlier version: the relevance they used is no longer cached)
+    stale |= bool(state) and float(model.get("relevance_weight") or 0) > 0 and state.get("relevance") is None
+    if stale:
+        raise StoreError(f"{store.path}: the scores are older than the links (the crawl was finalized again since): "
+                         f"run 'linkjuice score --db {store.path}' first")
 
 
 class _StoredFindings:

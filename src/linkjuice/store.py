@@ -1653,6 +1653,9 @@ class Store:
             self._drop_link_code_tables()
         if written != codes.rows:
             raise StoreError(f"{self.path}: the links changed while their codes were written")
+        # Written out now: DuckDB skips its automatic checkpoints while the links are read on
+        # this connection, and the uncheckpointed rows (2 GB at 3M pages) cannot be evicted.
+        self.con.execute("CHECKPOINT")
         self.set_meta({"link_codes": {**self._link_code_counts(), "rows": written,
                                       **{k: codes.texts[k].to_pylist() for k in ("position", "found_in")}}})
         return written

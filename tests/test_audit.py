@@ -743,6 +743,44 @@ def test_audit_refuses_scores_older_than_a_new_finalize(site, tmp_path: Path) ->
         score_store(store, model=MODEL)
     assert len(run_audit(copy, THRESHOLDS).by_code()) > 0
 
+def test_links_found_by_their_stored_pair_row_give_the_audit_of_a_search_by_key(site, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finalize stores each link's row in link_pairs; the audit then keeps every pair in that
+    order and finds a link's pair by its row. The same findings, items and juice as when it
+    searches each link's pair by its (source, target) key, which it does when link_pairs was
+    rebuilt since the codes were written."""
+    import linkjuice.audit as audit_module
+    from linkjuice.pipeline import _audit_inputs
+
+    server, _ = site
+    copy = tmp_path / "partial.duckdb"  # a partial crawl: links to URLs it never fetched
+    crawl_site(CrawlConfig(start_url=server.url("/"), max_pages=6, **CRAWL), copy, model=MODEL)
+    with Store(copy, read_only=True) as store:
+        assert store.link_code_pairs()
+        inputs = _audit_inputs(store)
+        pair = inputs.links["pair"].to_numpy()
+        pairs = store.con.execute("SELECT src, dst, target_url FROM link_pairs").df()
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "link_code_pairs", lambda self, state=None: False)
+            searched = _audit_inputs(store)
+    assert "pair" not in searched.links and (pair >= 0).all()
+    # Each link's stored row is the pair of its source and target.
+    links = inputs.links
+    assert (pairs["src"].to_numpy()[pair] == links["src"].to_numpy()).all()
+    to_page = links["dst"].to_numpy() >= 0
+    assert (~to_page).any() and to_page.any()
+    assert (pairs["dst"].to_numpy()[pair][to_page] == links["dst"].to_numpy()[to_page]).all()
+    assert (pairs["target_url"].to_numpy()[pair][~to_page] == links["extra_url"].astype(object).to_numpy()[~to_page]).all()
+    searches = []
+    flow_keys = audit_module._flow_keys
+    monkeypatch.setattr(audit_module, "_flow_keys", lambda *a: searches.append(1) or flow_keys(*a))
+    by_row = audit_module.audit_site(inputs, THRESHOLDS)
+    assert not searches
+    by_key = audit_module.audit_site(searched, THRESHOLDS)
+    assert searches
+    assert len(by_row.items) and by_row.findings.equals(by_key.findings)
+    assert by_row.items.equals(by_key.items)
+
 def test_stored_link_codes_are_not_read_once_the_links_change(site, tmp_path: Path) -> None:
     """The link codes finalize stores are read only while the store's pages and links are the
     ones they were made from: a link added since (a resumed crawl before its finalize) makes the

@@ -259,7 +259,8 @@ class _Columns:
 
 
 def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterable[pa.RecordBatch],
-                  reasons: Sequence[str], *, pairs: int | None = None) -> tuple[pd.DataFrame, FlowTotals]:
+                  reasons: Sequence[str], *, pairs: int | None = None,
+                  keep_all: bool = False) -> tuple[pd.DataFrame, FlowTotals]:
     """Read the model's flows a batch at a time (Store.audit_link_flows): sum what the audit
     counts over every pair into FlowTotals, and keep of each pair only what links are matched
     to and read (src, dst, resolved, target_url, reason, juice_per_link), for the pairs a link
@@ -272,7 +273,8 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     arrive at their own target (one per source: link_pairs has one row per source and target),
     plus the distinct (source, page) of the pairs that arrive elsewhere (through a redirect or
     a canonical) that no direct pair already counts. `pairs`: the number of pairs, when known
-    (the kept columns are then filled in place)."""
+    (the kept columns are then filled in place). keep_all: keep every pair, so that row k is
+    link_pairs' row k (the links then name their pair's row: Store.audit_links)."""
     n = len(pages)
     state_code, state_names = pd.factorize(pd.Series(page_states(pages), dtype=object))
     state_after = np.append(state_code + 1, 0).astype(np.int32)  # index n: not a stored page
@@ -329,10 +331,10 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
             elsewhere.append(src[rows].astype(np.int64) * max(n, 1) + resolved[rows])
         # The pairs links can meet: to a stored page, or to an internal URL named by target_url.
         named = pc.is_valid(col["target_url"]).to_numpy(zero_copy_only=False)
-        keep = np.flatnonzero(to_page | named)
+        keep = slice(None) if keep_all else np.flatnonzero(to_page | named)  # (a slice: views)
         at = np.flatnonzero(named[keep])
         named_at.append(at + kept.filled)
-        named_urls.append(col["target_url"].take(pa.array(keep[at])))
+        named_urls.append(col["target_url"].take(pa.array(at if keep_all else keep[at])))
         kept.append(src=src[keep], dst=dst[keep], resolved=resolved[keep], reason=reason[keep],
                     juice_per_link=juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
     cells = np.flatnonzero(account_flows)
@@ -638,8 +640,9 @@ class _Context:
     target_urls: pd.Index
     target_code: np.ndarray
     # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted (see
-    # _link_keys); row k of `flows` is the pair of key k.
-    flow_key: np.ndarray
+    # _link_keys); row k of `flows` is the pair of key k. None when the links name their pair's
+    # row (links["pair"], stored by finalize) and flows holds every pair in link_pairs' order.
+    flow_key: np.ndarray | None
     # Per stored page, the page a link to it resolves to (-1: none, or no pair links to it): a
     # pair's resolved page depends on its target only (pipeline._pairs_of).
     page_resolved: np.ndarray
@@ -662,6 +665,8 @@ class _Context:
 
     def pair_row(self, idx: np.ndarray) -> np.ndarray:
         """The flows row of the (source page, target URL) pair of each link at positions `idx`; -1: none."""
+        if self.flow_key is None:
+            return self.links["pair"].to_numpy()[idx].astype(np.int64)
         if not len(self.flow_key):
             return np.full(len(idx), -1, np.int64)
         key = _link_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
@@ -710,7 +715,7 @@ class _Context:
         order = np.argsort(key, kind="stable")
         del key, order_of
         idx = idx[order]
-        out = links.drop(columns=["extra_url"], errors="ignore").iloc[idx].reset_index(drop=True)
+        out = links.drop(columns=["extra_url", "pair"], errors="ignore").iloc[idx].reset_index(drop=True)
         for name, values in aligned.items():
             out[name] = np.asarray(values)[order]
         for col in ("anchor", "position", "found_in"):
@@ -769,13 +774,33 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     if len(by_url):
         unstored = np.flatnonzero(target_code < 0)
         target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
-    # The flows' keys (a pair to a URL that is not a stored page is found by its URL).
     # (dst -1, not a stored page, writes the extra last entry: no masked copies of every pair)
     page_resolved = np.full(n + 1, -1, np.int32)
     page_resolved[flows["dst"].to_numpy()] = flows["resolved"].to_numpy()
     page_resolved = page_resolved[:n]
+    if "pair" in links:  # each link names its pair's row, and flows holds every pair in that order
+        flow_key = None
+        flows = flows[["resolved", "reason", "juice_per_link"]]
+    else:
+        flow_key, flows = _flow_keys(flows, target_code, target_urls, n, len(by_url))
+    scores = pages.loc[ranked, "juice_score"].astype("float64")
+    return _Context(
+        pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
+        complete=inputs.crawl_complete,
+        start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
+        state_category=pd.Series(pd.Categorical(state)),
+        reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
+        median_score=float(scores.median()) if len(scores) else 0.0,
+        target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,
+    )
+
+
+def _flow_keys(flows: pd.DataFrame, target_code: np.ndarray, target_urls: pd.Index, n: int, n_extra: int
+               ) -> tuple[np.ndarray, pd.DataFrame]:
+    """The flows' keys (_link_keys), sorted, and what the detectors read of the flows in that
+    order (a pair to a URL that is not a stored page is found by its URL)."""
     flow_code = flows["dst"].to_numpy().astype(target_code.dtype)  # a copy: the named ones are changed
-    if len(by_url) and "target_url" in flows:
+    if n_extra and "target_url" in flows:
         named = np.flatnonzero(flows["target_url"].notna().to_numpy() & (flow_code < 0))
         at = target_urls[n:].get_indexer(flows["target_url"].iloc[named].astype(object))
         flow_code[named] = np.where(at >= 0, n + at, -1)
@@ -797,16 +822,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     if flow_row is not None:
         flows = flows.take(flow_row).reset_index(drop=True)
     del flow_row
-    scores = pages.loc[ranked, "juice_score"].astype("float64")
-    return _Context(
-        pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
-        complete=inputs.crawl_complete,
-        start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
-        state_category=pd.Series(pd.Categorical(state)),
-        reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
-        median_score=float(scores.median()) if len(scores) else 0.0,
-        target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,
-    )
+    return flow_key, flows
 
 
 @dataclass(slots=True)

@@ -769,11 +769,14 @@ def _audit_inputs(store: Store) -> AuditInputs:
         # The number of pairs, read first (the flows' reader holds the connection): collect_flows
         # fills its columns in place.
         pairs = store.pair_count() if formed else None
+        # Every pair kept, in link_pairs' order, when the links name their pair's row (stored by
+        # finalize): the audit then finds a link's pair by that row instead of a search by key.
+        by_row = bool(formed) and store.link_code_pairs()
         flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS,
-                                      pairs=pairs)
+                                      pairs=pairs, keep_all=by_row)
         store.release_memory()
         release_heap()
-        links = store.audit_links()
+        links = store.audit_links(pairs=by_row)
         store.release_memory()
         release_heap()
         return AuditInputs(

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,13 @@ CREATE TABLE IF NOT EXISTS link_pairs (
 -- What the audit reads of each internal link (Store.write_link_codes, at finalize): ids and codes,
 -- no strings. src: page id; target: page id, or a code >= the page count for link_extra_urls'
 -- URL (an internal target that is not a stored page); anchor: link_anchor_texts' code (-1: no
--- text); position, found_in: indexes into the lists in meta 'link_codes'.
+-- text); position, found_in: indexes into the lists in meta 'link_codes'; pair: the row of the
+-- link's pair in link_pairs (as built by the finalize that wrote it; -1: none).
 CREATE TABLE IF NOT EXISTS link_codes (
     src INTEGER, target INTEGER, anchor INTEGER, position TINYINT, link_order INTEGER, nofollow BOOLEAN,
-    found_in TINYINT
+    found_in TINYINT, pair INTEGER
 );
+ALTER TABLE link_codes ADD COLUMN IF NOT EXISTS pair INTEGER;
 CREATE TABLE IF NOT EXISTS link_anchor_texts (code INTEGER, text VARCHAR);
 CREATE TABLE IF NOT EXISTS link_extra_urls (code INTEGER, url VARCHAR);
 -- Each link pair's relevance (cosine), cached by score for the engine named in meta 'link_pairs'
@@ -1448,7 +1451,7 @@ class Store:
 
         return positions, batches()
 
-    def audit_links(self, *, by_hash: bool = True, stored: bool = True) -> pd.DataFrame:
+    def audit_links(self, *, by_hash: bool = True, stored: bool = True, pairs: bool = False) -> pd.DataFrame:
         """Every internal link between two different URLs, one row per link, in the order DuckDB
         returns them (the audit sorts the few links a finding lists: a sort of every link cost a
         quarter of this read at 3M pages), as page ids: dst is -1 when the target is not a stored
@@ -1462,11 +1465,17 @@ class Store:
         URLs and anchors took two thirds of this read at 3M pages (and carrying each unstored
         target's URL through the joins a third more). As in finalize, a target URL that is not
         stored but has a stored page's hash (odds ~1e-5 at 10M pages) would count as that page.
-        by_hash=False joins the strings always."""
+        by_hash=False joins the strings always. With `pairs` and stored codes made with the
+        store's link_pairs (link_code_pairs), a column `pair` gives each link's row in link_pairs
+        (for flows read with linkjuice.audit.collect_flows(keep_all=True))."""
         codes = self._stored_link_codes() if stored else None
+        if codes is not None and not pairs:
+            codes = dataclasses.replace(codes, pairs=False)
         if codes is not None:
-            reader = self.con.sql(f"SELECT {', '.join(_LINK_CODE_COLUMNS)} FROM link_codes").to_arrow_reader(_READ_BATCH)
-            col, order_missing = self._link_code_arrays(iter(reader), codes.rows)
+            # Each link's pair row too, while link_pairs is the build the codes were made with.
+            columns = [*_LINK_CODE_COLUMNS, *(["pair"] if codes.pairs else [])]
+            reader = self.con.sql(f"SELECT {', '.join(columns)} FROM link_codes").to_arrow_reader(_READ_BATCH)
+            col, order_missing = self._link_code_arrays(iter(reader), codes.rows, pairs=codes.pairs)
             return _links_frame(col, order_missing, codes)
         try:
             codes = self._stage_link_codes(by_hash=by_hash)
@@ -1586,13 +1595,14 @@ class Store:
             LEFT JOIN _audit_anchors a ON {on[codes.anchors_by_hash].format(t='a', col='l.anchor')}
             WHERE {_AUDIT_LINKS}"""
 
-    def _link_code_arrays(self, batches: Iterator[pa.RecordBatch], rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """audit_links' columns filled from batches of _LINK_CODE_COLUMNS (held as one Arrow
-        table, then as a DataFrame, the links would be in memory twice)."""
+    def _link_code_arrays(self, batches: Iterator[pa.RecordBatch], rows: int, *, pairs: bool = False
+                          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """audit_links' columns filled from batches of _LINK_CODE_COLUMNS (and pair) (held as one
+        Arrow table, then as a DataFrame, the links would be in memory twice)."""
         col = {"src": np.empty(rows, np.int32), "target": np.empty(rows, np.int32),
                "anchor": np.empty(rows, np.int32), "position": np.empty(rows, np.int8),
                "link_order": np.empty(rows, np.int32), "nofollow": np.empty(rows, bool),
-               "found_in": np.empty(rows, np.int8)}
+               "found_in": np.empty(rows, np.int8), **({"pair": np.empty(rows, np.int32)} if pairs else {})}
         order_missing = np.zeros(rows, bool)
         lo = 0
         for batch in batches:
@@ -1638,14 +1648,18 @@ class Store:
             # GIL) while the next is made: memory stays that of a batch (the one INSERT of
             # DuckDB's joins ran out of 768 MB at 3M pages).
             written = 0
+            pair_keys = self._pair_keys(codes)
             with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-codes") as pool:
                 inserting: Future[None] | None = None
                 for batch in self._link_code_batches(codes):
-                    if (batch.column("target").to_numpy(zero_copy_only=False) < 0).any():
+                    target = batch.column("target").to_numpy(zero_copy_only=False)
+                    if (target < 0).any():
                         raise StoreError(f"{self.path}: the links changed while their codes were written")
+                    pair = _pair_rows(pair_keys, batch.column("src").to_numpy(zero_copy_only=False), target, codes)
+                    table = pa.Table.from_batches([batch]).append_column("pair", pa.array(pair))
                     if inserting is not None:
                         inserting.result()
-                    inserting = pool.submit(self._insert_codes, writer, pa.Table.from_batches([batch]))
+                    inserting = pool.submit(self._insert_codes, writer, table)
                     written += batch.num_rows
                 if inserting is not None:
                     inserting.result()
@@ -1657,8 +1671,35 @@ class Store:
         # this connection, and the uncheckpointed rows (2 GB at 3M pages) cannot be evicted.
         self.con.execute("CHECKPOINT")
         self.set_meta({"link_codes": {**self._link_code_counts(), "rows": written,
-                                      **{k: codes.texts[k].to_pylist() for k in ("position", "found_in")}}})
+                                      **{k: codes.texts[k].to_pylist() for k in ("position", "found_in")},
+                                      "link_pairs_built": (self.link_pairs_state() or {}).get("built_at")}})
         return written
+
+    def _pair_keys(self, codes: _LinkCodes) -> np.ndarray:
+        """The key of each link_pairs row, in table order, under which a link finds its pair
+        (_pair_rows): source x targets + the target's code, the unstored internal URLs first, as
+        link_pairs is sorted (src, dst, target_url); a row no link can meet (an external target)
+        repeats the key before it, so that the keys stay sorted and a search finds the first."""
+        targets = codes.n + len(codes.extra_urls)
+        extra_index = pd.Index(codes.extra_urls.to_pandas().astype(object))
+        keys = np.empty(self.pair_count(), np.int64)
+        lo = 0
+        reader = self.con.sql("SELECT src, dst, CASE WHEN dst < 0 AND is_internal THEN target_url END AS url "
+                              "FROM link_pairs").to_arrow_reader(_READ_BATCH)
+        for batch in reader:
+            src = batch.column("src").to_numpy(zero_copy_only=False).astype(np.int64)
+            code = batch.column("dst").to_numpy(zero_copy_only=False).astype(np.int64) + len(extra_index)
+            unstored = np.flatnonzero(code < len(extra_index))
+            if len(unstored):
+                urls = batch.column("url").take(pa.array(unstored)).to_pandas().astype(object)
+                code[unstored] = extra_index.get_indexer(urls)  # -1: external, or not a link's target
+            part = keys[lo:lo + batch.num_rows]
+            np.multiply(src, targets, out=part)
+            part += code
+            part[code < 0] = -1
+            lo += batch.num_rows
+        np.maximum.accumulate(keys, out=keys)
+        return keys
 
     def _insert_codes(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:
         with self.transaction(con):
@@ -1685,7 +1726,14 @@ class Store:
             texts={"position": pa.array(state["position"], pa.string()), "found_in": pa.array(state["found_in"], pa.string()),
                    "anchor": self._arrow("SELECT text FROM link_anchor_texts ORDER BY code").column(0)},
             extra_urls=self._arrow("SELECT url FROM link_extra_urls ORDER BY code").column(0),
-            targets_by_hash=True, anchors_by_hash=True)
+            targets_by_hash=True, anchors_by_hash=True, pairs=self.link_code_pairs(state))
+
+    def link_code_pairs(self, state: Mapping[str, Any] | None = None) -> bool:
+        """Whether audit_links gives each link its pair's row in link_pairs (a store finalized by
+        this version, whose link_pairs is the build its link codes were made with)."""
+        state = self.meta().get("link_codes") if state is None else state
+        built = (self.link_pairs_state() or {}).get("built_at")
+        return isinstance(state, dict) and built is not None and state.get("link_pairs_built") == built
 
     def _hashes_distinct(self, relation: str, hashes: str) -> bool:
         """Whether the 64-bit hashes `hashes` of the rows of `relation` are all different, so that
@@ -2308,6 +2356,7 @@ class _LinkCodes:
     extra_urls: pa.Array
     targets_by_hash: bool
     anchors_by_hash: bool
+    pairs: bool = False  # the stored codes include each link's pair row
 
     @property
     def by_hash(self) -> bool:
@@ -2340,7 +2389,20 @@ def _links_frame(col: dict[str, np.ndarray], order_missing: np.ndarray, codes: _
         **{name: categorical(col[name], codes.texts[name].to_pandas()) for name in ("anchor", "position")},
         "link_order": link_order, "nofollow": col["nofollow"],
         "found_in": categorical(col["found_in"], codes.texts["found_in"].to_pandas()),
+        **({"pair": col["pair"]} if "pair" in col else {}),
     })
+
+
+def _pair_rows(keys: np.ndarray, src: np.ndarray, target: np.ndarray, codes: _LinkCodes) -> np.ndarray:
+    """The link_pairs row of each link (source page id, target code; -1: none), by its key
+    among the pairs' sorted keys (Store._pair_keys)."""
+    n_extra = len(codes.extra_urls)
+    key = src.astype(np.int64) * (codes.n + n_extra)
+    key += np.where(target >= codes.n, target - codes.n, target + n_extra)
+    if not len(keys):
+        return np.full(len(key), -1, np.int32)
+    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+    return np.where(keys[at] == key, at, -1).astype(np.int32)
 
 
 def _list_code_sql(expr: str, values: Sequence[str]) -> str:

@@ -743,6 +743,42 @@ def test_audit_refuses_scores_older_than_a_new_finalize(site, tmp_path: Path) ->
         score_store(store, model=MODEL)
     assert len(run_audit(copy, THRESHOLDS).by_code()) > 0
 
+def test_link_codes_that_do_not_fit_in_memory_are_left_out_and_the_audit_reads_the_links(
+        site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored link codes only save the audit time: when DuckDB runs out of memory while
+    they are written (its joins, without numba, on a big store), finalize goes on without them
+    and the audit reads the links themselves, with the same result."""
+    import shutil
+
+    import duckdb
+
+    from linkjuice.pipeline import finalize_store
+
+    _, db = site
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    with Store(copy, read_only=True) as store:
+        read = store.audit_links()
+    before = run_audit(copy, THRESHOLDS)
+
+    def out_of_memory(self: Store, codes: object) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block (a test)")
+
+    monkeypatch.setattr(Store, "_link_code_batches", out_of_memory)
+    with Store(copy) as store:
+        finalize_store(store)
+        assert store._stored_link_codes() is None and not store.link_code_pairs()
+        assert store.con.execute("SELECT count(*) FROM link_codes").fetchall()[0][0] == 0
+    monkeypatch.undo()
+    with Store(copy) as store:
+        from linkjuice.pipeline import score_store
+
+        score_store(store, model=MODEL)
+        assert store.audit_links().sort_values(["src", "link_order"]).reset_index(drop=True).equals(
+            read.sort_values(["src", "link_order"]).reset_index(drop=True))
+    after = run_audit(copy, THRESHOLDS)
+    assert after.findings.drop(columns="juice_at_stake").equals(before.findings.drop(columns="juice_at_stake"))
+
 def test_links_found_by_their_stored_pair_row_give_the_audit_of_a_search_by_key(site, tmp_path: Path,
                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Finalize stores each link's row in link_pairs; the audit then keeps every pair in that

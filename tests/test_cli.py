@@ -60,3 +60,22 @@ def test_missing_store_is_one_line_exit_1(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: no store at") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_crawl_says_when_it_finalizes_and_scores(tmp_path: Path, quiet: bool) -> None:
+    """The steps after the crawl take minutes on a big site and have no bar of their own: the
+    crawl says when each starts (a log line when stderr is not a terminal), unless --quiet."""
+    from .sitekit import page, serve
+
+    routes = {"/": page("Home", '<a href="/a/">A</a>'), "/a/": page("A", '<a href="/">Home</a>')}
+    with serve(routes) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "linkjuice", "crawl", server.url("/"), "--db", str(tmp_path / "s.duckdb"),
+             *(["--quiet"] if quiet else [])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    if quiet:
+        assert "finalizing" not in result.stderr and "scoring" not in result.stderr
+    else:
+        assert result.stderr.index("finalizing: page ids") < result.stderr.index("scoring the links")
+    assert "Crawled 2 pages" in result.stdout

@@ -82,8 +82,11 @@ def crawl_site(
     model: ModelConfig | None = None,
     on_progress: Callable[[CrawlProgress], None] | None = None,
     score: bool = True,
+    on_stage: Callable[[str], None] | None = None,
 ) -> CrawlSummary:
-    """Crawl a site into `db`, then derive depths and indexability, then score it."""
+    """Crawl a site into `db`, then derive depths and indexability, then score it. `on_stage` is
+    told when each step after the crawl starts ("finalizing", "scoring"): on a big site they
+    take minutes."""
     validate_start_url(config.start_url)
     if config.render:
         from .crawl.render import require_render
@@ -94,8 +97,12 @@ def crawl_site(
         with Store(db) as store:
             summary = _run_crawl(config, store, resume=resume, on_progress=on_progress)
             if summary.stop_reason != "interrupted":
+                if on_stage is not None:
+                    on_stage("finalizing")
                 finalize_store(store, config)
                 if score:
+                    if on_stage is not None:
+                        on_stage("scoring")
                     score_store(store, model=model)
     except CrawlError:
         if created:  # a store we made for a crawl that could not start holds nothing of value

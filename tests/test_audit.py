@@ -743,6 +743,7 @@ def test_audit_refuses_scores_older_than_a_new_finalize(site, tmp_path: Path) ->
         score_store(store, model=MODEL)
     assert len(run_audit(copy, THRESHOLDS).by_code()) > 0
 
+
 def test_link_codes_that_do_not_fit_in_memory_are_left_out_and_the_audit_reads_the_links(
         site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The stored link codes only save the audit time: when DuckDB runs out of memory while
@@ -778,6 +779,7 @@ def test_link_codes_that_do_not_fit_in_memory_are_left_out_and_the_audit_reads_t
             read.sort_values(["src", "link_order"]).reset_index(drop=True))
     after = run_audit(copy, THRESHOLDS)
     assert after.findings.drop(columns="juice_at_stake").equals(before.findings.drop(columns="juice_at_stake"))
+
 
 def test_links_found_by_their_stored_pair_row_give_the_audit_of_a_search_by_key(site, tmp_path: Path,
                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -816,6 +818,7 @@ def test_links_found_by_their_stored_pair_row_give_the_audit_of_a_search_by_key(
     assert searches
     assert len(by_row.items) and by_row.findings.equals(by_key.findings)
     assert by_row.items.equals(by_key.items)
+
 
 def test_stored_link_codes_are_not_read_once_the_links_change(site, tmp_path: Path) -> None:
     """The link codes finalize stores are read only while the store's pages and links are the

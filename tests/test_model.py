@@ -124,6 +124,31 @@ def test_explanations_add_up_for_every_page(tmp_path: Path) -> None:
         assert (e.sources["juice"] > 0).all()
 
 
+
+def test_a_pages_flows_found_by_its_id_equal_the_views_rows_for_its_url(tmp_path: Path) -> None:
+    """link_flows_frame finds a page's flows by its page id (filtered by URL, DuckDB joined every
+    pair to its pages first): the same rows, in the same order, as the view filtered by URL,
+    for every page, as source and as where the juice arrives (a link to a missing page too)."""
+    site = {
+        "/": _page("Home", SOURDOUGH, "<a href='/a/'>starter</a> <a href='/b/'>knives</a> <a href='/old/'>old</a>"),
+        "/a/": _page("Starter", SOURDOUGH, "<a href='/'>home</a> <a href='/b/'>knives</a> <a href='/x/'>x</a>"),
+        "/b/": _page("Knives", KNIVES, "<a href='/a/'>starter</a> <a href='/a/'>again</a>"),
+    }
+    db = _crawl(tmp_path, site)
+    order = " ORDER BY juice DESC NULLS LAST, source_url, target_url"
+    with Store(db, read_only=True) as store:
+        assert "source_id" in store._columns("link_flows")
+        urls = store.sql("SELECT url FROM pages")["url"].tolist()
+        compared = 0
+        for url in urls:
+            for side in ("source", "resolved"):
+                by_id = store.link_flows_frame(**{side: url})
+                by_url = store.sql(f"SELECT * FROM link_flows WHERE {side}_url = ?" + order, [url])
+                assert by_id.equals(by_url), (side, url)
+                compared += len(by_id)
+        assert compared > 0
+        assert store.link_flows_frame(source="https://t.example/not-stored/").empty
+
 def test_section_flow_matrix_adds_up_to_all_juice_passed(tmp_path: Path) -> None:
     site = {
         "/": _page("Home", SOURDOUGH, "<a href='/blog/a/'>a</a> <a href='/shop/b/'>b</a> <a href='/gone/'>x</a>"),

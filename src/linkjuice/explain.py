@@ -64,9 +64,9 @@ def explain_page(
     passed["juice"] = passed["delivered"]
     passed["share_of_page"] = passed["juice"] / juice if juice > 0 else 0.0
     sources = passed[["source_url", "anchor", "position", "weight", "share", "juice", "share_of_page"]]
-    sources = sources.sort_values("juice", ascending=False, ignore_index=True)
+    sources = sources.sort_values("juice", ascending=False, ignore_index=True, kind="stable")
     sends = outflows[["target_url", "resolved_url", "position", "anchor", "reason", "share", "juice"]]
-    sends = sends.sort_values("juice", ascending=False, ignore_index=True)
+    sends = sends.sort_values("juice", ascending=False, ignore_index=True, kind="stable")
     ranked = all_juice[np.isfinite(all_juice)]
     rank = int((ranked > juice).sum()) + 1
     return PageExplanation(

@@ -872,11 +872,11 @@ def explain(db: str | Path, url: str) -> PageExplanation:
         if row.get("juice") is None or row["juice"] != row["juice"]:
             raise UsageError(f"{row['url']} has no juice: it is not an indexable page ({row.get('indexability')})")
         meta = store.meta().get("model") or {}
-        all_juice = store.sql("SELECT juice FROM scores WHERE juice IS NOT NULL")["juice"].to_numpy()
+        all_juice = store.sql("SELECT juice FROM page_scores WHERE juice IS NOT NULL")["juice"].to_numpy()
         inflows = store.link_flows_frame(resolved=row["url"])
         outflows = store.link_flows_frame(source=row["url"])
         has_backlinks = bool(row.get("backlink_share") and row["backlink_share"] == row["backlink_share"]
-                             and store.sql("SELECT sum(backlink_share) AS s FROM scores")["s"].iloc[0] > 0)
+                             and store.sql("SELECT sum(backlink_share) AS s FROM page_scores")["s"].iloc[0] > 0)
     return explain_page(
         url=row["url"], juice=float(row["juice"]), juice_score=float(row["juice_score"]),
         teleport=float(row["teleport"]), backlink_share=float(row.get("backlink_share") or 0.0),

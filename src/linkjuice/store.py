@@ -995,15 +995,19 @@ class Store:
 
     def link_flows_frame(self, *, source: str | None = None, resolved: str | None = None,
                          limit: int | None = None) -> pd.DataFrame:
+        """The link_flows rows from the page `source`, or arriving at the page `resolved`. A page
+        is matched by its id where the view has them: filtered by URL, DuckDB joined every pair
+        to its pages first (2.6 s for one page of a 1M-page store, 0.6 s by id)."""
+        by_id = "source_id" in self._columns("link_flows")
         where, params = [], []
-        if source is not None:
-            where.append("source_url = ?")
-            params.append(source)
-        if resolved is not None:
-            where.append("resolved_url = ?")
-            params.append(resolved)
+        for column, url in (("source", source), ("resolved", resolved)):
+            if url is None:
+                continue
+            page_id = self.page_id_of(url) if by_id else None
+            where.append(f"{column}_id = ?" if page_id is not None else f"{column}_url = ?")
+            params.append(page_id if page_id is not None else url)
         sql = "SELECT * FROM link_flows" + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY juice DESC NULLS LAST"
+        sql += " ORDER BY juice DESC NULLS LAST, source_url, target_url"  # (equal juice: the same order each time)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.con.execute(sql, params).df()

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
+from .store import link_pair_keys
 
 __all__ = [
     "Severity",
@@ -640,7 +641,7 @@ class _Context:
     target_urls: pd.Index
     target_code: np.ndarray
     # Pairs and links meet on (source id, match code), integers: the flows' keys, sorted (see
-    # _link_keys); row k of `flows` is the pair of key k. None when the links name their pair's
+    # store.link_pair_keys); row k of `flows` is the pair of key k. None when the links name their pair's
     # row (links["pair"], stored by finalize) and flows holds every pair in link_pairs' order.
     flow_key: np.ndarray | None
     # Per stored page, the page a link to it resolves to (-1: none, or no pair links to it): a
@@ -669,7 +670,7 @@ class _Context:
             return self.links["pair"].to_numpy()[idx].astype(np.int64)
         if not len(self.flow_key):
             return np.full(len(idx), -1, np.int64)
-        key = _link_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
+        key = link_pair_keys(self.links["src"].to_numpy()[idx], self.target_code[idx], len(self.pages),
                          len(self.target_urls))
         if len(key) > 1 << 16 and not (key[1:] >= key[:-1]).all():
             # Looked up in key order: millions of binary searches in no order miss the cache.
@@ -740,22 +741,6 @@ class _Context:
         return out
 
 
-def _link_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) -> np.ndarray:
-    """The key under which a link (source id, target code) meets its pair in the flows. The match
-    code orders targets as link_pairs is stored, (dst, target URL), with the sorted URLs that are
-    not stored pages (dst -1) first, so that the flows' keys mostly arrive sorted."""
-    key = code.astype(np.int64)  # in place from here: tens of millions of links
-    key -= n_pages
-    key[key < 0] += n_targets  # a page: n_extra + code
-    # The source's part a slice at a time: a whole int64 copy of the sources is 1.6 GB at 200M.
-    step = 1 << 22
-    for lo in range(0, len(key), step):
-        base = src[lo:lo + step].astype(np.int64)
-        base *= max(n_targets, 1)
-        key[lo:lo + step] += base
-    return key
-
-
 def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     pages = inputs.pages.reset_index(drop=True)
     n = len(pages)
@@ -799,7 +784,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
 
 def _flow_keys(flows: pd.DataFrame, target_code: np.ndarray, target_urls: pd.Index, n: int, n_extra: int
                ) -> tuple[np.ndarray, pd.DataFrame]:
-    """The flows' keys (_link_keys), sorted, and what the detectors read of the flows in that
+    """The flows' keys (link_pair_keys), sorted, and what the detectors read of the flows in that
     order (a pair to a URL that is not a stored page is found by its URL)."""
     flow_code = flows["dst"].to_numpy().astype(target_code.dtype)  # a copy: the named ones are changed
     if n_extra and "target_url" in flows:
@@ -811,7 +796,7 @@ def _flow_keys(flows: pd.DataFrame, target_code: np.ndarray, target_urls: pd.Ind
     # big site two copies of every pair.
     flow_row = None if (flow_code >= 0).all() else np.flatnonzero(flow_code >= 0)
     rows = slice(None) if flow_row is None else flow_row  # a slice: views, not copies
-    flow_key = _link_keys(flows["src"].to_numpy()[rows], flow_code[rows], n, len(target_urls))
+    flow_key = link_pair_keys(flows["src"].to_numpy()[rows], flow_code[rows], n, len(target_urls))
     del flow_code, rows  # (flow_code[rows] with a slice is a view, which astype copies once)
     if len(flow_key) > 1 and not (flow_key[1:] >= flow_key[:-1]).all():
         order = np.argsort(flow_key, kind="stable")
@@ -1175,14 +1160,17 @@ def _walks(paths: pd.DataFrame) -> pd.DataFrame:
     closes a loop, and the list of URLs it walks through, in hop order (grouped by sorting the
     start codes: pandas' list aggregation called Python once per redirect)."""
     start_code, starts = pd.factorize(paths["start_url"])
+    index = pd.Index(starts, name="start_url")
+    if not len(start_code):
+        return pd.DataFrame({"hops": [], "loop": [], "path": []}, index=index)
     order = np.argsort(start_code, kind="stable")
     first = np.flatnonzero(np.diff(start_code[order], prepend=-1))
     targets = paths["target_url"].to_numpy(object)[order]
     return pd.DataFrame({
-        "hops": np.maximum.reduceat(paths["hop"].to_numpy()[order], first) if len(first) else [],
-        "loop": np.logical_or.reduceat(paths["closes_loop"].to_numpy(bool)[order], first) if len(first) else [],
-        "path": [chunk.tolist() for chunk in np.split(targets, first[1:])] if len(first) else [],
-    }, index=pd.Index(starts, name="start_url"))
+        "hops": np.maximum.reduceat(paths["hop"].to_numpy()[order], first),
+        "loop": np.logical_or.reduceat(paths["closes_loop"].to_numpy(bool)[order], first),
+        "path": [chunk.tolist() for chunk in np.split(targets, first[1:])],
+    }, index=index)
 
 
 @dataclass(slots=True)

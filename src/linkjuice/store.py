@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 
 from .errors import InputFileError, StoreError
 
-__all__ = ["SCHEMA_VERSION", "Store", "PAGE_COLUMNS", "LINK_COLUMNS"]
+__all__ = ["SCHEMA_VERSION", "Store", "PAGE_COLUMNS", "LINK_COLUMNS", "link_pair_keys"]
 
 SCHEMA_VERSION = 1
 
@@ -1479,13 +1478,12 @@ class Store:
         store's link_pairs (link_code_pairs), a column `pair` gives each link's row in link_pairs
         (for flows read with linkjuice.audit.collect_flows(keep_all=True))."""
         codes = self._stored_link_codes() if stored else None
-        if codes is not None and not pairs:
-            codes = dataclasses.replace(codes, pairs=False)
         if codes is not None:
             # Each link's pair row too, while link_pairs is the build the codes were made with.
-            columns = [*_LINK_CODE_COLUMNS, *(["pair"] if codes.pairs else [])]
+            pairs = pairs and codes.pairs
+            columns = [*_LINK_CODE_COLUMNS, *(["pair"] if pairs else [])]
             reader = self.con.sql(f"SELECT {', '.join(columns)} FROM link_codes").to_arrow_reader(_READ_BATCH)
-            col, order_missing = self._link_code_arrays(iter(reader), codes.rows, pairs=codes.pairs)
+            col, order_missing = self._link_code_arrays(iter(reader), codes.rows, pairs=pairs)
             return _links_frame(col, order_missing, codes)
         try:
             codes = self._stage_link_codes(by_hash=by_hash)
@@ -1693,22 +1691,21 @@ class Store:
         (_pair_rows): source x targets + the target's code, the unstored internal URLs first, as
         link_pairs is sorted (src, dst, target_url); a row no link can meet (an external target)
         repeats the key before it, so that the keys stay sorted and a search finds the first."""
-        targets = codes.n + len(codes.extra_urls)
         extra_index = pd.Index(codes.extra_urls.to_pandas().astype(object))
         keys = np.empty(self.pair_count(), np.int64)
         lo = 0
         reader = self.con.sql("SELECT src, dst, CASE WHEN dst < 0 AND is_internal THEN target_url END AS url "
                               "FROM link_pairs").to_arrow_reader(_READ_BATCH)
         for batch in reader:
-            src = batch.column("src").to_numpy(zero_copy_only=False).astype(np.int64)
-            code = batch.column("dst").to_numpy(zero_copy_only=False).astype(np.int64) + len(extra_index)
-            unstored = np.flatnonzero(code < len(extra_index))
+            code = batch.column("dst").to_numpy(zero_copy_only=False).astype(np.int64)
+            unstored = np.flatnonzero(code < 0)
             if len(unstored):
                 urls = batch.column("url").take(pa.array(unstored)).to_pandas().astype(object)
-                code[unstored] = extra_index.get_indexer(urls)  # -1: external, or not a link's target
+                at = extra_index.get_indexer(urls)  # -1: external, or not a link's target
+                code[unstored] = np.where(at >= 0, codes.n + at, -1)
             part = keys[lo:lo + batch.num_rows]
-            np.multiply(src, targets, out=part)
-            part += code
+            part[:] = link_pair_keys(batch.column("src").to_numpy(zero_copy_only=False), np.maximum(code, 0),
+                                     codes.n, codes.n + len(extra_index))
             part[code < 0] = -1
             lo += batch.num_rows
         np.maximum.accumulate(keys, out=keys)
@@ -2406,12 +2403,27 @@ def _links_frame(col: dict[str, np.ndarray], order_missing: np.ndarray, codes: _
     })
 
 
+def link_pair_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) -> np.ndarray:
+    """The key under which a link (source page id, target code: a page id, or n_pages + the rank
+    of an unstored internal URL among n_targets - n_pages of them) meets its pair. It orders
+    targets as link_pairs is stored, (dst, target URL), with the sorted URLs that are not stored
+    pages (dst -1) first, so that the pairs' keys come sorted."""
+    key = code.astype(np.int64)  # in place from here: tens of millions of links
+    key -= n_pages
+    key[key < 0] += n_targets  # a page: n_extra + code
+    # The source's part a slice at a time: a whole int64 copy of the sources is 1.6 GB at 200M.
+    step = 1 << 22
+    for lo in range(0, len(key), step):
+        base = src[lo:lo + step].astype(np.int64)
+        base *= max(n_targets, 1)
+        key[lo:lo + step] += base
+    return key
+
+
 def _pair_rows(keys: np.ndarray, src: np.ndarray, target: np.ndarray, codes: _LinkCodes) -> np.ndarray:
     """The link_pairs row of each link (source page id, target code; -1: none), by its key
     among the pairs' sorted keys (Store._pair_keys)."""
-    n_extra = len(codes.extra_urls)
-    key = src.astype(np.int64) * (codes.n + n_extra)
-    key += np.where(target >= codes.n, target - codes.n, target + n_extra)
+    key = link_pair_keys(src, target, codes.n, codes.n + len(codes.extra_urls))
     if not len(keys):
         return np.full(len(key), -1, np.int32)
     at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)

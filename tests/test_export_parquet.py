@@ -106,6 +106,31 @@ def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) ->
     assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
 
 
+def _read_parts(folder: Path) -> pd.DataFrame:
+    """A dataset's rows in the order written: part-0, part-1, ... (not the names' text order)."""
+    parts = sorted(folder.glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1]))
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+@pytest.mark.parametrize("by_hash", [True, False])
+def test_links_dataset_names_pages_by_id_in_stored_order(scored_db: Path, tmp_path: Path, monkeypatch,
+                                                         by_hash: bool) -> None:
+    if not by_hash:  # as when two page URLs share a hash: the URLs are joined as strings
+        monkeypatch.setattr(Store, "_page_hashes_distinct", lambda self: False)
+    export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("links",))
+    back = _read_parts(tmp_path / "links")
+    with open_store(scored_db) as store:
+        stored = store.sql("SELECT source_url, target_url, link_order FROM links")  # as stored: the crawl's order
+        ids = dict(store.sql("SELECT url, page_id FROM pages").itertuples(index=False))
+    assert len(back) == len(stored) > 8000
+    pd.testing.assert_frame_equal(back[["source_url", "target_url", "link_order"]], stored, check_dtype=False)
+    assert back["source_id"].tolist() == [ids[u] for u in stored["source_url"]]
+    expected_target = stored["target_url"].map(ids)
+    assert back["target_id"].isna().tolist() == expected_target.isna().tolist()
+    assert expected_target.isna().sum() > 100  # the external links have no page id
+    assert (back["target_id"].dropna().astype(int) == expected_target.dropna().astype(int)).all()
+
+
 def test_export_replaces_an_earlier_export(scored_db: Path, tmp_path: Path) -> None:
     export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("links",))
     assert len(list((tmp_path / "links").glob("*.parquet"))) > 1

@@ -1133,7 +1133,7 @@ class Store:
     # it (used when the pages' hashes are distinct): joined by the strings, and sorted, the
     # dataset of a 10M-page store spilled past 20 GB of temporary files and never finished; by
     # hash, in stored order (the crawl's: by source page id, each page's links in link order)
-    # it takes ~58 s within 1.1 GB.
+    # it takes 58-64 s within 1.2 GB.
     _LINKS_BY_HASH = (
         "WITH ids AS (SELECT hash(url) AS h, page_id FROM pages) "
         "SELECT s.page_id AS source_id, l.source_url, t.page_id AS target_id, l.target_url, l.anchor, "
@@ -1155,7 +1155,7 @@ class Store:
             # The view joins every pair to its pages' URLs three times. DuckDB's join order put
             # the pairs on the build side (it estimates their positional scan at 0 rows) and
             # spilled past 20 GB at 10M pages: the view's own order builds on the pages, and the
-            # page URLs' hash tables get the audit's room (10M pages: 187 s within 6.1 GB).
+            # page URLs' hash tables get the audit's room (10M pages: 189 s within 5.9 GB).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
             settings["disabled_optimizers"] = "join_order,build_side_probe_side"

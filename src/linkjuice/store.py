@@ -1158,7 +1158,10 @@ class Store:
             # page URLs' hash tables get the audit's room (10M pages: 189 s within 5.9 GB).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
-            settings["disabled_optimizers"] = "join_order,build_side_probe_side"
+            known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
+            off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
+            if off:
+                settings["disabled_optimizers"] = ",".join(off)
         try:
             with self.memory_limit(memory), ExitStack() as stack:
                 for setting, value in settings.items():

@@ -11,8 +11,12 @@ fresh subprocess, so its wall time and peak RSS (VmHWM) are what a user sees: `f
 first one computes and caches the relevance of every linked pair), `score` again (`rescore`),
 `linkjuice audit`, `linkjuice export pages` (CSV) and `linkjuice export links --format parquet`.
 Optional steps: `first-score` (the store's scores and cached relevance are removed first, untimed,
-as on a new crawl: the iterations start from scratch) and `reweigh` (`score --relevance-weight
-0.4`: a changed model, iterated from the last scores; later steps keep that model).
+as on a new crawl: the iterations start from scratch), `reweigh` (`score --relevance-weight
+0.4`: a changed model, iterated from the last scores; later steps keep that model), the audit's
+exports `export-findings` (CSV), `export-findings-parquet` and `export-items` (CSV, after an
+audit), and the Parquet datasets `dataset-pages`, `dataset-links`, `dataset-link-flows` and
+`dataset-scores` (`linkjuice export parquet --dataset ...`). Each export's output is deleted
+once measured (the 10M store's findings CSV alone is 8.9 GB).
 
 The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
 a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -186,6 +191,13 @@ def main() -> None:
             "export-pages": ["export", "pages", "--db", str(db), "--format", "csv", "-o", str(OUT / "pages.csv")],
             "export-links": ["export", "links", "--db", str(db), "--format", "parquet", "-o",
                              str(OUT / "links.parquet")],
+            "export-findings": ["export", "findings", "--db", str(db), "-o", str(OUT / "findings.csv")],
+            "export-findings-parquet": ["export", "findings", "--db", str(db), "--format", "parquet", "-o",
+                                        str(OUT / "findings.parquet")],
+            "export-items": ["export", "finding-items", "--db", str(db), "-o", str(OUT / "items.csv")],
+            **{f"dataset-{name.replace('_', '-')}": ["export", "parquet", "--db", str(db), "-o",
+                                                      str(OUT / "datasets"), "--dataset", name]
+               for name in ("pages", "links", "link_flows", "scores")},
         }
         for name in args.steps.split(","):
             if name == "audit" and size > parse_size(args.audit_max):
@@ -194,6 +206,9 @@ def main() -> None:
                 forget_scores(db)
             row = {"pages": pages, "links": links, "store_mb": round(db.stat().st_size / 2**20),
                    "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
+            for written in (OUT / "findings.csv", OUT / "findings.parquet", OUT / "items.csv"):
+                written.unlink(missing_ok=True)
+            shutil.rmtree(OUT / "datasets", ignore_errors=True)
             results.append(row)
             print(json.dumps(row), flush=True)
     # Earlier rows of other sizes or steps are kept, so steps can be re-measured one at a time.

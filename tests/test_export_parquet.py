@@ -116,7 +116,7 @@ def _read_parts(folder: Path) -> pd.DataFrame:
 def test_links_dataset_names_pages_by_id_in_stored_order(scored_db: Path, tmp_path: Path, monkeypatch,
                                                          by_hash: bool) -> None:
     if not by_hash:  # as when two page URLs share a hash: the URLs are joined as strings
-        monkeypatch.setattr(Store, "_page_hashes_distinct", lambda self: False)
+        monkeypatch.setattr(Store, "_hashes_distinct", lambda self, relation, hashes: False)
     export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("links",))
     back = _read_parts(tmp_path / "links")
     with open_store(scored_db) as store:

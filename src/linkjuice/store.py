@@ -1100,11 +1100,6 @@ class Store:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
         return int(written[0][0])  # COPY answers with the rows it wrote
 
-    def _page_hashes_distinct(self) -> bool:
-        """Whether no two stored page URLs have the same 64-bit hash (odds ~3e-6 at 10M pages)."""
-        distinct, total = self.con.execute("SELECT count(DISTINCT hash(url)), count(url) FROM pages").fetchall()[0]
-        return bool(distinct == total)
-
     def _stored_in_order(self, table: str, column: str) -> bool:
         """Whether `table` is stored with `column` strictly increasing (the order a scan returns
         its rows in while DuckDB preserves insertion order): one integer column read."""
@@ -1146,7 +1141,7 @@ class Store:
         query = self._DATASETS.get(name)
         if query is None:
             raise StoreError(f"unknown dataset {name!r}")
-        if name == "links" and self._page_hashes_distinct():
+        if name == "links" and self._hashes_distinct("pages", "hash(url)"):
             query = self._LINKS_BY_HASH
         groups = max(1, -(-rows_per_file // row_group_rows))
         target = str(directory).replace("'", "''")

@@ -149,6 +149,47 @@ def test_a_pages_flows_found_by_its_id_equal_the_views_rows_for_its_url(tmp_path
         assert compared > 0
         assert store.link_flows_frame(source="https://t.example/not-stored/").empty
 
+def test_the_flows_view_reads_each_pair_beside_its_own_relevance_in_slices(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link_flows view reads the pairs and their cached relevance a slice of rows at a time
+    (in parallel): with slices of a few rows each, every pair is there once, with the relevance
+    and weight the model gives it (pipeline.link_flows, NumPy), and a page's flows found by its
+    id equal the view filtered by its URL."""
+    import linkjuice.store as store_module
+    from linkjuice.pipeline import link_flows
+
+    site = {f"/p{i}/": _page(f"Page {i}", SOURDOUGH if i % 3 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 7 + k) % 24}/'>page {(i * 7 + k) % 24}</a>" for k in range(4))
+                             + " <a href='/missing/'>gone</a>")
+            for i in range(24)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(24)))
+    monkeypatch.setattr(store_module, "_PAIR_SLICE_ROWS", 7)
+    db = _crawl(tmp_path, site)
+    model = ModelConfig()
+    with Store(db, read_only=True) as store:
+        view_sql = store.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows'").fetchall()[0][0]
+        pairs = store.pair_count()
+        assert view_sql.count("UNION ALL") + 1 == min(pairs // 7, 64) > 10
+        view = store.sql("SELECT * FROM link_flows ORDER BY source_id, target_id, target_url")
+        expected = link_flows(store, model, labels=False)
+        relevance = store.sql("SELECT relevance FROM pair_relevance")["relevance"].to_numpy(np.float64)
+        order = store.sql("SELECT src, dst, target_url FROM link_pairs")
+        urls = store.sql("SELECT url FROM pages")["url"].tolist()
+        for side in ("source", "resolved"):
+            for url in urls:
+                by_url = store.sql(f"SELECT * FROM link_flows WHERE {side}_url = ? "
+                                   "ORDER BY juice DESC NULLS LAST, source_url, target_url", [url])
+                assert store.link_flows_frame(**{side: url}).equals(by_url), (side, url)
+    assert len(view) == pairs == len(expected.weight) == len(relevance)
+    # The model's arrays are in link_pairs' order: put them in the view's order.
+    order = order.assign(relevance=relevance, weight=expected.weight)
+    order = order.sort_values(["src", "dst", "target_url"], ignore_index=True)
+    assert (view["source_id"].to_numpy() == order["src"].to_numpy()).all()
+    np.testing.assert_array_equal(view["relevance"].to_numpy(), order["relevance"].to_numpy())
+    assert len(set(relevance.round(6))) > 2
+    np.testing.assert_allclose(view["weight"].to_numpy(), order["weight"].to_numpy(), rtol=1e-12)
+
+
 def test_section_flow_matrix_adds_up_to_all_juice_passed(tmp_path: Path) -> None:
     site = {
         "/": _page("Home", SOURDOUGH, "<a href='/blog/a/'>a</a> <a href='/shop/b/'>b</a> <a href='/gone/'>x</a>"),

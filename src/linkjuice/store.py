@@ -163,7 +163,7 @@ ALTER TABLE link_codes ADD COLUMN IF NOT EXISTS pair INTEGER;
 CREATE TABLE IF NOT EXISTS link_anchor_texts (code INTEGER, text VARCHAR);
 CREATE TABLE IF NOT EXISTS link_extra_urls (code INTEGER, url VARCHAR);
 -- Each link pair's relevance (cosine), cached by score for the engine named in meta 'link_pairs'
--- (key relevance): row k belongs to link_pairs' row k (read with POSITIONAL JOIN). A table of its
+-- (key relevance): row k belongs to link_pairs' row k (the same rowid). A table of its
 -- own, so that caching it writes one column instead of rewriting link_pairs and its strings; FLOAT,
 -- as the cosines come from float32 vectors.
 CREATE TABLE IF NOT EXISTS pair_relevance (relevance FLOAT);
@@ -961,7 +961,8 @@ class Store:
                 "AND table_name = 'link_flows'").fetchall()
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
-            self.con.execute(f"CREATE OR REPLACE VIEW link_flows AS {flows_view}")
+            self.con.execute("CREATE OR REPLACE VIEW link_flows AS "
+                             + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(self.pair_count())))
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1119,7 +1120,7 @@ class Store:
         "links": "SELECT s.page_id AS source_id, l.source_url, t.page_id AS target_id, l.target_url, l.anchor, "
         "l.rel, l.nofollow, l.position, l.dom_position, l.link_order, l.is_internal FROM links l "
         "LEFT JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url",
-        # (in link_pairs' order: by source page id, then target)
+        # (in no fixed order: written by all threads, export_dataset)
         "link_flows": "SELECT * FROM link_flows",
         "scores": "SELECT * FROM scores ORDER BY page_id",
     }
@@ -1147,16 +1148,12 @@ class Store:
         target = str(directory).replace("'", "''")
         memory, settings = EXPORT_MEMORY, {"preserve_insertion_order": "true"}
         if name == "link_flows":
-            # The view joins every pair to its pages' URLs three times. DuckDB's join order put
-            # the pairs on the build side (it estimates their positional scan at 0 rows) and
-            # spilled past 20 GB at 10M pages: the view's own order builds on the pages, and the
-            # page URLs' hash tables get the audit's room (10M pages: 189 s within 5.9 GB).
+            # Every pair joined to its pages' URLs three times: the page URLs' hash tables get the
+            # audit's room (10M pages: 5.7 GB), and the rows are written as they come (in order,
+            # the copy is left to one thread: 15.9 instead of 9.9 s at 1M pages).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
-            known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
-            off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
-            if off:
-                settings["disabled_optimizers"] = ",".join(off)
+            settings["preserve_insertion_order"] = "false"
         try:
             with self.memory_limit(memory), ExitStack() as stack:
                 for setting, value in settings.items():
@@ -2489,9 +2486,10 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
     """The SELECT of the link_flows view: each pair's factors, weight, share and juice, computed
     from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
     model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
-    numbers; the view stores nothing per link."""
+    numbers; the view stores nothing per link. With relevance, the pairs beside their cached
+    relevance are PAIRS_WITH_RELEVANCE, which Store.write_scores replaces (pairs_with_relevance_sql)."""
     a = _sql_double(relevance_weight)
-    cos, pairs = _relevance_sql(use_relevance)
+    cos, pairs_from = ("p.relevance::DOUBLE", f"{PAIRS_WITH_RELEVANCE} p") if use_relevance else ("0.0::DOUBLE", "link_pairs p")
     anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                 anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
@@ -2511,7 +2509,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                CASE WHEN p.reason = 0 THEN lj_juice * pow({_sql_double(redirect_factor)}, p.hops::DOUBLE) ELSE 0.0::DOUBLE END AS delivered,
                {reason} AS reason,
                p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
-        FROM {pairs}
+        FROM {pairs_from}
         JOIN page_scores sc ON sc.page_id = p.src
         JOIN pages s ON s.page_id = p.src
         LEFT JOIN pages t ON t.page_id = p.dst
@@ -2519,12 +2517,37 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
         )"""
 
 
-def _relevance_sql(use_relevance: bool) -> tuple[str, str]:
-    """SQL for a pair's cosine and the FROM clause that provides it: link_pairs as p, with the
-    cached cosines beside each row when used (pair_relevance, in link_pairs' row order)."""
-    if not use_relevance:
-        return "0.0::DOUBLE", "link_pairs p"
-    return "pr.relevance::DOUBLE", "link_pairs p POSITIONAL JOIN pair_relevance pr"
+# Stands for the pairs beside their relevance in flows_view_sql's SELECT (pairs_with_relevance_sql).
+PAIRS_WITH_RELEVANCE = "lj_pairs_with_relevance"
+# The pairs are read beside their relevance in slices of at least this many rows, at most this many slices.
+_PAIR_SLICE_ROWS = 1 << 21
+_PAIR_SLICES = 64
+# What is read of link_pairs beside the relevance (a store of an older version also holds a relevance column there).
+_PAIR_COLUMNS = ("src, dst, target_url, resolved, reason, hops, nofollow, is_internal, n_links, position, anchor, "
+                 "anchor_class, anchor_match")
+
+
+def pairs_with_relevance_sql(pairs: int) -> str:
+    """A subquery of link_pairs' `pairs` rows (_PAIR_COLUMNS) with their cached relevance
+    (pair_relevance's row k belongs to link_pairs' row k), in no fixed order.
+
+    Read in slices of rows (DuckDB pushes the rowid ranges into the scans), each slice's two
+    tables joined by rowid, under a UNION ALL whose branches DuckDB runs in parallel. One
+    POSITIONAL JOIN of the whole tables was scanned by one thread, and so was everything the view
+    did above it (its joins, a Parquet writer); and DuckDB estimated it at 0 rows, so it built
+    its hash tables on the pairs and scanned every pair for one page's flows. Joined by rowid,
+    DuckDB estimates each slice, builds on the pages and filters the pairs in their scan (10M
+    pages: one page's flows 0.1 s instead of ~10 s, a top 50 by juice 27 instead of 48 s)."""
+    slices = max(1, min(_PAIR_SLICES, pairs // _PAIR_SLICE_ROWS))
+    bounds = [pairs * k // slices for k in range(slices)]
+    branches = []
+    for k, lo in enumerate(bounds):
+        # (the last slice is open-ended: whatever follows its start)
+        rows = f"rowid >= {lo}" + (f" AND rowid < {bounds[k + 1]}" if k + 1 < slices else "")
+        branches.append(f"SELECT {_PAIR_COLUMNS}, relevance FROM "
+                        f"(SELECT rowid AS lj_row, {_PAIR_COLUMNS} FROM link_pairs WHERE {rows}) "
+                        f"LEFT JOIN (SELECT rowid AS lj_row, relevance FROM pair_relevance WHERE {rows}) USING (lj_row)")
+    return "(" + " UNION ALL ".join(branches) + ")"
 
 
 def _anchor_factor_sql(*, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,

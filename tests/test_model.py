@@ -122,6 +122,14 @@ def test_explanations_add_up_for_every_page(tmp_path: Path) -> None:
         assert e.accounted == pytest.approx(e.juice, rel=1e-8)
         assert e.from_links > 0 and e.from_backlinks == 0
         assert (e.sources["juice"] > 0).all()
+        assert (e.source_count, e.send_count) == (len(e.sources), len(e.sends)) and e.send_count > 0
+        # Only the top source and target read, the totals summed by DuckDB: the same explanation.
+        top = explain(db, url, top=1)
+        assert len(top.sources) == len(top.sends) == 1
+        assert top.sources.iloc[0].equals(e.sources.iloc[0]) and top.sends.iloc[0].equals(e.sends.iloc[0])
+        for name in ("from_links", "from_base", "sent_total", "lost_total", "accounted"):
+            assert getattr(top, name) == pytest.approx(getattr(e, name), rel=1e-12, abs=1e-15), name
+        assert (top.source_count, top.send_count, top.rank) == (e.source_count, e.send_count, e.rank)
 
 
 

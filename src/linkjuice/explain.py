@@ -11,6 +11,7 @@ they add up to the stored juice (the difference is the solver's tolerance).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,12 @@ class PageExplanation:
     from_links: float
     from_base: float  # the uniform part of the teleport
     from_backlinks: float  # outside authority
-    sources: pd.DataFrame  # source_url, anchor, position, weight, share, juice, share_of_page
-    sends: pd.DataFrame  # target_url, resolved_url, reason, juice
+    sources: pd.DataFrame  # source_url, anchor, position, weight, share, juice, share_of_page (the most first)
+    sends: pd.DataFrame  # target_url, resolved_url, reason, juice (the most first)
     sent_total: float
     lost_total: float
+    source_count: int  # passing links in (sources lists them all, or the top ones)
+    send_count: int  # links out (likewise)
 
     @property
     def accounted(self) -> float:
@@ -54,8 +57,11 @@ def explain_page(
     dangling_mass: float,
     backlink_mix: float,
     has_backlinks: bool,
+    totals: Mapping[str, float | int] | None = None,
 ) -> PageExplanation:
-    """Break a page's juice into contributions (link by link, base teleport, backlinks)."""
+    """Break a page's juice into contributions (link by link, base teleport, backlinks).
+    `inflows` and `outflows` are the page's flows, all of them; or only the top ones, and then
+    `totals` (Store.page_flow_totals) gives what all of them add up to."""
     entering = (1.0 - damping + damping * dangling_mass)
     backlink_part = entering * backlink_mix * backlink_share if has_backlinks else 0.0
     base_part = entering * teleport - backlink_part
@@ -69,10 +75,14 @@ def explain_page(
     sends = sends.sort_values("juice", ascending=False, ignore_index=True, kind="stable")
     ranked = all_juice[np.isfinite(all_juice)]
     rank = int((ranked > juice).sum()) + 1
+    if totals is None:
+        totals = {"from_links": float(sources["juice"].sum()), "sources": len(sources),
+                  "sent": float(sends["juice"].sum()), "sends": len(sends),
+                  "lost": float(sends.loc[sends["reason"] != "passed", "juice"].sum())}
     return PageExplanation(
         url=url, juice=juice, juice_score=juice_score, rank=rank, ranked_pages=len(ranked),
         percentile=float((ranked < juice).mean()) if len(ranked) else 0.0,
-        from_links=float(sources["juice"].sum()), from_base=float(base_part), from_backlinks=float(backlink_part),
-        sources=sources, sends=sends, sent_total=float(sends["juice"].sum()),
-        lost_total=float(sends.loc[sends["reason"] != "passed", "juice"].sum()),
+        from_links=float(totals["from_links"]), from_base=float(base_part), from_backlinks=float(backlink_part),
+        sources=sources, sends=sends, sent_total=float(totals["sent"]), lost_total=float(totals["lost"]),
+        source_count=int(totals["sources"]), send_count=int(totals["sends"]),
     )

@@ -860,8 +860,10 @@ def pages(
                                  params=params, columns=columns)
 
 
-def explain(db: str | Path, url: str) -> PageExplanation:
-    """Break a page's juice into its sources (see linkjuice.explain)."""
+def explain(db: str | Path, url: str, *, top: int | None = None) -> PageExplanation:
+    """Break a page's juice into its sources (see linkjuice.explain). `top`: list only that many
+    sources and targets (the most juice first), with the totals of all of them summed by DuckDB:
+    a hub of a 10M-page site has 10M sources, which read whole took 40 s and 17 GB."""
     from .explain import explain_page
     from .urls import normalize_url
 
@@ -873,8 +875,9 @@ def explain(db: str | Path, url: str) -> PageExplanation:
             raise UsageError(f"{row['url']} has no juice: it is not an indexable page ({row.get('indexability')})")
         meta = store.meta().get("model") or {}
         all_juice = store.sql("SELECT juice FROM page_scores WHERE juice IS NOT NULL")["juice"].to_numpy()
-        inflows = store.link_flows_frame(resolved=row["url"])
-        outflows = store.link_flows_frame(source=row["url"])
+        inflows = store.link_flows_frame(resolved=row["url"], reason="passed", order_by="delivered", limit=top)
+        outflows = store.link_flows_frame(source=row["url"], limit=top)
+        totals = store.page_flow_totals(row["url"]) if top is not None else None
         has_backlinks = bool(row.get("backlink_share") and row["backlink_share"] == row["backlink_share"]
                              and store.sql("SELECT sum(backlink_share) AS s FROM page_scores")["s"].iloc[0] > 0)
     return explain_page(
@@ -882,7 +885,7 @@ def explain(db: str | Path, url: str) -> PageExplanation:
         teleport=float(row["teleport"]), backlink_share=float(row.get("backlink_share") or 0.0),
         all_juice=all_juice, inflows=inflows, outflows=outflows, damping=float(meta.get("damping", 0.85)),
         dangling_mass=float(meta.get("dangling_mass", 0.0)), backlink_mix=float(meta.get("backlink_mix", 0.5)),
-        has_backlinks=has_backlinks,
+        has_backlinks=has_backlinks, totals=totals,
     )
 
 

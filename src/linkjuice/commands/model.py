@@ -64,11 +64,11 @@ def explain(
 
     from .. import pipeline
 
-    explanation = pipeline.explain(db, url)
+    explanation = pipeline.explain(db, url, top=max(top, 0))
     if fmt == "json":
         payload = {k: getattr(explanation, k) for k in ("url", "juice", "juice_score", "rank", "ranked_pages",
                                                        "percentile", "from_links", "from_base", "from_backlinks",
-                                                       "sent_total", "lost_total")}
+                                                       "sent_total", "lost_total", "source_count", "send_count")}
         payload["sources"] = explanation.sources.head(top).to_dict(orient="records")
         payload["sends"] = explanation.sends.head(top).to_dict(orient="records")
         console.print_json(json.dumps(payload, default=str))
@@ -83,14 +83,15 @@ def explain(
     console.print(f"comes from: links {e.from_links / total:.1%}, base share {e.from_base / total:.1%}, "
                   f"backlinks {e.from_backlinks / total:.1%} (sum {e.accounted / total:.4%} of its juice)",
                   highlight=False)
-    sources = Table(title=f"Top sources ({len(e.sources)} linking pages)", title_justify="left")
+    sources = Table(title=f"Top sources ({e.source_count} linking pages)", title_justify="left")
     for col in ("source", "anchor", "position", "weight", "share of source", "juice", "% of page"):
         sources.add_column(col, overflow="fold")
     for row in e.sources.head(top).itertuples(index=False):
         sources.add_row(clean_text(str(row.source_url)), clean_text(str(row.anchor or "")), str(row.position),
                         _num(row.weight), _num(row.share), _num(row.juice), f"{row.share_of_page:.1%}")
     console.print(sources)
-    sends = Table(title=f"Where it sends juice ({e.sent_total:.3g} in all, {e.lost_total:.3g} lost)", title_justify="left")
+    sends = Table(title=f"Where it sends juice ({e.send_count} links, {e.sent_total:.3g} in all, {e.lost_total:.3g} lost)",
+                  title_justify="left")
     for col in ("target", "receives", "reason", "share", "juice"):
         sends.add_column(col, overflow="fold")
     for row in e.sends.head(top).itertuples(index=False):

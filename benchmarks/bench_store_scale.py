@@ -16,7 +16,9 @@ as on a new crawl: the iterations start from scratch), `reweigh` (`score --relev
 exports `export-findings` (CSV), `export-findings-parquet` and `export-items` (CSV, after an
 audit), and the Parquet datasets `dataset-pages`, `dataset-links`, `dataset-link-flows` and
 `dataset-scores` (`linkjuice export parquet --dataset ...`). Each export's output is deleted
-once measured (the 10M store's findings CSV alone is 8.9 GB).
+once measured (the 10M store's findings CSV alone is 8.9 GB). `explain-home` and `explain-product`
+time `linkjuice explain` on the home page (every page links to it) and on a product page (s7/p3777:
+a few dozen links in).
 
 The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
 a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
@@ -181,6 +183,7 @@ def main() -> None:
         with duckdb.connect(str(db), read_only=True) as con:
             pages = con.execute("SELECT count(*) FROM pages").fetchone()[0]
             links = con.execute("SELECT count(*) FROM links").fetchone()[0]
+            home = con.execute("SELECT value FROM meta WHERE key = 'start_url'").fetchone()[0]
         steps = {
             "finalize": ["finalize", str(db)],
             "score": ["score", "--db", str(db)],
@@ -198,6 +201,8 @@ def main() -> None:
             **{f"dataset-{name.replace('_', '-')}": ["export", "parquet", "--db", str(db), "-o",
                                                       str(OUT / "datasets"), "--dataset", name]
                for name in ("pages", "links", "link_flows", "scores")},
+            "explain-home": ["explain", home, "--db", str(db)],
+            "explain-product": ["explain", f"{home}s7/p3777", "--db", str(db)],
         }
         for name in args.steps.split(","):
             if name == "audit" and size > parse_size(args.audit_max):

@@ -106,6 +106,35 @@ def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) ->
     assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
 
 
+@pytest.mark.parametrize("view_changed", [False, True])
+def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                view_changed: bool) -> None:
+    """The link_flows dataset reads each slice of pairs beside its relevance positionally (the
+    view's SELECT kept by score): with slices of a few rows, the same rows as the view. When the
+    view is no longer the one score made (here: replaced by the same SELECT over another slicing),
+    the dataset reads the view itself, with the same rows."""
+    import linkjuice.store as store_module
+
+    monkeypatch.setattr(store_module, "_PAIR_SLICE_ROWS", 64)
+    db = generated_store(tmp_path / "g.duckdb")
+    with open_store(db, read_only=False) as store:
+        score_store(store, model=ModelConfig(redirect_factor=0.8))
+        select = store.meta()["link_flows_view"]["select"]
+        pairs = store.pair_count()
+        assert pairs // 64 > 10 and store._flows_dataset_sql().count("POSITIONAL JOIN") == min(pairs // 64, 64)
+        if view_changed:
+            store.con.execute("CREATE OR REPLACE VIEW link_flows AS " + select.replace(
+                store_module.PAIRS_WITH_RELEVANCE, store_module.pairs_with_relevance_sql(pairs // 2)))
+            assert store._flows_dataset_sql() is None
+        order = ["source_id", "target_id", "target_url"]
+        flows = store.sql("SELECT * FROM link_flows").sort_values(order, ignore_index=True)
+    rows = export_parquet(db, tmp_path / "out", rows_per_file=500, datasets=("link_flows",))
+    back = pd.read_parquet(tmp_path / "out" / "link_flows").sort_values(order, ignore_index=True)
+    assert rows["link_flows"] == len(flows) == pairs
+    assert flows["relevance"].nunique() > 2
+    pd.testing.assert_frame_equal(back, flows, check_dtype=False)
+
+
 def _read_parts(folder: Path) -> pd.DataFrame:
     """A dataset's rows in the order written: part-0, part-1, ... (not the names' text order)."""
     parts = sorted(folder.glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1]))

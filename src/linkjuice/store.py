@@ -7,6 +7,7 @@ and `crawl --resume` only has to refetch what was in flight. docs/schema.md docu
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -961,8 +962,12 @@ class Store:
                 "AND table_name = 'link_flows'").fetchall()
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
+            pairs = self.pair_count()
             self.con.execute("CREATE OR REPLACE VIEW link_flows AS "
-                             + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(self.pair_count())))
+                             + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(pairs)))
+            # The SELECT is kept for the link_flows dataset (_flows_dataset_sql), with a digest of
+            # the view it made, to know the view is still that one.
+            self.set_meta({"link_flows_view": {"select": flows_view, "pairs": pairs, "digest": self._flows_digest()}})
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1178,11 +1183,22 @@ class Store:
         memory, settings = EXPORT_MEMORY, {"preserve_insertion_order": "true"}
         if name == "link_flows":
             # Every pair joined to its pages' URLs three times: the page URLs' hash tables get the
-            # audit's room (10M pages: 5.7 GB), and the rows are written as they come (in order,
-            # the copy is left to one thread: 15.9 instead of 9.9 s at 1M pages).
+            # audit's room (10M pages: 5.7 GB), and the rows are written by all threads as they
+            # come (in order, the copy ran on one thread: 15.9 instead of 8.9 s at 1M pages).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
             settings["preserve_insertion_order"] = "false"
+            positional = self._flows_dataset_sql()
+            if positional is not None:
+                # Each slice's pairs beside their relevance positionally: no hash table of the
+                # relevance (the view's, one per slice, ran out of 1.7 GB at 3M pages), but
+                # DuckDB estimates positional joins at 0 rows and would build its hash tables
+                # on the pairs: the query runs in its written join order.
+                query = positional
+                known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
+                off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
+                if off:
+                    settings["disabled_optimizers"] = ",".join(off)
         try:
             with self.memory_limit(memory), ExitStack() as stack:
                 for setting, value in settings.items():
@@ -1193,6 +1209,23 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
         return int(written[0][0])  # COPY answers with the rows it wrote
+
+    def _flows_digest(self) -> str | None:
+        rows = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
+                                "AND schema_name = 'main'").fetchall()
+        return hashlib.sha256(rows[0][0].encode()).hexdigest() if rows else None
+
+    def _flows_dataset_sql(self) -> str | None:
+        """The link_flows view's rows with each slice of pairs read beside its relevance
+        positionally (pairs_with_relevance_sql(positional=True)): the view's SELECT as write_scores
+        made it. None when the view is not the one that SELECT made (a store scored by another
+        version) or reads no relevance: the view itself is read then."""
+        made = self.meta().get("link_flows_view")
+        if (not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select"))
+                or made.get("pairs") != self.pair_count() or made.get("digest") != self._flows_digest()):
+            return None
+        return str(made["select"]).replace(PAIRS_WITH_RELEVANCE,
+                                           pairs_with_relevance_sql(int(made["pairs"]), positional=True))
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""
@@ -2556,7 +2589,7 @@ _PAIR_COLUMNS = ("src, dst, target_url, resolved, reason, hops, nofollow, is_int
                  "anchor_class, anchor_match")
 
 
-def pairs_with_relevance_sql(pairs: int) -> str:
+def pairs_with_relevance_sql(pairs: int, *, positional: bool = False) -> str:
     """A subquery of link_pairs' `pairs` rows (_PAIR_COLUMNS) with their cached relevance
     (pair_relevance's row k belongs to link_pairs' row k), in no fixed order.
 
@@ -2566,16 +2599,23 @@ def pairs_with_relevance_sql(pairs: int) -> str:
     did above it (its joins, a Parquet writer); and DuckDB estimated it at 0 rows, so it built
     its hash tables on the pairs and scanned every pair for one page's flows. Joined by rowid,
     DuckDB estimates each slice, builds on the pages and filters the pairs in their scan (10M
-    pages: one page's flows 0.1 s instead of ~10 s, a top 50 by juice 27 instead of 48 s)."""
+    pages: one page's flows 0.1 s instead of ~10 s, a top 50 by juice 27 instead of 48 s).
+    positional: each slice joined positionally instead (no hash table of the relevance, for a
+    scan of every pair in its written join order: Store.export_dataset)."""
     slices = max(1, min(_PAIR_SLICES, pairs // _PAIR_SLICE_ROWS))
     bounds = [pairs * k // slices for k in range(slices)]
     branches = []
     for k, lo in enumerate(bounds):
         # (the last slice is open-ended: whatever follows its start)
         rows = f"rowid >= {lo}" + (f" AND rowid < {bounds[k + 1]}" if k + 1 < slices else "")
-        branches.append(f"SELECT {_PAIR_COLUMNS}, relevance FROM "
-                        f"(SELECT rowid AS lj_row, {_PAIR_COLUMNS} FROM link_pairs WHERE {rows}) "
-                        f"LEFT JOIN (SELECT rowid AS lj_row, relevance FROM pair_relevance WHERE {rows}) USING (lj_row)")
+        if positional:
+            branches.append(f"SELECT * FROM (SELECT {_PAIR_COLUMNS} FROM link_pairs WHERE {rows}) "
+                            f"POSITIONAL JOIN (SELECT relevance FROM pair_relevance WHERE {rows})")
+        else:
+            branches.append(f"SELECT {_PAIR_COLUMNS}, relevance FROM "
+                            f"(SELECT rowid AS lj_row, {_PAIR_COLUMNS} FROM link_pairs WHERE {rows}) "
+                            f"LEFT JOIN (SELECT rowid AS lj_row, relevance FROM pair_relevance WHERE {rows}) "
+                            f"USING (lj_row)")
     return "(" + " UNION ALL ".join(branches) + ")"
 
 

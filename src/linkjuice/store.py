@@ -74,6 +74,12 @@ def audit_memory(pages: int) -> str:
     return f"{min(max(low, pages * _AUDIT_MEMORY_PER_PAGE // 2**20), high)}MB"
 
 
+def flows_memory(pages: int) -> str:
+    """DuckDB's memory limit for reads of the link_flows view on a store of `pages` pages (its
+    joins hold the pages' URLs): the audit's, and at least 1 GB."""
+    return f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
+
+
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
@@ -1186,7 +1192,7 @@ class Store:
             # audit's room (10M pages: 5.7 GB), and the rows are written by all threads as they
             # come (in order, the copy ran on one thread: 15.9 instead of 8.9 s at 1M pages).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
-            memory = f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
+            memory = flows_memory(pages)
             settings["preserve_insertion_order"] = "false"
             positional = self._flows_dataset_sql()
             if positional is not None:

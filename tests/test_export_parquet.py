@@ -135,6 +135,34 @@ def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, 
     pd.testing.assert_frame_equal(back, flows, check_dtype=False)
 
 
+def test_parts_hold_rows_per_file_and_a_failed_export_keeps_the_last_one(scored_db: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each part holds --rows-per-file rows (the last the rest), in row groups of at most that many;
+    an export that fails midway leaves the dataset written before whole, and no partial folder."""
+    import linkjuice.store as store_module
+
+    rows = export_parquet(scored_db, tmp_path, rows_per_file=700, datasets=("links",))["links"]
+    parts = sorted((tmp_path / "links").glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1]))
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    assert sum(sizes) == rows and len(parts) == -(-rows // 700) > 2
+    assert set(sizes[:-1]) == {700} and 0 < sizes[-1] <= 700
+    metas = [pq.ParquetFile(p).metadata for p in parts]
+    groups = [m.row_group(i).num_rows for m in metas for i in range(m.num_row_groups)]
+    assert max(groups) <= 700 and sum(groups) == rows
+    before = {p.name: p.read_bytes() for p in parts}
+    written = store_module._write_parquet_parts
+
+    def fail_midway(reader, folder, **kw):  # type: ignore[no-untyped-def]
+        written(reader, folder, **kw)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module, "_write_parquet_parts", fail_midway)
+    with pytest.raises(store_module.StoreError, match="No space left"):
+        export_parquet(scored_db, tmp_path, rows_per_file=300, datasets=("links",))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "links").glob("*")} == before
+    assert not (tmp_path / "links.partial").exists()
+
+
 def _read_parts(folder: Path) -> pd.DataFrame:
     """A dataset's rows in the order written: part-0, part-1, ... (not the names' text order)."""
     parts = sorted(folder.glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1]))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .errors import InputFileError, StoreError
 
@@ -1184,8 +1187,6 @@ class Store:
             raise StoreError(f"unknown dataset {name!r}")
         if name == "links" and self._hashes_distinct("pages", "hash(url)"):
             query = self._LINKS_BY_HASH
-        groups = max(1, -(-rows_per_file // row_group_rows))
-        target = str(directory).replace("'", "''")
         memory, settings = EXPORT_MEMORY, {"preserve_insertion_order": "true"}
         if name == "link_flows":
             # Every pair joined to its pages' URLs three times: the page URLs' hash tables get the
@@ -1205,16 +1206,25 @@ class Store:
                 off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
                 if off:
                     settings["disabled_optimizers"] = ",".join(off)
+        # Written in a folder beside the dataset's, which then takes its place: a failed export
+        # leaves the last one whole.
+        folder = Path(directory)
+        partial = folder.with_name(folder.name + ".partial")
         try:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
             with self.memory_limit(memory), ExitStack() as stack:
                 for setting, value in settings.items():
                     stack.enter_context(self.setting(setting, value))
-                written = self.con.execute(
-                    f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {int(row_group_rows)}, "
-                    f"ROW_GROUPS_PER_FILE {groups}, FILENAME_PATTERN 'part-{{i}}', OVERWRITE)").fetchall()
-        except duckdb.Error as exc:
+                reader = self.con.sql(query).to_arrow_reader(row_group_rows)
+                written = _write_parquet_parts(reader, partial, rows_per_file=rows_per_file,
+                                               row_group_rows=row_group_rows)
+            shutil.rmtree(folder, ignore_errors=True)
+            partial.rename(folder)
+        except (duckdb.Error, OSError, pa.ArrowException) as exc:
+            shutil.rmtree(partial, ignore_errors=True)
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
-        return int(written[0][0])  # COPY answers with the rows it wrote
+        return written
 
     def _flows_digest(self) -> str | None:
         rows = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
@@ -2546,6 +2556,45 @@ def _list_code_sql(expr: str, values: Sequence[str]) -> str:
     DuckDB hands a few distinct strings over as codes for pandas categoricals."""
     listed = ", ".join(_sql_literal(v) for v in values)
     return f"coalesce(list_position([{listed}]::VARCHAR[], {expr}) - 1, -1)::TINYINT"
+
+
+def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per_file: int,
+                         row_group_rows: int, writers: int = 2) -> int:
+    """Write the reader's rows as folder/part-0.parquet, part-1.parquet, ... (rows_per_file rows
+    each, in row groups of row_group_rows, in the reader's order), a file per thread on
+    `writers` threads (pyarrow releases the GIL) while DuckDB makes the next rows. DuckDB's own
+    COPY spent a third of its CPU in the kernel on 10M pages' links (page faults of its fresh
+    buffers); this writer 3M pages' links dataset in 14 s instead of 18. At most writers + 1
+    files' rows are held. Returns the rows written."""
+    written, part, count = 0, 0, 0
+    held: list[pa.RecordBatch] = []
+    pending: deque[Future[None]] = deque()
+
+    def write(path: Path, batches: list[pa.RecordBatch]) -> None:
+        pq.write_table(pa.Table.from_batches(batches, schema=reader.schema), path, row_group_size=row_group_rows)
+
+    with ThreadPoolExecutor(writers, thread_name_prefix="linkjuice-parquet") as pool:
+        def flush() -> None:
+            nonlocal held, count, part
+            while len(pending) >= writers:
+                pending.popleft().result()
+            pending.append(pool.submit(write, folder / f"part-{part}.parquet", held))
+            held, count, part = [], 0, part + 1
+
+        for batch in reader:
+            while batch.num_rows:
+                take = min(batch.num_rows, rows_per_file - count)
+                held.append(batch.slice(0, take))
+                count += take
+                written += take
+                batch = batch.slice(take)
+                if count == rows_per_file:
+                    flush()
+        if held or part == 0:  # (an empty dataset is one file with the columns and no rows)
+            flush()
+        while pending:
+            pending.popleft().result()
+    return written
 
 
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -161,6 +162,69 @@ def test_parts_hold_rows_per_file_and_a_failed_export_keeps_the_last_one(scored_
         export_parquet(scored_db, tmp_path, rows_per_file=300, datasets=("links",))
     assert {p.name: p.read_bytes() for p in (tmp_path / "links").glob("*")} == before
     assert not (tmp_path / "links.partial").exists()
+
+    # A writer that fails on its second file (the disk filled up): the export stops with that
+    # error instead of waiting on it, and the last dataset stays.
+    monkeypatch.setattr(store_module, "_write_parquet_parts", written)
+    real_writer = store_module.pq.ParquetWriter
+
+    class FailingWriter(real_writer):  # type: ignore[misc, valid-type]
+        def write_table(self, table, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if str(self.where).endswith("part-1.parquet"):
+                raise OSError(28, "No space left on device")
+            return super().write_table(table, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.pq, "ParquetWriter", FailingWriter)
+    outcome: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            export_parquet(scored_db, tmp_path, rows_per_file=100, datasets=("links",))
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=export, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the export hung on its failed writer"
+    assert len(outcome) == 1 and isinstance(outcome[0], store_module.StoreError)
+    assert "No space left" in str(outcome[0])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "links").glob("*")} == before
+    assert not (tmp_path / "links.partial").exists()
+
+
+def test_a_read_failing_midway_stops_the_parquet_writers(tmp_path: Path) -> None:
+    """When the rows stop coming with an error (DuckDB failing mid-query), the file writers are
+    told to stop and the error is raised: no writer is left waiting for rows."""
+    import pyarrow as pa
+
+    from linkjuice.store import _write_parquet_parts
+
+    schema = pa.schema([("n", pa.int64())])
+
+    def batches():  # type: ignore[no-untyped-def]
+        for k in range(7):
+            yield pa.record_batch([pa.array(np.arange(k * 50, k * 50 + 50))], schema=schema)
+        raise OSError(5, "read failed")
+
+    outcome: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            _write_parquet_parts(pa.RecordBatchReader.from_batches(schema, batches()), tmp_path,
+                                 rows_per_file=120, row_group_rows=40)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "a writer was left waiting"
+    assert len(outcome) == 1 and "read failed" in str(outcome[0])
+    # What came before the error was written, in whole files of 120 rows in groups of 40.
+    done = pq.read_table(tmp_path / "part-0.parquet")
+    assert done.column("n").to_pylist() == list(range(120))
+    assert [pq.ParquetFile(tmp_path / "part-0.parquet").metadata.row_group(i).num_rows for i in range(3)] == [40] * 3
 
 
 def _read_parts(folder: Path) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -136,6 +137,24 @@ def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, 
     pd.testing.assert_frame_equal(back, flows, check_dtype=False)
 
 
+def _error_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """Run `call` on a thread of its own; the error it raised (None: none). Fails the test when
+    it has not returned within `seconds` (a writer left waiting would hang it)."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s"
+    return outcome[0] if outcome else None
+
+
 def test_parts_hold_rows_per_file_and_a_failed_export_keeps_the_last_one(scored_db: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Each part holds --rows-per-file rows (the last the rest), in row groups of at most that many;
@@ -175,20 +194,8 @@ def test_parts_hold_rows_per_file_and_a_failed_export_keeps_the_last_one(scored_
             return super().write_table(table, *args, **kwargs)
 
     monkeypatch.setattr(store_module.pq, "ParquetWriter", FailingWriter)
-    outcome: list[BaseException] = []
-
-    def export() -> None:
-        try:
-            export_parquet(scored_db, tmp_path, rows_per_file=100, datasets=("links",))
-        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
-            outcome.append(exc)
-
-    worker = threading.Thread(target=export, daemon=True)
-    worker.start()
-    worker.join(timeout=120)
-    assert not worker.is_alive(), "the export hung on its failed writer"
-    assert len(outcome) == 1 and isinstance(outcome[0], store_module.StoreError)
-    assert "No space left" in str(outcome[0])
+    error = _error_within(120, lambda: export_parquet(scored_db, tmp_path, rows_per_file=100, datasets=("links",)))
+    assert isinstance(error, store_module.StoreError) and "No space left" in str(error)
     assert {p.name: p.read_bytes() for p in (tmp_path / "links").glob("*")} == before
     assert not (tmp_path / "links.partial").exists()
 
@@ -207,20 +214,9 @@ def test_a_read_failing_midway_stops_the_parquet_writers(tmp_path: Path) -> None
             yield pa.record_batch([pa.array(np.arange(k * 50, k * 50 + 50))], schema=schema)
         raise OSError(5, "read failed")
 
-    outcome: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            _write_parquet_parts(pa.RecordBatchReader.from_batches(schema, batches()), tmp_path,
-                                 rows_per_file=120, row_group_rows=40)
-        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
-            outcome.append(exc)
-
-    worker = threading.Thread(target=write, daemon=True)
-    worker.start()
-    worker.join(timeout=120)
-    assert not worker.is_alive(), "a writer was left waiting"
-    assert len(outcome) == 1 and "read failed" in str(outcome[0])
+    error = _error_within(120, lambda: _write_parquet_parts(pa.RecordBatchReader.from_batches(schema, batches()),
+                                                            tmp_path, rows_per_file=120, row_group_rows=40))
+    assert isinstance(error, OSError) and "read failed" in str(error)
     # What came before the error was written, in whole files of 120 rows in groups of 40.
     done = pq.read_table(tmp_path / "part-0.parquet")
     assert done.column("n").to_pylist() == list(range(120))

@@ -972,11 +972,13 @@ class Store:
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
             pairs = self.pair_count()
+            # The SELECT is kept for the link_flows dataset (_flows_dataset_sql), and the view
+            # carries a mark of it (its outer subquery's alias, which DuckDB keeps as written), to
+            # know the view is still the one made from it.
+            mark = "lj_flows_" + hashlib.sha256(f"{flows_view}\n{pairs}".encode()).hexdigest()[:16]
             self.con.execute("CREATE OR REPLACE VIEW link_flows AS "
-                             + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(pairs)))
-            # The SELECT is kept for the link_flows dataset (_flows_dataset_sql), with a digest of
-            # the view it made, to know the view is still that one.
-            self.set_meta({"link_flows_view": {"select": flows_view, "pairs": pairs, "digest": self._flows_digest()}})
+                             + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(pairs)) + f" AS {mark}")
+            self.set_meta({"link_flows_view": {"select": flows_view, "pairs": pairs, "mark": mark}})
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1195,17 +1197,16 @@ class Store:
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = flows_memory(pages)
             settings["preserve_insertion_order"] = "false"
-            positional = self._flows_dataset_sql()
-            if positional is not None:
-                # Each slice's pairs beside their relevance positionally: no hash table of the
-                # relevance (the view's, one per slice, ran out of 1.7 GB at 3M pages), but
-                # DuckDB estimates positional joins at 0 rows and would build its hash tables
-                # on the pairs: the query runs in its written join order.
-                query = positional
-                known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
-                off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
-                if off:
-                    settings["disabled_optimizers"] = ",".join(off)
+            # Each slice's pairs beside their relevance positionally (no hash table of the
+            # relevance: the view's, one per slice, ran out of 1.7 GB at 3M pages); else the view
+            # itself (a store scored by another version). DuckDB estimates positional joins at 0
+            # rows and would build its hash tables on the pairs (an earlier version's view spilled
+            # past 20 GB at 10M pages): the query runs in its written join order.
+            query = self._flows_dataset_sql() or query
+            known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
+            off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
+            if off:
+                settings["disabled_optimizers"] = ",".join(off)
         # Written in a folder beside the dataset's, which then takes its place: a failed export
         # leaves the last one whole.
         folder = Path(directory)
@@ -1226,19 +1227,18 @@ class Store:
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
         return written
 
-    def _flows_digest(self) -> str | None:
-        rows = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
-                                "AND schema_name = 'main'").fetchall()
-        return hashlib.sha256(rows[0][0].encode()).hexdigest() if rows else None
-
     def _flows_dataset_sql(self) -> str | None:
         """The link_flows view's rows with each slice of pairs read beside its relevance
         positionally (pairs_with_relevance_sql(positional=True)): the view's SELECT as write_scores
         made it. None when the view is not the one that SELECT made (a store scored by another
         version) or reads no relevance: the view itself is read then."""
         made = self.meta().get("link_flows_view")
-        if (not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select"))
-                or made.get("pairs") != self.pair_count() or made.get("digest") != self._flows_digest()):
+        if not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select")) \
+                or made.get("pairs") != self.pair_count() or not str(made.get("mark", "")).startswith("lj_flows_"):
+            return None
+        view = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
+                                "AND schema_name = 'main'").fetchall()
+        if not view or made["mark"] not in view[0][0]:
             return None
         return str(made["select"]).replace(PAIRS_WITH_RELEVANCE,
                                            pairs_with_relevance_sql(int(made["pairs"]), positional=True))

@@ -1182,8 +1182,8 @@ class Store:
         "LEFT JOIN ids s ON s.h = hash(l.source_url) LEFT JOIN ids t ON t.h = hash(l.target_url)")
 
     def export_dataset(self, name: str, directory: str | Path, *, rows_per_file: int, row_group_rows: int) -> int:
-        """Write one table as a Parquet dataset: `directory`/part-N.parquet, each at most about
-        `rows_per_file` rows in row groups of about `row_group_rows`. Replaces what was there."""
+        """Write one table as a Parquet dataset: `directory`/part-N.parquet, each of `rows_per_file`
+        rows (the last one the rest) in row groups of `row_group_rows`. Replaces what was there."""
         query = self._DATASETS.get(name)
         if query is None:
             raise StoreError(f"unknown dataset {name!r}")

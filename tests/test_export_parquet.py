@@ -108,13 +108,14 @@ def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) ->
     assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
 
 
-@pytest.mark.parametrize("view_changed", [False, True])
+@pytest.mark.parametrize("view_changed", [False, True, "no scan"])
 def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                view_changed: bool) -> None:
+                                                                view_changed: bool | str) -> None:
     """The link_flows dataset reads each slice of pairs beside its relevance positionally (the
-    view's SELECT kept by score): with slices of a few rows, the same rows as the view. When the
-    view is no longer the one score made (here: replaced by the same SELECT over another slicing),
-    the dataset reads the view itself, with the same rows."""
+    SELECT for a scan kept by score, whose rows get their URLs by page id): with slices of a few
+    rows, the same rows as the view. When the view is no longer the one score made (here:
+    replaced by the same SELECT over another slicing), the dataset reads the view itself; a
+    store scored before score kept a SELECT for a scan reads the view's own: the same rows."""
     import linkjuice.store as store_module
 
     monkeypatch.setattr(store_module, "_PAIR_SLICE_ROWS", 64)
@@ -123,18 +124,100 @@ def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, 
         score_store(store, model=ModelConfig(redirect_factor=0.8))
         select = store.meta()["link_flows_view"]["select"]
         pairs = store.pair_count()
-        assert pairs // 64 > 10 and store._flows_dataset_sql().count("POSITIONAL JOIN") == min(pairs // 64, 64)
-        if view_changed:
+        assert pairs // 64 > 10 and store._flows_dataset()[0].count("POSITIONAL JOIN") == min(pairs // 64, 64)
+        assert store._flows_dataset()[1] is not None  # (the URLs added to the scan's rows)
+        if view_changed == "no scan":
+            store.set_meta({"link_flows_view": {**store.meta()["link_flows_view"], "scan": None}})
+            assert store._flows_dataset()[1] is None
+        elif view_changed:
             store.con.execute("CREATE OR REPLACE VIEW link_flows AS " + select.replace(
                 store_module.PAIRS_WITH_RELEVANCE, store_module.pairs_with_relevance_sql(pairs // 2)))
-            assert store._flows_dataset_sql() is None
+            assert store._flows_dataset() is None
         order = ["source_id", "target_id", "target_url"]
         flows = store.sql("SELECT * FROM link_flows").sort_values(order, ignore_index=True)
     rows = export_parquet(db, tmp_path / "out", rows_per_file=500, datasets=("link_flows",))
     back = pd.read_parquet(tmp_path / "out" / "link_flows").sort_values(order, ignore_index=True)
     assert rows["link_flows"] == len(flows) == pairs
     assert flows["relevance"].nunique() > 2
+    # The dataset's own SELECT joins the resolved page only where it is not the target: pairs
+    # of both kinds, and pairs to no stored page, are compared.
+    moved = flows["resolved_id"].ne(flows["target_id"]) & flows["resolved_id"].ge(0)
+    assert moved.any() and (~moved & flows["target_id"].ge(0)).any() and flows["target_id"].lt(0).any()
+    assert (flows.loc[moved, "resolved_url"] != flows.loc[moved, "target_url"]).all()
     pd.testing.assert_frame_equal(back, flows, check_dtype=False)
+
+
+def test_scan_rows_get_the_views_urls_and_texts_by_page_id() -> None:
+    """complete_flows against a hand-made table: URLs by page id (null where no page has the id,
+    -1 or out of range), a target that is no page keeps its own URL, a resolved page other than
+    the target gets its own URL, codes become their texts (null where the view's CASE gives none),
+    and a row whose source is no page is dropped (the view's inner join)."""
+    import pyarrow as pa
+
+    from linkjuice.store import ANCHOR_CLASSES, complete_flows
+
+    urls = pa.array(["u0", "u1", "u2", None])  # page id 3: no page
+    batch = pa.record_batch({
+        "source_url": pa.nulls(6, pa.string()),
+        "target_url": pa.array([None, "https://x.example/", None, None, None, None], pa.string()),
+        "resolved_url": pa.nulls(6, pa.string()),
+        "anchor_class": pa.array([0, 1, 2, 2, 0, 1], pa.int8()),
+        "reason": pa.array([0, 2, 1, None, 0, 0], pa.int8()),
+        "source_id": pa.array([0, 1, 2, 3, 9, 2], pa.int32()),
+        "target_id": pa.array([1, -1, 0, 2, 1, 1], pa.int32()),
+        "resolved_id": pa.array([1, -1, 2, None, 1, 7], pa.int32()),
+    })
+    out = complete_flows(batch, urls, ["passed", "nofollow", "external"]).to_pydict()
+    # rows 3 (source id 3: no page) and 4 (source id 9: past the pages) are dropped
+    assert out["source_id"] == [0, 1, 2, 2]
+    assert out["source_url"] == ["u0", "u1", "u2", "u2"]
+    assert out["target_url"] == ["u1", "https://x.example/", "u0", "u1"]
+    assert out["resolved_url"] == ["u1", None, "u2", None]
+    assert out["anchor_class"] == [ANCHOR_CLASSES[0], ANCHOR_CLASSES[1], ANCHOR_CLASSES[2], ANCHOR_CLASSES[1]]
+    assert out["reason"] == ["passed", "external", "nofollow", "passed"]
+
+
+def test_page_urls_stand_at_their_page_ids(tmp_path: Path) -> None:
+    db = generated_store(tmp_path / "g.duckdb", n=60)
+    with open_store(db, read_only=False) as store:
+        pages = store.sql("SELECT page_id, url FROM pages ORDER BY page_id")
+        assert store.page_url_array().to_pylist() == pages["url"].tolist()
+        store.con.execute("DELETE FROM pages WHERE page_id IN (0, 5)")  # ids no longer 0..n-1
+        urls = store.page_url_array().to_pylist()
+    assert len(urls) == len(pages) and urls[0] is None and urls[5] is None
+    assert urls[1:5] == pages["url"].tolist()[1:5] and urls[6:] == pages["url"].tolist()[6:]
+
+
+def test_parquet_columns_are_encoded_as_their_values_suggest(tmp_path: Path) -> None:
+    """Dictionaries where values repeat, plain where they do not; min and max where a reader can
+    skip row groups by them (numbers, texts in order); Arrow dictionaries read back as texts."""
+    import pyarrow as pa
+
+    from linkjuice.store import _write_parquet_parts
+
+    n = 20_000
+    rng = np.random.default_rng(1)
+    table = pa.table({
+        "id": pa.array(np.arange(n, dtype=np.int32)),  # all distinct: plain
+        "factor": pa.array(rng.choice([0.3, 1.0], n)),  # two values: dictionary
+        "source_url": pa.array([f"https://a.example/{i // 20:06d}" for i in range(n)]),  # repeated, in order
+        "target_url": pa.array([f"https://a.example/{i:06d}" for i in rng.integers(0, n // 10, n)]),  # no order
+        "reason": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 3, n), pa.int8()),
+                                                 pa.array(["passed", "nofollow", "broken"])),
+    })
+    written = _write_parquet_parts(pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=4096)),
+                                   tmp_path, rows_per_file=n, row_group_rows=4096)
+    assert written == n
+    meta = pq.ParquetFile(tmp_path / "part-0.parquet").metadata
+    column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(5)}
+    dictionary = {name for name, c in column.items() if c.has_dictionary_page}
+    assert dictionary == {"factor", "source_url", "target_url", "reason"}
+    with_statistics = {name for name, c in column.items() if c.is_stats_set and c.statistics.has_min_max}
+    assert with_statistics == {"id", "factor", "source_url"}
+    back = pq.read_table(tmp_path)
+    assert back.schema.field("reason").type == pa.string()
+    assert back.column("reason").to_pylist() == table.column("reason").cast(pa.string()).to_pylist()
+    assert back.drop_columns(["reason"]).equals(table.drop_columns(["reason"]))
 
 
 def _error_within(seconds: float, call: Callable[[], object]) -> BaseException | None:

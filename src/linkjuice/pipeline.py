@@ -468,10 +468,11 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         "out_weight": out_weight,
         "section": pa.DictionaryArray.from_arrays(pa.array(sections), pa.array(labels.tolist(), pa.string())),
     })
-    view = flows_view_sql(**_pair_weight_settings(model), damping=model.damping,
-                          redirect_factor=model.redirect_factor, reasons=REASONS)
+    view = {scan: flows_view_sql(**_pair_weight_settings(model), damping=model.damping,
+                                 redirect_factor=model.redirect_factor, reasons=REASONS, scan=scan)
+            for scan in (False, True)}
     store.write_scores(scores, section_flows,
-                       section_depth=model.section_depth, flows_view=view)
+                       section_depth=model.section_depth, flows_view=view[False], flows_scan=view[True], reasons=REASONS)
     seconds = time.perf_counter() - started
     store.set_meta({
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

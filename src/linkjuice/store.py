@@ -8,10 +8,11 @@ and `crawl --resume` only has to refetch what was in flight. docs/schema.md docu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import queue
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
@@ -82,6 +83,17 @@ def flows_memory(pages: int) -> str:
     joins hold the pages' URLs): the audit's, and at least 1 GB."""
     return f"{max(1024, int(audit_memory(pages).removesuffix('MB')))}MB"
 
+
+def scan_memory(pages: int) -> str:
+    """DuckDB's memory limit for the link_flows dataset's query (flows_view_sql(scan=True)) on a
+    store of `pages` pages: a hash table of the pages' scores, with room to spare, and at least
+    EXPORT_MEMORY. Any more only holds the pairs' blocks once read (first touches of fresh memory
+    were a fifth of the dataset's time at 10M pages with the audit's allowance)."""
+    return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, pages * 160 >> 20)}MB"
+
+
+# link_pairs.anchor_class 0, 1, anything else.
+ANCHOR_CLASSES: tuple[str, ...] = ("empty", "generic", "descriptive")
 
 FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
@@ -940,10 +952,11 @@ class Store:
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
     def write_scores(self, scores: pa.Table, section_flows: pa.Table | pd.DataFrame, *, section_depth: int,
-                     flows_view: str) -> None:
+                     flows_view: str, flows_scan: str | None = None, reasons: Sequence[str] = ()) -> None:
         """Replace the model's outputs in one transaction: page scores (numbers per page_id, and
         the section, from the URL unless given; the `scores` view adds URLs), the section flow
-        matrix, and the link_flows view (`flows_view`: its SELECT, from flows_view_sql). Sections may come as
+        matrix, and the link_flows view (`flows_view`: its SELECT, from flows_view_sql; `flows_scan`:
+        its rows for the link_flows dataset, flows_view_sql(scan=True) with `reasons`). Sections may come as
         Arrow dictionary columns (codes into a few labels): no string per row is built."""
         cols = [c for c in scores.column_names if c not in ("page_id", "section")]
         given = "section" in scores.column_names
@@ -972,13 +985,15 @@ class Store:
             if kind and kind[0][0] == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
             pairs = self.pair_count()
-            # The SELECT is kept for the link_flows dataset (_flows_dataset_sql), and the view
-            # carries a mark of it (its outer subquery's alias, which DuckDB keeps as written), to
-            # know the view is still the one made from it.
-            mark = "lj_flows_" + hashlib.sha256(f"{flows_view}\n{pairs}".encode()).hexdigest()[:16]
+            # The SELECTs are kept for the link_flows dataset (_flows_dataset), and the view
+            # carries a mark of them (its outer subquery's alias, which DuckDB keeps as written),
+            # to know the view is still the one made with them.
+            mark = "lj_flows_" + hashlib.sha256(f"{flows_view}\n{flows_scan}\n{list(reasons)}\n{pairs}".encode()
+                                                ).hexdigest()[:16]
             self.con.execute("CREATE OR REPLACE VIEW link_flows AS "
                              + flows_view.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(pairs)) + f" AS {mark}")
-            self.set_meta({"link_flows_view": {"select": flows_view, "pairs": pairs, "mark": mark}})
+            self.set_meta({"link_flows_view": {"select": flows_view, "scan": flows_scan, "reasons": list(reasons),
+                                               "pairs": pairs, "mark": mark}})
             # Stores scored by older versions carry a per-link copy of the juice, and relevance in
             # link_pairs (now in pair_relevance; the view just replaced no longer reads it): no longer kept.
             self.con.execute("ALTER TABLE links DROP COLUMN IF EXISTS juice")
@@ -1190,19 +1205,26 @@ class Store:
         if name == "links" and self._hashes_distinct("pages", "hash(url)"):
             query = self._LINKS_BY_HASH
         memory, settings = EXPORT_MEMORY, {"preserve_insertion_order": "true"}
+        transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
         if name == "link_flows":
-            # Every pair joined to its pages' URLs three times: the page URLs' hash tables get the
-            # audit's room (10M pages: 5.7 GB), and the rows are written by all threads as they
-            # come (in order, the copy ran on one thread: 15.9 instead of 8.9 s at 1M pages).
+            # Read through the view, every pair is joined to its pages' URLs three times: their
+            # hash tables get the audit's room (10M pages: 5.7 GB). The rows are written by all
+            # threads as they come (in order, the copy ran on one thread: 15.9 instead of 8.9 s
+            # at 1M pages).
             pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
             memory = flows_memory(pages)
             settings["preserve_insertion_order"] = "false"
             # Each slice's pairs beside their relevance positionally (no hash table of the
-            # relevance: the view's, one per slice, ran out of 1.7 GB at 3M pages); else the view
-            # itself (a store scored by another version). DuckDB estimates positional joins at 0
-            # rows and would build its hash tables on the pairs (an earlier version's view spilled
-            # past 20 GB at 10M pages): the query runs in its written join order.
-            query = self._flows_dataset_sql() or query
+            # relevance: the view's, one per slice, ran out of 1.7 GB at 3M pages), without the
+            # URLs, which the writers add by page id; else the view itself (a store scored by
+            # another version). DuckDB estimates positional joins at 0 rows and would build its
+            # hash tables on the pairs (an earlier version's view spilled past 20 GB at 10M
+            # pages): the query runs in its written join order.
+            made = self._flows_dataset()
+            if made is not None:
+                query, transform = made
+            if transform is not None:  # (no URLs joined: one hash table of the pages' scores)
+                memory = scan_memory(pages)
             known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
             off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
             if off:
@@ -1219,7 +1241,7 @@ class Store:
                     stack.enter_context(self.setting(setting, value))
                 reader = self.con.sql(query).to_arrow_reader(row_group_rows)
                 written = _write_parquet_parts(reader, partial, rows_per_file=rows_per_file,
-                                               row_group_rows=row_group_rows)
+                                               row_group_rows=row_group_rows, transform=transform)
             shutil.rmtree(folder, ignore_errors=True)
             partial.rename(folder)
         except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -1227,21 +1249,39 @@ class Store:
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
         return written
 
-    def _flows_dataset_sql(self) -> str | None:
-        """The link_flows view's rows with each slice of pairs read beside its relevance
-        positionally (pairs_with_relevance_sql(positional=True)): the view's SELECT as write_scores
-        made it. None when the view is not the one that SELECT made (a store scored by another
-        version) or reads no relevance: the view itself is read then."""
+    def _flows_dataset(self) -> tuple[str, Callable[[pa.RecordBatch], pa.RecordBatch] | None] | None:
+        """The link_flows view's rows as (SQL, what makes each batch of them whole), with each
+        slice of pairs read beside its relevance positionally (pairs_with_relevance_sql(positional=
+        True)): the SELECT for a scan that write_scores kept with the view, whose rows are made
+        whole here (complete_flows), or for a store scored before it kept one, the view's own
+        SELECT (nothing to add). None when the view is not the one made with them (a store scored
+        by another version) or reads no relevance: the view itself is read then."""
         made = self.meta().get("link_flows_view")
         if not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select")) \
                 or made.get("pairs") != self.pair_count() or not str(made.get("mark", "")).startswith("lj_flows_"):
             return None
         view = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
                                 "AND schema_name = 'main'").fetchall()
-        if not view or made["mark"] not in view[0][0]:
+        select = str(made.get("scan") or made["select"])
+        if not view or made["mark"] not in view[0][0] or PAIRS_WITH_RELEVANCE not in select:
             return None
-        return str(made["select"]).replace(PAIRS_WITH_RELEVANCE,
-                                           pairs_with_relevance_sql(int(made["pairs"]), positional=True))
+        sql = select.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(int(made["pairs"]), positional=True))
+        if not made.get("scan"):
+            return sql, None
+        urls, reasons = self.page_url_array(), [str(r) for r in made.get("reasons") or ()]
+        return sql, lambda batch: complete_flows(batch, urls, reasons)
+
+    def page_url_array(self) -> pa.Array:
+        """Every page's URL at its page_id (null at an id no page has), for lookups by id."""
+        pages = self._arrow("SELECT page_id, url FROM pages ORDER BY page_id")
+        ids = pages.column("page_id").to_numpy()
+        urls = pages.column("url").combine_chunks()
+        if len(ids) and (ids[0] < 0 or ids[-1] != len(ids) - 1):  # not the ids 0..n-1: placed at their ids
+            kept = ids >= 0
+            at = np.full(int(ids[-1]) + 1 if len(ids) and ids[-1] >= 0 else 0, -1, np.int64)
+            at[ids[kept]] = np.flatnonzero(kept)
+            urls = urls.take(pa.array(at, mask=at < 0))
+        return urls
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""
@@ -2558,31 +2598,108 @@ def _list_code_sql(expr: str, values: Sequence[str]) -> str:
     return f"coalesce(list_position([{listed}]::VARCHAR[], {expr}) - 1, -1)::TINYINT"
 
 
+def complete_flows(batch: pa.RecordBatch, urls: pa.Array, reasons: Sequence[str]) -> pa.RecordBatch:
+    """Rows of flows_view_sql(scan=True) made the view's rows: source_url, target_url and
+    resolved_url looked up by source_id, target_id and resolved_id in `urls` (Store.page_url_array),
+    target_url staying the pair's own where its target is no page, and a row whose source is no
+    page dropped, as the view's joins do; anchor_class and reason from their codes, as Arrow
+    dictionaries (written as Parquet's dictionary-encoded texts). The URLs are looked up by
+    position (Arrow's take, about 50 ns a row on 10M pages' URLs), not probed in a hash table."""
+    def url_of(ids: pa.Array) -> pa.Array:
+        inside = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, len(urls)))
+        return urls.take(pc.if_else(inside, ids, pa.scalar(None, ids.type)))
+
+    names = batch.schema.names
+    columns = dict(zip(names, batch.columns))
+    target_id, resolved_id = columns["target_id"], columns["resolved_id"]
+    target_page_url = url_of(target_id)
+    columns["source_url"] = url_of(columns["source_id"])
+    columns["target_url"] = pc.coalesce(target_page_url, columns["target_url"].cast(pa.string()))
+    # Most pairs arrive at their own target: only the others' resolved pages are looked up
+    # (a random read of 10M URLs per pair is most of this function's time).
+    moved = np.flatnonzero(pc.fill_null(pc.not_equal(resolved_id, target_id), True).to_numpy(zero_copy_only=False))
+    if len(moved):
+        at = np.arange(len(target_id), dtype=np.int64)
+        at[moved] = len(target_id) + np.arange(len(moved))
+        resolved_url = pa.concat_arrays([target_page_url, url_of(resolved_id.take(pa.array(moved)))])
+        columns["resolved_url"] = resolved_url.take(pa.array(at))
+    else:
+        columns["resolved_url"] = target_page_url
+    for name, labels in (("anchor_class", ANCHOR_CLASSES), ("reason", reasons)):
+        columns[name] = pa.DictionaryArray.from_arrays(columns[name].cast(pa.int8()), pa.array(labels, pa.string()))
+    out = pa.record_batch([columns[n] for n in names], names=names)
+    if out.column("source_url").null_count:
+        out = out.filter(pc.is_valid(out.column("source_url")))
+    return out
+
+
+def _parquet_options(batch: pa.RecordBatch | None) -> dict[str, Any]:
+    """pyarrow's ParquetWriter options for columns like these (a batch of their rows):
+    * dictionary encoding for numbers with at most one distinct value in 10 rows and texts with
+      at most 9 in 10; the rest (a pair's juice, a target's id, a page's URL or title) are written
+      plain: at 1M pages their files were smaller or within 15%, and written faster, where pyarrow
+      first hashed every value into a dictionary that then overflowed its page;
+    * statistics (each row group's min and max) for numbers and for texts in order (a source's
+      URL): texts in no order span almost every value in each row group, so no reader skips a row
+      group by them, and comparing them took a tenth of the link_flows dataset's writer;
+    * Arrow dictionaries (texts of a few values handed over as codes) written as Parquet's
+      dictionary-encoded texts, without Arrow's schema, so that readers get the texts back.
+    Together, the link_flows dataset's writer a fifth faster at 1M pages, the files no bigger."""
+    if batch is None:
+        return {}
+    plain_schema = {"store_schema": not any(pa.types.is_dictionary(t) for t in batch.schema.types)}
+    if batch.num_rows < 1000:  # (too few to judge by)
+        return plain_schema
+    dictionary, statistics = [], []
+    for name, column in zip(batch.schema.names, batch.columns):
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if pa.types.is_dictionary(column.type):
+            dictionary.append(name)
+            continue
+        if pc.count_distinct(column, mode="all").as_py() <= (0.9 if text else 0.1) * batch.num_rows:
+            dictionary.append(name)
+        if not text or pc.all(pc.fill_null(pc.less_equal(column[:-1], column[1:]), True)).as_py():
+            statistics.append(name)
+    return {"use_dictionary": dictionary, "write_statistics": statistics, **plain_schema}
+
+
 def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per_file: int,
-                         row_group_rows: int, writers: int = 2) -> int:
+                         row_group_rows: int, writers: int = 2,
+                         transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> int:
     """Write the reader's rows as folder/part-0.parquet, part-1.parquet, ... (rows_per_file rows
-    each, in row groups of row_group_rows, in the reader's order), each file written by a thread
+    each as read, in row groups of row_group_rows, in the reader's order), each file written by a thread
     of its own, `writers` at once (pyarrow releases the GIL), while DuckDB makes the next rows.
     DuckDB's own COPY spent a third of its CPU in the kernel on 10M pages' links (page faults of
-    its fresh buffers); this one writes that dataset in 44 s instead of 64. Memory stays a few
-    row groups per file being written, whatever rows_per_file. Returns the rows written."""
-    open_files: list[tuple[queue.Queue[pa.RecordBatch | None], Future[None]]] = []
+    its fresh buffers); this one writes that dataset in 41-44 s instead of 64. Memory stays a
+    few row groups per file being written, whatever rows_per_file. Columns are encoded as the
+    first batch suggests (_parquet_options). `transform`, when given, makes each batch what is
+    written, on the writers' threads. Returns the rows written."""
+    open_files: list[tuple[queue.Queue[pa.RecordBatch | None], Future[int]]] = []
+    rows = iter(reader)
+    first = next(rows, None)
+    made = transform or (lambda batch: batch)
+    sample = made(first if first is not None else pa.RecordBatch.from_pylist([], schema=reader.schema))
+    schema, options = sample.schema, _parquet_options(sample)
+    del sample
 
-    def write_file(path: Path, batches: queue.Queue[pa.RecordBatch | None]) -> None:
-        with pq.ParquetWriter(path, reader.schema) as out:
+    def write_file(path: Path, batches: queue.Queue[pa.RecordBatch | None]) -> int:
+        with pq.ParquetWriter(path, schema, **options) as out:
             held: list[pa.RecordBatch] = []
-            count, done = 0, False
+            count, rows_out, done = 0, 0, False
             while not done:
                 batch = batches.get()
                 done = batch is None
                 if batch is not None:
+                    batch = made(batch)
                     held.append(batch)
                     count += batch.num_rows
                 full = count // row_group_rows * row_group_rows if not done else count
                 if full:  # whole row groups (and at the end, the rest)
-                    table = pa.Table.from_batches(held, reader.schema)
+                    table = pa.Table.from_batches(held, schema)
                     out.write_table(table.slice(0, full), row_group_size=row_group_rows)
                     held, count = table.slice(full).to_batches(), count - full
+                    rows_out += full
+        return rows_out
 
     def put(item: pa.RecordBatch | None) -> None:
         batches, future = open_files[-1]
@@ -2595,7 +2712,7 @@ def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per
                     future.result()
                     raise StoreError("a Parquet writer stopped early") from None
 
-    written, count = 0, 0
+    count = 0
     with ThreadPoolExecutor(writers, thread_name_prefix="linkjuice-parquet") as pool:
         def start() -> None:
             batches: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
@@ -2603,7 +2720,7 @@ def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per
 
         try:
             start()
-            for batch in reader:
+            for batch in itertools.chain([first] if first is not None else [], rows):
                 while batch.num_rows:
                     if count == rows_per_file:
                         put(None)
@@ -2612,7 +2729,6 @@ def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per
                     take = min(batch.num_rows, rows_per_file - count)
                     put(batch.slice(0, take))
                     count += take
-                    written += take
                     batch = batch.slice(take)
             put(None)
         except BaseException:
@@ -2621,33 +2737,53 @@ def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per
             if not open_files[-1][1].done():
                 open_files[-1][0].put(None)
             raise
-        for _, future in open_files:
-            future.result()
-    return written
+        return sum(future.result() for _, future in open_files)
 
 
 def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: float, use_relevance: bool,
                    anchor_empty: float, anchor_generic: float, anchor_descriptive: float, use_anchor: bool,
-                   damping: float, redirect_factor: float, reasons: Sequence[str]) -> str:
+                   damping: float, redirect_factor: float, reasons: Sequence[str], scan: bool = False) -> str:
     """The SELECT of the link_flows view: each pair's factors, weight, share and juice, computed
     from link_pairs, pages and scores with the model's constants. The arithmetic is the juice
     model's (pipeline.link_flows, score.juice_rank) in the same order, so it gives the same
     numbers; the view stores nothing per link. With relevance, the pairs beside their cached
-    relevance are PAIRS_WITH_RELEVANCE, which Store.write_scores replaces (pairs_with_relevance_sql)."""
+    relevance are PAIRS_WITH_RELEVANCE, which Store.write_scores replaces (pairs_with_relevance_sql).
+
+    scan: the view's rows without their pages' URLs, and with anchor_class and reason as codes
+    into ANCHOR_CLASSES and `reasons`, for a read of every pair (the link_flows dataset):
+    complete_flows makes them the view's rows. Joined to the pages three times, a random probe
+    of a 10M-page hash table per pair and URL, the view's query took nearly twice the CPU of
+    this one and the URLs looked up by id (3M pages: 21.5 against 7.4 + 4.5 CPU-s); the view
+    keeps its joins, through which DuckDB pushes a filter on any URL into the pairs' scan."""
     a = _sql_double(relevance_weight)
     cos, pairs_from = ("p.relevance::DOUBLE", f"{PAIRS_WITH_RELEVANCE} p") if use_relevance else ("0.0::DOUBLE", "link_pairs p")
     anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                 anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
+    anchor_class = ("CASE p.anchor_class " + " ".join(f"WHEN {i} THEN {_sql_literal(c)}" for i, c in
+                                                      enumerate(ANCHOR_CLASSES[:-1])) + f" ELSE '{ANCHOR_CLASSES[-1]}' END")
+    if scan:  # the URLs are left to the reader (NULL; target_url: link_pairs', set where dst is no page)
+        urls = "NULL::VARCHAR AS source_url, p.target_url AS target_url, NULL::VARCHAR AS resolved_url"
+        joins = "JOIN page_scores sc ON sc.page_id = p.src"
+        # and the texts of a few values as their codes into ANCHOR_CLASSES and `reasons`
+        anchor_class = ("CASE p.anchor_class " + " ".join(f"WHEN {i} THEN {i}" for i in range(len(ANCHOR_CLASSES) - 1))
+                        + f" ELSE {len(ANCHOR_CLASSES) - 1} END::TINYINT")
+        reason = f"CASE WHEN p.reason BETWEEN 0 AND {len(reasons) - 1} THEN p.reason END::TINYINT"
+    else:
+        urls = "s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url"
+        joins = """JOIN page_scores sc ON sc.page_id = p.src
+        JOIN pages s ON s.page_id = p.src
+        LEFT JOIN pages t ON t.page_id = p.dst
+        LEFT JOIN pages r ON r.page_id = p.resolved"""
     # Lateral aliases start with "lj_" so that none can be mistaken for a column of the tables.
     return f"""
         SELECT {", ".join(FLOW_COLUMNS)} FROM (
-        SELECT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, r.url AS resolved_url,
+        SELECT {urls},
                p.position, p.anchor, p.nofollow,
                {_position_weight_sql("p.position", position_weights)} AS lj_pf, lj_pf AS position_factor,
                {cos} AS lj_cos, lj_cos AS relevance,
                (1.0::DOUBLE - {a}) + {a} * lj_cos AS lj_rf, lj_rf AS relevance_factor,
-               CASE p.anchor_class WHEN 0 THEN 'empty' WHEN 1 THEN 'generic' ELSE 'descriptive' END AS anchor_class,
+               {anchor_class} AS anchor_class,
                p.anchor_match, {anchor} AS lj_af, lj_af AS anchor_factor,
                lj_pf * lj_rf * lj_af AS lj_w, lj_w AS weight,
                CASE WHEN sc.out_weight > 0 THEN lj_w / sc.out_weight ELSE 0.0::DOUBLE END AS lj_share, lj_share AS share,
@@ -2656,10 +2792,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                {reason} AS reason,
                p.src AS source_id, p.dst AS target_id, p.resolved AS resolved_id, p.n_links, p.is_internal
         FROM {pairs_from}
-        JOIN page_scores sc ON sc.page_id = p.src
-        JOIN pages s ON s.page_id = p.src
-        LEFT JOIN pages t ON t.page_id = p.dst
-        LEFT JOIN pages r ON r.page_id = p.resolved
+        {joins}
         )"""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -108,17 +109,20 @@ def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) ->
     assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
 
 
-@pytest.mark.parametrize("view_changed", [False, True, "no scan"])
+@pytest.mark.parametrize("view_changed", [False, True, "no scan", "large URLs"])
 def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 view_changed: bool | str) -> None:
     """The link_flows dataset reads each slice of pairs beside its relevance positionally (the
     SELECT for a scan kept by score, whose rows get their URLs by page id): with slices of a few
     rows, the same rows as the view. When the view is no longer the one score made (here:
     replaced by the same SELECT over another slicing), the dataset reads the view itself; a
-    store scored before score kept a SELECT for a scan reads the view's own: the same rows."""
+    store scored before score kept a SELECT for a scan reads the view's own; pages' URLs past
+    one Arrow string array's room (here: 1 KB) are looked up in large strings: the same rows."""
     import linkjuice.store as store_module
 
     monkeypatch.setattr(store_module, "_PAIR_SLICE_ROWS", 64)
+    if view_changed == "large URLs":
+        monkeypatch.setattr(store_module, "_STRING_BYTES", 1024)
     db = generated_store(tmp_path / "g.duckdb")
     with open_store(db, read_only=False) as store:
         score_store(store, model=ModelConfig(redirect_factor=0.8))
@@ -126,6 +130,7 @@ def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, 
         pairs = store.pair_count()
         assert pairs // 64 > 10 and store._flows_dataset()[0].count("POSITIONAL JOIN") == min(pairs // 64, 64)
         assert store._flows_dataset()[1] is not None  # (the URLs added to the scan's rows)
+        assert store.page_url_array().type == (pa.large_string() if view_changed == "large URLs" else pa.string())
         if view_changed == "no scan":
             store.set_meta({"link_flows_view": {**store.meta()["link_flows_view"], "scan": None}})
             assert store._flows_dataset()[1] is None
@@ -152,8 +157,6 @@ def test_scan_rows_get_the_views_urls_and_texts_by_page_id() -> None:
     -1 or out of range), a target that is no page keeps its own URL, a resolved page other than
     the target gets its own URL, codes become their texts (null where the view's CASE gives none),
     and a row whose source is no page is dropped (the view's inner join)."""
-    import pyarrow as pa
-
     from linkjuice.store import ANCHOR_CLASSES, complete_flows
 
     urls = pa.array(["u0", "u1", "u2", None])  # page id 3: no page
@@ -191,8 +194,6 @@ def test_page_urls_stand_at_their_page_ids(tmp_path: Path) -> None:
 def test_parquet_columns_are_encoded_as_their_values_suggest(tmp_path: Path) -> None:
     """Dictionaries where values repeat, plain where they do not; min and max where a reader can
     skip row groups by them (numbers, texts in order); Arrow dictionaries read back as texts."""
-    import pyarrow as pa
-
     from linkjuice.store import _write_parquet_parts
 
     n = 20_000
@@ -286,8 +287,6 @@ def test_parts_hold_rows_per_file_and_a_failed_export_keeps_the_last_one(scored_
 def test_a_read_failing_midway_stops_the_parquet_writers(tmp_path: Path) -> None:
     """When the rows stop coming with an error (DuckDB failing mid-query), the file writers are
     told to stop and the error is raised: no writer is left waiting for rows."""
-    import pyarrow as pa
-
     from linkjuice.store import _write_parquet_parts
 
     schema = pa.schema([("n", pa.int64())])

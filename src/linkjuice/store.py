@@ -92,6 +92,8 @@ def scan_memory(pages: int) -> str:
     return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, pages * 160 >> 20)}MB"
 
 
+# The most text one Arrow string array holds (32-bit offsets).
+_STRING_BYTES = 2**31 - 1
 # link_pairs.anchor_class 0, 1, anything else.
 ANCHOR_CLASSES: tuple[str, ...] = ("empty", "generic", "descriptive")
 
@@ -1272,10 +1274,14 @@ class Store:
         return sql, lambda batch: complete_flows(batch, urls, reasons)
 
     def page_url_array(self) -> pa.Array:
-        """Every page's URL at its page_id (null at an id no page has), for lookups by id."""
+        """Every page's URL at its page_id (null at an id no page has), for lookups by id: Arrow
+        strings, or large strings past 2 GiB of text (~30M pages)."""
         pages = self._arrow("SELECT page_id, url FROM pages ORDER BY page_id")
         ids = pages.column("page_id").to_numpy()
-        urls = pages.column("url").combine_chunks()
+        urls = pages.column("url")
+        if (pc.sum(pc.binary_length(urls)).as_py() or 0) > _STRING_BYTES:
+            urls = urls.cast(pa.large_string())
+        urls = urls.combine_chunks()
         if len(ids) and (ids[0] < 0 or ids[-1] != len(ids) - 1):  # not the ids 0..n-1: placed at their ids
             kept = ids >= 0
             at = np.full(int(ids[-1]) + 1 if len(ids) and ids[-1] >= 0 else 0, -1, np.int64)
@@ -2607,7 +2613,7 @@ def complete_flows(batch: pa.RecordBatch, urls: pa.Array, reasons: Sequence[str]
     position (Arrow's take, about 50 ns a row on 10M pages' URLs), not probed in a hash table."""
     def url_of(ids: pa.Array) -> pa.Array:
         inside = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, len(urls)))
-        return urls.take(pc.if_else(inside, ids, pa.scalar(None, ids.type)))
+        return urls.take(pc.if_else(inside, ids, pa.scalar(None, ids.type))).cast(pa.string())
 
     names = batch.schema.names
     columns = dict(zip(names, batch.columns))

@@ -186,9 +186,12 @@ def test_page_urls_stand_at_their_page_ids(tmp_path: Path) -> None:
         pages = store.sql("SELECT page_id, url FROM pages ORDER BY page_id")
         assert store.page_url_array().to_pylist() == pages["url"].tolist()
         store.con.execute("DELETE FROM pages WHERE page_id IN (0, 5)")  # ids no longer 0..n-1
+        # a page without an id yet (added after finalize numbered them)
+        store.con.execute("UPDATE pages SET page_id = NULL WHERE page_id = 8")
         urls = store.page_url_array().to_pylist()
-    assert len(urls) == len(pages) and urls[0] is None and urls[5] is None
-    assert urls[1:5] == pages["url"].tolist()[1:5] and urls[6:] == pages["url"].tolist()[6:]
+    assert len(urls) == len(pages) and urls[0] is None and urls[5] is None and urls[8] is None
+    assert urls[1:5] == pages["url"].tolist()[1:5] and urls[6:8] + urls[9:] == pages["url"].tolist()[6:8] + \
+        pages["url"].tolist()[9:]
 
 
 def test_parquet_columns_are_encoded_as_their_values_suggest(tmp_path: Path) -> None:

@@ -1276,13 +1276,14 @@ class Store:
     def page_url_array(self) -> pa.Array:
         """Every page's URL at its page_id (null at an id no page has), for lookups by id: Arrow
         strings, or large strings past 2 GiB of text (~30M pages)."""
-        pages = self._arrow("SELECT page_id, url FROM pages ORDER BY page_id")
-        ids = pages.column("page_id").to_numpy()
+        # (a page without an id, added since finalize numbered them, meets no pair: left out)
+        pages = self._arrow("SELECT page_id, url FROM pages WHERE page_id IS NOT NULL ORDER BY page_id")
+        ids = pages.column("page_id").to_numpy().astype(np.int64)
         urls = pages.column("url")
         if (pc.sum(pc.binary_length(urls)).as_py() or 0) > _STRING_BYTES:
             urls = urls.cast(pa.large_string())
         urls = urls.combine_chunks()
-        if len(ids) and (ids[0] < 0 or ids[-1] != len(ids) - 1):  # not the ids 0..n-1: placed at their ids
+        if not np.array_equal(ids, np.arange(len(ids))):  # not the ids 0..n-1: each placed at its id
             kept = ids >= 0
             at = np.full(int(ids[-1]) + 1 if len(ids) and ids[-1] >= 0 else 0, -1, np.int64)
             at[ids[kept]] = np.flatnonzero(kept)
@@ -2740,8 +2741,13 @@ def _write_parquet_parts(reader: pa.RecordBatchReader, folder: Path, *, rows_per
         except BaseException:
             # The file being filled is told to end (its writer is working or starts once an
             # earlier one, told already, is done: its queue has room soon); then the error.
-            if not open_files[-1][1].done():
-                open_files[-1][0].put(None)
+            batches, future = open_files[-1]
+            while not future.done():  # (a writer that stops meanwhile takes nothing more)
+                try:
+                    batches.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
             raise
         return sum(future.result() for _, future in open_files)
 

@@ -1209,24 +1209,20 @@ class Store:
         memory, settings = EXPORT_MEMORY, {"preserve_insertion_order": "true"}
         transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
         if name == "link_flows":
-            # Read through the view, every pair is joined to its pages' URLs three times: their
-            # hash tables get the audit's room (10M pages: 5.7 GB). The rows are written by all
-            # threads as they come (in order, the copy ran on one thread: 15.9 instead of 8.9 s
-            # at 1M pages).
-            pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
-            memory = flows_memory(pages)
-            settings["preserve_insertion_order"] = "false"
             # Each slice's pairs beside their relevance positionally (no hash table of the
             # relevance: the view's, one per slice, ran out of 1.7 GB at 3M pages), without the
             # URLs, which the writers add by page id; else the view itself (a store scored by
             # another version). DuckDB estimates positional joins at 0 rows and would build its
             # hash tables on the pairs (an earlier version's view spilled past 20 GB at 10M
             # pages): the query runs in its written join order.
-            made = self._flows_dataset()
-            if made is not None:
-                query, transform = made
-            if transform is not None:  # (no URLs joined: one hash table of the pages' scores)
-                memory = scan_memory(pages)
+            query, transform = self._flows_dataset() or (query, None)
+            # Without the URLs, DuckDB holds one hash table of the pages' scores; read through the
+            # view, every pair is joined to its pages' URLs three times, and their hash tables get
+            # the audit's room (10M pages: 5.7 GB). The rows are written by all threads as they
+            # come (in order, the copy ran on one thread: 15.9 instead of 8.9 s at 1M pages).
+            pages = int(self.con.execute("SELECT count(*) FROM pages").fetchall()[0][0])
+            memory = scan_memory(pages) if transform is not None else flows_memory(pages)
+            settings["preserve_insertion_order"] = "false"
             known = {r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
             off = [o for o in ("join_order", "build_side_probe_side") if o in known]  # (as this DuckDB names them)
             if off:
@@ -2640,7 +2636,7 @@ def complete_flows(batch: pa.RecordBatch, urls: pa.Array, reasons: Sequence[str]
     return out
 
 
-def _parquet_options(batch: pa.RecordBatch | None) -> dict[str, Any]:
+def _parquet_options(batch: pa.RecordBatch) -> dict[str, Any]:
     """pyarrow's ParquetWriter options for columns like these (a batch of their rows):
     * dictionary encoding for numbers with at most one distinct value in 10 rows and texts with
       at most 9 in 10; the rest (a pair's juice, a target's id, a page's URL or title) are written
@@ -2652,8 +2648,6 @@ def _parquet_options(batch: pa.RecordBatch | None) -> dict[str, Any]:
     * Arrow dictionaries (texts of a few values handed over as codes) written as Parquet's
       dictionary-encoded texts, without Arrow's schema, so that readers get the texts back.
     Together, the link_flows dataset's writer a fifth faster at 1M pages, the files no bigger."""
-    if batch is None:
-        return {}
     plain_schema = {"store_schema": not any(pa.types.is_dictionary(t) for t in batch.schema.types)}
     if batch.num_rows < 1000:  # (too few to judge by)
         return plain_schema
@@ -2773,7 +2767,7 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
                                 anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in enumerate(reasons)) + " END"
     anchor_class = ("CASE p.anchor_class " + " ".join(f"WHEN {i} THEN {_sql_literal(c)}" for i, c in
-                                                      enumerate(ANCHOR_CLASSES[:-1])) + f" ELSE '{ANCHOR_CLASSES[-1]}' END")
+                                                      enumerate(ANCHOR_CLASSES[:-1])) + f" ELSE {_sql_literal(ANCHOR_CLASSES[-1])} END")
     if scan:  # the URLs are left to the reader (NULL; target_url: link_pairs', set where dst is no page)
         urls = "NULL::VARCHAR AS source_url, p.target_url AS target_url, NULL::VARCHAR AS resolved_url"
         joins = "JOIN page_scores sc ON sc.page_id = p.src"

@@ -977,6 +977,9 @@ def test_streamed_audit_writes_what_audit_site_returns(site, tmp_path: Path, mon
     _same_values(eager.findings, stored.findings)
     _same_values(eager.items, stored.items)
     assert eager.items["finding_id"].is_monotonic_increasing and stored.findings["fix"].dtype == "category"
+    with Store(copy, read_only=True) as store:  # stored in finding_id order, slice after slice
+        scanned = store.con.execute("SELECT finding_id FROM findings").fetchnumpy()["finding_id"]
+    assert scanned.tolist() == list(range(1, len(eager.findings) + 1))
     gate = parse_fail_on("broken-links,warnings")
     assert gate.matches(stored.by_code())["findings"].sum() == len(gate.matches(eager.findings))
 

@@ -1983,9 +1983,8 @@ class Store:
         findings and items as Arrow tables, each inserted as it comes (a big site's are made a
         slice at a time: linkjuice.audit.AuditStream). The transaction is on a connection of its
         own: each table is inserted on a thread (DuckDB releases the GIL) while the caller makes
-        the next. The findings come a slice of finding ids at a time, in order (rows within a
-        slice need not be): each slice is sorted as it is inserted, so the table is stored in
-        finding_id order and its export needs no sort of every finding (export)."""
+        the next. The findings come in finding_id order, a slice at a time, and are stored in
+        that order: their export needs no sort of every finding (export)."""
         # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
         # beside the audit's own arrays, they took RSS past 21 GB.
         with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
@@ -2002,24 +2001,20 @@ class Store:
                         for arrow in tables:
                             if inserting is not None:
                                 inserting.result()
-                            inserting = (pool.submit(self._insert_arrow, writer, table, arrow,
-                                                     order_by="finding_id" if table == "findings" else None)
-                                         if arrow.num_rows else None)
+                            inserting = pool.submit(self._insert_arrow, writer, table, arrow) if arrow.num_rows else None
                     finally:  # the transaction ends (or is rolled back) once no insert runs
                         if inserting is not None:
                             inserting.result()
                 self.set_meta({"audit": dict(summary)}, con=writer)
 
     @staticmethod
-    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, *,
-                      order_by: str | None = None) -> None:
-        """Append an Arrow table's columns to `table` (as Arrow: DuckDB reads it in bulk), in
-        `order_by` order when given."""
+    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> None:
+        """Append an Arrow table's columns to `table`, in the table's row order (as Arrow:
+        DuckDB reads it in bulk)."""
         cols = ", ".join(arrow.column_names)
-        order = f" ORDER BY {order_by}" if order_by else ""
         con.register("_arrow_in", arrow)
         try:
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in{order}")
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in")
         finally:
             con.unregister("_arrow_in")
 

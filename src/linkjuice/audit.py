@@ -1927,7 +1927,7 @@ def _order(parts: list[_Part]) -> _Ordered | None:
             sizes[i + 1] = len(f)
             # The code and severity as their ranks, from a part's few values (no text per finding).
             pieces.append(f.drop(columns=["code", "severity"]).assign(
-                _part=i, _local=np.arange(len(f)),
+                _part=np.full(len(f), i, np.int16), _local=np.arange(len(f), dtype=np.int32),
                 _rank=_ranks(f["severity"], _SEVERITY_RANK_OF), _order=_ranks(f["code"], _CODE_RANK_OF)))
         part.findings = None  # type: ignore[assignment]
     if not pieces:
@@ -1948,7 +1948,8 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     # Put in order column by column: the code and severity as their ranks (their texts are made
     # from those), the URLs as one Arrow array (a take of the frame, whose URLs are a chunk per
     # part, took 3.7 s at 3M pages).
-    findings = pd.DataFrame({
+    # (each array a column of its own, not copied again into a block of columns: 2.8 s at 10M pages)
+    findings = pd.DataFrame(copy=False, data={
         "_rank": findings["_rank"].to_numpy(np.int8)[order], "_order": findings["_order"].to_numpy(np.int16)[order],
         "url": pd.array(pa.array(findings["url"].array).take(pa.array(order)), dtype="str"),
         "anchor": findings["anchor"].to_numpy(object)[order],

@@ -1008,3 +1008,18 @@ def test_links_without_anchor_text_are_empty_anchors_like_empty_text(site) -> No
     assert a.findings.drop(columns="juice_at_stake").equals(b.findings.drop(columns="juice_at_stake"))
     pd.testing.assert_frame_equal(a.items.drop(columns="anchor"), b.items.drop(columns="anchor"))
     assert (a.items["anchor"].fillna("") == b.items["anchor"].fillna("")).all()
+
+
+def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_count_codes equals np.bincount, whatever the slices: counts added across slices, empty
+    input, codes past minlength (the result grows as bincount's does)."""
+    import linkjuice.audit as audit_module
+
+    monkeypatch.setattr(audit_module, "_COUNT_SLICE", 7)
+    codes = np.random.default_rng(3).integers(0, 40, 1000).astype(np.int32)
+    for minlength in (0, 40, 55):
+        expected = np.bincount(codes, minlength=minlength)
+        got = audit_module._count_codes(codes, minlength)
+        assert got.dtype == np.int64 and got.tolist() == expected.tolist()
+    assert audit_module._count_codes(np.zeros(0, np.int32), 5).tolist() == [0] * 5
+    assert audit_module._count_codes(np.array([2, 9, 9], np.int32), 4).tolist() == np.bincount([2, 9, 9]).tolist()

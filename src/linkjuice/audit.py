@@ -1519,11 +1519,22 @@ def _canonicals(ctx: _Context) -> list[_Part]:
     return parts
 
 
-def _anchors(ctx: _Context) -> list[_Part]:
-    t, links = ctx.t, ctx.links
-    if links.empty:
-        return []
-    anchor = links["anchor"].astype("category")
+@dataclass(slots=True)
+class _AnchorClasses:
+    """What the anchor checks share: each link's anchor code (row; None once read), the
+    normalized text of each code, and per link whether its anchor is empty or generic."""
+
+    row: np.ndarray | None
+    normalized: pa.Array
+    empty: np.ndarray
+    generic: np.ndarray
+
+
+def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
+    """The links' anchors, normalized and classed (None: no links)."""
+    if ctx.links.empty:
+        return None
+    anchor = ctx.links["anchor"].astype("category")
     uniques = anchor.cat.categories
     # Normalise each distinct anchor once (templates repeat the same text on every page); the
     # last slot stands for links without anchor text, whose code is -1: the links' own codes
@@ -1534,7 +1545,15 @@ def _anchors(ctx: _Context) -> list[_Part]:
     normalized = pa.concat_arrays([normalize_anchors(pa.array(uniques, pa.string())), pa.array([""], pa.string())])
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
     generic_of = generic_normalized_mask(normalized) & ~empty_of
-    empty, generic = empty_of[row], generic_of[row]
+    return _AnchorClasses(row, normalized, empty_of[row], generic_of[row])
+
+
+def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
+    """empty-anchor, generic-anchor and anchor-multiple-targets."""
+    if classes is None:
+        return []
+    links = ctx.links
+    row, normalized, empty, generic = classes.row, classes.normalized, classes.empty, classes.generic
     target_code = ctx.target_code
     target_urls = ctx.target_urls
     parts = []
@@ -1580,6 +1599,7 @@ def _anchors(ctx: _Context) -> list[_Part]:
     norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     norm = norm_code_of[row[editorial]]
     del row, norm_code_of  # each link's anchor code is not needed from here
+    classes.row = None
     # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
     # target URL order: among equal counts, the dominant target is the first). The keys are only
     # made when some target is not resolved.
@@ -1636,7 +1656,14 @@ def _anchors(ctx: _Context) -> list[_Part]:
             url=multi["norm"].map(dominant_url), finding_anchor=multi["norm"].map(shown),
             detail=pd.Series(np.where(is_main, "main target", "other target"), dtype=object)))
 
-    # Pages reached mostly by generic or empty anchors (per target URL).
+    return parts
+
+
+def _mostly_generic(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
+    """mostly-generic-anchors: pages reached mostly by generic or empty anchors (per target URL)."""
+    if classes is None:
+        return []
+    t, empty, generic, target_code, target_urls = ctx.t, classes.empty, classes.generic, ctx.target_code, ctx.target_urls
     weak_anchor = generic | empty
     total = _count_codes(target_code, len(target_urls))
     weak = _count_codes(target_code[weak_anchor], len(target_urls))
@@ -1651,10 +1678,8 @@ def _anchors(ctx: _Context) -> list[_Part]:
                       "from its links."),
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
     mostly = ctx.items(chosen, url_codes=True, empty=empty[chosen])
-    parts.append(_link_part("mostly-generic-anchors", mostly, describe_mostly, urls=ctx.target_urls,
-                            detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"),
-                                             dtype=object)))
-    return parts
+    return [_link_part("mostly-generic-anchors", mostly, describe_mostly, urls=ctx.target_urls,
+                       detail=pd.Series(np.where(mostly["empty"], "empty anchor", "generic anchor"), dtype=object))]
 
 
 def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict[str, Any]]:
@@ -1841,13 +1866,14 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
     del inputs
     # First, while memory holds only the inputs: it passes over every flow.
     flow_table, stats = account_juice(ctx.totals.account, ctx.juice, ctx.ranked)
-    # The anchor checks, the longest detector (passes over every link's anchor), run on a thread
-    # of their own while this one runs the others: NumPy, Arrow and pandas' hashing release the
-    # GIL, and so do the first touches of fresh memory, a third of a big site's detectors on this
-    # VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 31.2 s, the same peak. The
-    # detectors only read ctx; the heap is trimmed once all are done (release_heap).
+    # The anchor checks, the longest detectors (passes over every link's anchor), run on a thread
+    # of their own while this one runs the others, then mostly-generic-anchors: NumPy, Arrow and
+    # pandas' hashing release the GIL, and so do the first touches of fresh memory, a third of a
+    # big site's detectors on this VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 31.2 s
+    # with the same peak. The detectors only read ctx; the heap is trimmed once all are done.
     with ThreadPoolExecutor(1, thread_name_prefix="linkjuice-anchors") as pool:
-        anchor_parts = pool.submit(_anchors, ctx)
+        classes = pool.submit(_anchor_classes, ctx)
+        anchor_parts = pool.submit(lambda made: _anchors(ctx, made.result()), classes)
         parts: list[_Part] = [_broken_links(ctx)]
         parts += _redirects(ctx, redirect_paths)
         parts += _orphans(ctx, known_urls)
@@ -1863,7 +1889,9 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
         js_part, js_stats = _js_only(ctx, rendering)
         parts.append(js_part)
         parts.append(_traps(traps))
-        parts += anchor_parts.result()
+        mostly_generic = _mostly_generic(ctx, classes.result())  # (while the other anchor checks run)
+        parts += anchor_parts.result() + mostly_generic
+    del classes, anchor_parts, mostly_generic  # (the futures hold what they made: each link's anchor classes)
     # The detectors are done: the links and pairs (most of the memory on a big site; the texts
     # only read per-page values and constants) are freed before the texts are written.
     ctx.links = ctx.flows = ctx.target_code = ctx.flow_key = None  # type: ignore[assignment]

@@ -231,6 +231,25 @@ def test_every_problem_is_found_with_its_juice_at_stake(site) -> None:
     assert (result.findings["severity"][result.findings["code"] == "orphan"] == "error").all()
 
 
+def test_explanations_agree_with_their_counts(site) -> None:
+    """One link is written about in the singular ("1 link on 1 page points at it"), several in
+    the plural, in the texts written per row and in those written whole-frame."""
+    result = run_audit(site[1], THRESHOLDS)
+    plural = (" point at", "lose their", "lead nowhere and their", " go through", "carry rel=nofollow",
+              "they tell", "with generic anchors", "that say nothing", "the juice they would pass")
+    singular = (" points at", "loses its", "leads nowhere and its", " goes through", "carries rel=nofollow",
+                "it tells", "with a generic anchor", "that says nothing", "the juice it would pass")
+    counted = result.findings[result.findings["explanation"].str.contains(r"\b\d+ (?:internal )?links? on ")]
+    ones = counted["explanation"].str.contains(r"\b1 (?:internal )?link on ")
+    assert ones.sum() >= 5 and (~ones).sum() >= 2
+    for text, one in zip(counted["explanation"], ones):
+        wrong = singular if not one else plural
+        assert not [w for w in wrong if w in text], text
+    # Each of these codes' texts has a verb that agrees, in the singular somewhere in this site.
+    singular_codes = set(counted.loc[ones, "code"])
+    assert {"broken-links", "nofollow-internal", "empty-anchor", "links-to-redirects"} <= singular_codes
+
+
 def test_items_are_one_row_per_link_and_add_up(site) -> None:
     server, db = site
     u = server.url

@@ -552,6 +552,17 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _agree(n: int, one: str, many: str) -> str:
+    """The words that agree with a count of n things (a verb, a pronoun): `one` when n is 1."""
+    return one if n == 1 else many
+
+
+def _agree_v(counts: Any, one: str, many: str) -> pa.Array:
+    """_agree for a column of counts."""
+    return pc.if_else(pc.equal(pa.array(np.asarray(counts, np.int64)), 1), pa.scalar(one, pa.large_string()),
+                      pa.scalar(many, pa.large_string()))
+
+
 def _fmt_juice(value: float) -> str:
     return f"{value:.4g}"
 
@@ -1066,7 +1077,9 @@ def _broken_links(ctx: _Context) -> _Part:
     def describe(f: pd.DataFrame) -> tuple[Any, Any]:
         url = f["url"].astype(str)
         return (_join(url, " ", url.map(what_of_url), ". ", _plural_v(f["item_count"], "link"), " on ",
-                      _plural_v(f["sources"], "page"), " point at it, and the juice they would pass is lost."),
+                      _plural_v(f["sources"], "page"),
+                      _agree_v(f["item_count"], " points at it, and the juice it would pass is lost.",
+                               " point at it, and the juice they would pass is lost.")),
                 "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
                 "redirect it to its new address.")
 
@@ -1122,25 +1135,26 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
             final = row["final_url"]
             via = (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')}" if r.item_count
                    else "no crawled page links to it, but visitors from elsewhere")
+            one = r.item_count == 1  # (the verbs agree with `via`)
             if code_name == "redirect-loop":
                 return (f"{r.url} redirects in a loop ({path_text(r.url)}) and never reaches a page; "
-                        f"{via} lead nowhere and their juice is lost.",
+                        f"{via} {'leads nowhere and its' if one else 'lead nowhere and their'} juice is lost.",
                         f"Break the loop: redirect {r.url} once to the page it should lead to (or serve it "
                         "with status 200), then link to that page directly.")
             if code_name == "redirect-to-broken":
                 return (f"{r.url} redirects to {final}, which {_what_broken(row['final_status'], row['final_error'])}; "
-                        f"{via} lose their juice on the way.",
+                        f"{via} {'loses its' if one else 'lose their'} juice on the way.",
                         f"Redirect {r.url} to a live page (or restore {final}) and link to the live page directly.")
             if code_name == "redirect-to-non-indexable":
                 return (f"{r.url} redirects to {final}, which is not indexable ({row['final_state']}); "
-                        f"{via} lose their juice on the way.",
+                        f"{via} {'loses its' if one else 'lose their'} juice on the way.",
                         "Redirect to an indexable page, or link straight to one.")
             if code_name == "redirect-chain":
                 return (f"{r.url} reaches {final} only after {row['hops']} redirects ({path_text(r.url)}); "
-                        f"{via} go through the chain. Each hop costs a request and search engines may stop "
+                        f"{via} {'goes' if one else 'go'} through the chain. Each hop costs a request and search engines may stop "
                         "following before the end.",
                         f"Redirect {r.url} straight to {final} (one hop) and change the links to point at {final}.")
-            return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} point at the redirect. The "
+            return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} {'points' if one else 'point'} at the redirect. The "
                     "juice passes on, but every visit costs an extra request and relies on the redirect staying.",
                     f"Change these links to point straight at {final}.")
         return describe
@@ -1419,8 +1433,9 @@ def _nofollow(ctx: _Context) -> _Part:
     def describe(r: Any) -> tuple[str, str]:
         tail = "" if r.juice_at_stake > 0 else (" The same pages also link there without nofollow, so nothing is "
                                                  "lost yet.")
-        return (f"{_plural(r.item_count, 'internal link')} on {_plural(r.sources, 'page')} to {r.url} carry "
-                f"rel=nofollow: they keep their share of the page's juice and pass none of it.{tail}",
+        return (f"{_plural(r.item_count, 'internal link')} on {_plural(r.sources, 'page')} to {r.url} "
+                + _agree(r.item_count, "carries rel=nofollow: it keeps its", "carry rel=nofollow: they keep their")
+                + f" share of the page's juice and pass{_agree(r.item_count, 'es', '')} none of it.{tail}",
                 "Remove rel=nofollow from internal links; to keep a page out of search results use noindex, "
                 "not nofollow.")
 
@@ -1443,7 +1458,7 @@ def _target_states(ctx: _Context) -> list[_Part]:
     def canonicalised(r: Any) -> tuple[str, str]:
         target = canonical_of[r.url]
         return (f"{r.url} names {target} as its canonical; {_plural(r.item_count, 'link')} on "
-                f"{_plural(r.sources, 'page')} point at the duplicate instead.",
+                f"{_plural(r.sources, 'page')} {_agree(r.item_count, 'points', 'point')} at the duplicate instead.",
                 f"Link straight to {target}.")
 
     def blocked(r: Any) -> tuple[str, str]:
@@ -1559,8 +1574,10 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
     parts = []
 
     def describe_empty(r: Any) -> tuple[str, str]:
-        return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} point at {r.url} with no anchor "
-                "text (and no image alt text): they tell readers and search engines nothing about the page.",
+        return (f"{_plural(r.item_count, 'link')} on {_plural(r.sources, 'page')} "
+                f"{_agree(r.item_count, 'points', 'point')} at {r.url} with no anchor text (and no image alt "
+                f"text): {_agree(r.item_count, 'it tells', 'they tell')} readers and search engines nothing about "
+                "the page.",
                 "Give each link visible text, or alt text on its image, that names the target.")
     parts.append(_link_part("empty-anchor", ctx.items(empty, url_codes=True), describe_empty, detail="empty anchor",
                             urls=ctx.target_urls))
@@ -1584,8 +1601,11 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
     @_whole_frame
     def describe_generic(f: pd.DataFrame) -> tuple[Any, Any]:
         listed = quoted.take(pa.array(quoted_at[f["target_code"].to_numpy()]))
-        return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), " point at ",
-                      f["url"].astype(str), " with generic anchors (", listed, ") that say nothing about it."),
+        one = (" points at ", " with a generic anchor (", ") that says nothing about it.")
+        many = (" point at ", " with generic anchors (", ") that say nothing about it.")
+        words = [_agree_v(f["item_count"], a, b) for a, b in zip(one, many)]
+        return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), words[0],
+                      f["url"].astype(str), words[1], listed, words[2]),
                 "Replace them with words that describe the target page (its topic, product or title).")
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
     del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs

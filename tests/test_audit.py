@@ -248,6 +248,56 @@ def test_explanations_agree_with_their_counts(site) -> None:
     # Each of these codes' texts has a verb that agrees, in the singular somewhere in this site.
     singular_codes = set(counted.loc[ones, "code"])
     assert {"broken-links", "nofollow-internal", "empty-anchor", "links-to-redirects"} <= singular_codes
+    # "N of the M internal links to X use(s)": with every weak anchor counted, one link and several.
+    import dataclasses
+
+    loose = run_audit(site[1], dataclasses.replace(THRESHOLDS, min_generic_links=1, generic_share=0.01)).findings
+    mostly = loose.loc[loose["code"] == "mostly-generic-anchors", "explanation"]
+    verbs = mostly.str.extract(r"^(\d+) of the \d+ internal links to \S+ (uses|use) generic")
+    assert verbs.notna().all().all() and set(verbs[0]) > {"1"}
+    assert ((verbs[0] == "1") == (verbs[1] == "uses")).all()
+
+
+def test_detector_errors_come_through_and_cancel_the_anchor_checks_not_started(
+        site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The anchor checks run on a thread of their own: an error there reaches the caller, and an
+    error in a detector on the caller's thread cancels the anchor checks that have not started
+    (the caller does not wait for them)."""
+    import threading
+
+    import linkjuice.audit as audit_module
+    from linkjuice.pipeline import _audit_inputs
+
+    with Store(site[1], read_only=True) as store:
+        inputs = _audit_inputs(store)
+
+    def failing_classes(ctx: object) -> None:
+        raise RuntimeError("anchor classes failed")
+
+    monkeypatch.setattr(audit_module, "_anchor_classes", failing_classes)
+    with pytest.raises(RuntimeError, match="anchor classes failed"):
+        audit_module.stream_audit(inputs, THRESHOLDS)
+
+    release, checked = threading.Event(), []
+
+    def held_classes(ctx: object) -> None:
+        release.wait(30)  # still running when the caller's detector fails
+
+    def failing_detector(ctx: object) -> None:
+        raise RuntimeError("detector failed")
+
+    monkeypatch.setattr(audit_module, "_anchor_classes", held_classes)
+    monkeypatch.setattr(audit_module, "_anchors", lambda ctx, classes: checked.append(classes) or [])
+    monkeypatch.setattr(audit_module, "_broken_links", failing_detector)
+    with Store(site[1], read_only=True) as store:
+        inputs = _audit_inputs(store)
+    with pytest.raises(RuntimeError, match="detector failed"):
+        audit_module.stream_audit(inputs, THRESHOLDS)
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("linkjuice-anchors"):
+            thread.join(30)
+    assert checked == []
 
 
 def test_items_are_one_row_per_link_and_add_up(site) -> None:

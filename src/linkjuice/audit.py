@@ -1694,7 +1694,8 @@ def _mostly_generic(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
     def describe_mostly(f: pd.DataFrame) -> tuple[Any, Any]:
         return (_join(pa.array(f["item_count"].to_numpy(np.int64)), " of the ",
                       pa.array(total[f["target_code"].to_numpy()]), " internal links to ", f["url"].astype(str),
-                      " use generic or empty anchors: search engines learn little about what the page is about "
+                      _agree_v(f["item_count"], " uses", " use"),
+                      " generic or empty anchors: search engines learn little about what the page is about "
                       "from its links."),
                 "Rewrite the generic anchors on the linking pages to describe this page's topic.")
     mostly = ctx.items(chosen, url_codes=True, empty=empty[chosen])
@@ -1891,7 +1892,8 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
     # pandas' hashing release the GIL, and so do the first touches of fresh memory, a third of a
     # big site's detectors on this VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 31.2 s
     # with the same peak. The detectors only read ctx; the heap is trimmed once all are done.
-    with ThreadPoolExecutor(1, thread_name_prefix="linkjuice-anchors") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="linkjuice-anchors")
+    try:
         classes = pool.submit(_anchor_classes, ctx)
         anchor_parts = pool.submit(lambda made: _anchors(ctx, made.result()), classes)
         parts: list[_Part] = [_broken_links(ctx)]
@@ -1911,6 +1913,8 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
         parts.append(_traps(traps))
         mostly_generic = _mostly_generic(ctx, classes.result())  # (while the other anchor checks run)
         parts += anchor_parts.result() + mostly_generic
+    finally:  # (all done on success; on an error, what has not started is cancelled, not awaited)
+        pool.shutdown(wait=False, cancel_futures=True)
     del classes, anchor_parts, mostly_generic  # (the futures hold what they made: each link's anchor classes)
     # The detectors are done: the links and pairs (most of the memory on a big site; the texts
     # only read per-page values and constants) are freed before the texts are written.

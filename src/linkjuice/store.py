@@ -1987,8 +1987,9 @@ class Store:
         that order: their export needs no sort of every finding (export)."""
         # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
         # beside the audit's own arrays, they took RSS past 21 GB.
+        # (the findings are stored in the order they come: their export relies on it)
         with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
-                self.memory_limit(_AUDIT_WRITE_MEMORY):
+                self.memory_limit(_AUDIT_WRITE_MEMORY), self.setting("preserve_insertion_order", "true"):
             with self.transaction(writer):
                 for table, tables in (("findings", findings), ("finding_items", items),
                                       ("juice_flow", [pa.Table.from_pandas(juice_flow, preserve_index=False)])):

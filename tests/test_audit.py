@@ -605,6 +605,37 @@ def test_store_scored_by_an_older_version_asks_for_a_rescore(site, tmp_path: Pat
     assert "score" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_audit_pages_read_each_canonical_target_as_a_join_of_every_page_would(site, tmp_path: Path) -> None:
+    """audit_pages joins by URL only the pages some other page names as canonical, and reads a
+    page that names itself from its own row: the same canonical_status and canonical_indexability
+    as a join of every page to every page by URL, here with self-canonical pages, canonicals to
+    other stored pages and to URLs that are no page."""
+    import shutil
+
+    import pandas as pd
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(site[1], db)
+    with Store(db) as store:
+        store.con.execute("UPDATE pages SET canonical = url WHERE page_id % 3 = 0 AND canonical IS NULL")
+        store.con.execute("UPDATE pages SET canonical = url || 'gone/' WHERE page_id % 3 = 1 AND canonical IS NULL")
+        counts = store.con.execute("""SELECT count(*) FILTER (WHERE canonical = url),
+                                             count(*) FILTER (WHERE canonical <> url AND canonical IN (SELECT url FROM pages)),
+                                             count(*) FILTER (WHERE canonical NOT IN (SELECT url FROM pages))
+                                      FROM pages""").fetchall()[0]
+        assert min(counts) >= 1, counts
+        pages = store.audit_pages()
+        reference = store.con.execute("""SELECT p.page_id, c.status AS canonical_status,
+                                                c.indexability AS canonical_indexability
+                                         FROM pages p LEFT JOIN pages c ON c.url = p.canonical
+                                         ORDER BY p.page_id""").df()
+    assert pages["page_id"].tolist() == reference["page_id"].tolist()
+    for col in ("canonical_status", "canonical_indexability"):
+        got = [None if pd.isna(v) else v for v in pages[col].astype(object)]
+        want = [None if pd.isna(v) else v for v in reference[col].astype(object)]
+        assert got == want, col
+
+
 @pytest.mark.parametrize("numba", ["0", "1"])
 def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: pytest.MonkeyPatch,
                                                              numba: str) -> None:

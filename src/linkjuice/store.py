@@ -1537,16 +1537,22 @@ class Store:
     def audit_pages(self) -> pd.DataFrame:
         """Per page, in page_id order: its state, depth, final URL, canonical target and juice
         (through Arrow: text columns stay Arrow strings, those of a few values categoricals;
-        integers with NULLs are floats)."""
+        integers with NULLs are floats). A page's canonical target is the page itself when it
+        names its own URL; only the pages that another page names are joined by URL (joined to
+        every page, DuckDB hashed all of 10M pages' URLs: 1.7-2.2 instead of 1.0 s)."""
         pages = self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
-                   c.status AS canonical_status, c.indexability AS canonical_indexability,
+                   CASE WHEN p.canonical = p.url THEN p.status ELSE c.status END AS canonical_status,
+                   CASE WHEN p.canonical = p.url THEN p.indexability ELSE c.indexability END
+                       AS canonical_indexability,
                    s.juice, s.juice_score
             FROM pages p
             LEFT JOIN page_scores s ON s.page_id = p.page_id
-            LEFT JOIN pages c ON c.url = p.canonical
+            LEFT JOIN (SELECT url, status, indexability FROM pages
+                       WHERE url IN (SELECT canonical FROM pages WHERE canonical <> url)) c
+                   ON c.url = p.canonical AND p.canonical <> p.url
             ORDER BY p.page_id
             """
         ).to_pandas()

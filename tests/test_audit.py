@@ -1123,3 +1123,16 @@ def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.Mon
         assert got.dtype == np.int64 and got.tolist() == expected.tolist()
     assert audit_module._count_codes(np.zeros(0, np.int32), 5).tolist() == [0] * 5
     assert audit_module._count_codes(np.array([2, 9, 9], np.int32), 4).tolist() == np.bincount([2, 9, 9]).tolist()
+
+
+def test_column_texts_of_counts_and_scores_match_the_row_texts() -> None:
+    """_plural_v and _score_v (texts of whole columns, by a take from the texts of their range
+    when it is narrow, else formatted) write what _plural and _score write for each value."""
+    from linkjuice.audit import _plural, _plural_v, _score, _score_v
+
+    rng = np.random.default_rng(7)
+    for counts in (rng.integers(0, 40, 500), np.array([1, 70_000, 2]), np.array([-1, 1, 2]), np.zeros(0, np.int64)):
+        assert _plural_v(counts, "page").to_pylist() == [_plural(int(c), "page") for c in counts]
+    for values in (np.append(rng.random(500) * 100, [np.nan, 0.5, 1.5, 2.5, 99.5]), np.array([1e9, 0.0, np.nan]),
+                   np.zeros(0)):
+        assert _score_v(values).to_pylist() == [_score(v) for v in values]

@@ -903,9 +903,17 @@ def _join(*pieces: Any) -> pa.Array:
     return pc.binary_join_element_wise(*map(arrow, pieces), pa.scalar("", pa.large_string()))
 
 
+# A column of small integers becomes text by a take from the texts of its range when the range
+# is at most this wide (3M counts: 0.015 instead of 0.11 s formatted and joined one by one).
+_TEXT_TABLE = 1 << 16
+
+
 def _plural_v(counts: Any, word: str) -> pa.Array:
     """_plural for a column of counts."""
-    counts = pa.array(np.asarray(counts, np.int64))
+    values = np.asarray(counts, np.int64)
+    if len(values) and 0 <= values.min() and values.max() < _TEXT_TABLE:
+        return pa.array([_plural(i, word) for i in range(int(values.max()) + 1)], pa.large_string()).take(values)
+    counts = pa.array(values)
     return _join(counts, pc.if_else(pc.equal(counts, 1), pa.scalar(f" {word}", pa.large_string()),
                                     pa.scalar(f" {word}s", pa.large_string())))
 
@@ -913,8 +921,14 @@ def _plural_v(counts: Any, word: str) -> pa.Array:
 def _score_v(values: Any) -> pa.Array:
     """_score for a column: the rounded score, "-" when missing."""
     values = np.asarray(values, np.float64)
-    text = pa.array(np.round(np.nan_to_num(values, nan=0.0)).astype(np.int64)).cast(pa.large_string())
-    return pc.if_else(pa.array(np.isnan(values)), pa.scalar("-", pa.large_string()), text)
+    missing = np.isnan(values)
+    rounded = np.round(np.nan_to_num(values, nan=0.0)).astype(np.int64)
+    lo, hi = (int(rounded.min()), int(rounded.max())) if len(rounded) else (0, 0)
+    if hi - lo < _TEXT_TABLE:  # the texts of lo..hi, then "-"
+        table = pa.array([str(i) for i in range(lo, hi + 1)] + ["-"], pa.large_string())
+        return table.take(np.where(missing, hi - lo + 1, rounded - lo))
+    return pc.if_else(pa.array(missing), pa.scalar("-", pa.large_string()),
+                      pa.array(rounded).cast(pa.large_string()))
 
 
 def _strings(values: pd.Series) -> Any:

@@ -168,7 +168,14 @@ def main() -> None:
     parser.add_argument("--steps", default="finalize,score,rescore,audit,export-pages,export-links")
     parser.add_argument("--audit-max", default="3M", help="largest size the audit runs on")
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--plot-only", action="store_true",
+                        help="measure nothing: draw --plot from the saved rows (.bench/store-scale.json)")
     args = parser.parse_args()
+    if args.plot_only:
+        if not args.plot or not (OUT / "store-scale.json").exists():
+            raise SystemExit("--plot-only needs --plot PATH and saved rows in .bench/store-scale.json")
+        plot(json.loads((OUT / "store-scale.json").read_text()), args.plot)
+        return
     STORES.mkdir(parents=True, exist_ok=True)
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")
@@ -232,21 +239,27 @@ def plot(results: list[dict[str, object]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
-    for step in sorted({str(r["step"]) for r in results}):
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5))
+    # One colour and marker per step (17 steps: a 10-colour cycle would repeat), the legend beside.
+    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>ph*"
+    steps = sorted({str(r["step"]) for r in results})
+    for k, step in enumerate(steps):
         rows = sorted((r for r in results if r["step"] == step), key=lambda r: r["links"])
         links = [r["links"] for r in rows]
-        ax_t.loglog(links, [r["seconds"] for r in rows], marker="o", label=step)
-        ax_m.loglog(links, [r["peak_rss_mb"] for r in rows], marker="o", label=step)
-    ax_t.set(xlabel="links in the store", ylabel="wall seconds", title="time from the store")
+        style = {"marker": markers[k % len(markers)], "color": colours[k % len(colours)], "label": step}
+        ax_t.loglog(links, [r["seconds"] for r in rows], **style)
+        ax_m.loglog(links, [r["peak_rss_mb"] for r in rows], **style)
+    ax_t.axhline(60, color="grey", linestyle="--", linewidth=1)  # the minute
+    ax_t.set(xlabel="links in the store", ylabel="wall seconds", title="time from the store (dashed: 1 minute)")
     ax_m.set(xlabel="links in the store", ylabel="peak RSS, MB", title="memory")
     from matplotlib.ticker import NullFormatter
 
     for ax in (ax_t, ax_m):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    handles, labels = ax_t.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     fig.savefig(path, dpi=110)
 
 

@@ -1136,3 +1136,22 @@ def test_column_texts_of_counts_and_scores_match_the_row_texts() -> None:
     for values in (np.append(rng.random(500) * 100, [np.nan, 0.5, 1.5, 2.5, 99.5]), np.array([1e9, 0.0, np.nan]),
                    np.zeros(0)):
         assert _score_v(values).to_pylist() == [_score(v) for v in values]
+
+
+def test_page_states_as_a_categorical_from_the_indexability_categories() -> None:
+    """_state_category reads the pages' categorical indexability as page_states' texts would read
+    ("not crawled" where missing), whether or not that category exists, and from plain texts."""
+    import pandas as pd
+
+    from linkjuice.audit import _codes_in, _state_category, page_states
+
+    values = np.array(["indexable", "noindex", None, "redirect", None, "not crawled"], dtype=object)[
+        np.random.default_rng(5).integers(0, 6, 300)]
+    for indexability in (pd.Series(values).astype("category"), pd.Series(values),
+                         pd.Series(values[values != "not crawled"]).astype("category")):
+        pages = pd.DataFrame({"indexability": indexability}, index=np.arange(len(indexability)) + 7)
+        expected = page_states(pages)
+        got = _state_category(pages)
+        assert got.astype(object).tolist() == list(expected)
+        for names in (("not crawled",), ("noindex", "redirect"), ("indexable",)):
+            assert (_codes_in(got, names) == np.isin(expected, names)).all()

@@ -186,6 +186,17 @@ class FlowTotals:
     inflow: np.ndarray  # per page id: the juice sent to it by pairs that are not nofollow
 
 
+def _state_category(pages: pd.DataFrame) -> pd.Series:
+    """page_states as a categorical (row i: page_id i), from the pages' indexability when it is
+    one (Store.audit_pages): no text per page hashed (10M pages' states: ~1 s)."""
+    indexability = pages["indexability"].reset_index(drop=True)
+    if not isinstance(indexability.dtype, pd.CategoricalDtype):
+        return pd.Series(pd.Categorical(page_states(pages)))
+    if "not crawled" not in indexability.cat.categories:
+        indexability = indexability.cat.add_categories(["not crawled"])
+    return indexability.fillna("not crawled")
+
+
 def page_states(pages: pd.DataFrame) -> np.ndarray:
     """Each page's state (row i: page_id i): its indexability, "not crawled" when it has none."""
     return pages["indexability"].astype(object).where(pages["indexability"].notna(), "not crawled").to_numpy()
@@ -804,7 +815,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
         complete=inputs.crawl_complete,
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
-        state_category=pd.Series(pd.Categorical(state)),
+        state_category=_state_category(pages),
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
         target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,

@@ -289,7 +289,9 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     (the kept columns are then filled in place). keep_all: keep every pair, so that row k is
     link_pairs' row k (the links then name their pair's row: Store.audit_links)."""
     n = len(pages)
-    state_code, state_names = pd.factorize(pd.Series(page_states(pages), dtype=object))
+    states = _state_category(pages)  # (codes and names: no text per page hashed)
+    state_code, state_names = states.cat.codes.to_numpy(), list(states.cat.categories)
+    del states
     state_after = np.append(state_code + 1, 0).astype(np.int32)  # index n: not a stored page
     n_states, n_pos, n_reasons = len(state_names) + 1, len(positions) + 1, len(reasons) + 1  # +1: none
     account_juice_ = np.zeros(n_reasons * n_pos * n_states)

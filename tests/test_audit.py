@@ -619,10 +619,11 @@ def test_audit_pages_read_each_canonical_target_as_a_join_of_every_page_would(si
     with Store(db) as store:
         store.con.execute("UPDATE pages SET canonical = url WHERE page_id % 3 = 0 AND canonical IS NULL")
         store.con.execute("UPDATE pages SET canonical = url || 'gone/' WHERE page_id % 3 = 1 AND canonical IS NULL")
-        counts = store.con.execute("""SELECT count(*) FILTER (WHERE canonical = url),
-                                             count(*) FILTER (WHERE canonical <> url AND canonical IN (SELECT url FROM pages)),
-                                             count(*) FILTER (WHERE canonical NOT IN (SELECT url FROM pages))
-                                      FROM pages""").fetchall()[0]
+        counts = store.con.execute("""
+            SELECT count(*) FILTER (WHERE canonical = url),
+                   count(*) FILTER (WHERE canonical <> url AND canonical IN (SELECT url FROM pages)),
+                   count(*) FILTER (WHERE canonical NOT IN (SELECT url FROM pages))
+            FROM pages""").fetchall()[0]
         assert min(counts) >= 1, counts
         pages = store.audit_pages()
         reference = store.con.execute("""SELECT p.page_id, c.status AS canonical_status,

@@ -1178,11 +1178,12 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
                         "Redirect to an indexable page, or link straight to one.")
             if code_name == "redirect-chain":
                 return (f"{r.url} reaches {final} only after {row['hops']} redirects ({path_text(r.url)}); "
-                        f"{via} {'goes' if one else 'go'} through the chain. Each hop costs a request and search engines may stop "
-                        "following before the end.",
+                        f"{via} {'goes' if one else 'go'} through the chain. Each hop costs a request and search "
+                        "engines may stop following before the end.",
                         f"Redirect {r.url} straight to {final} (one hop) and change the links to point at {final}.")
-            return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} {'points' if one else 'point'} at the redirect. The "
-                    "juice passes on, but every visit costs an extra request and relies on the redirect staying.",
+            return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} {'points' if one else 'point'} "
+                    "at the redirect. The juice passes on, but every visit costs an extra request and relies on the "
+                    "redirect staying.",
                     f"Change these links to point straight at {final}.")
         return describe
 
@@ -1710,7 +1711,8 @@ def _mostly_generic(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
     """mostly-generic-anchors: pages reached mostly by generic or empty anchors (per target URL)."""
     if classes is None:
         return []
-    t, empty, generic, target_code, target_urls = ctx.t, classes.empty, classes.generic, ctx.target_code, ctx.target_urls
+    t, empty, generic = ctx.t, classes.empty, classes.generic
+    target_code, target_urls = ctx.target_code, ctx.target_urls
     weak_anchor = generic | empty
     total = _count_codes(target_code, len(target_urls))
     weak = _count_codes(target_code[weak_anchor], len(target_urls))
@@ -1917,8 +1919,9 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
     # The anchor checks, the longest detectors (passes over every link's anchor), run on a thread
     # of their own while this one runs the others, then mostly-generic-anchors: NumPy, Arrow and
     # pandas' hashing release the GIL, and so do the first touches of fresh memory, a third of a
-    # big site's detectors on this VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 31.2 s
-    # with the same peak. The detectors only read ctx; the heap is trimmed once all are done.
+    # big site's detectors on this VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 26-28
+    # s, the peak 18.7 -> 18.8-19.3 GB. The detectors only read ctx; the heap is trimmed once all
+    # are done.
     pool = ThreadPoolExecutor(1, thread_name_prefix="linkjuice-anchors")
     try:
         classes = pool.submit(_anchor_classes, ctx)

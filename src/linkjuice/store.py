@@ -2008,7 +2008,8 @@ class Store:
                         for arrow in tables:
                             if inserting is not None:
                                 inserting.result()
-                            inserting = pool.submit(self._insert_arrow, writer, table, arrow) if arrow.num_rows else None
+                            inserting = (pool.submit(self._insert_arrow, writer, table, arrow)
+                                         if arrow.num_rows else None)
                     finally:  # the transaction ends (or is rolled back) once no insert runs
                         if inserting is not None:
                             inserting.result()

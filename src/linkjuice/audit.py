@@ -1405,7 +1405,8 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
 
     score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
     weak = is_page & ((frame["inlinks"].to_numpy() < t.min_inlinks) | (score < t.weak_score))
-    weak &= ~pages["url"].isin(skip).to_numpy() & (pages["url"] != (ctx.start_url or "")).to_numpy()
+    kept = ~pages["url"].isin(skip).to_numpy()  # (each page's URL looked up once for both codes)
+    weak &= kept & (pages["url"] != (ctx.start_url or "")).to_numpy()
 
     @_whole_frame
     def describe_weak(f: pd.DataFrame) -> tuple[Any, Any]:
@@ -1417,7 +1418,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     parts.append(_page_part("weak-page", frame[weak], describe_weak))
 
     depth = pages["depth"].astype("float64").to_numpy()
-    deep = is_page & (np.nan_to_num(depth, nan=-1) > t.max_depth) & ~pages["url"].isin(skip).to_numpy()
+    deep = is_page & (np.nan_to_num(depth, nan=-1) > t.max_depth) & kept
 
     @_whole_frame
     def describe_deep(f: pd.DataFrame) -> tuple[Any, Any]:

@@ -245,6 +245,12 @@ def test_explanations_agree_with_their_counts(site) -> None:
     for text, one in zip(counted["explanation"], ones):
         wrong = singular if not one else plural
         assert not [w for w in wrong if w in text], text
+    # And so do their fixes ("change this link", "replace it").
+    fix_plural, fix_singular = ("these links", "remove them", "Replace them"), ("this link", "remove it)", "Replace it ")
+    for fix, one in zip(counted["fix"].astype(str), ones):
+        wrong = fix_singular if not one else fix_plural
+        assert not [w for w in wrong if w in fix], fix
+    assert any("this link" in fix for fix in counted.loc[ones, "fix"].astype(str))
     # Each of these codes' texts has a verb that agrees, in the singular somewhere in this site.
     singular_codes = set(counted.loc[ones, "code"])
     assert {"broken-links", "nofollow-internal", "empty-anchor", "links-to-redirects"} <= singular_codes

@@ -1107,8 +1107,11 @@ def _broken_links(ctx: _Context) -> _Part:
                       _plural_v(f["sources"], "page"),
                       _agree_v(f["item_count"], " points at it, and the juice it would pass is lost.",
                                " point at it, and the juice they would pass is lost.")),
-                "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
-                "redirect it to its new address.")
+                _agree_v(f["item_count"],
+                         "Restore the page, or change this link to a live URL (or remove it); if the page moved, "
+                         "redirect it to its new address.",
+                         "Restore the page, or change these links to a live URL (or remove them); if the page moved, "
+                         "redirect it to its new address."))
 
     return _link_part("broken-links", items, describe, detail=pd.Series(what.loc[dst].to_numpy(), dtype=object))
 
@@ -1184,7 +1187,7 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
             return (f"{r.url} redirects ({int(row['status'])}) to {final}; {via} {'points' if one else 'point'} "
                     "at the redirect. The juice passes on, but every visit costs an extra request and relies on the "
                     "redirect staying.",
-                    f"Change these links to point straight at {final}.")
+                    f"Change {'this link' if one else 'these links'} to point straight at {final}.")
         return describe
 
     redirect_detail = {u: f"redirects to {f}" if isinstance(f, str) else "redirect loop"
@@ -1635,7 +1638,9 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
         words = [_agree_v(f["item_count"], a, b) for a, b in zip(one, many)]
         return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), words[0],
                       f["url"].astype(str), words[1], listed, words[2]),
-                "Replace them with words that describe the target page (its topic, product or title).")
+                _agree_v(f["item_count"], "Replace it with words that describe the target page (its topic, product or "
+                         "title).", "Replace them with words that describe the target page (its topic, product or "
+                         "title)."))
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
     del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs
 
@@ -1771,8 +1776,9 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
                      f"({_fmt_juice(r.before)} -> {_fmt_juice(r.after)}).")
         else:
             text += ". The page holds no juice (not indexable), so nothing is lost yet."
-        return (text, "Put these links in the HTML the server sends (server-side rendering or static markup, "
-                      "menus first): search engines render late and many crawlers never do.")
+        return (text, f"Put {_agree(r.links, 'this link', 'these links')} in the HTML the server sends "
+                      "(server-side rendering or static markup, menus first): search engines render late and many "
+                      "crawlers never do.")
 
     part_items = pd.DataFrame({
         "url": page_url, "source_url": items["source_url"].to_numpy(), "target_url": items["target_url"].to_numpy(),

@@ -570,15 +570,10 @@ def _agree(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
-def _agree_v(counts: Any, one: str, many: str) -> pa.Array:
-    """_agree for a column of counts."""
-    return pc.if_else(pc.equal(pa.array(np.asarray(counts, np.int64)), 1), pa.scalar(one, pa.large_string()),
-                      pa.scalar(many, pa.large_string()))
-
-
-def _agree_fix(counts: Any, one: str, many: str) -> pa.DictionaryArray:
-    """_agree for a column of counts, as codes into the two texts: a fix column (a code's fixes
-    are one or two texts; written out, 6.5M generic-anchor fixes took 1.4 s and 0.6 GB)."""
+def _agree_v(counts: Any, one: str, many: str) -> pa.DictionaryArray:
+    """_agree for a column of counts, as codes into the two texts: a piece of an explanation
+    (_join writes it out) or a fix column as it is (written out, 6.5M generic-anchor fixes took
+    1.4 s and 0.6 GB)."""
     codes = (np.asarray(counts, np.int64) != 1).astype(np.int8)
     return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array([one, many], pa.large_string()))
 
@@ -883,7 +878,7 @@ class _Part:
 
 def _text_array(texts: Any, n: int) -> pa.Array:
     """One text for all n findings, or one each (a list, a NumPy or an Arrow-backed array), as Arrow
-    (codes into a few texts, _agree_fix's, as they are)."""
+    (codes into a few texts, _agree_v's, as they are)."""
     if isinstance(texts, str):
         return pa.repeat(pa.scalar(texts, pa.large_string()), n)
     if isinstance(texts, pa.DictionaryArray):
@@ -1117,11 +1112,11 @@ def _broken_links(ctx: _Context) -> _Part:
                       _plural_v(f["sources"], "page"),
                       _agree_v(f["item_count"], " points at it, and the juice it would pass is lost.",
                                " point at it, and the juice they would pass is lost.")),
-                _agree_fix(f["item_count"],
-                           "Restore the page, or change this link to a live URL (or remove it); if the page "
-                           "moved, redirect it to its new address.",
-                           "Restore the page, or change these links to a live URL (or remove them); if the page "
-                           "moved, redirect it to its new address."))
+                _agree_v(f["item_count"],
+                         "Restore the page, or change this link to a live URL (or remove it); if the page "
+                         "moved, redirect it to its new address.",
+                         "Restore the page, or change these links to a live URL (or remove them); if the page "
+                         "moved, redirect it to its new address."))
 
     return _link_part("broken-links", items, describe, detail=pd.Series(what.loc[dst].to_numpy(), dtype=object))
 
@@ -1648,9 +1643,9 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
         words = [_agree_v(f["item_count"], a, b) for a, b in zip(one, many)]
         return (_join(_plural_v(f["item_count"], "link"), " on ", _plural_v(f["sources"], "page"), words[0],
                       f["url"].astype(str), words[1], listed, words[2]),
-                _agree_fix(f["item_count"], "Replace it with words that describe the target page (its topic, product "
-                           "or title).", "Replace them with words that describe the target page (its topic, product "
-                           "or title)."))
+                _agree_v(f["item_count"], "Replace it with words that describe the target page (its topic, product "
+                         "or title).", "Replace them with words that describe the target page (its topic, product "
+                         "or title)."))
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
     del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs
 

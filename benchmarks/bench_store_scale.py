@@ -20,6 +20,9 @@ once measured (the 10M store's findings CSV alone is 8.9 GB). `explain-home` and
 time `linkjuice explain` on the home page (every page links to it) and on a product page (s7/p3777:
 a few dozen links in).
 
+Each row also records the host (host_probe: the libraries' versions and the memory bandwidth),
+since the shared VM's pace varies between days.
+
 The generated site is an e-commerce-like store of N pages in sections of 500 with 21 links a page:
 a header link home, 8 nav links to section hubs, 3 footer links and 1 external link, and 8 content
 links (4 within the section, 3 to popular products with a power-law popularity, 1 "read more"),
@@ -149,6 +152,24 @@ def forget_scores(path: Path) -> None:
         store.set_meta({"link_pairs": {**state, "relevance": None}})
 
 
+def host_probe() -> dict[str, object]:
+    """What sets this machine's pace today, recorded with each row: the libraries' versions and
+    the memory bandwidth (GiB/s of a second fill of a 1 GiB array, already backed). On the shared
+    VM these benchmarks run on it varied 5x between sessions (docs/benchmarks.md, eighteenth
+    session), and the audit's time with it: rows of different days compare only where it agrees."""
+    from importlib.metadata import version
+
+    import numpy as np
+
+    array = np.empty(1 << 27)  # 1 GiB of float64
+    array.fill(1.0)  # (first touch: backed now)
+    started = time.perf_counter()
+    array.fill(2.0)
+    bandwidth = 1.0 / (time.perf_counter() - started)
+    return {"mem_gib_s": round(bandwidth, 1),
+            "versions": {name: version(name) for name in ("duckdb", "pyarrow", "numpy", "pandas")}}
+
+
 def run_step(name: str, argv: list[str]) -> dict[str, object]:
     """Run one step under /usr/bin/time; wall seconds and peak RSS."""
     program = [sys.executable, "-c", FINALIZE] if argv[0] == "finalize" else [str(ROOT / ".venv/bin/linkjuice")]
@@ -177,8 +198,10 @@ def main() -> None:
         plot(json.loads((OUT / "store-scale.json").read_text()), args.plot)
         return
     STORES.mkdir(parents=True, exist_ok=True)
+    host = host_probe()
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load {os.getloadavg()[0]:.1f}")
+          f"load {os.getloadavg()[0]:.1f}, memory {host['mem_gib_s']} GiB/s, "
+          + ", ".join(f"{k} {v}" for k, v in host["versions"].items()))
     results = []
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         db = STORES / f"store-{size}.duckdb"
@@ -217,7 +240,7 @@ def main() -> None:
             if name == "first-score":
                 forget_scores(db)
             row = {"pages": pages, "links": links, "store_mb": round(db.stat().st_size / 2**20),
-                   "load": round(os.getloadavg()[0], 1), **run_step(name, steps[name])}
+                   "load": round(os.getloadavg()[0], 1), **host, **run_step(name, steps[name])}
             for written in (OUT / "findings.csv", OUT / "findings.parquet", OUT / "items.csv"):
                 written.unlink(missing_ok=True)
             shutil.rmtree(OUT / "datasets", ignore_errors=True)

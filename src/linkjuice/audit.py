@@ -790,7 +790,8 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     n = len(pages)
     juice = pages["juice"].astype("float64").fillna(0.0).to_numpy()
     ranked = pages["indexable"].astype(bool).to_numpy()
-    state = page_states(pages)
+    state_category = _state_category(pages)
+    state = state_category.to_numpy(dtype=object)  # (page_states, from the categorical made once)
     flows = inputs.flows
     links = inputs.links
     # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs.
@@ -819,7 +820,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
         complete=inputs.crawl_complete,
         start_url=inputs.start_url, juice=juice, ranked=ranked, state=state,
-        state_category=_state_category(pages),
+        state_category=state_category,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
         target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,

@@ -25,7 +25,7 @@ from linkjuice.config import CrawlConfig, ModelConfig  # noqa: E402
 from linkjuice.engines import open_engine  # noqa: E402
 from linkjuice.engines.dask import DaskEngine, rank_parquet  # noqa: E402
 from linkjuice.engines.parquet import export_parquet  # noqa: E402
-from linkjuice.errors import InputFileError, MissingExtraError, UsageError  # noqa: E402
+from linkjuice.errors import InputFileError, MissingExtraError, ScoringError, UsageError  # noqa: E402
 from linkjuice.pipeline import crawl_site, open_store, score_store  # noqa: E402
 from linkjuice.score import classic_pagerank, juice_rank  # noqa: E402
 
@@ -177,8 +177,16 @@ def test_dask_engine_rescores_a_parquet_export(client: Client, generated_db: Pat
         score_store(store, model=ModelConfig(redirect_factor=0.8))
         stored = store.sql("SELECT url, pagerank, juice FROM scores")
     export_parquet(generated_db, tmp_path, rows_per_file=2048)
+    # link_flows names its pages by page_id: matched by that id, not by a page's row (here the
+    # pages dataset is written again in reverse order)
+    pages = pq.read_table(tmp_path / "pages")
+    assert "source_url" not in pq.read_schema(next((tmp_path / "link_flows").glob("*.parquet"))).names
+    for path in (tmp_path / "pages").glob("*.parquet"):
+        path.unlink()
+    pq.write_table(pages.take(np.arange(pages.num_rows)[::-1]), tmp_path / "pages" / "part-0.parquet")
     ranks = rank_parquet(client, str(tmp_path / "pages"), str(tmp_path / "link_flows"))
     by_url = stored.set_index("url").loc[ranks.url]
+    assert ranks.url[0] == pages.column("url")[-1].as_py()
     np.testing.assert_allclose(ranks.juice.scores, by_url["juice"].fillna(0.0), rtol=0, atol=TOL)
     np.testing.assert_allclose(ranks.pagerank.scores, by_url["pagerank"].fillna(0.0), rtol=0, atol=TOL)
 
@@ -233,3 +241,19 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingExtraError, match=r"the dask engine needs the 'dask' extra: pip install 'linkjuice\[dask\]'"):
         with open_engine("dask"):
             pass
+
+
+def test_flows_by_page_id_need_the_pages_ids(client: Client, tmp_path: Path) -> None:
+    """A link_flows dataset that names its pages by id (as `export parquet` writes it) is matched
+    to the pages' page_id, which the pages dataset must then have."""
+    for name, table in (("pages", pa.table({"url": ["https://x.example/"], "indexable": [True]})),
+                        ("link_flows", pa.table({"source_id": [0], "target_id": [0], "resolved_id": [0],
+                                                 "weight": [1.0], "reason": ["passed"]}))):
+        (tmp_path / name).mkdir()
+        pq.write_table(table, tmp_path / name / "part-0.parquet")
+    with pytest.raises(InputFileError, match="lacks the column 'page_id'"):
+        rank_parquet(client, str(tmp_path / "pages"), str(tmp_path / "link_flows"))
+    pq.write_table(pa.table({"url": ["https://x.example/", "https://x.example/b"], "indexable": [True, True],
+                             "page_id": [0, 0]}), tmp_path / "pages" / "part-0.parquet")
+    with pytest.raises(ScoringError, match="names a page_id twice"):
+        rank_parquet(client, str(tmp_path / "pages"), str(tmp_path / "link_flows"))

@@ -72,9 +72,9 @@ SCHEMA = {
     "links": {"source_id": "INTEGER", "source_url": "VARCHAR", "target_id": "INTEGER", "target_url": "VARCHAR",
               "anchor": "VARCHAR", "rel": "VARCHAR", "nofollow": "BOOLEAN", "position": "VARCHAR",
               "dom_position": "VARCHAR", "link_order": "INTEGER", "is_internal": "BOOLEAN"},
-    "link_flows": {"source_url": "VARCHAR", "target_url": "VARCHAR", "resolved_url": "VARCHAR",
-                   "weight": "DOUBLE", "share": "DOUBLE", "juice": "DOUBLE", "delivered": "DOUBLE",
-                   "reason": "VARCHAR"},
+    "link_flows": {"source_id": "INTEGER", "target_id": "INTEGER", "target_url": "VARCHAR", "resolved_id": "INTEGER",
+                   "position": "VARCHAR", "anchor_class": "VARCHAR", "weight": "DOUBLE", "share": "DOUBLE",
+                   "juice": "DOUBLE", "delivered": "DOUBLE", "reason": "VARCHAR", "n_links": "INTEGER"},
     "scores": {"url": "VARCHAR", "page_id": "INTEGER", "pagerank": "DOUBLE", "juice": "DOUBLE",
                "juice_score": "DOUBLE"},
 }
@@ -90,13 +90,26 @@ def test_datasets_are_partitioned_typed_and_complete(scored_db: Path, tmp_path: 
             glob = f"{tmp_path / name}/*.parquet"
             types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{glob}')").fetchall()}
             assert {c: types.get(c) for c in SCHEMA[name]} == SCHEMA[name], name
+            if name == "link_flows":  # the pages by id alone: their URLs are in pages/
+                assert not {"source_url", "resolved_url"} & set(types)
             stored = int(store.sql(f"SELECT count(*) AS n FROM {name}")["n"].iloc[0])
             assert rows[name] == stored == con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0]
         ids = con.execute(f"SELECT min(page_id), max(page_id), count(DISTINCT url) FROM '{tmp_path}/pages/*.parquet'").fetchone()
         assert ids == (0, rows["pages"] - 1, rows["pages"])
 
 
+def _view_rows_of_dataset(flows: pd.DataFrame) -> pd.DataFrame:
+    """The link_flows view's rows as the dataset holds them: no source or resolved URL, the
+    target URL only where the target is no stored page (target_id -1)."""
+    from linkjuice.store import DATASET_FLOW_COLUMNS
+
+    out = flows.assign(target_url=flows["target_url"].where(flows["target_id"] < 0, None))
+    return out[list(DATASET_FLOW_COLUMNS)]
+
+
 def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) -> None:
+    """The datasets hold the store's rows; joined to the pages by id (as docs/scaling.md shows),
+    the link_flows dataset gives back every column of the view, its URLs included."""
     export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("scores", "link_flows"))
     assert not (tmp_path / "pages").exists()
     with open_store(scored_db) as store:
@@ -104,33 +117,37 @@ def test_pandas_reads_back_the_stored_values(scored_db: Path, tmp_path: Path) ->
         flows = store.sql("SELECT * FROM link_flows ORDER BY source_url, target_url")
     frame = pd.read_parquet(tmp_path / "scores").sort_values("page_id", ignore_index=True)
     pd.testing.assert_frame_equal(frame, scores, check_dtype=False)
-    back = pd.read_parquet(tmp_path / "link_flows").sort_values(["source_url", "target_url"], ignore_index=True)
-    pd.testing.assert_frame_equal(back, flows, check_dtype=False)
+    back = duckdb.sql(f"""
+        SELECT s.url AS source_url, coalesce(t.url, f.target_url) AS target_url, r.url AS resolved_url,
+               f.* EXCLUDE (target_url)
+        FROM '{tmp_path}/link_flows/*.parquet' f JOIN '{tmp_path}/scores/*.parquet' s ON s.page_id = f.source_id
+        LEFT JOIN '{tmp_path}/scores/*.parquet' t ON t.page_id = f.target_id
+        LEFT JOIN '{tmp_path}/scores/*.parquet' r ON r.page_id = f.resolved_id
+        ORDER BY source_url, target_url""").df()
+    assert flows["resolved_url"].notna().any() and flows["target_id"].lt(0).any()
+    pd.testing.assert_frame_equal(back[list(flows.columns)].replace({np.nan: None}), flows.replace({np.nan: None}),
+                                  check_dtype=False)
     assert np.isclose(back.loc[back["reason"] == "passed", "delivered"].sum(), flows["delivered"].sum())
 
 
-@pytest.mark.parametrize("view_changed", [False, True, "no scan", "large URLs"])
+@pytest.mark.parametrize("view_changed", [False, True, "no scan"])
 def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 view_changed: bool | str) -> None:
     """The link_flows dataset reads each slice of pairs beside its relevance positionally (the
-    SELECT for a scan kept by score, whose rows get their URLs by page id): with slices of a few
-    rows, the same rows as the view. When the view is no longer the one score made (here:
-    replaced by the same SELECT over another slicing), the dataset reads the view itself; a
-    store scored before score kept a SELECT for a scan reads the view's own; pages' URLs past
-    one Arrow string array's room (here: 1 KB) are looked up in large strings: the same rows."""
+    SELECT for a scan kept by score, with no page URL): with slices of a few rows, the view's
+    rows less the pages' URLs. When the view is no longer the one score made (here: replaced by
+    the same SELECT over another slicing), the dataset reads the view itself; a store scored
+    before score kept a SELECT for a scan reads the view's own: the same rows."""
     import linkjuice.store as store_module
 
     monkeypatch.setattr(store_module, "_PAIR_SLICE_ROWS", 64)
-    if view_changed == "large URLs":
-        monkeypatch.setattr(store_module, "_STRING_BYTES", 1024)
     db = generated_store(tmp_path / "g.duckdb")
     with open_store(db, read_only=False) as store:
         score_store(store, model=ModelConfig(redirect_factor=0.8))
         select = store.meta()["link_flows_view"]["select"]
         pairs = store.pair_count()
         assert pairs // 64 > 10 and store._flows_dataset()[0].count("POSITIONAL JOIN") == min(pairs // 64, 64)
-        assert store._flows_dataset()[1] is not None  # (the URLs added to the scan's rows)
-        assert store.page_url_array().type == (pa.large_string() if view_changed == "large URLs" else pa.string())
+        assert store._flows_dataset()[1] is not None  # (the scan's rows finished by complete_flows)
         if view_changed == "no scan":
             store.set_meta({"link_flows_view": {**store.meta()["link_flows_view"], "scan": None}})
             assert store._flows_dataset()[1] is None
@@ -139,59 +156,48 @@ def test_link_flows_dataset_read_in_slices_holds_the_views_rows(tmp_path: Path, 
                 store_module.PAIRS_WITH_RELEVANCE, store_module.pairs_with_relevance_sql(pairs // 2)))
             assert store._flows_dataset() is None
         order = ["source_id", "target_id", "target_url"]
-        flows = store.sql("SELECT * FROM link_flows").sort_values(order, ignore_index=True)
+        flows = store.sql("SELECT * FROM link_flows")
     rows = export_parquet(db, tmp_path / "out", rows_per_file=500, datasets=("link_flows",))
-    back = pd.read_parquet(tmp_path / "out" / "link_flows").sort_values(order, ignore_index=True)
+    back = pd.read_parquet(tmp_path / "out" / "link_flows")
     assert rows["link_flows"] == len(flows) == pairs
     assert flows["relevance"].nunique() > 2
-    # The dataset's own SELECT joins the resolved page only where it is not the target: pairs
-    # of both kinds, and pairs to no stored page, are compared.
+    # Pairs that arrive at their target, elsewhere (a redirect) and at no stored page are compared.
     moved = flows["resolved_id"].ne(flows["target_id"]) & flows["resolved_id"].ge(0)
     assert moved.any() and (~moved & flows["target_id"].ge(0)).any() and flows["target_id"].lt(0).any()
-    assert (flows.loc[moved, "resolved_url"] != flows.loc[moved, "target_url"]).all()
-    pd.testing.assert_frame_equal(back, flows, check_dtype=False)
+    assert list(back.columns) == list(store_module.DATASET_FLOW_COLUMNS)
+    expected = _view_rows_of_dataset(flows).sort_values(order, ignore_index=True)
+    pd.testing.assert_frame_equal(back.sort_values(order, ignore_index=True), expected, check_dtype=False)
 
 
-def test_scan_rows_get_the_views_urls_and_texts_by_page_id() -> None:
-    """complete_flows against a hand-made table: URLs by page id (null where no page has the id,
-    -1 or out of range), a target that is no page keeps its own URL, a resolved page other than
-    the target gets its own URL, codes become their texts (null where the view's CASE gives none),
-    and a row whose source is no page is dropped (the view's inner join)."""
-    from linkjuice.store import ANCHOR_CLASSES, complete_flows
+def test_scan_rows_get_the_views_texts_and_rows() -> None:
+    """complete_flows against a hand-made table: the dataset's columns in their order, codes
+    become their texts (null where the view's CASE gives none), and a row whose source is no
+    page (no such id, -1, past the pages, null) is dropped (the view's inner join)."""
+    from linkjuice.store import ANCHOR_CLASSES, DATASET_FLOW_COLUMNS, complete_flows
 
-    urls = pa.array(["u0", "u1", "u2", None])  # page id 3: no page
+    n = 7
+    is_page = np.array([True, True, True, False])  # page id 3: no page
     batch = pa.record_batch({
-        "source_url": pa.nulls(6, pa.string()),
-        "target_url": pa.array([None, "https://x.example/", None, None, None, None], pa.string()),
-        "resolved_url": pa.nulls(6, pa.string()),
-        "anchor_class": pa.array([0, 1, 2, 2, 0, 1], pa.int8()),
-        "reason": pa.array([0, 2, 1, None, 0, 0], pa.int8()),
-        "source_id": pa.array([0, 1, 2, 3, 9, 2], pa.int32()),
-        "target_id": pa.array([1, -1, 0, 2, 1, 1], pa.int32()),
-        "resolved_id": pa.array([1, -1, 2, None, 1, 7], pa.int32()),
+        **{c: pa.nulls(n, pa.float64()) for c in DATASET_FLOW_COLUMNS},
+        "source_url": pa.nulls(n, pa.string()),
+        "target_url": pa.array([None, "https://x.example/", None, None, None, None, None], pa.string()),
+        "anchor_class": pa.array([0, 1, 2, 2, 0, 1, 0], pa.int8()),
+        "reason": pa.array([0, 2, 1, None, 0, 0, 1], pa.int8()),
+        "source_id": pa.array([0, 1, 2, 3, 9, 2, None], pa.int32()),
+        "target_id": pa.array([1, -1, 0, 2, 1, 1, 0], pa.int32()),
+        "resolved_id": pa.array([1, -1, 2, None, 1, 7, 0], pa.int32()),
     })
-    out = complete_flows(batch, urls, ["passed", "nofollow", "external"]).to_pydict()
-    # rows 3 (source id 3: no page) and 4 (source id 9: past the pages) are dropped
+    out = complete_flows(batch, is_page, ["passed", "nofollow", "external"])
+    assert out.schema.names == list(DATASET_FLOW_COLUMNS)
+    out = out.to_pydict()
+    # rows 3 (source id 3: no page), 4 (source id 9: past the pages) and 6 (no source) are dropped
     assert out["source_id"] == [0, 1, 2, 2]
-    assert out["source_url"] == ["u0", "u1", "u2", "u2"]
-    assert out["target_url"] == ["u1", "https://x.example/", "u0", "u1"]
-    assert out["resolved_url"] == ["u1", None, "u2", None]
+    assert out["target_id"] == [1, -1, 0, 1] and out["resolved_id"] == [1, -1, 2, 7]
+    assert out["target_url"] == [None, "https://x.example/", None, None]
     assert out["anchor_class"] == [ANCHOR_CLASSES[0], ANCHOR_CLASSES[1], ANCHOR_CLASSES[2], ANCHOR_CLASSES[1]]
     assert out["reason"] == ["passed", "external", "nofollow", "passed"]
-
-
-def test_page_urls_stand_at_their_page_ids(tmp_path: Path) -> None:
-    db = generated_store(tmp_path / "g.duckdb", n=60)
-    with open_store(db, read_only=False) as store:
-        pages = store.sql("SELECT page_id, url FROM pages ORDER BY page_id")
-        assert store.page_url_array().to_pylist() == pages["url"].tolist()
-        store.con.execute("DELETE FROM pages WHERE page_id IN (0, 5)")  # ids no longer 0..n-1
-        # a page without an id yet (added after finalize numbered them)
-        store.con.execute("UPDATE pages SET page_id = NULL WHERE page_id = 8")
-        urls = store.page_url_array().to_pylist()
-    assert len(urls) == len(pages) and urls[0] is None and urls[5] is None and urls[8] is None
-    assert urls[1:5] == pages["url"].tolist()[1:5] and urls[6:8] + urls[9:] == pages["url"].tolist()[6:8] + \
-        pages["url"].tolist()[9:]
+    whole = complete_flows(batch.slice(0, 3), is_page, ["passed", "nofollow", "external"])
+    assert whole.column("source_id").to_pylist() == [0, 1, 2]  # (nothing to drop: the batch as it came)
 
 
 def test_parquet_columns_are_encoded_as_their_values_suggest(tmp_path: Path) -> None:

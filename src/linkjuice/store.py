@@ -92,8 +92,6 @@ def scan_memory(pages: int) -> str:
     return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, pages * 160 >> 20)}MB"
 
 
-# The most text one Arrow string array holds (32-bit offsets).
-_STRING_BYTES = 2**31 - 1
 # link_pairs.anchor_class 0, 1, anything else.
 ANCHOR_CLASSES: tuple[str, ...] = ("empty", "generic", "descriptive")
 
@@ -101,6 +99,14 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "source_url", "target_url", "resolved_url", "position", "anchor", "nofollow", "position_factor", "relevance",
     "relevance_factor", "anchor_class", "anchor_match", "anchor_factor", "weight", "share", "juice", "delivered",
     "reason", "source_id", "target_id", "resolved_id", "n_links", "is_internal",
+)
+# The link_flows dataset's columns: the view's with its pages as their ids alone (the pages
+# dataset has each id's URL), target_url only where the target is no stored page. Three URLs a
+# row were a third of the Parquet writer's time and of the files at 1M pages.
+DATASET_FLOW_COLUMNS: tuple[str, ...] = (
+    "source_id", "target_id", "target_url", "resolved_id",
+    *(c for c in FLOW_COLUMNS if c not in ("source_url", "target_url", "resolved_url", "source_id", "target_id",
+                                            "resolved_id")),
 )
 
 # The audit's findings and items. URLs and explanations (a text each, tens of millions on a big
@@ -1182,8 +1188,11 @@ class Store:
         "links": "SELECT s.page_id AS source_id, l.source_url, t.page_id AS target_id, l.target_url, l.anchor, "
         "l.rel, l.nofollow, l.position, l.dom_position, l.link_order, l.is_internal FROM links l "
         "LEFT JOIN pages s ON s.url = l.source_url LEFT JOIN pages t ON t.url = l.target_url",
-        # (in no fixed order: written by all threads, export_dataset)
-        "link_flows": "SELECT * FROM link_flows",
+        # (in no fixed order: written by all threads, export_dataset; a target URL only for a
+        # target that is no stored page, as the scan of _flows_dataset gives it)
+        "link_flows": "SELECT " + ", ".join(
+            "CASE WHEN target_id IS NULL OR target_id < 0 THEN target_url END AS target_url" if c == "target_url"
+            else c for c in DATASET_FLOW_COLUMNS) + " FROM link_flows",
         "scores": "SELECT * FROM scores ORDER BY page_id",
     }
 
@@ -1211,10 +1220,10 @@ class Store:
         if name == "link_flows":
             # Each slice's pairs beside their relevance positionally (no hash table of the
             # relevance: the view's, one per slice, ran out of 1.7 GB at 3M pages), without the
-            # URLs, which the writers add by page id; else the view itself (a store scored by
-            # another version). DuckDB estimates positional joins at 0 rows and would build its
-            # hash tables on the pairs (an earlier version's view spilled past 20 GB at 10M
-            # pages): the query runs in its written join order.
+            # pages' URLs; else the view itself (a store scored by another version). DuckDB
+            # estimates positional joins at 0 rows and would build its hash tables on the pairs
+            # (an earlier version's view spilled past 20 GB at 10M pages): the query runs in its
+            # written join order.
             query, transform = self._flows_dataset() or (query, None)
             # Without the URLs, DuckDB holds one hash table of the pages' scores; read through the
             # view, every pair is joined to its pages' URLs three times, and their hash tables get
@@ -1248,12 +1257,13 @@ class Store:
         return written
 
     def _flows_dataset(self) -> tuple[str, Callable[[pa.RecordBatch], pa.RecordBatch] | None] | None:
-        """The link_flows view's rows as (SQL, what makes each batch of them whole), with each
-        slice of pairs read beside its relevance positionally (pairs_with_relevance_sql(positional=
-        True)): the SELECT for a scan that write_scores kept with the view, whose rows are made
-        whole here (complete_flows), or for a store scored before it kept one, the view's own
-        SELECT (nothing to add). None when the view is not the one made with them (a store scored
-        by another version) or reads no relevance: the view itself is read then."""
+        """The link_flows dataset's rows (DATASET_FLOW_COLUMNS) as (SQL, what makes each batch of
+        them whole), with each slice of pairs read beside its relevance positionally
+        (pairs_with_relevance_sql(positional=True)): the SELECT for a scan that write_scores kept
+        with the view, whose rows are finished here (complete_flows), or for a store scored before
+        it kept one, the view's own SELECT, less the pages' URLs. None when the view is not the
+        one made with them (a store scored by another version) or reads no relevance: the view
+        itself is read then."""
         made = self.meta().get("link_flows_view")
         if not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select")) \
                 or made.get("pairs") != self.pair_count() or not str(made.get("mark", "")).startswith("lj_flows_"):
@@ -1265,26 +1275,12 @@ class Store:
             return None
         sql = select.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(int(made["pairs"]), positional=True))
         if not made.get("scan"):
-            return sql, None
-        urls, reasons = self.page_url_array(), [str(r) for r in made.get("reasons") or ()]
-        return sql, lambda batch: complete_flows(batch, urls, reasons)
-
-    def page_url_array(self) -> pa.Array:
-        """Every page's URL at its page_id (null at an id no page has), for lookups by id: Arrow
-        strings, or large strings past 2 GiB of text (~30M pages)."""
-        # (a page without an id, added since finalize numbered them, meets no pair: left out)
-        pages = self._arrow("SELECT page_id, url FROM pages WHERE page_id IS NOT NULL ORDER BY page_id")
-        ids = pages.column("page_id").to_numpy().astype(np.int64)
-        urls = pages.column("url")
-        if (pc.sum(pc.binary_length(urls)).as_py() or 0) > _STRING_BYTES:
-            urls = urls.cast(pa.large_string())
-        urls = urls.combine_chunks()
-        if not np.array_equal(ids, np.arange(len(ids))):  # not the ids 0..n-1: each placed at its id
-            kept = ids >= 0
-            at = np.full(int(ids[-1]) + 1 if len(ids) and ids[-1] >= 0 else 0, -1, np.int64)
-            at[ids[kept]] = np.flatnonzero(kept)
-            urls = urls.take(pa.array(at, mask=at < 0))
-        return urls
+            return self._DATASETS["link_flows"].replace(" FROM link_flows", f" FROM ({sql})"), None
+        ids = self.con.execute("SELECT page_id FROM pages WHERE page_id >= 0").fetchnumpy()["page_id"]
+        is_page = np.zeros(int(ids.max()) + 1 if len(ids) else 0, bool)
+        is_page[ids.astype(np.int64)] = True
+        reasons = [str(r) for r in made.get("reasons") or ()]
+        return sql, lambda batch: complete_flows(batch, is_page, reasons)
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run read-only SQL for users and notebooks."""
@@ -2604,38 +2600,25 @@ def _list_code_sql(expr: str, values: Sequence[str]) -> str:
     return f"coalesce(list_position([{listed}]::VARCHAR[], {expr}) - 1, -1)::TINYINT"
 
 
-def complete_flows(batch: pa.RecordBatch, urls: pa.Array, reasons: Sequence[str]) -> pa.RecordBatch:
-    """Rows of flows_view_sql(scan=True) made the view's rows: source_url, target_url and
-    resolved_url looked up by source_id, target_id and resolved_id in `urls` (Store.page_url_array),
-    target_url staying the pair's own where its target is no page, and a row whose source is no
-    page dropped, as the view's joins do; anchor_class and reason from their codes, as Arrow
-    dictionaries (written as Parquet's dictionary-encoded texts). The URLs are looked up by
-    position (Arrow's take, about 50 ns a row on 10M pages' URLs), not probed in a hash table."""
-    def url_of(ids: pa.Array) -> pa.Array:
-        inside = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, len(urls)))
-        return urls.take(pc.if_else(inside, ids, pa.scalar(None, ids.type))).cast(pa.string())
-
-    names = batch.schema.names
-    columns = dict(zip(names, batch.columns))
-    target_id, resolved_id = columns["target_id"], columns["resolved_id"]
-    target_page_url = url_of(target_id)
-    columns["source_url"] = url_of(columns["source_id"])
-    columns["target_url"] = pc.coalesce(target_page_url, columns["target_url"].cast(pa.string()))
-    # Most pairs arrive at their own target: only the others' resolved pages are looked up
-    # (a random read of 10M URLs per pair is most of this function's time).
-    moved = np.flatnonzero(pc.fill_null(pc.not_equal(resolved_id, target_id), True).to_numpy(zero_copy_only=False))
-    if len(moved):
-        at = np.arange(len(target_id), dtype=np.int64)
-        at[moved] = len(target_id) + np.arange(len(moved))
-        resolved_url = pa.concat_arrays([target_page_url, url_of(resolved_id.take(pa.array(moved)))])
-        columns["resolved_url"] = resolved_url.take(pa.array(at))
-    else:
-        columns["resolved_url"] = target_page_url
+def complete_flows(batch: pa.RecordBatch, is_page: np.ndarray, reasons: Sequence[str]) -> pa.RecordBatch:
+    """Rows of flows_view_sql(scan=True) made the link_flows dataset's (DATASET_FLOW_COLUMNS):
+    anchor_class and reason from their codes, as Arrow dictionaries (written as Parquet's
+    dictionary-encoded texts), and a row whose source is no page (`is_page`, by page id) dropped,
+    as the view's join to the source page does. The scan's target_url is link_pairs', set only
+    where the target is no stored page."""
+    columns = dict(zip(batch.schema.names, batch.columns))
     for name, labels in (("anchor_class", ANCHOR_CLASSES), ("reason", reasons)):
         columns[name] = pa.DictionaryArray.from_arrays(columns[name].cast(pa.int8()), pa.array(labels, pa.string()))
-    out = pa.record_batch([columns[n] for n in names], names=names)
-    if out.column("source_url").null_count:
-        out = out.filter(pc.is_valid(out.column("source_url")))
+    out = pa.record_batch([columns[n] for n in DATASET_FLOW_COLUMNS], names=list(DATASET_FLOW_COLUMNS))
+    if out.column("source_id").null_count:
+        out = out.filter(pc.is_valid(out.column("source_id")))
+    src = out.column("source_id").to_numpy()
+    if not len(src):
+        return out
+    if src.min() < 0 or src.max() >= len(is_page) or not is_page[src].all():
+        inside = (src >= 0) & (src < len(is_page))
+        inside[inside] = is_page[src[inside]]
+        out = out.filter(pa.array(inside))
     return out
 
 
@@ -2759,11 +2742,11 @@ def flows_view_sql(*, position_weights: Mapping[str, float], relevance_weight: f
     relevance are PAIRS_WITH_RELEVANCE, which Store.write_scores replaces (pairs_with_relevance_sql).
 
     scan: the view's rows without their pages' URLs, and with anchor_class and reason as codes
-    into ANCHOR_CLASSES and `reasons`, for a read of every pair (the link_flows dataset):
-    complete_flows makes them the view's rows. Joined to the pages three times, a random probe
-    of a 10M-page hash table per pair and URL, the view's query took nearly twice the CPU of
-    this one and the URLs looked up by id (3M pages: 21.5 against 7.4 + 4.5 CPU-s); the view
-    keeps its joins, through which DuckDB pushes a filter on any URL into the pairs' scan."""
+    into ANCHOR_CLASSES and `reasons`, for a read of every pair (the link_flows dataset, which
+    names pages by id: complete_flows). Joined to the pages three times, a random probe of a
+    10M-page hash table per pair and URL, the view's query took nearly twice the CPU of this one
+    and the URLs looked up by id (3M pages: 21.5 against 7.4 + 4.5 CPU-s); the view keeps its
+    joins, through which DuckDB pushes a filter on any URL into the pairs' scan."""
     a = _sql_double(relevance_weight)
     cos, pairs_from = ("p.relevance::DOUBLE", f"{PAIRS_WITH_RELEVANCE} p") if use_relevance else ("0.0::DOUBLE", "link_pairs p")
     anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,

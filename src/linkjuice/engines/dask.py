@@ -5,7 +5,8 @@ Data flow (docs/scaling.md has the memory and communication costs):
 
 1. pages/ and link_flows/ Parquet datasets -> dask dataframes. Page ids are the running row
    number of the pages dataset (a cumulative sum across partitions); URLs become ids by merges
-   on 64-bit URL hashes (shuffle joins on the workers). Only O(pages) vectors reach the client:
+   on 64-bit URL hashes (shuffle joins on the workers), or, in a link_flows dataset that names
+   its pages by the pages dataset's page_id (`linkjuice export parquet`'s), those ids do. Only O(pages) vectors reach the client:
    the URLs, which pages are ranked, the teleport vector, each source's total weight and out-degree.
 2. The edges are shuffled into ranges of target ids (`set_index` with fixed divisions); each range
    becomes one CSR row block of M^T, built and kept on a worker (a future).
@@ -48,6 +49,8 @@ __all__ = ["DaskEngine", "DaskRanks", "dask_engine", "rank_parquet", "write_rank
 
 PAGE_COLUMNS = ("url", "indexable")  # plus teleport, when present
 FLOW_COLUMNS = ("source_url", "target_url", "resolved_url", "weight", "reason")  # plus pass_factor
+# Or the pages by id (as `linkjuice export parquet` writes link_flows), matched to pages.page_id.
+FLOW_ID_COLUMNS = ("source_id", "target_id", "resolved_id", "weight", "reason")
 
 
 def _require_dask() -> None:
@@ -133,7 +136,10 @@ def _iterate(client: Client, blocks: list[Any], *, teleport: np.ndarray, danglin
     return iterate_matvec(matvec, teleport=teleport, dangling=dangling, damping=damping, tol=tol, max_iter=max_iter)
 
 
-def _read(path: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Any:
+def _read(path: str, required: tuple[str, ...], optional: tuple[str, ...],
+          instead: tuple[str, ...] = ()) -> Any:
+    """The dataset's `required` columns (or, when it lacks them, its `instead` ones, where given)
+    and whichever `optional` ones it has."""
     import dask.dataframe as dd
 
     try:
@@ -141,6 +147,8 @@ def _read(path: str, required: tuple[str, ...], optional: tuple[str, ...]) -> An
     except (OSError, ValueError) as exc:
         raise InputFileError(f"is not a readable Parquet dataset ({str(exc).splitlines()[0]})", path=path) from None
     missing = [c for c in required if c not in frame.columns]
+    if missing and instead and all(c in frame.columns for c in instead):
+        required, missing = instead, []
     if missing:
         raise InputFileError(f"lacks the column {missing[0]!r} (see docs/scaling.md)", path=path)
     return frame[[c for c in (*required, *optional) if c in frame.columns]]
@@ -152,12 +160,18 @@ def rank_parquet(client: Client, pages: str, link_flows: str, *, damping: float 
 
     `pages` needs url and indexable (teleport, when present, is where juice enters; else uniform);
     `link_flows` needs source_url, target_url, resolved_url, weight and reason (pass_factor, or
-    delivered and juice from which it follows, when redirects lose juice). One row per (source
-    page, target URL), as `linkjuice export parquet` writes them."""
+    delivered and juice from which it follows, when redirects lose juice), one row per (source
+    page, target URL); or, instead of the URLs, source_id, target_id and resolved_id (null or
+    -1: no page) naming pages by the pages dataset's page_id, as `linkjuice export parquet`
+    writes them."""
     _require_dask()
     clock = _Clock()
-    page_frame = _read(pages, PAGE_COLUMNS, ("teleport",))
-    flow_frame = _read(link_flows, FLOW_COLUMNS, ("pass_factor", "delivered", "juice"))
+    page_frame = _read(pages, PAGE_COLUMNS, ("teleport", "page_id"))
+    flow_frame = _read(link_flows, FLOW_COLUMNS, ("pass_factor", "delivered", "juice"), instead=FLOW_ID_COLUMNS)
+    by_id = "source_url" not in flow_frame.columns
+    if by_id and "page_id" not in page_frame.columns:
+        raise InputFileError("lacks the column 'page_id', by which the link_flows dataset names its pages "
+                             "(see docs/scaling.md)", path=pages)
 
     # 1. Page ids and the O(n) vectors the client needs.
     page_frame = page_frame.assign(indexable=page_frame["indexable"].fillna(False).astype(bool))
@@ -178,12 +192,25 @@ def rank_parquet(client: Client, pages: str, link_flows: str, *, damping: float 
     else:
         teleport = ranked / max(int(ranked.sum()), 1)
 
-    # 2. URLs -> ids on the workers. The joins use 64-bit hashes of the URLs, so the shuffles move
-    #    integers, not strings; page URLs are checked to hash apart (the client holds them anyway).
-    keys = _url_keys(local["url"])
-    if len(np.unique(keys)) != n or not keys.all():
-        raise ScoringError("two page URLs share a 64-bit hash key: the Dask engine cannot tell them apart")
-    ids = page_frame.assign(key=page_frame["url"].map_partitions(_url_keys_series, meta=("key", "uint64")))
+    # 2. URLs (or the dataset's page ids) -> row ids on the workers. The joins use 64-bit hashes
+    #    of the URLs, so the shuffles move integers, not strings; page URLs are checked to hash
+    #    apart (the client holds them anyway).
+    if by_id:
+        # (a page without an id, -2, meets no flow: a flow without a page has -1)
+        given = local["page_id"].dropna().to_numpy(np.int64)
+        if len(np.unique(given)) != len(given):
+            raise ScoringError(f"{pages} names a page_id twice: the Dask engine cannot tell its pages apart")
+        ids = page_frame.assign(key=page_frame["page_id"].fillna(-2).astype("int64"))
+        flow_keys = {f"{name}_key": flow_frame[f"{name}_id"].fillna(-1).astype("int64")
+                     for name in ("source", "resolved", "target")}
+    else:
+        keys = _url_keys(local["url"])
+        if len(np.unique(keys)) != n or not keys.all():
+            raise ScoringError("two page URLs share a 64-bit hash key: the Dask engine cannot tell them apart")
+        ids = page_frame.assign(key=page_frame["url"].map_partitions(_url_keys_series, meta=("key", "uint64")))
+        flow_keys = {f"{name}_key": flow_frame[f"{name}_url"].map_partitions(_url_keys_series,
+                                                                               meta=(f"{name}_key", "uint64"))
+                     for name in ("source", "resolved", "target")}
     ids = ids[["key", "id", "indexable"]]
     passes = flow_frame["reason"] == "passed"
     if "pass_factor" in flow_frame.columns:
@@ -193,9 +220,7 @@ def rank_parquet(client: Client, pages: str, link_flows: str, *, damping: float 
         factor = (flow_frame["delivered"] / flow_frame["juice"]).where(passes & (flow_frame["juice"] > 0), 1.0)
     else:
         factor = 1.0
-    flows = flow_frame.assign(passes=passes, factor=factor, **{
-        f"{name}_key": flow_frame[f"{name}_url"].map_partitions(_url_keys_series, meta=(f"{name}_key", "uint64"))
-        for name in ("source", "resolved", "target")})[
+    flows = flow_frame.assign(passes=passes, factor=factor, **flow_keys)[
         ["source_key", "resolved_key", "target_key", "weight", "passes", "factor"]]
     flows = flows.merge(ids.rename(columns={"key": "source_key", "id": "src", "indexable": "src_ranked"}),
                         on="source_key", how="inner")

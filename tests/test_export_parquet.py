@@ -3,6 +3,7 @@ with the schema docs/scaling.md documents, and the same rows as the store."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -325,18 +326,36 @@ def test_links_dataset_names_pages_by_id_in_stored_order(scored_db: Path, tmp_pa
                                                          by_hash: bool) -> None:
     if not by_hash:  # as when two page URLs share a hash: the URLs are joined as strings
         monkeypatch.setattr(Store, "_hashes_distinct", lambda self, relation, hashes: False)
-    export_parquet(scored_db, tmp_path, rows_per_file=2048, datasets=("links",))
-    back = _read_parts(tmp_path / "links")
-    with open_store(scored_db) as store:
+    # A link from a URL that is no stored page (an import's source, say) keeps its URL.
+    db = tmp_path / "store.duckdb"
+    shutil.copy(scored_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("INSERT INTO links (source_url, target_url, anchor, link_order, is_internal) "
+                    "VALUES ('https://g.example/unstored', 'https://g.example/p1', 'one', 0, true)")
+    export_parquet(db, tmp_path / "out", rows_per_file=2048, datasets=("links",))
+    export_parquet(db, tmp_path / "out", datasets=("pages",))
+    back = _read_parts(tmp_path / "out" / "links")
+    with open_store(db) as store:
         stored = store.sql("SELECT source_url, target_url, link_order FROM links")  # as stored: the crawl's order
         ids = dict(store.sql("SELECT url, page_id FROM pages").itertuples(index=False))
     assert len(back) == len(stored) > 8000
-    pd.testing.assert_frame_equal(back[["source_url", "target_url", "link_order"]], stored, check_dtype=False)
-    assert back["source_id"].tolist() == [ids[u] for u in stored["source_url"]]
-    expected_target = stored["target_url"].map(ids)
-    assert back["target_id"].isna().tolist() == expected_target.isna().tolist()
-    assert expected_target.isna().sum() > 100  # the external links have no page id
-    assert (back["target_id"].dropna().astype(int) == expected_target.dropna().astype(int)).all()
+    expected_source, expected_target = stored["source_url"].map(ids), stored["target_url"].map(ids)
+    assert expected_target.isna().sum() > 100 and expected_source.isna().sum() == 1
+    for end, expected in (("source", expected_source), ("target", expected_target)):
+        # An id where the URL is a stored page, else the URL itself.
+        assert back[f"{end}_id"].isna().tolist() == expected.isna().tolist()
+        assert (back[f"{end}_id"].dropna().astype(int) == expected.dropna().astype(int)).all()
+        assert back[f"{end}_url"].notna().tolist() == expected.isna().tolist()
+    # The URLs back by the join docs/scaling.md gives, in the stored order.
+    joined = duckdb.sql(f"""
+        SELECT coalesce(s.url, l.source_url) AS source_url, coalesce(t.url, l.target_url) AS target_url, l.link_order
+        FROM '{tmp_path / "out" / "links"}/*.parquet' l
+        LEFT JOIN '{tmp_path / "out" / "pages"}/*.parquet' s ON s.page_id = l.source_id
+        LEFT JOIN '{tmp_path / "out" / "pages"}/*.parquet' t ON t.page_id = l.target_id
+        ORDER BY l.source_id NULLS LAST, l.link_order, l.target_url""").df()
+    ordered = stored.assign(_id=expected_source).sort_values(["_id", "link_order"], na_position="last", kind="stable")
+    pd.testing.assert_frame_equal(joined[["source_url", "target_url", "link_order"]],
+                                  ordered.drop(columns="_id").reset_index(drop=True), check_dtype=False)
 
 
 def test_export_replaces_an_earlier_export(scored_db: Path, tmp_path: Path) -> None:

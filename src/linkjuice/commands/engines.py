@@ -22,7 +22,10 @@ def export_parquet_datasets(
     rows_per_file: Annotated[int, typer.Option(help="At most this many rows per part file.")] = 1_000_000,
     dataset: Annotated[Optional[list[str]], typer.Option(help="Only this dataset (repeatable): pages, links, link_flows, scores.")] = None,
 ) -> None:
-    """Export pages, links, link_flows and scores as partitioned Parquet (for Dask, Spark, DuckDB, BigQuery)."""
+    """Export pages, links, link_flows and scores as partitioned Parquet (for Dask, Spark, DuckDB, BigQuery).
+
+    links and link_flows name their pages by page_id (a URL only where a link's end is no stored
+    page); join pages/ on page_id for the URLs. docs/scaling.md has every column and the join."""
     from ..engines.parquet import DATASETS, export_parquet
 
     rows = export_parquet(db, output, rows_per_file=rows_per_file, datasets=tuple(dataset or DATASETS))

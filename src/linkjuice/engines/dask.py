@@ -6,8 +6,9 @@ Data flow (docs/scaling.md has the memory and communication costs):
 1. pages/ and link_flows/ Parquet datasets -> dask dataframes. Page ids are the running row
    number of the pages dataset (a cumulative sum across partitions); URLs become ids by merges
    on 64-bit URL hashes (shuffle joins on the workers), or, in a link_flows dataset that names
-   its pages by the pages dataset's page_id (`linkjuice export parquet`'s), those ids do. Only O(pages) vectors reach the client:
-   the URLs, which pages are ranked, the teleport vector, each source's total weight and out-degree.
+   its pages by the pages dataset's page_id (`linkjuice export parquet`'s), those ids do. Only
+   O(pages) vectors reach the client: the URLs, which pages are ranked, the teleport vector,
+   each source's total weight and out-degree.
 2. The edges are shuffled into ranges of target ids (`set_index` with fixed divisions); each range
    becomes one CSR row block of M^T, built and kept on a worker (a future).
 3. Each iteration the client broadcasts the rank vector x to every worker

@@ -411,8 +411,10 @@ def demo(
     report_path = db.with_name("linkjuice-demo-report.html")
     build_report(db, report_path)
     console.print(f"Report: {report_path} (open it in a browser; it works offline)", highlight=False)
-    console.print(f"Next: linkjuice audit --db {db} | linkjuice suggest --db {db} | linkjuice explain URL --db {db}",
-                  highlight=False)
+    # One command a line: "a | b" would read as a shell pipe when copied.
+    console.print("Next:", highlight=False)
+    for command in ("audit", "suggest", "explain URL"):
+        console.print(f"  linkjuice {command} --db {db}", highlight=False, soft_wrap=True)
 
 
 def _kind(exc: BaseException) -> set[str]:

@@ -1,0 +1,44 @@
+"""`linkjuice demo`, the README's main job, end to end: the bundled site served on 127.0.0.1,
+crawled, scored, audited, suggested and reported, and the commands it proposes next run."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+RUN = [sys.executable, "-m", "linkjuice"]
+
+
+def test_demo_crawls_scores_audits_and_reports(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    done = subprocess.run([*RUN, "demo", "--db", str(db), "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        start = con.execute("SELECT value FROM meta WHERE key = 'start_url'").fetchone()[0]
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in ("pages", "links", "page_scores", "findings", "suggestions")}
+    assert start.startswith("http://127.0.0.1:")
+    assert counts["pages"] >= 50 and counts["links"] > counts["pages"], counts
+    assert counts["page_scores"] == counts["pages"] and counts["findings"] > 0 and counts["suggestions"] > 0, counts
+    report = db.with_name("linkjuice-demo-report.html")
+    assert report.stat().st_size > 10_000 and "Crumb &amp; Co." in report.read_text(encoding="utf-8")
+    # The commands printed after "Next:", one a line, run as printed (explain with a real URL).
+    lines = done.stdout.splitlines()
+    proposed = [shlex.split(line) for line in lines[lines.index("Next:") + 1:] if line.startswith("  linkjuice ")]
+    assert [c[1] for c in proposed] == ["audit", "suggest", "explain"]
+    for command in proposed:
+        args = [start if a == "URL" else a for a in command[1:]]
+        ran = subprocess.run([*RUN, *args], capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, (args, ran.stderr)
+
+
+def test_demo_into_a_missing_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run([*RUN, "demo", "--db", str(tmp_path / "gone" / "demo.duckdb"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "does not exist" in done.stderr
+    assert not (tmp_path / "gone").exists()

@@ -39,6 +39,29 @@ def test_demo_crawls_scores_audits_and_reports(tmp_path: Path) -> None:
 def test_demo_into_a_missing_folder_is_a_one_line_error(tmp_path: Path) -> None:
     done = subprocess.run([*RUN, "demo", "--db", str(tmp_path / "gone" / "demo.duckdb"), "-q"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr and "does not exist" in done.stderr
     assert not (tmp_path / "gone").exists()
+
+
+def test_demo_replaces_its_own_store_but_never_another_file(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    for _ in range(2):  # the second run replaces the first's store
+        done = subprocess.run([*RUN, "demo", "--db", str(db), "-q"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM pages").fetchone()[0] >= 50  # one crawl's pages, not two
+        assert con.execute("SELECT count(DISTINCT url) = count(*) FROM pages").fetchone()[0]
+    # A real crawl's store (or any other file) given by mistake is left as it is.
+    site = tmp_path / "site.duckdb"
+    with duckdb.connect(str(site)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        con.execute("INSERT INTO meta VALUES ('start_url', 'https://example.com/')")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for target in (site, notes):
+        before = target.read_bytes()
+        done = subprocess.run([*RUN, "demo", "--db", str(target), "-q"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "is not an earlier demo's store" in done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert target.read_bytes() == before

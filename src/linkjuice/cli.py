@@ -370,7 +370,7 @@ def export_redirects(output: OutputOption, db: DbOption = Path("linkjuice.duckdb
 
 @app.command()
 def demo(
-    db: Annotated[Optional[Path], typer.Option("--db", help="Where to keep the demo store (default: a temporary folder).")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="Where to keep the demo store (default: a temporary folder); an earlier demo's store there is replaced, any other file refused.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Serve the bundled sample site on 127.0.0.1, crawl, score, audit it, suggest links, report."""
@@ -383,13 +383,15 @@ def demo(
     if db is None:
         workdir = tempfile.mkdtemp(prefix="linkjuice-demo-")
         db = Path(workdir) / "demo.duckdb"
-    elif db.exists():
-        db.unlink()
+    else:
+        _replaceable_demo_store(db)
     with serve_folder() as origin:
         console.print(f"Serving the sample site at {origin}/", highlight=False)
         config = CrawlConfig(start_url=origin + "/", concurrency=8)
         with _ProgressView(quiet) as view:
             summary = pipeline.crawl_site(config, db, on_progress=view)
+    with pipeline.open_store(db, read_only=False) as store:
+        store.set_meta({"demo": True})  # (a later demo may replace this store: _replaceable_demo_store)
     console.print(f"Crawled {summary.pages} URLs and {summary.links} links in {summary.seconds:.1f}s; store: {db}",
                   highlight=False)
     origin = site_origin(db)
@@ -415,6 +417,26 @@ def demo(
     console.print("Next:", highlight=False)
     for command in ("audit", "suggest", "explain URL"):
         console.print(f"  linkjuice {command} --db {db}", highlight=False, soft_wrap=True)
+
+
+def _replaceable_demo_store(db: Path) -> None:
+    """Make room for the demo's store at `db`: an earlier demo's store is removed; any other file
+    (a real crawl, say) is refused, never deleted."""
+    if not db.parent.is_dir():
+        raise UsageError(f"cannot create {db}: folder {db.parent} does not exist")
+    if not db.exists():
+        return
+    from . import pipeline
+
+    try:
+        with pipeline.open_store(db) as store:
+            is_demo = store.meta().get("demo") is True
+    except Exception:  # (no store, or not one this version reads: not a demo's either)
+        is_demo = False
+    if not is_demo:
+        raise UsageError(f"{db} exists and is not an earlier demo's store: give another --db (the demo replaces its store)")
+    db.unlink()
+    Path(f"{db}.wal").unlink(missing_ok=True)
 
 
 def _kind(exc: BaseException) -> set[str]:

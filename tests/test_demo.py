@@ -3,6 +3,7 @@ crawled, scored, audited, suggested and reported, and the commands it proposes n
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -65,3 +66,15 @@ def test_demo_replaces_its_own_store_but_never_another_file(tmp_path: Path) -> N
         assert done.returncode == 2 and "is not an earlier demo's store" in done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert target.read_bytes() == before
+
+
+def test_a_demo_killed_mid_crawl_leaves_a_store_the_next_demo_replaces(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen([*RUN, "demo", "--db", str(db), "-q"], stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("Serving the sample site")  # the store is made by now
+        proc.kill()
+    assert db.exists()
+    done = subprocess.run([*RUN, "demo", "--db", str(db), "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -385,13 +385,14 @@ def demo(
         db = Path(workdir) / "demo.duckdb"
     else:
         _replaceable_demo_store(db)
+    # Marked before the crawl: a demo stopped half-way leaves a store the next demo may replace.
+    with pipeline.open_store(db, read_only=False) as store:
+        store.set_meta({"demo": True})
     with serve_folder() as origin:
         console.print(f"Serving the sample site at {origin}/", highlight=False)
         config = CrawlConfig(start_url=origin + "/", concurrency=8)
         with _ProgressView(quiet) as view:
             summary = pipeline.crawl_site(config, db, on_progress=view)
-    with pipeline.open_store(db, read_only=False) as store:
-        store.set_meta({"demo": True})  # (a later demo may replace this store: _replaceable_demo_store)
     console.print(f"Crawled {summary.pages} URLs and {summary.links} links in {summary.seconds:.1f}s; store: {db}",
                   highlight=False)
     origin = site_origin(db)

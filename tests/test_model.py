@@ -640,6 +640,70 @@ def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
     np.testing.assert_allclose(again, first, rtol=1e-9)
 
 
+def test_a_first_score_makes_the_tfidf_vectors_on_a_thread_beside_classic_pagerank(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the pairs' relevance is not cached yet, score makes the pages' tfidf vectors on a thread
+    of their own (while the links are read and classic PageRank iterates): the cosines it caches
+    equal sklearn's TfidfVectorizer's for every pair, the scores those of a score made before, an
+    error on that thread is the score's error (nothing stored), and a rescore makes no vectors."""
+    import threading
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    import linkjuice.pipeline as pipeline_module
+    from linkjuice.pipeline import build_link_pairs
+    from linkjuice.relevance import TOKEN_PATTERN
+
+    site = {f"/p{i}/": _page(f"Page {i} {'bread' if i % 2 else 'knives'}", SOURDOUGH if i % 2 else KNIVES,
+                             " ".join(f"<a href='/p{(i * 5 + k) % 12}/'>page {(i * 5 + k) % 12}</a>" for k in range(3)))
+            for i in range(12)}
+    site["/"] = _page("Home", SOURDOUGH, " ".join(f"<a href='/p{i}/'>page {i}</a>" for i in range(12)))
+    db = _crawl(tmp_path, site)
+    made_on: list[str] = []
+    tfidf = pipeline_module.tfidf_vectors
+
+    def recorded(documents):  # type: ignore[no-untyped-def]
+        made_on.append(threading.current_thread().name)
+        return tfidf(documents)
+
+    monkeypatch.setattr(pipeline_module, "tfidf_vectors", recorded)
+    with Store(db) as store:
+        before = store.sql("SELECT page_id, juice, pagerank FROM page_scores ORDER BY page_id")
+        build_link_pairs(store)  # the relevance cache emptied, as after a new crawl
+        score_store(store)
+        assert made_on and all(name.startswith("linkjuice-tfidf") for name in made_on)
+        after = store.sql("SELECT page_id, juice, pagerank FROM page_scores ORDER BY page_id")
+        np.testing.assert_allclose(after[["juice", "pagerank"]].to_numpy(), before[["juice", "pagerank"]].to_numpy(),
+                                   rtol=1e-9)
+        texts = store.page_texts()
+        documents = [f"{t} {t} {h} {h} {hs} {m}" for t, h, hs, m in
+                     zip(texts["title"], texts["h1"], texts["headings"], texts["main_text"])]
+        reference = TfidfVectorizer(sublinear_tf=True, token_pattern=TOKEN_PATTERN,
+                                    stop_words="english").fit_transform(documents).toarray()
+        pairs = store.sql("SELECT src, resolved FROM link_pairs")
+        src, resolved = pairs["src"].to_numpy(), pairs["resolved"].fillna(-1).to_numpy().astype(int)
+        linked = (src >= 0) & (resolved >= 0)
+        expected = np.zeros(len(pairs))
+        expected[linked] = (reference[src[linked]] * reference[resolved[linked]]).sum(axis=1)
+        cached = store.sql("SELECT relevance FROM pair_relevance")["relevance"].to_numpy(np.float64)
+        np.testing.assert_allclose(cached, np.clip(expected, 0, 1), rtol=0, atol=1e-6)
+        assert len(set(cached.round(4))) > 2
+
+        made_on.clear()
+        score_store(store)  # cached now: no vectors made
+        assert made_on == []
+
+        def failing(documents):  # type: ignore[no-untyped-def]
+            raise MemoryError("no room for the vectors")
+
+        monkeypatch.setattr(pipeline_module, "tfidf_vectors", failing)
+        build_link_pairs(store)
+        with pytest.raises(MemoryError, match="no room"):
+            score_store(store)
+        kept = store.sql("SELECT page_id, juice, pagerank FROM page_scores ORDER BY page_id")
+        pd.testing.assert_frame_equal(kept, after)
+
+
 def test_page_reads_come_in_page_id_order_whatever_order_the_table_holds(tmp_path: Path) -> None:
     """ranked_pages, page_sections and page_texts read the pages as stored and put them in
     page_id order themselves; a table whose rows are stored in another order gives the same

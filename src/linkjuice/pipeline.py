@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +23,7 @@ from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
 from .errors import CrawlError, StoreError, UsageError
 from .graph import click_depths
-from .relevance import page_documents, pair_similarity, tfidf_vectors
+from .relevance import Part, page_documents, pair_similarity, tfidf_vectors
 from .score import PowerResult, classic_pagerank, juice_iterate, juice_score
 from .score import _compiled_kernels  # the numba kernels when installed and worth it
 from .store import Store, audit_memory, flows_view_sql
@@ -345,26 +345,32 @@ class PageText:
     _vectors: object = None
     model_path: str | None = None  # semantic: another ONNX model folder
     cache: Store | None = None  # semantic: where embeddings are kept between runs
+    _pending: Future | None = None  # the tfidf vectors, being made on a thread (_text_ahead: no frame then)
 
     @property
     def vectors(self):  # type: ignore[no-untyped-def]
         """tfidf: sparse L2-normalised rows; semantic: a dense float32 array of normalised rows."""
         if self._vectors is None:
-            f = self.frame
-            if self.engine == "semantic":
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                self._vectors = pending.result()
+            elif self.engine == "semantic":
                 from .semantic import page_vectors  # optional extra: imported only when chosen
 
-                self._vectors = page_vectors(f, cache=self.cache, model_path=self.model_path)
-                return self._vectors
-            # pandas' strings are Arrow-backed: the columns go to the Arrow word splitter as they are.
-            self._vectors = tfidf_vectors(page_documents(*(pa.array(f[c]) for c in ("title", "h1", "headings",
-                                                                                     "main_text"))))
+                self._vectors = page_vectors(self.frame, cache=self.cache, model_path=self.model_path)
+            else:
+                self._vectors = tfidf_vectors(_documents(self.frame))
         return self._vectors
 
     @property
     def topics(self) -> list[str]:
         f = self.frame
         return [topic_text(t, h, u) for t, h, u in zip(f["title"].tolist(), f["h1"].tolist(), f["url"].tolist())]
+
+
+def _documents(frame: pd.DataFrame) -> list[Part]:
+    # pandas' strings are Arrow-backed: the columns go to the Arrow word splitter as they are.
+    return page_documents(*(pa.array(frame[c]) for c in ("title", "h1", "headings", "main_text")))
 
 
 def page_text(store: Store, model: ModelConfig | None = None) -> PageText:
@@ -431,13 +437,20 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         # what the juice model reads. dst and is_internal are gone before the weights (8 bytes a
         # link) and the juice layout are built: 200M links hold 1 GB less at the peak.
         last = store.last_scores(n)
-        ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
-        outlinks, inlinks = _link_counts(n, ids)
-        with store.memory_limit(_SEARCH_MEMORY):
-            classic = _classic_rank(n, ids, ranked, model, last)
-        flows = link_flows(store, model, page, labels=False, src=ids.src,
-                           fields=("resolved", "weight", "passes", "pass_factor"))
-        del ids
+        # A first score (the relevance not yet kept with the pairs) makes the pages' tfidf vectors
+        # on a thread while the first round reads the links and iterates classic PageRank.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="linkjuice-tfidf")
+        try:
+            text = _text_ahead(store, model, pool)
+            ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
+            outlinks, inlinks = _link_counts(n, ids)
+            with store.memory_limit(_SEARCH_MEMORY):
+                classic = _classic_rank(n, ids, ranked, model, last)
+            flows = link_flows(store, model, page, text, labels=False, src=ids.src,
+                               fields=("resolved", "weight", "passes", "pass_factor"))
+        finally:  # (on an error, the vectors are not awaited)
+            pool.shutdown(wait=False, cancel_futures=True)
+        del ids, text
         out_weight = _out_weight(n, flows)
         with store.memory_limit(_SEARCH_MEMORY):
             juice, share = _juice_rank(n, flows, ranked, teleport, model, last, out_weight), None
@@ -507,6 +520,22 @@ _NO_CODES = np.zeros(0, np.int8)
 _NO_WEIGHTS = np.zeros(0)
 # Links are counted this many at a time: the temporaries np.bincount makes stay small.
 _COUNT_CHUNK = 1 << 22
+
+
+def _text_ahead(store: Store, model: ModelConfig, pool: ThreadPoolExecutor) -> PageText | None:
+    """The pages' text, its tfidf vectors started on `pool`, when the next weights compute the
+    pairs' relevance (link_flows' rule: cached with link_pairs, keyed by engine); else None."""
+    state = store.link_pairs_state()
+    due = (model.relevance_weight > 0 and model.relevance_engine == "tfidf" and not store.read_only
+           and state is not None and state.get("position_weights") == dict(model.position_weights)
+           and state.get("relevance") != _relevance_key(model))
+    if not due:
+        return None
+    # Only the texts go to the thread (they read no store; Arrow's word splitting, NumPy's sorts
+    # and SciPy release the GIL), and they are freed once the vectors are made: 10M pages' texts
+    # held on through the weights' read took the score's peak 0.4 GB higher.
+    documents = _documents(store.page_texts())
+    return PageText(frame=pd.DataFrame(), _pending=pool.submit(tfidf_vectors, documents))
 
 
 def _link_counts(n: int, flows: LinkFlows) -> tuple[np.ndarray, np.ndarray]:

@@ -79,3 +79,56 @@ def test_crawl_says_when_it_finalizes_and_scores(tmp_path: Path, quiet: bool) ->
     else:
         assert result.stderr.index("finalizing: page ids") < result.stderr.index("scoring the links")
     assert "Crawled 2 pages" in result.stdout
+
+
+
+def _interrupted_in_python() -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted_in_a_kernel() -> None:
+    # numba, when the interrupt lands as a kernel calls back into Python (seen on a 10M-page score)
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        raise SystemError("CPUDispatcher(<function link_counts>) returned a result with an exception set") from exc
+
+
+def _interrupted_then_a_query() -> None:
+    # DuckDB, when a clean-up runs a query on the connection the interrupt stopped
+    try:
+        raise KeyboardInterrupt
+    finally:
+        raise RuntimeError("Query interrupted")
+
+
+@pytest.mark.parametrize("interrupt", [_interrupted_in_python, _interrupted_in_a_kernel, _interrupted_then_a_query])
+def test_ctrl_c_during_a_command_is_one_line_exit_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], interrupt) -> None:  # type: ignore[no-untyped-def]
+    """A Ctrl-C during a command says "interrupted" and exits 130, however it surfaces: as a
+    KeyboardInterrupt (which typer turns silently into code 130), as the cause of a numba
+    kernel's SystemError or as the context of a query run while it unwinds (both met on a
+    10M-page score: a traceback and exit 1); the store keeps what it held. A SystemError of
+    another cause is still a bug's traceback."""
+    import linkjuice.pipeline as pipeline
+    from linkjuice.cli import main
+    from linkjuice.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        store.set_meta({"start_url": "https://t.example/"})
+    monkeypatch.setattr(sys, "argv", ["linkjuice", "score", "--db", str(db)])
+    monkeypatch.setattr(pipeline, "score_store", lambda *args, **kwargs: interrupt())
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    with Store(db, read_only=True) as store:
+        assert store.meta()["start_url"] == "https://t.example/"
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise SystemError("returned a result with an exception set")
+
+    monkeypatch.setattr(pipeline, "score_store", bug)
+    with pytest.raises(SystemError):
+        main()

@@ -444,11 +444,28 @@ def _kind(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a Ctrl-C caused `exc`: one that lands while a numba kernel calls back into Python
+    comes out of the kernel as a SystemError ("returned a result with an exception set") whose
+    cause is the KeyboardInterrupt."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def main() -> None:
     """Entry point: run the app, turning expected errors into one clean line."""
     try:
         code = app(standalone_mode=False)
-        # Without standalone mode click returns, not raises, the code of typer.Exit(n).
+        # Without standalone mode click returns, not raises, the code of typer.Exit(n); typer
+        # turns a Ctrl-C inside a command into code 130, silently.
+        if code == 130:
+            err_console.print("interrupted", highlight=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except LinkJuiceError as exc:
@@ -461,6 +478,9 @@ def main() -> None:
         sys.exit(0)
     except Exception as exc:
         kinds = _kind(exc)
+        if _interrupted(exc):
+            err_console.print("interrupted", highlight=False)
+            sys.exit(130)
         if "NoArgsIsHelpError" in kinds:
             sys.exit(0)
         if "Exit" in kinds:

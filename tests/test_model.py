@@ -643,7 +643,7 @@ def test_relevance_is_cached_beside_link_pairs(tmp_path: Path) -> None:
 def test_a_first_score_makes_the_tfidf_vectors_on_a_thread_beside_classic_pagerank(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the pairs' relevance is not cached yet, score makes the pages' tfidf vectors on a thread
-    of their own (while the links are read and classic PageRank iterates): the cosines it caches
+    of their own (a daemon: while the links are read and classic PageRank iterates): the cosines it caches
     equal sklearn's TfidfVectorizer's for every pair, the scores those of a score made before, an
     error on that thread is the score's error (nothing stored), and a rescore makes no vectors."""
     import threading
@@ -664,6 +664,7 @@ def test_a_first_score_makes_the_tfidf_vectors_on_a_thread_beside_classic_pagera
 
     def recorded(documents):  # type: ignore[no-untyped-def]
         made_on.append(threading.current_thread().name)
+        assert threading.current_thread().daemon  # a Ctrl-C does not wait for it at exit
         return tfidf(documents)
 
     monkeypatch.setattr(pipeline_module, "tfidf_vectors", recorded)

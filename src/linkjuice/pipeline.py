@@ -5,6 +5,7 @@ Everything here returns plain records or pandas DataFrames.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -439,17 +440,13 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
         last = store.last_scores(n)
         # A first score (the relevance not yet kept with the pairs) makes the pages' tfidf vectors
         # on a thread while the first round reads the links and iterates classic PageRank.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="linkjuice-tfidf")
-        try:
-            text = _text_ahead(store, model, pool)
-            ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
-            outlinks, inlinks = _link_counts(n, ids)
-            with store.memory_limit(_SEARCH_MEMORY):
-                classic = _classic_rank(n, ids, ranked, model, last)
-            flows = link_flows(store, model, page, text, labels=False, src=ids.src,
-                               fields=("resolved", "weight", "passes", "pass_factor"))
-        finally:  # (on an error, the vectors are not awaited)
-            pool.shutdown(wait=False, cancel_futures=True)
+        text = _text_ahead(store, model)
+        ids = link_flows(store, model, page, labels=False, fields=("src", "dst", "is_internal"))
+        outlinks, inlinks = _link_counts(n, ids)
+        with store.memory_limit(_SEARCH_MEMORY):
+            classic = _classic_rank(n, ids, ranked, model, last)
+        flows = link_flows(store, model, page, text, labels=False, src=ids.src,
+                           fields=("resolved", "weight", "passes", "pass_factor"))
         del ids, text
         out_weight = _out_weight(n, flows)
         with store.memory_limit(_SEARCH_MEMORY):
@@ -522,8 +519,8 @@ _NO_WEIGHTS = np.zeros(0)
 _COUNT_CHUNK = 1 << 22
 
 
-def _text_ahead(store: Store, model: ModelConfig, pool: ThreadPoolExecutor) -> PageText | None:
-    """The pages' text, its tfidf vectors started on `pool`, when the next weights compute the
+def _text_ahead(store: Store, model: ModelConfig) -> PageText | None:
+    """The pages' text, its tfidf vectors started on a thread, when the next weights compute the
     pairs' relevance (link_flows' rule: cached with link_pairs, keyed by engine); else None."""
     state = store.link_pairs_state()
     due = (model.relevance_weight > 0 and model.relevance_engine == "tfidf" and not store.read_only
@@ -535,7 +532,24 @@ def _text_ahead(store: Store, model: ModelConfig, pool: ThreadPoolExecutor) -> P
     # and SciPy release the GIL), and they are freed once the vectors are made: 10M pages' texts
     # held on through the weights' read took the score's peak 0.4 GB higher.
     documents = _documents(store.page_texts())
-    return PageText(frame=pd.DataFrame(), _pending=pool.submit(tfidf_vectors, documents))
+    return PageText(frame=pd.DataFrame(), _pending=_on_daemon_thread("linkjuice-tfidf", tfidf_vectors, documents))
+
+
+def _on_daemon_thread(name: str, fn: Callable[..., Any], *args: Any) -> Future:
+    """fn(*args) on a daemon thread of its own, its result (or error) in the Future: a Ctrl-C
+    exits without waiting for it (a ThreadPoolExecutor's threads are joined at exit: an interrupted
+    10M-page score waited up to 20 s for its vectors)."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits for the result
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _link_counts(n: int, flows: LinkFlows) -> tuple[np.ndarray, np.ndarray]:

@@ -447,7 +447,8 @@ def _kind(exc: BaseException) -> set[str]:
 def _interrupted(exc: BaseException) -> bool:
     """Whether a Ctrl-C caused `exc`: one that lands while a numba kernel calls back into Python
     comes out of the kernel as a SystemError ("returned a result with an exception set") whose
-    cause is the KeyboardInterrupt."""
+    cause is the KeyboardInterrupt; a query run while it unwinds (a DuckDB setting put back)
+    fails with "Query interrupted", the KeyboardInterrupt as its context."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:

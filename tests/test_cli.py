@@ -81,7 +81,6 @@ def test_crawl_says_when_it_finalizes_and_scores(tmp_path: Path, quiet: bool) ->
     assert "Crawled 2 pages" in result.stdout
 
 
-
 def _interrupted_in_python() -> None:
     raise KeyboardInterrupt
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -459,6 +459,11 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+def _exit_interrupted() -> NoReturn:
+    err_console.print("interrupted", highlight=False)
+    sys.exit(130)
+
+
 def main() -> None:
     """Entry point: run the app, turning expected errors into one clean line."""
     try:
@@ -466,22 +471,20 @@ def main() -> None:
         # Without standalone mode click returns, not raises, the code of typer.Exit(n); typer
         # turns a Ctrl-C inside a command into code 130, silently.
         if code == 130:
-            err_console.print("interrupted", highlight=False)
+            _exit_interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except LinkJuiceError as exc:
         err_console.print(f"error: {clean_text(str(exc))}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted", highlight=False)
-        sys.exit(130)
+        _exit_interrupted()
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:
         kinds = _kind(exc)
         if _interrupted(exc):
-            err_console.print("interrupted", highlight=False)
-            sys.exit(130)
+            _exit_interrupted()
         if "NoArgsIsHelpError" in kinds:
             sys.exit(0)
         if "Exit" in kinds:

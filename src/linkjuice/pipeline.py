@@ -240,6 +240,12 @@ def _pairs_of(groups: pa.Table, page: dict[str, np.ndarray], topics: TopicIndex)
     })
 
 
+def _pairs_built_for(state: dict[str, Any] | None, model: ModelConfig) -> bool:
+    """Whether link_pairs (its state: Store.link_pairs_state) was built with the model's position
+    weights; else link_flows builds it again."""
+    return state is not None and state.get("position_weights") == dict(model.position_weights)
+
+
 def _relevance_key(model: ModelConfig) -> str:
     return f"{model.relevance_engine}:{model.relevance_model_path or ''}"
 
@@ -255,7 +261,7 @@ def link_flows(store: Store, model: ModelConfig, page: dict[str, np.ndarray] | N
     wanted = set(LinkFlows.__dataclass_fields__) if fields is None else set(fields)
     state = store.link_pairs_state()
     table = None
-    if state is None or state.get("position_weights") != dict(model.position_weights):
+    if not _pairs_built_for(state, model):
         table = build_link_pairs(store, model)
         state = {"relevance": None}
         if not store.read_only:
@@ -524,8 +530,7 @@ def _text_ahead(store: Store, model: ModelConfig) -> PageText | None:
     pairs' relevance (link_flows' rule: cached with link_pairs, keyed by engine); else None."""
     state = store.link_pairs_state()
     due = (model.relevance_weight > 0 and model.relevance_engine == "tfidf" and not store.read_only
-           and state is not None and state.get("position_weights") == dict(model.position_weights)
-           and state.get("relevance") != _relevance_key(model))
+           and _pairs_built_for(state, model) and state.get("relevance") != _relevance_key(model))
     if not due:
         return None
     # Only the texts go to the thread (they read no store; Arrow's word splitting, NumPy's sorts

@@ -131,3 +131,127 @@ def test_ctrl_c_during_a_command_is_one_line_exit_130(tmp_path: Path, monkeypatc
     monkeypatch.setattr(pipeline, "score_store", bug)
     with pytest.raises(SystemError):
         main()
+
+
+def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI's entry point in this process: (exit code, stdout, stderr)."""
+    from linkjuice.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["linkjuice", *argv])
+    code = 0
+    try:
+        main()
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def sections_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site of four sections that link to each other unevenly (a local crawl: no server)."""
+    from linkjuice.config import CrawlConfig
+    from linkjuice.pipeline import crawl_site
+
+    root = tmp_path_factory.mktemp("site")
+    paths = ["/", "/blog/a/", "/blog/b/", "/blog/c/", "/shop/x/", "/shop/y/", "/docs/z/", "/about/"]
+    links = {"/": paths[1:], "/blog/a/": ["/blog/b/", "/blog/c/", "/shop/x/"], "/blog/b/": ["/blog/a/", "/docs/z/"],
+             "/blog/c/": ["/shop/y/"], "/shop/x/": ["/shop/y/", "/"], "/shop/y/": ["/shop/x/", "/gone/"],
+             "/docs/z/": ["/about/"], "/about/": ["/"]}
+    for path in paths:
+        body = " ".join(f'<a href="{t}">{t.strip("/") or "home"}</a>' for t in links[path])
+        file = root / path.strip("/") / "index.html"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(f"<html><head><title>{path}</title></head><body><main>{body}</main></body></html>",
+                        encoding="utf-8")
+    db = tmp_path_factory.mktemp("store") / "s.duckdb"
+    crawl_site(CrawlConfig(start_url="https://t.example/", local_root=str(root)), db)
+    return db
+
+
+def test_sections_lists_the_largest_flows_and_says_how_many_it_left_out(
+        sections_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    import pandas as pd
+
+    from linkjuice.store import Store
+
+    with Store(sections_db, read_only=True) as store:
+        stored = store.con.execute("SELECT * FROM section_flows").df()
+    code, out, _ = _run(["sections", "--db", str(sections_db), "--limit", "0", "--format", "csv"], monkeypatch, capsys)
+    assert code == 0
+    every = pd.read_csv(io.StringIO(out))
+    assert len(every) == len(stored) > 3
+    assert list(every["juice"]) == sorted(stored["juice"], reverse=True)
+
+    code, out, _ = _run(["sections", "--db", str(sections_db), "--limit", "2", "--format", "json"], monkeypatch, capsys)
+    assert code == 0 and pd.read_json(io.StringIO(out))[["from_section", "to_section"]].equals(
+        every[["from_section", "to_section"]].head(2))
+
+    code, out, _ = _run(["sections", "--db", str(sections_db), "--limit", "3"], monkeypatch, capsys)
+    assert code == 0
+    shown = every["juice"].head(3).sum() / every["juice"].sum()
+    assert f"the 3 largest of {len(every)} flows ({shown:.1%} of all juice passed)" in " ".join(out.split())
+    code, out, _ = _run(["sections", "--db", str(sections_db), "--limit", "0"], monkeypatch, capsys)
+    assert code == 0 and "largest of" not in out and "(lost: broken)" in out
+
+
+@pytest.mark.parametrize("name", ["/shop/", "shop", "/shop"])
+def test_sections_of_one_section(sections_db: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str], name: str) -> None:
+    import io
+
+    import pandas as pd
+
+    _, out, _ = _run(["sections", "--db", str(sections_db), "--limit", "0", "--format", "csv"], monkeypatch, capsys)
+    every = pd.read_csv(io.StringIO(out))
+    code, out, _ = _run(["sections", "--db", str(sections_db), "--section", name, "--limit", "0", "--format", "csv"],
+                        monkeypatch, capsys)
+    assert code == 0
+    mine = every[(every["from_section"] == "/shop/") | (every["to_section"] == "/shop/")].reset_index(drop=True)
+    assert len(mine) >= 2 and pd.read_csv(io.StringIO(out)).equals(mine)
+
+
+def test_an_unknown_section_names_the_known_ones(sections_db: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["sections", "--db", str(sections_db), "--section", "/news/"], monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "no section '/news/'" in err
+    assert "/blog/" in err and "/shop/" in err and "(lost" not in err
+
+
+def test_pages_limit_zero_lists_every_page_and_a_negative_one_is_refused(
+        sections_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from linkjuice.store import Store
+
+    with Store(sections_db, read_only=True) as store:
+        count = store.con.execute("SELECT count(*) FROM pages").fetchone()[0]
+    code, out, _ = _run(["pages", "--db", str(sections_db), "--limit", "0", "--format", "csv"], monkeypatch, capsys)
+    assert code == 0 and len(out.strip().splitlines()) == count + 1 > 8
+    for command in ("pages", "sections"):
+        code, _, err = _run([command, "--db", str(sections_db), "--limit", "-1"], monkeypatch, capsys)
+        assert code == 2 and err.strip() == "error: --limit must not be negative"
+
+
+@pytest.mark.parametrize("argv", [
+    ["pages", "--db", "DB"], ["sections", "--db", "DB"], ["explain", "https://t.example/", "--db", "DB"],
+    ["audit", "--db", "DB"], ["suggest", "--db", "DB"], ["simulate", "--db", "DB"],
+    ["optimize", "--target", "/", "--db", "DB"], ["diff", "DB", "DB"],
+], ids=lambda argv: argv[0])
+def test_a_bad_format_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """Checked first: the store does not even exist, and the error is about the format (a suggest
+    on a million pages ran two minutes before it said so)."""
+    missing = str(tmp_path / "none.duckdb")
+    code, out, err = _run([missing if arg == "DB" else arg for arg in argv] + ["--format", "xml"], monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: unknown format 'xml': choose table")
+
+
+@pytest.mark.parametrize("command", [["suggest"], ["simulate"], ["optimize", "--target", "/"]], ids=lambda c: c[0])
+def test_an_output_file_of_an_unknown_kind_is_refused_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    code, _, err = _run([*command, "--db", str(tmp_path / "none.duckdb"), "-o", str(tmp_path / "out.xlsx")],
+                        monkeypatch, capsys)
+    assert code == 2 and "name a .csv, .json or .parquet file" in err and not (tmp_path / "out.xlsx").exists()

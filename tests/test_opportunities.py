@@ -95,6 +95,25 @@ def test_predicted_gain_equals_simulated_recomputation(site_db: Path, tmp_path: 
         assert acc["share"].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
+def test_suggest_writes_its_rows_to_the_output_file_kind_asked(site_db: Path, tmp_path: Path, suffix: str) -> None:
+    """-o: the rows the terminal shows, in the file kind its suffix names."""
+    import io
+
+    from typer.testing import CliRunner
+
+    from linkjuice.cli import app
+
+    output = tmp_path / f"suggestions{suffix}"
+    result = CliRunner().invoke(app, ["suggest", "--db", str(site_db), "--target", ORIGIN + "/target/",
+                                      "--format", "csv", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    shown = pd.read_csv(io.StringIO(result.output[result.output.index("rank,"):]))  # after "Wrote N rows to ..."
+    written = {".csv": pd.read_csv, ".json": pd.read_json, ".parquet": pd.read_parquet}[suffix](output)
+    assert len(written) == len(shown) > 0
+    assert list(written["source_url"]) == list(shown["source_url"]) and list(written["anchor"]) == list(shown["anchor"])
+
+
 def test_anchor_never_inside_existing_link_or_heading(site_db: Path) -> None:
     # "knife care" is the hub's existing link text to /knives/ and "Knife care" the knives h1.
     frame = suggest_links(site_db, SuggestOptions(target=ORIGIN + "/knives/", min_relevance=0.0), save=False)

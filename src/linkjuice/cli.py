@@ -56,6 +56,12 @@ def _root(
     """linkjuice: crawl a site, score its link juice, audit what blocks it."""
 
 
+def check_format(fmt: str, *choices: str) -> None:
+    """Reject an unknown --format before any work starts: a long suggest or sections run must not end in it."""
+    if fmt not in choices:
+        raise UsageError(f"unknown format {fmt!r}: choose {', '.join(choices[:-1])} or {choices[-1]}")
+
+
 def site_origin(db: Path) -> str | None:
     """The crawl's origin ("https://example.com"), to show URLs as paths in tables."""
     from .store import Store
@@ -320,7 +326,7 @@ def pages(
     db: DbOption = Path("linkjuice.duckdb"),
     sort: Annotated[str, typer.Option(help="Column to sort by.")] = "juice",
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    limit: Annotated[int, typer.Option(help="Rows to show; 0 shows them all.")] = 20,
     url_contains: Annotated[Optional[str], typer.Option("--url", help="Only URLs containing this text.")] = None,
     status: Annotated[Optional[int], typer.Option(help="Only this HTTP status.")] = None,
     indexable: Annotated[Optional[bool], typer.Option("--indexable/--not-indexable", help="Only (non-)indexable pages.")] = None,
@@ -328,16 +334,17 @@ def pages(
 ) -> None:
     """Show the top pages by juice (sortable and filterable)."""
     from . import pipeline
-    frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit, url_contains=url_contains,
+    check_format(fmt, "table", "csv", "json")
+    if limit < 0:
+        raise UsageError("--limit must not be negative")
+    frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit or None, url_contains=url_contains,
                            status=status, indexable=indexable)
     if fmt == "table":
         console.print(_pages_table(frame, f"Pages by {sort}", site_origin(db)))
     elif fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
     else:
-        raise UsageError(f"unknown format {fmt!r}: choose table, csv or json")
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
 
 
 def _export(table: str, db: Path, fmt: str, output: Path) -> None:

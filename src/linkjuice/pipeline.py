@@ -966,10 +966,30 @@ def hubs(db: str | Path, *, top: int = 10, per_hub: int = 5) -> tuple[pd.DataFra
     return out.reset_index(drop=True), sent.rename(columns={"delivered": "juice"}).reset_index(drop=True)
 
 
-def section_flows(db: str | Path) -> pd.DataFrame:
-    """The section-to-section juice flow matrix (long form: from, to, juice, links)."""
+def section_flows(db: str | Path, *, section: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """The section-to-section juice flow matrix (long form: from, to, juice, links), the largest
+    flows first. `section`: only the flows from or to it ("/blog/"; "blog" and "/blog" find it too).
+    `limit`: only that many rows. attrs: `flows` and `juice` of every matching row, `total_juice`,
+    and `section` as found."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must not be negative")
     with open_store(db) as store:
-        return store.section_flows_frame()
+        if section is not None:
+            section = _known_section(store, section)
+        frame = store.section_flows_frame(section=section, limit=limit)
+    frame.attrs["section"] = section
+    return frame
+
+
+def _known_section(store: Store, section: str) -> str:
+    names = store.section_names()
+    if section in names:
+        return section
+    slashed = "/" + section.strip("/") + "/" if section.strip("/") else "/"
+    if slashed in names:
+        return slashed
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    raise UsageError(f"no section {section!r} in the scores: the sections are {shown or 'none (run score first)'}")
 
 
 def links(db: str | Path, *, limit: int | None = None) -> pd.DataFrame:

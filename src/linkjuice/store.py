@@ -1080,8 +1080,27 @@ class Store:
         return {"from_links": float(from_links), "sources": int(sources), "sent": float(sent), "lost": float(lost),
                 "sends": int(sends)}
 
-    def section_flows_frame(self) -> pd.DataFrame:
-        return self.con.execute("SELECT * FROM section_flows ORDER BY juice DESC").df()
+    def section_flows_frame(self, *, section: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """The largest section flows first (ties by name, so that a limit cuts the same rows each time).
+        attrs: `flows` and `juice`, the count and sum of every matching flow; `total_juice`, of all flows."""
+        match, params = ("from_section = ? OR to_section = ?", [section, section]) if section is not None else ("true", [])
+        flows, juice, total = self.con.execute(
+            f"SELECT count(*) FILTER (WHERE {match}), coalesce(sum(juice) FILTER (WHERE {match}), 0), "
+            "coalesce(sum(juice), 0) FROM section_flows", params * 2).fetchone()
+        sql = f"SELECT * FROM section_flows WHERE {match} ORDER BY juice DESC, from_section, to_section"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        frame = self.con.execute(sql, params).df()
+        frame.attrs.update(flows=int(flows), juice=float(juice), total_juice=float(total))
+        return frame
+
+    def section_names(self) -> list[str]:
+        """Every section that sends or receives juice, the most juice first; not the "(lost: ...)" and
+        "(other sections)" rows, which are not sections."""
+        return [row[0] for row in self.con.execute(
+            "SELECT name FROM (SELECT from_section AS name, juice FROM section_flows UNION ALL "
+            "SELECT to_section, juice FROM section_flows) WHERE NOT starts_with(name, '(') "
+            "GROUP BY name ORDER BY sum(juice) DESC, name").fetchall()]
 
     def score_row(self, url: str) -> dict[str, Any] | None:
         frame = self._query_view("SELECT * FROM pages_view WHERE url = ?", [url])

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import ConfigOption, DbOption, FormatOption, OutputOption, app, console, err_console, export_app
+from ..cli import ConfigOption, DbOption, FormatOption, OutputOption, app, check_format, console, err_console, export_app
 from ..errors import UsageError
 from ..textsafe import clean_text
 
@@ -210,8 +210,7 @@ def audit_command(
     from .. import pipeline
     from ..audit import parse_fail_on
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}: choose table or json")
+    check_format(fmt, "table", "json")
     if github and fmt == "json":
         raise UsageError("--github and --format json both write to stdout: choose one")
     gate = parse_fail_on(fail_on) if fail_on is not None else None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from ..cli import DbOption, app, console
+from ..cli import DbOption, app, check_format, console
 from ..config import ModelConfig
-from ..errors import UsageError
 from ..textsafe import clean_text
 
 
@@ -64,6 +63,7 @@ def explain(
 
     from .. import pipeline
 
+    check_format(fmt, "table", "json")
     explanation = pipeline.explain(db, url, top=max(top, 0))
     if fmt == "json":
         payload = {k: getattr(explanation, k) for k in ("url", "juice", "juice_score", "rank", "ranked_pages",
@@ -73,8 +73,6 @@ def explain(
         payload["sends"] = explanation.sends.head(top).to_dict(orient="records")
         console.print_json(json.dumps(payload, default=str))
         return
-    if fmt != "table":
-        raise UsageError(f"unknown format {fmt!r}: choose table or json")
     e = explanation
     console.print(f"{clean_text(e.url)}", markup=False, highlight=False)
     console.print(f"juice {e.juice:.4g} (score {e.juice_score:.1f}/100), rank {e.rank} of {e.ranked_pages} "
@@ -103,26 +101,35 @@ def explain(
 @app.command()
 def sections(
     db: DbOption = Path("linkjuice.duckdb"),
+    section: Annotated[Optional[str], typer.Option(help="Only the flows from or to this section (/blog/).")] = None,
+    limit: Annotated[int, typer.Option(help="The largest flows to list; 0 lists them all.")] = 30,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """How juice flows between site sections (path prefixes); lost juice has its own rows."""
+    """How juice flows between site sections (path prefixes), the largest flows first; lost juice
+    has its own rows."""
     import sys
 
     from .. import pipeline
 
-    frame = pipeline.section_flows(db)
+    check_format(fmt, "table", "csv", "json")
+    frame = pipeline.section_flows(db, section=section, limit=limit or None)
     if fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
         return
     if fmt == "json":
         sys.stdout.write(frame.to_json(orient="records") + "\n")
         return
-    total = float(frame["juice"].sum()) or 1.0
-    table = Table(title="Juice flow between sections (share of all juice passed through links)", title_justify="left")
+    total = frame.attrs["total_juice"] or 1.0
+    scope = f" from or to {frame.attrs['section']}" if section else ""
+    table = Table(title=f"Juice flow between sections{scope} (share of all juice passed through links)",
+                  title_justify="left")
     for col in ("from", "to", "links", "share"):
         table.add_column(col, overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(clean_text(row.from_section), clean_text(row.to_section), str(row.links), f"{row.juice / total:.1%}")
+    if len(frame) < frame.attrs["flows"]:
+        table.caption = (f"the {len(frame):,} largest of {frame.attrs['flows']:,} flows ("
+                         f"{frame['juice'].sum() / total:.1%} of all juice passed); --limit 0 lists them all")
     console.print(table)
 
 

@@ -9,19 +9,33 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..cli import RELEVANCE_ENGINE_HELP, DbOption, ModelPathOption, app, console, short_url, site_origin
+from ..cli import RELEVANCE_ENGINE_HELP, DbOption, ModelPathOption, app, check_format, console, short_url, site_origin
 from ..errors import UsageError
 from ..textsafe import clean_text
 
 FormatOption = Annotated[str, typer.Option("--format", help="table, csv or json.")]
-OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the rows to this CSV/JSON file.")]
+OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the rows to this .csv, .json or "
+                                                                    ".parquet file.")]
+
+
+_OUTPUT_SUFFIXES = (".csv", ".json", ".parquet")
+
+
+def _check_output(fmt: str, output: Path | None) -> None:
+    """Refuse a bad --format or --output before the work: suggest and optimize take minutes on a big site."""
+    check_format(fmt, "table", "csv", "json")
+    if output is not None and output.suffix.lower() not in _OUTPUT_SUFFIXES:
+        raise UsageError(f"--output {output}: name a .csv, .json or .parquet file")
 
 
 def _emit(frame, fmt: str, output: Path | None) -> bool:  # type: ignore[no-untyped-def]
     """Write csv/json to stdout or a file; True when the caller should not print a table."""
     if output is not None:
-        if output.suffix.lower() == ".json":
+        suffix = output.suffix.lower()
+        if suffix == ".json":
             output.write_text(frame.to_json(orient="records", indent=1), encoding="utf-8")
+        elif suffix == ".parquet":
+            frame.to_parquet(output, index=False)
         else:
             frame.to_csv(output, index=False)
         console.print(f"Wrote {len(frame)} rows to {output}", highlight=False)
@@ -31,8 +45,6 @@ def _emit(frame, fmt: str, output: Path | None) -> bool:  # type: ignore[no-unty
     if fmt == "json":
         sys.stdout.write(frame.to_json(orient="records") + "\n")
         return True
-    if fmt != "table":
-        raise UsageError(f"unknown format {fmt!r}: choose table, csv or json")
     return False
 
 
@@ -56,6 +68,7 @@ def suggest(
     ranked by the juice they would add to the target; saved to the `suggestions` table."""
     from ..opportunities import SuggestOptions, suggest_links
 
+    _check_output(fmt, output)
     frame = suggest_links(db, SuggestOptions(target=target, priorities=priorities, per_target=per_target, limit=limit,
                                              min_relevance=min_relevance, max_links=max_links, exact_top=exact_top,
                                              engine=engine, model_path=str(model_path.expanduser().resolve()) if model_path else None))
@@ -92,6 +105,7 @@ def simulate(
     """What-if: recompute juice after edits, without changing the stored crawl."""
     from ..opportunities import simulate as run
 
+    _check_output(fmt, output)
     result = run(db, add=add, remove=remove, fix_redirects=fix_redirects, nofollow_to_follow=nofollow_to_follow,
                  drop_section=drop_section)
     if _emit(result.pages, fmt, output):
@@ -129,6 +143,7 @@ def optimize(
     """Choose the K new links that raise the target pages' juice the most (greedy, exact totals)."""
     from ..opportunities import optimize as run
 
+    _check_output(fmt, output)
     result, chosen = run(db, target, budget, min_relevance=min_relevance, max_links=max_links)
     if _emit(chosen, fmt, output):
         return

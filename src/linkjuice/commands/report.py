@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..cli import DbOption, app, console, err_console
+from ..cli import DbOption, app, check_format, console, err_console
 from ..errors import UsageError
 from ..textsafe import clean_text
 
@@ -75,8 +75,7 @@ def diff(
     """What changed between two crawls: broken links, orphans, juice, links."""
     from ..diff import DIFF_PARTS, diff_stores
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r}: choose table or json")
+    check_format(fmt, "table", "json")
     if limit < 0:
         raise UsageError("--limit must not be negative")
     result = diff_stores(old, new, limit=limit)

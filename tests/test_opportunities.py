@@ -202,3 +202,164 @@ def test_optimizer_beats_random_and_degree_and_predicts_exactly(seed: int) -> No
             break
     assert result.total_gain > max(random_gains)
     assert result.total_gain >= gain_of(np.array(degree_pick)) * 0.999
+
+
+def _lossy_state(seed: int, n: int = 400, m: int = 2400) -> ModelState:
+    """A web-like state with what real sites have and _random_state lacks: pages without links
+    (dangling), links that pass nothing (broken, nofollow), redirect losses, unranked pages."""
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, n - 40, m)  # the last 40 pages link nowhere
+    dst = np.minimum((rng.pareto(1.1, m) * 8).astype(np.int64), n - 1)
+    uniform = rng.random(m) < 0.5  # half the links to popular pages, half anywhere
+    dst[uniform] = rng.integers(0, n, int(uniform.sum()))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    passes = rng.random(len(src)) > 0.1
+    ranked = np.ones(n, bool)
+    ranked[rng.choice(n - 40, 15, replace=False)] = False
+    passes &= ranked[dst]
+    return ModelState(urls=np.array([f"u{i}" for i in range(n)], dtype=object), src=src, dst=dst,
+                      weight=rng.uniform(0.2, 1.0, len(src)), passes=passes,
+                      pass_factor=np.where(rng.random(len(src)) < 0.05, 0.9, 1.0),
+                      reason=np.where(passes, "passed", "broken").astype(object), ranked=ranked,
+                      teleport=np.where(ranked, 1.0, 0.0) / ranked.sum(), damping=0.85, tol=1e-12).solve()
+
+
+def _candidates(state: ModelState, seed: int, count: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate links to a few targets, some of them weak (few in-links) and one strong, from
+    ranked pages, dangling ones included."""
+    rng = np.random.default_rng(seed)
+    indegree = np.bincount(state.dst, minlength=state.n)
+    ranked = np.flatnonzero(state.ranked)
+    targets = np.concatenate([ranked[np.argsort(indegree[ranked])[-1:]], rng.choice(ranked[indegree[ranked] > 0], 4)])
+    src = rng.choice(ranked, count)
+    dst = rng.choice(targets, count)
+    ok = src != dst
+    return src[ok], dst[ok], rng.uniform(0.3, 1.0, int(ok.sum()))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_two_hop_gains_agree_with_the_adjoints(seed: int) -> None:
+    """The big-site ranking (adjoint cut after two hops) against the exact first-order gains
+    (one adjoint solve per target): close in value, the same order."""
+    from scipy.stats import spearmanr
+
+    from linkjuice.whatif import first_order_gains, two_hop_gains
+
+    state = _lossy_state(seed)
+    src, dst, weight = _candidates(state, seed)
+    exact = np.zeros(len(src))
+    for t in np.unique(dst):
+        sel = dst == t
+        objective = np.zeros(state.n)
+        objective[t] = 1.0
+        exact[sel] = first_order_gains(state, src[sel], dst[sel], weight[sel], objective)
+    approx = two_hop_gains(state, src, dst, weight)
+    assert (exact > 0).mean() > 0.9
+    assert np.abs(approx - exact).max() <= 0.1 * np.abs(exact).max()
+    assert np.median(np.abs(approx - exact) / np.abs(exact)) < 0.05
+    assert spearmanr(approx, exact).statistic > 0.98
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_block_adjoints_and_transition_exact_gains_equal_full_recomputation(seed: int) -> None:
+    """_candidate_gains (every target's adjoint as one block) equals the per-target adjoints, and
+    Transition.exact_gain equals adding the link and solving the model again from scratch, for
+    sources with links, dangling sources (no links) and sources with lost links."""
+    from linkjuice.opportunities import _candidate_gains
+    from linkjuice.whatif import Transition, first_order_gains
+
+    state = _lossy_state(seed)
+    src, dst, weight = _candidates(state, seed, 120)
+    per_target = np.zeros(len(src))
+    for t in np.unique(dst):
+        sel = dst == t
+        objective = np.zeros(state.n)
+        objective[t] = 1.0
+        per_target[sel] = first_order_gains(state, src[sel], dst[sel], weight[sel], objective)
+    assert _candidate_gains(state, src, dst, weight) == pytest.approx(per_target, rel=1e-9, abs=1e-15)
+
+    transition = Transition.of(state)
+    dangling = np.flatnonzero(state.ranked & (state.out_weight() == 0))
+    lossy = np.unique(state.src[~state.passes])
+    for s, t, w in [(src[0], dst[0], weight[0]), (dangling[0], dst[1], 0.7), (lossy[0], dst[2], 1.0)]:
+        if s == t:
+            continue
+        fresh = state.with_links(np.array([s]), np.array([t]), np.array([w])).solve()
+        assert transition.exact_gain(state.juice, s, t, w) == pytest.approx(fresh.juice[t] - state.juice[t], rel=1e-7)
+
+
+def test_suggest_on_a_big_site_takes_the_cheap_paths_and_says_what_it_left_out(
+        site_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the work budgets (here forced to 0) the candidates are ranked by two-hop gains and
+    none is recomputed exactly; the targets are capped, the most important first."""
+    import linkjuice.opportunities as opportunities
+
+    full = suggest_links(site_db, SuggestOptions(target=ORIGIN + "/target/", per_target=5), save=False)
+    monkeypatch.setattr(opportunities, "ADJOINT_WORK", 0)
+    monkeypatch.setattr(opportunities, "EXACT_WORK", 0)
+    cheap = suggest_links(site_db, SuggestOptions(target=ORIGIN + "/target/", per_target=5), save=False)
+    assert list(cheap["source_url"]) == list(full["source_url"]) and not cheap["exact"].any()
+    # First order against exact: on six pages much juice comes back round (the feedback term).
+    assert cheap["predicted_gain"].to_numpy() == pytest.approx(full["predicted_gain"].to_numpy(), rel=0.25)
+    # An explicit --exact-top is honoured whatever the budget.
+    forced = suggest_links(site_db, SuggestOptions(target=ORIGIN + "/target/", per_target=5, exact_top=1), save=False)
+    assert forced["exact"].sum() == 1 and forced.loc[forced["exact"], "predicted_gain"].iloc[0] == pytest.approx(
+        full.loc[full["source_url"] == forced.loc[forced["exact"], "source_url"].iloc[0], "predicted_gain"].iloc[0],
+        rel=1e-6)
+
+    every = suggest_links(site_db, SuggestOptions(max_targets=0, min_relevance=0.0), save=False)
+    one = suggest_links(site_db, SuggestOptions(max_targets=1, min_relevance=0.0), save=False)
+    assert one.attrs["targets"] == 1 and one.attrs["matched_targets"] == every.attrs["targets"] > 1
+    assert one["target_url"].nunique() <= 1
+    with pytest.raises(UsageError, match="--max-targets"):
+        suggest_links(site_db, SuggestOptions(max_targets=-1), save=False)
+
+
+def test_default_targets_come_in_the_audits_order(site_db: Path) -> None:
+    from linkjuice.opportunities import WEAK_CODES, _default_targets, load_state
+    from linkjuice.pipeline import open_store, run_audit
+
+    run_audit(site_db)
+    with open_store(site_db) as store:
+        loaded = load_state(store, labels=False)
+        order = store.con.execute("SELECT url FROM findings WHERE code IN (SELECT unnest(?)) AND url IS NOT NULL "
+                                  "ORDER BY finding_id", [list(WEAK_CODES)]).fetchall()
+        targets = _default_targets(store, loaded)
+    flagged = list(dict.fromkeys(url for (url,) in order))
+    assert flagged and list(loaded.state.urls[targets[:len(flagged)]]) == [
+        u for u in flagged if loaded.state.ranked[list(loaded.state.urls).index(u)]]
+
+
+def test_suggest_cli_says_how_many_targets_it_considered(site_db: Path) -> None:
+    from typer.testing import CliRunner
+
+    from linkjuice.cli import app
+
+    capped = CliRunner().invoke(app, ["suggest", "--db", str(site_db), "--max-targets", "1", "--min-relevance", "0"])
+    assert capped.exit_code == 0, capped.output
+    assert "Considered the first 1 of" in capped.output and "--max-targets 0 considers them all" in capped.output
+    every = CliRunner().invoke(app, ["suggest", "--db", str(site_db), "--max-targets", "0", "--min-relevance", "0"])
+    assert every.exit_code == 0 and "Considered the first" not in every.output
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_links_added_one_after_another_equal_the_model_solved_with_all_of_them(seed: int) -> None:
+    """Transition.link_change twice on the same source (one that had links, one that had none,
+    one whose links all pass nothing) and once elsewhere: the juice moved by the three changes is
+    the juice of the model solved with the three links from scratch."""
+    from linkjuice.whatif import Transition
+
+    state = _lossy_state(seed)
+    dangling = np.flatnonzero(state.ranked & (state.out_weight() == 0))
+    lossy = np.setdiff1d(state.src[~state.passes], state.src[state.passes])
+    for source in (int(state.src[0]), int(dangling[0]), *(int(p) for p in lossy[:1])):
+        targets = [t for t in np.flatnonzero(state.ranked) if t != source][:3]
+        links = [(source, targets[0], 0.8), (source, targets[1], 0.5), (targets[2], targets[0], 1.0)]
+        transition, juice = Transition.of(state), state.juice
+        for s, t, w in links:
+            transition, change = transition.link_change(juice, s, t, w)
+            juice = juice + change
+        src, dst, weight = (np.array(column) for column in zip(*links))
+        fresh = state.with_links(src, dst, weight).solve()
+        assert juice == pytest.approx(fresh.juice, rel=1e-7, abs=1e-13)

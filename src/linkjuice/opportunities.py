@@ -7,6 +7,7 @@ the stored crawl; `suggest` saves its output to the `suggestions` table.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,14 +16,14 @@ import pandas as pd
 
 from .config import ModelConfig
 from .errors import InputFileError, UsageError
-from .pipeline import (REASONS, LinkFlows, PageText, link_flows, open_store, page_text, stored_model_config,
-                       teleport_vector)
+from .pipeline import (REASONS, LinkFlows, PageText, _warm_start, link_flows, open_store, page_text,
+                       stored_model_config, teleport_vector)
 from .score import juice_score
 from .store import Store
 from .suggest import find_anchor, title_phrases, top_similar
 from .urls import normalize_url
 from .weights import anchor_factors, relevance_factor
-from .whatif import ModelState, OptimizeResult, accounting, exact_gain, first_order_gains, greedy_optimize
+from .whatif import ModelState, OptimizeResult, Transition, accounting, greedy_optimize, two_hop_gains
 
 __all__ = ["SuggestOptions", "suggest_links", "SimulationResult", "simulate", "optimize", "load_state"]
 
@@ -38,14 +39,16 @@ class Loaded:
     model: ModelConfig
 
 
-def load_state(store: Store, model: ModelConfig | None = None) -> Loaded:
-    """The juice model of a stored crawl, solved, in memory."""
+def load_state(store: Store, model: ModelConfig | None = None, *, labels: bool = True) -> Loaded:
+    """The juice model of a stored crawl, solved, in memory (from the stored scores, when there
+    are: a step or two instead of ~30). `labels`: also each link's target URL, position and anchor
+    as strings (what-ifs by URL need them; at 1M pages they took 27 s and several GB)."""
     model = model or stored_model_config(store)
     page = store.page_arrays()
     if len(page["page_id"]) == 0:
         raise UsageError(f"{store.path} holds no pages")
     text = page_text(store, model)
-    flows = link_flows(store, model, page, text)
+    flows = link_flows(store, model, page, text, labels=labels)
     ranked = page["indexable"].astype(bool)
     teleport, _ = teleport_vector(store, model, page, ranked)
     content = model.position_weights.get("content", 1.0)
@@ -64,7 +67,7 @@ def load_state(store: Store, model: ModelConfig | None = None) -> Loaded:
         urls=page["url"], src=flows.src, dst=flows.resolved, weight=flows.weight, passes=flows.passes,
         pass_factor=flows.pass_factor, reason=np.array(REASONS, dtype=object)[flows.reason],
         ranked=ranked, teleport=teleport, damping=model.damping, tol=model.tol, weigh=weigh,
-    ).solve()
+    ).solve(start=_warm_start(store.last_scores(len(page["page_id"])), "juice", ranked))
     return Loaded(state=state, flows=flows, page=page, text=text, model=model)
 
 
@@ -87,16 +90,18 @@ def _page_ids(state: ModelState, pattern: str) -> np.ndarray:
 
 
 def _default_targets(store: Store, loaded: Loaded) -> np.ndarray:
+    """The audit's weak pages in its priority order, then the weakest quarter of indexable pages
+    (all that is known before an audit has run), weakest first."""
     state = loaded.state
-    urls = store.finding_urls(WEAK_CODES)
-    index = {u: i for i, u in enumerate(state.urls)}
-    flagged = {index[u] for u in urls if u in index}
-    # The audit's weak pages, and the weakest quarter of indexable pages (all that is known
-    # before an audit has run).
+    index = pd.Index(state.urls)
+    flagged = index.get_indexer(pd.Index(store.finding_urls(WEAK_CODES), dtype=object))
+    flagged = flagged[flagged >= 0]
     ranked = np.flatnonzero(state.ranked)
     cut = np.percentile(state.juice[ranked], 25) if len(ranked) else 0
-    ids = np.array(sorted(flagged | set(ranked[state.juice[ranked] <= cut].tolist())), dtype=np.int64)
-    return ids[state.ranked[ids]] if len(ids) else ids
+    weakest = ranked[state.juice[ranked] <= cut]
+    weakest = weakest[np.argsort(state.juice[weakest], kind="stable")]
+    ids = pd.unique(np.concatenate([flagged, weakest]).astype(np.int64))
+    return ids[state.ranked[ids]] if len(ids) else ids.astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,7 +113,8 @@ class SuggestOptions:
     min_relevance: float = 0.1
     max_links: int = 150  # skip sources already at the too-many-links threshold
     candidates: int = 40  # nearest neighbours examined per target
-    exact_top: int = 25  # suggestions whose gain is recomputed exactly
+    max_targets: int = 100  # targets considered, in priority order (0: all of them)
+    exact_top: int | None = None  # suggestions whose gain is recomputed exactly (None: 25, fewer on big sites)
     engine: str | None = None  # relevance engine (tfidf|semantic); default: the one `score` used
     model_path: str | None = None  # semantic: another ONNX model folder
 
@@ -123,7 +129,7 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
             engine = options.engine or ("semantic" if options.model_path else stored.relevance_engine)
             path = options.model_path or (stored.relevance_model_path if engine == "semantic" else None)
             model = replace(stored, relevance_engine=engine, relevance_model_path=path)
-        loaded = load_state(store, model)
+        loaded = load_state(store, model, labels=False)
         state = loaded.state
         if options.target:
             targets = _page_ids(state, options.target)
@@ -135,41 +141,80 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
                 raise UsageError("no imported priority URL is a crawled page (run 'linkjuice import priorities')")
         else:
             targets = _default_targets(store, loaded)
-        anchors_by_page = store.source_anchors().groupby("page_id")["anchor"].apply(list).to_dict()
-        frame = _suggest(loaded, targets, options, anchors_by_page)
+        matched = len(targets)
+        if options.max_targets < 0:
+            raise UsageError("--max-targets must not be negative")
+        if options.max_targets and matched > options.max_targets:
+            if options.target:  # a pattern's pages: the weakest first
+                targets = targets[np.argsort(state.juice[targets], kind="stable")]
+            targets = targets[:options.max_targets]
+        frame = _suggest(loaded, targets, options, store.source_anchors)
+        frame.attrs.update(targets=int(len(targets)), matched_targets=int(matched))
         if save:
             store.write_suggestions(frame)
             # The report tells "ran and found nothing" from "not run" by this marker.
-            store.set_meta({"suggest": {"targets": int(len(targets)), "suggestions": int(len(frame)),
-                                        "min_relevance": options.min_relevance}})
+            store.set_meta({"suggest": {"targets": int(len(targets)), "matched_targets": int(matched),
+                                        "suggestions": int(len(frame)), "min_relevance": options.min_relevance}})
     return frame
 
 
-def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions, anchors_by_page: dict) -> pd.DataFrame:
+# Work (links x solves) a suggest spends on exact answers by default: an adjoint solve per target
+# for the first-order gains, and a solve per reported suggestion for the exact gains, each ~130
+# sparse products over every link. ~10-15 s here; past it, two-hop gains and fewer exact ones.
+ADJOINT_WORK = 20_000_000
+EXACT_WORK = 3_000_000_000
+EXACT_TOP = 25
+
+
+def _candidate_gains(state: ModelState, s_ids: np.ndarray, t_ids: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """First-order gain of each candidate for its own target: exact adjoints (one solve per
+    target, the targets as columns of one block) while they fit in ADJOINT_WORK, else two hops."""
+    targets, column = np.unique(t_ids, return_inverse=True)
+    if len(targets) * max(len(state.src), 1) > ADJOINT_WORK:
+        return two_hop_gains(state, s_ids, t_ids, weight)
+    objectives = np.zeros((state.n, len(targets)))
+    objectives[targets, np.arange(len(targets))] = 1.0
+    adjoints = Transition.of(state).adjoint(objectives)
+    out_w = state.out_weight()
+    alpha = weight / (out_w[s_ids] + weight)
+    r_t, r_s = adjoints[t_ids, column], adjoints[s_ids, column]
+    c_s = (s_ids == t_ids).astype(np.float64)
+    return state.damping * state.juice[s_ids] * alpha * (r_t - (r_s - c_s) / state.damping)
+
+
+def _existing(state: ModelState, flows: LinkFlows, s_ids: np.ndarray, t_ids: np.ndarray) -> np.ndarray:
+    """Whether each candidate pair is already linked (as crawled or after redirects): only the
+    links into the candidates' targets are read."""
+    n = np.int64(state.n)
+    keys = []
+    for src, dst in ((state.src, state.dst), (flows.src, flows.dst)):
+        into = np.isin(dst, t_ids)
+        keys.append(src[into].astype(np.int64) * n + dst[into])
+    return np.isin(s_ids.astype(np.int64) * n + t_ids, np.concatenate(keys))
+
+
+def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions,
+             source_anchors: Callable[[np.ndarray], dict[int, list[str]]]) -> pd.DataFrame:
     state, text, model = loaded.state, loaded.text, loaded.model
     columns = ["rank", "source_url", "target_url", "anchor", "context", "relevance", "predicted_gain", "gain_pct",
                "exact", "source_juice_score", "target_juice_score"]
     if len(targets) == 0:
         return pd.DataFrame(columns=columns)
     t_ids, s_ids, cos = top_similar(text.vectors, targets, options.candidates, min_similarity=options.min_relevance)
-    existing = set(zip(state.src.tolist(), state.dst.tolist())) | set(zip(loaded.flows.src.tolist(), loaded.flows.dst.tolist()))
     outlinks = np.bincount(loaded.flows.src[loaded.flows.is_internal], minlength=state.n)
-    keep = np.array([state.ranked[s] and (s, t) not in existing and outlinks[s] < options.max_links
-                     for s, t in zip(s_ids.tolist(), t_ids.tolist())], dtype=bool)
+    keep = state.ranked[s_ids] & (outlinks[s_ids] < options.max_links)
+    t_ids, s_ids, cos = t_ids[keep], s_ids[keep], cos[keep]
+    keep = ~_existing(state, loaded.flows, s_ids, t_ids)
     t_ids, s_ids, cos = t_ids[keep], s_ids[keep], cos[keep]
     if len(t_ids) == 0:
         return pd.DataFrame(columns=columns)
-    # Rank candidates by first-order gain for their own target (one adjoint solve per target).
+    # Rank candidates by first-order gain for their own target.
     content = model.position_weights.get("content", 1.0)
     weight = content * relevance_factor(cos, model)
-    gains = np.zeros(len(t_ids))
-    for t in np.unique(t_ids):
-        sel = t_ids == t
-        objective = np.zeros(state.n)
-        objective[t] = 1.0
-        gains[sel] = first_order_gains(state, s_ids[sel], t_ids[sel], weight[sel], objective)
+    gains = _candidate_gains(state, s_ids, t_ids, weight)
     frame = text.frame
     titles, h1s, main_text, headings = frame["title"], frame["h1"], frame["main_text"], frame["headings"]
+    anchors_by_page = source_anchors(np.unique(s_ids))
     phrases_cache: dict[int, list[str]] = {}
     used: dict[int, list[str]] = {}
     rows = []
@@ -195,11 +240,15 @@ def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions, ancho
     out = pd.DataFrame(rows).sort_values("first_order", ascending=False, ignore_index=True)
     exact = np.zeros(len(out), bool)
     predicted = out["first_order"].to_numpy().copy()
-    for i in range(min(options.exact_top, len(out))):
-        objective = np.zeros(state.n)
-        objective[out.at[i, "target"]] = 1.0
-        predicted[i] = exact_gain(state, int(out.at[i, "source"]), int(out.at[i, "target"]), float(out.at[i, "weight"]), objective)
-        exact[i] = True
+    exact_top = options.exact_top
+    if exact_top is None:  # as many as fit in EXACT_WORK (each ~130 products over every link)
+        exact_top = min(EXACT_TOP, int(EXACT_WORK // (130 * max(len(state.src), 1))))
+    if exact_top > 0:
+        transition = Transition.of(state)
+        for i in range(min(exact_top, len(out))):
+            predicted[i] = transition.exact_gain(state.juice, int(out.at[i, "source"]), int(out.at[i, "target"]),
+                                                 float(out.at[i, "weight"]))
+            exact[i] = True
     scores = juice_score(state.juice, state.ranked, (1 - state.damping) * float(state.teleport[state.ranked].min()))
     result = pd.DataFrame({
         "source_url": state.urls[out["source"]], "target_url": state.urls[out["target"]], "anchor": out["anchor"],
@@ -263,7 +312,7 @@ def simulate(
 ) -> SimulationResult:
     """Recompute the model after hypothetical edits; the stored crawl is not changed."""
     with open_store(db) as store:
-        loaded = load_state(store)
+        loaded = load_state(store, labels=False)
         base = store.meta().get("start_url")
     before = loaded.state
     after = before
@@ -341,13 +390,11 @@ def optimize(db: str | Path, target: str, budget: int, *, min_relevance: float =
     if budget < 1:
         raise UsageError("--budget must be at least 1")
     with open_store(db) as store:
-        loaded = load_state(store)
-        anchors_by_page = store.source_anchors().groupby("page_id")["anchor"].apply(list).to_dict()
+        loaded = load_state(store, labels=False)
     state, text = loaded.state, loaded.text
     targets = _page_ids(state, target)
     t_ids, s_ids, cos = top_similar(text.vectors, targets, candidates, min_similarity=min_relevance)
-    existing = set(zip(state.src.tolist(), state.dst.tolist())) | set(zip(loaded.flows.src.tolist(), loaded.flows.dst.tolist()))
-    keep = np.array([state.ranked[s] and (s, t) not in existing for s, t in zip(s_ids.tolist(), t_ids.tolist())], bool)
+    keep = state.ranked[s_ids] & ~_existing(state, loaded.flows, s_ids, t_ids)
     t_ids, s_ids, cos = t_ids[keep], s_ids[keep], cos[keep]
     if len(t_ids) == 0:
         raise UsageError("no relevant candidate sources for the target(s): lower --min-relevance")
@@ -358,10 +405,13 @@ def optimize(db: str | Path, target: str, budget: int, *, min_relevance: float =
     outlinks = np.bincount(loaded.flows.src[loaded.flows.is_internal], minlength=state.n)
     result = greedy_optimize(state, s_ids, t_ids, weight, objective, budget, max_links=max_links, existing_links=outlinks)
     frame = text.frame
-    index = {u: i for i, u in enumerate(state.urls)}
+    index = pd.Index(state.urls)
+    chosen_sources = index.get_indexer(pd.Index(result.chosen["source_url"], dtype=object))
+    with open_store(db) as store:
+        anchors_by_page = store.source_anchors(np.unique(chosen_sources))
     anchors, contexts = [], []
     for s_url, t_url in zip(result.chosen["source_url"], result.chosen["target_url"]):
-        s, t = index[s_url], index[t_url]
+        s, t = index.get_loc(s_url), index.get_loc(t_url)
         match = find_anchor(frame["main_text"][s], title_phrases(frame["title"][t], frame["h1"][t]),
                             existing_anchors=anchors_by_page.get(s, []),
                             headings=[frame["title"][s], frame["h1"][s], *str(frame["headings"][s]).split("\n")])

@@ -1465,18 +1465,28 @@ class Store:
             con.close()
 
     # -- opportunities (suggest / simulate / optimize) -----------------------------------------
-    def source_anchors(self) -> pd.DataFrame:
-        """Every anchor text each page already uses (to keep suggestions out of existing links)."""
-        return self.con.execute(
-            "SELECT DISTINCT p.page_id, l.anchor FROM links l JOIN pages p ON p.url = l.source_url "
-            "WHERE l.anchor IS NOT NULL AND length(l.anchor) > 1"
-        ).df()
+    def source_anchors(self, page_ids: Sequence[int] | np.ndarray) -> dict[int, list[str]]:
+        """The anchor texts each of these pages already uses (to keep suggestions out of existing
+        links): only theirs are read, not the anchors of every link (20M rows at 1M pages)."""
+        self.con.register("_anchor_pages", pa.table({"page_id": pa.array(np.asarray(page_ids, np.int64))}))
+        try:
+            rows = self.con.execute(
+                "SELECT p.page_id, l.anchor FROM links l JOIN pages p ON p.url = l.source_url "
+                "SEMI JOIN _anchor_pages a ON a.page_id = p.page_id "
+                "WHERE l.anchor IS NOT NULL AND length(l.anchor) > 1 GROUP BY ALL ORDER BY ALL").fetchall()
+        finally:
+            self.con.unregister("_anchor_pages")
+        out: dict[int, list[str]] = {}
+        for page_id, anchor in rows:
+            out.setdefault(int(page_id), []).append(anchor)
+        return out
 
     def finding_urls(self, codes: Sequence[str]) -> list[str]:
-        """URLs named by audit findings of these codes (empty when no audit has run)."""
+        """URLs named by audit findings of these codes, in the audit's priority order (empty when
+        no audit has run)."""
         return [r[0] for r in self.con.execute(
-            "SELECT DISTINCT url FROM findings WHERE code IN (SELECT unnest(?)) AND url IS NOT NULL", [list(codes)]
-        ).fetchall()]
+            "SELECT url FROM findings WHERE code IN (SELECT unnest(?)) AND url IS NOT NULL "
+            "GROUP BY url ORDER BY min(finding_id)", [list(codes)]).fetchall()]
 
     def priority_urls(self) -> pd.DataFrame:
         return self.con.execute("SELECT url, coalesce(weight, 1.0) AS weight FROM priorities").df()

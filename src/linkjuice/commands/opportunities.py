@@ -57,7 +57,11 @@ def suggest(
     limit: Annotated[int, typer.Option(help="Suggestions in all.")] = 50,
     min_relevance: Annotated[float, typer.Option(help="Minimum text similarity (cosine, 0-1) of source and target.")] = 0.1,
     max_links: Annotated[int, typer.Option(help="Skip sources that already have this many internal links.")] = 150,
-    exact_top: Annotated[int, typer.Option(help="Recompute the gain exactly for this many top suggestions.")] = 25,
+    max_targets: Annotated[int, typer.Option(help="Consider this many target pages, the most important first "
+                                                  "(the audit's order; for --target, the weakest); 0: all.")] = 100,
+    exact_top: Annotated[Optional[int], typer.Option(
+        help="Recompute the gain exactly for this many top suggestions (default 25, fewer on a big site: "
+             "each is a solve over every link).")] = None,
     engine: Annotated[Optional[str], typer.Option("--engine", "--relevance-engine", help=RELEVANCE_ENGINE_HELP + " "
                                                   "Default: the one 'score' used.")] = None,
     model_path: ModelPathOption = None,
@@ -70,10 +74,15 @@ def suggest(
 
     _check_output(fmt, output)
     frame = suggest_links(db, SuggestOptions(target=target, priorities=priorities, per_target=per_target, limit=limit,
-                                             min_relevance=min_relevance, max_links=max_links, exact_top=exact_top,
+                                             min_relevance=min_relevance, max_links=max_links, exact_top=exact_top, max_targets=max_targets,
                                              engine=engine, model_path=str(model_path.expanduser().resolve()) if model_path else None))
     if _emit(frame, fmt, output):
         return
+    considered, matched = frame.attrs.get("targets", 0), frame.attrs.get("matched_targets", 0)
+    if considered < matched:
+        console.print(f"Considered the first {considered:,} of {matched:,} target pages "
+                      f"({'the weakest' if target else 'the most important first'}); "
+                      "--max-targets 0 considers them all.", highlight=False)
     if frame.empty:
         console.print("No suggestion: no relevant source mentions the targets' topics in its text. "
                       "Try --min-relevance 0.05 or --target.", highlight=False)

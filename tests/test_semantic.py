@@ -228,6 +228,11 @@ def test_dense_top_similar_matches_sparse_and_brute_force() -> None:
 
     small = _top_similar_dense(vectors, targets, 7, min_similarity=0.1, block_floats=600)
     assert sorted(zip(*map(list, small[:2]))) == sorted(zip(*map(list, dense[:2])))
+    # So do sparse blocks cut by their product's size (one target a block here), or by count.
+    for options in ({"max_cells": 1}, {"chunk": 3}, {"max_cells": 1000, "chunk": 2}):
+        cut = top_similar(sp.csr_matrix(vectors), targets, 7, min_similarity=0.1, **options)
+        assert sorted(zip(*map(list, cut[:2]))) == sorted(zip(*map(list, sparse[:2])))
+    assert top_similar(sp.csr_matrix(vectors), np.array([], np.int64), 7)[0].size == 0
     # Dense pair similarity equals the sparse one.
     src, dst = np.array([0, 1, -1, 7]), np.array([3, 1, 2, -1])
     np.testing.assert_allclose(pair_similarity(vectors, src, dst), pair_similarity(sp.csr_matrix(vectors), src, dst),

@@ -22,7 +22,7 @@ from .score import juice_score
 from .store import Store
 from .suggest import find_anchor, title_phrases, top_similar
 from .urls import normalize_url
-from .weights import anchor_factors, relevance_factor
+from .weights import anchor_factors, relevance_factor, topic_text
 from .whatif import ModelState, OptimizeResult, Transition, accounting, greedy_optimize, two_hop_gains
 
 __all__ = ["SuggestOptions", "suggest_links", "SimulationResult", "simulate", "optimize", "load_state"]
@@ -52,20 +52,22 @@ def load_state(store: Store, model: ModelConfig | None = None, *, labels: bool =
     ranked = page["indexable"].astype(bool)
     teleport, _ = teleport_vector(store, model, page, ranked)
     content = model.position_weights.get("content", 1.0)
-    vectors = text.vectors
-    topics = text.topics
 
     def weigh(src: np.ndarray, dst: np.ndarray, anchors: list[str], positions: list[str]) -> np.ndarray:
         from .relevance import pair_similarity
 
         pos = np.array([model.position_weights.get(p or "content", content) for p in positions])
-        cos = pair_similarity(vectors, src, dst) if model.relevance_weight > 0 else np.zeros(len(src))
+        cos = pair_similarity(text.vectors, src, dst) if model.relevance_weight > 0 else np.zeros(len(src))
+        # Only the new links' targets' topics: every page's, as strings, took 7 s at 1M pages.
+        frame = text.frame
+        topics = {int(t): topic_text(frame["title"].iat[t], frame["h1"].iat[t], frame["url"].iat[t])
+                  for t in np.unique(dst)}
         _, _, anchor_f = anchor_factors(anchors, topics, dst, model)
         return pos * relevance_factor(cos, model) * anchor_f
 
     state = ModelState(
         urls=page["url"], src=flows.src, dst=flows.resolved, weight=flows.weight, passes=flows.passes,
-        pass_factor=flows.pass_factor, reason=np.array(REASONS, dtype=object)[flows.reason],
+        pass_factor=flows.pass_factor, reason=pd.Categorical.from_codes(flows.reason, categories=list(REASONS)),
         ranked=ranked, teleport=teleport, damping=model.damping, tol=model.tol, weigh=weigh,
     ).solve(start=_warm_start(store.last_scores(len(page["page_id"])), "juice", ranked))
     return Loaded(state=state, flows=flows, page=page, text=text, model=model)
@@ -93,9 +95,7 @@ def _default_targets(store: Store, loaded: Loaded) -> np.ndarray:
     """The audit's weak pages in its priority order, then the weakest quarter of indexable pages
     (all that is known before an audit has run), weakest first."""
     state = loaded.state
-    index = pd.Index(state.urls)
-    flagged = index.get_indexer(pd.Index(store.finding_urls(WEAK_CODES), dtype=object))
-    flagged = flagged[flagged >= 0]
+    flagged = store.finding_page_ids(WEAK_CODES)
     ranked = np.flatnonzero(state.ranked)
     cut = np.percentile(state.juice[ranked], 25) if len(ranked) else 0
     weakest = ranked[state.juice[ranked] <= cut]

@@ -25,18 +25,33 @@ _TITLE_SEPARATORS = re.compile(r"\s+[|–—·:-]\s+")
 
 
 def top_similar(vectors: sp.csr_matrix | np.ndarray, targets: np.ndarray, k: int, *, chunk: int = 256,
-                min_similarity: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                min_similarity: float = 0.0, max_cells: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each target row, the k most similar other rows: (target, candidate, cosine) arrays.
 
-    Rows must be L2-normalised. Sparse products in chunks of targets keep memory at
-    O(chunk x non-zeros) instead of an all-pairs matrix; dense rows (semantic) go to _top_similar_dense."""
+    Rows must be L2-normalised. Sparse products in blocks of targets (at most `chunk`, and at most
+    about `max_cells` cells of the product) keep memory bounded instead of an all-pairs matrix; dense rows (semantic) go to _top_similar_dense."""
     if isinstance(vectors, np.ndarray):
         return _top_similar_dense(vectors, np.asarray(targets, dtype=np.int64), k, min_similarity=min_similarity)
     vectors = sp.csr_matrix(vectors)
     transposed = vectors.T.tocsc()
+    targets = np.asarray(targets, dtype=np.int64)
+    # A block's product has up to sum(document frequency of its targets' terms) cells: where titles
+    # share words (a shop's "Widget 123 | Shop"), a target matches every page, and 256 targets of a
+    # 10M-page site would be 2.6G cells. Blocks end where that bound passes max_cells.
+    frequency = np.bincount(vectors.indices, minlength=vectors.shape[1]).astype(np.int64)
+    rows = vectors[targets]
+    running = np.concatenate([[0], np.cumsum(frequency[rows.indices])])
+    bound = running[rows.indptr[1:]] - running[rows.indptr[:-1]]
+    starts, total, count = [0], 0, 0
+    for i, cells in enumerate(bound.tolist()):
+        if count and (count >= chunk or total + cells > max_cells):
+            starts.append(i)
+            total, count = 0, 0
+        total += cells
+        count += 1
     out_t, out_c, out_s = [], [], []
-    for start in range(0, len(targets), chunk):
-        block = np.asarray(targets[start:start + chunk])
+    for start, end in zip(starts, starts[1:] + [len(targets)]):
+        block = targets[start:end]
         sims = (vectors[block] @ transposed).tocsr()
         for row, target in enumerate(block):
             lo, hi = sims.indptr[row], sims.indptr[row + 1]

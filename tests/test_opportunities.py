@@ -338,7 +338,8 @@ def test_suggest_cli_says_how_many_targets_it_considered(site_db: Path) -> None:
 
     capped = CliRunner().invoke(app, ["suggest", "--db", str(site_db), "--max-targets", "1", "--min-relevance", "0"])
     assert capped.exit_code == 0, capped.output
-    assert "Considered the first 1 of" in capped.output and "--max-targets 0 considers them all" in capped.output
+    said = " ".join(capped.output.split())
+    assert "Considered the first 1 of 2 target pages (the audit order); --max-targets 0 considers them all." in said
     every = CliRunner().invoke(app, ["suggest", "--db", str(site_db), "--max-targets", "0", "--min-relevance", "0"])
     assert every.exit_code == 0 and "Considered the first" not in every.output
 
@@ -363,3 +364,14 @@ def test_links_added_one_after_another_equal_the_model_solved_with_all_of_them(s
         src, dst, weight = (np.array(column) for column in zip(*links))
         fresh = state.with_links(src, dst, weight).solve()
         assert juice == pytest.approx(fresh.juice, rel=1e-7, abs=1e-13)
+
+
+def test_priority_targets_come_heaviest_first(site_db: Path, tmp_path: Path) -> None:
+    from linkjuice.imports.lists import import_priorities
+
+    money = tmp_path / "money.csv"
+    money.write_text(f"{ORIGIN}/weak-bread/,1\n{ORIGIN}/target/,5\n{ORIGIN}/cakes/,2\n", encoding="utf-8")
+    import_priorities(site_db, money)
+    frame = suggest_links(site_db, SuggestOptions(priorities=True, max_targets=1, per_target=5), save=False)
+    assert frame.attrs["targets"] == 1 and frame.attrs["matched_targets"] == 3
+    assert not frame.empty and set(frame["target_url"]) == {ORIGIN + "/target/"}

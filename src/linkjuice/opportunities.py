@@ -122,6 +122,8 @@ class SuggestOptions:
 def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save: bool = True) -> pd.DataFrame:
     """Concrete new links: source, target, anchor found in the source's text, context, predicted gain."""
     options = options or SuggestOptions()
+    if options.max_targets < 0:
+        raise UsageError("--max-targets must not be negative")
     with open_store(db, read_only=not save) as store:
         model = None
         if options.engine or options.model_path:  # relevance in memory with another engine
@@ -133,17 +135,15 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
         state = loaded.state
         if options.target:
             targets = _page_ids(state, options.target)
-        elif options.priorities:
-            prio = store.priority_urls()
-            index = {u: i for i, u in enumerate(state.urls)}
-            targets = np.array([index[u] for u in prio["url"] if u in index], dtype=np.int64)
+        elif options.priorities:  # the heaviest first
+            prio = store.priority_urls().sort_values("weight", ascending=False, kind="stable")
+            targets = pd.Index(state.urls).get_indexer(pd.Index(prio["url"], dtype=object))
+            targets = pd.unique(targets[targets >= 0]).astype(np.int64)
             if len(targets) == 0:
                 raise UsageError("no imported priority URL is a crawled page (run 'linkjuice import priorities')")
         else:
             targets = _default_targets(store, loaded)
         matched = len(targets)
-        if options.max_targets < 0:
-            raise UsageError("--max-targets must not be negative")
         if options.max_targets and matched > options.max_targets:
             if options.target:  # a pattern's pages: the weakest first
                 targets = targets[np.argsort(state.juice[targets], kind="stable")]

@@ -81,7 +81,7 @@ def suggest(
     considered, matched = frame.attrs.get("targets", 0), frame.attrs.get("matched_targets", 0)
     if considered < matched:
         console.print(f"Considered the first {considered:,} of {matched:,} target pages "
-                      f"({'the weakest' if target else 'the most important first'}); "
+                      f"({'the weakest first' if target else 'the heaviest first' if priorities else 'the audit order'}); "
                       "--max-targets 0 considers them all.", highlight=False)
     if frame.empty:
         console.print("No suggestion: no relevant source mentions the targets' topics in its text. "

@@ -182,6 +182,7 @@ def test_optimizer_beats_random_and_degree_and_predicts_exactly(seed: int) -> No
                   for s, t in zip(result.chosen["source_url"], result.chosen["target_url"])]
     fresh = state.with_links(cand_src[chosen_idx], cand_dst[chosen_idx], cand_w[chosen_idx]).solve()
     assert objective @ fresh.juice == pytest.approx(result.after, rel=1e-8)
+    assert result.juice == pytest.approx(fresh.juice, rel=1e-7, abs=1e-13)  # every page's, not only the targets'
 
     def gain_of(idx: np.ndarray) -> float:
         after = state.with_links(cand_src[idx], cand_dst[idx], cand_w[idx]).solve()
@@ -375,3 +376,21 @@ def test_priority_targets_come_heaviest_first(site_db: Path, tmp_path: Path) -> 
     frame = suggest_links(site_db, SuggestOptions(priorities=True, max_targets=1, per_target=5), save=False)
     assert frame.attrs["targets"] == 1 and frame.attrs["matched_targets"] == 3
     assert not frame.empty and set(frame["target_url"]) == {ORIGIN + "/target/"}
+
+
+def test_transition_is_the_same_from_links_in_source_order_or_not() -> None:
+    """Links in source order (as a store reads them) become the CSR arrays directly, lost links as
+    zeros; any other order goes through a sorted copy. Both give the same matrix."""
+    from dataclasses import replace
+
+    from linkjuice.whatif import Transition
+
+    state = _lossy_state(4)
+    assert not (state.src[1:] >= state.src[:-1]).all()
+    order = np.argsort(state.src, kind="stable")
+    ordered = replace(state, src=state.src[order], dst=state.dst[order], weight=state.weight[order],
+                      passes=state.passes[order], pass_factor=state.pass_factor[order], reason=state.reason[order])
+    direct, sorted_copy = Transition.of(ordered), Transition.of(state)
+    np.testing.assert_allclose(direct.m.toarray(), sorted_copy.m.toarray(), rtol=1e-15, atol=0)
+    assert direct.m.indices.dtype == np.int32
+    np.testing.assert_array_equal(direct.dangling, sorted_copy.dangling)

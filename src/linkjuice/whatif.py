@@ -114,11 +114,25 @@ class Transition:
     @classmethod
     def of(cls, state: ModelState) -> Transition:
         out_weight = state.out_weight()
-        share = np.divide(state.weight, out_weight[state.src], out=np.zeros(len(state.weight)),
-                          where=out_weight[state.src] > 0) * state.pass_factor
-        keep = state.passes
-        return cls(m=to_csr(state.n, state.src[keep], state.dst[keep], share[keep]),
-                   dangling=(state.ranked & (out_weight == 0)).astype(np.float64),
+        src, dst = state.src, state.dst
+        keep = np.asarray(state.passes, bool) & (dst >= 0)
+        pass_factor = np.broadcast_to(state.pass_factor, src.shape)
+        # The shares a slice at a time: whole, their temporaries took 5 GB at 200M links.
+        share = np.empty(len(src))
+        for lo in range(0, len(src), 1 << 24):
+            part = slice(lo, lo + (1 << 24))
+            total = out_weight[src[part]]
+            np.divide(state.weight[part], total, out=share[part], where=total > 0)
+            share[part] *= np.where((total > 0) & keep[part], pass_factor[part], 0.0)
+        if len(src) < 2 or bool((src[1:] >= src[:-1]).all()):
+            # Links in source order (as a store reads them): the CSR arrays are the links
+            # themselves, lost ones as zeros, with no sorted copy of them.
+            index = np.int32 if max(state.n, len(src)) < 2**31 else np.int64
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=state.n))]).astype(index)
+            m = sp.csr_array((share, np.where(keep, dst, 0).astype(index), indptr), shape=(state.n, state.n))
+        else:
+            m = to_csr(state.n, src[keep], dst[keep], share[keep])
+        return cls(m=m, dangling=(state.ranked & (out_weight == 0)).astype(np.float64),
                    teleport=np.asarray(state.teleport, np.float64), out_weight=out_weight,
                    damping=state.damping, tol=state.tol)
 
@@ -302,7 +316,8 @@ class OptimizeResult:
     chosen: pd.DataFrame  # step, source_url, target_url, weight, predicted_gain (first order), exact_gain
     before: float
     after: float
-    state: ModelState
+    juice: np.ndarray  # every page's juice with the chosen links (the model with them added would be
+    # every link's arrays copied: 7 GB at 200M links)
 
     @property
     def total_gain(self) -> float:
@@ -326,7 +341,7 @@ def greedy_optimize(state: ModelState, cand_src: np.ndarray, cand_dst: np.ndarra
     transition = Transition.of(state)
     juice = state.juice
     d = state.damping
-    rows, picked = [], []
+    rows = []
     adjoint = None
     for step in range(1, budget + 1):
         if max_links is not None:
@@ -343,16 +358,13 @@ def greedy_optimize(state: ModelState, cand_src: np.ndarray, cand_dst: np.ndarra
         transition, change = transition.link_change(juice, cand_src[best], cand_dst[best], cand_weight[best])
         juice = juice + change
         available[best] = False
-        picked.append(best)
         links_per_page[cand_src[best]] += 1
         rows.append({"step": step, "source_url": state.urls[cand_src[best]], "target_url": state.urls[cand_dst[best]],
                      "weight": float(cand_weight[best]), "predicted_gain": float(gains.max()),
                      "exact_gain": float(objective @ change)})
-    picked = np.array(picked, np.int64)
-    final = state.with_links(cand_src[picked], cand_dst[picked], cand_weight[picked])
     return OptimizeResult(pd.DataFrame(rows, columns=["step", "source_url", "target_url", "weight",
                                                       "predicted_gain", "exact_gain"]),
-                          before, float(objective @ juice), replace(final, juice=juice))
+                          before, float(objective @ juice), juice)
 
 
 def accounting(state: ModelState) -> pd.DataFrame:

@@ -315,6 +315,8 @@ def test_suggest_on_a_big_site_takes_the_cheap_paths_and_says_what_it_left_out(
     assert one["target_url"].nunique() <= 1
     with pytest.raises(UsageError, match="--max-targets"):
         suggest_links(site_db, SuggestOptions(max_targets=-1), save=False)
+    with pytest.raises(UsageError, match="--exact-top"):
+        suggest_links(site_db, SuggestOptions(exact_top=-1), save=False)
 
 
 def test_default_targets_come_in_the_audits_order(site_db: Path) -> None:

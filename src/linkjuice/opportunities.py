@@ -124,6 +124,8 @@ def suggest_links(db: str | Path, options: SuggestOptions | None = None, *, save
     options = options or SuggestOptions()
     if options.max_targets < 0:
         raise UsageError("--max-targets must not be negative")
+    if options.exact_top is not None and options.exact_top < 0:
+        raise UsageError("--exact-top must not be negative")
     with open_store(db, read_only=not save) as store:
         model = None
         if options.engine or options.model_path:  # relevance in memory with another engine

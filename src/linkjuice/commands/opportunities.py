@@ -58,7 +58,8 @@ def suggest(
     min_relevance: Annotated[float, typer.Option(help="Minimum text similarity (cosine, 0-1) of source and target.")] = 0.1,
     max_links: Annotated[int, typer.Option(help="Skip sources that already have this many internal links.")] = 150,
     max_targets: Annotated[int, typer.Option(help="Consider this many target pages, the most important first "
-                                                  "(the audit's order; for --target, the weakest); 0: all.")] = 100,
+                                                  "(the audit's order; --priorities: the heaviest; --target: the "
+                                                  "weakest); 0: all.")] = 100,
     exact_top: Annotated[Optional[int], typer.Option(
         help="Recompute the gain exactly for this many top suggestions (default 25, fewer on a big site: "
              "each is a solve over every link).")] = None,

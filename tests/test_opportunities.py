@@ -396,3 +396,41 @@ def test_transition_is_the_same_from_links_in_source_order_or_not() -> None:
     np.testing.assert_allclose(direct.m.toarray(), sorted_copy.m.toarray(), rtol=1e-15, atol=0)
     assert direct.m.indices.dtype == np.int32
     np.testing.assert_array_equal(direct.dangling, sorted_copy.dangling)
+
+
+def test_simulate_follows_nofollow_links_and_fixes_redirects(tmp_path: Path) -> None:
+    """Against the model solved again on the edited links: a followed nofollow link passes its
+    share; a link pointed past a lossy redirect loses nothing on the way."""
+    import shutil
+
+    from linkjuice.config import ModelConfig
+    from linkjuice.pipeline import open_store, score_store
+
+    from .sitekit import page, redirect, serve
+
+    routes = {"/": page("Home", "<a href='/a/' rel='nofollow'>a</a> <a href='/old/'>b</a> <a href='/c/'>c</a>"),
+              "/a/": page("A", "<a href='/c/'>c</a>"), "/old/": redirect("/b/"),
+              "/b/": page("B", "<a href='/c/'>c</a>"), "/c/": page("C", "<a href='/'>home</a>")}
+    db = tmp_path / "s.duckdb"
+    with serve(routes) as server:
+        crawl_site(CrawlConfig(start_url=server.url("/")), db)
+        urls = {path: server.url(path) for path in routes}
+    with open_store(db, read_only=False) as store:
+        score_store(store, model=ModelConfig(redirect_factor=0.5))
+    juice = pages(db).set_index("url")["juice"]
+    followed = simulate(db, nofollow_to_follow=True)
+    assert any("made 1 nofollow" in change for change in followed.changes)
+    after = followed.pages.set_index("url")
+    assert after.loc[urls["/a/"], "juice_after"] > juice[urls["/a/"]] * 1.5
+    fixed = simulate(db, fix_redirects=True)
+    assert any("pointed 1 links" in change for change in fixed.changes)
+    moved = fixed.pages.set_index("url")
+    assert moved.loc[urls["/b/"], "change"] > 0 and moved.loc[urls["/b/"], "juice_before"] == pytest.approx(
+        juice[urls["/b/"]], rel=1e-9)
+    # Pointing links past their redirects is the model whose redirects lose nothing, scored anew.
+    lossless = tmp_path / "lossless.duckdb"
+    shutil.copy(db, lossless)
+    with open_store(lossless, read_only=False) as store:
+        score_store(store, model=ModelConfig(redirect_factor=1.0))
+    rescored = pages(lossless).set_index("url")["juice"]
+    assert moved["juice_after"].to_numpy() == pytest.approx(rescored.loc[moved.index].to_numpy(), rel=1e-7)

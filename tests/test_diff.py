@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -96,6 +97,17 @@ def test_exact_changes(crawls: tuple[Path, Path, str]) -> None:
     changes = moved["score_change"].abs().to_numpy()
     assert list(changes) == sorted(changes, reverse=True)
     assert {k: d.counts[k] for k in DIFF_PARTS} == {k: len(d.parts[k]) for k in DIFF_PARTS}
+    # An added link carries the juice its flow has in the new crawl, a removed one its old flow's.
+    from linkjuice.store import Store
+
+    for part, store in (("links_added", new), ("links_removed", old)):
+        with Store(store, read_only=True) as opened:
+            flows = opened.con.execute("SELECT source_url, target_url, max(juice) AS juice FROM link_flows "
+                                       "GROUP BY ALL").df().set_index(["source_url", "target_url"])["juice"]
+        rows = d.parts[part].set_index(["source_url", "target_url"])["juice"]
+        assert rows.notna().any()
+        assert rows.fillna(-1).to_dict() == flows.reindex(rows.index).fillna(-1).to_dict()
+        assert list(rows.fillna(-np.inf)) == sorted(rows.fillna(-np.inf), reverse=True)
 
 
 def test_same_crawl_has_no_changes(crawls: tuple[Path, Path, str]) -> None:

@@ -2947,12 +2947,10 @@ CREATE OR REPLACE TEMP VIEW d_orphans_new AS SELECT DISTINCT e.url FROM main.sit
 CREATE OR REPLACE TEMP VIEW d_orphans_old AS SELECT DISTINCT e.url FROM lj_old.sitemap_entries e
     WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM lj_old.link_flows f WHERE NOT f.nofollow
         AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
-CREATE OR REPLACE TEMP VIEW d_links_new AS SELECT l.source_url, l.target_url, max(f.juice) AS juice FROM main.links l
-    LEFT JOIN main.link_flows f USING (source_url, target_url)
-    WHERE l.is_internal AND l.source_url <> l.target_url GROUP BY ALL;
-CREATE OR REPLACE TEMP VIEW d_links_old AS SELECT l.source_url, l.target_url, max(f.juice) AS juice FROM lj_old.links l
-    LEFT JOIN lj_old.link_flows f USING (source_url, target_url)
-    WHERE l.is_internal AND l.source_url <> l.target_url GROUP BY ALL;
+CREATE OR REPLACE TEMP VIEW d_links_new AS SELECT DISTINCT source_url, target_url FROM main.links
+    WHERE is_internal AND source_url <> target_url;
+CREATE OR REPLACE TEMP VIEW d_links_old AS SELECT DISTINCT source_url, target_url FROM lj_old.links
+    WHERE is_internal AND source_url <> target_url;
 """
 
 _DIFF_QUERIES = {
@@ -2975,6 +2973,9 @@ _DIFF_QUERIES = {
     "links_added": "SELECT n.* FROM d_links_new n ANTI JOIN d_links_old USING (source_url, target_url)",
     "links_removed": "SELECT o.* FROM d_links_old o ANTI JOIN d_links_new USING (source_url, target_url)",
 }
+# The juice each added (removed) link carries in the new (old) crawl: joined to the changed links
+# only, not to every link of both crawls (at 1M pages that join made the diff 96 s and 12.6 GB).
+_DIFF_JUICE = {"links_added": "main", "links_removed": "lj_old"}
 _DIFF_ORDER = {
     "juice_moved": "abs(score_change) DESC, url", "links_added": "juice DESC NULLS LAST, source_url, target_url",
     "links_removed": "juice DESC NULLS LAST, source_url, target_url",
@@ -2987,7 +2988,14 @@ def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
             con.execute(statement)
     out: dict[str, Any] = {"counts": {}}
     for name, query in _DIFF_QUERIES.items():
-        out["counts"][name] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])  # type: ignore[index]
+        # Each part is computed once: its count and its top rows are read from the result.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE d_part AS {query}")
+        out["counts"][name] = int(con.execute("SELECT count(*) FROM d_part").fetchall()[0][0])  # type: ignore[index]
+        source = "d_part"
+        if name in _DIFF_JUICE:
+            source = (f"(SELECT d.source_url, d.target_url, max(f.juice) AS juice FROM d_part d "
+                      f"LEFT JOIN {_DIFF_JUICE[name]}.link_flows f USING (source_url, target_url) GROUP BY ALL)")
         order = _DIFF_ORDER.get(name, "ALL")
-        out[name] = con.execute(f"SELECT * FROM ({query}) ORDER BY {order} LIMIT ?", [int(limit)]).df()
+        out[name] = con.execute(f"SELECT * FROM {source} ORDER BY {order} LIMIT ?", [int(limit)]).df()
+    con.execute("DROP TABLE IF EXISTS d_part")
     return out

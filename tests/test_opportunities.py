@@ -350,16 +350,18 @@ def test_suggest_cli_says_how_many_targets_it_considered(site_db: Path) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_links_added_one_after_another_equal_the_model_solved_with_all_of_them(seed: int) -> None:
     """Transition.link_change twice on the same source (one that had links, one that had none,
-    one whose links all pass nothing) and once elsewhere: the juice moved by the three changes is
-    the juice of the model solved with the three links from scratch."""
+    one whose links all pass nothing), once elsewhere and once to an unranked page: the juice
+    moved by the changes is the juice of the model solved with those links from scratch."""
     from linkjuice.whatif import Transition
 
     state = _lossy_state(seed)
     dangling = np.flatnonzero(state.ranked & (state.out_weight() == 0))
     lossy = np.setdiff1d(state.src[~state.passes], state.src[state.passes])
+    unranked = int(np.flatnonzero(~state.ranked)[0])
     for source in (int(state.src[0]), int(dangling[0]), *(int(p) for p in lossy[:1])):
         targets = [t for t in np.flatnonzero(state.ranked) if t != source][:3]
-        links = [(source, targets[0], 0.8), (source, targets[1], 0.5), (targets[2], targets[0], 1.0)]
+        links = [(source, targets[0], 0.8), (source, targets[1], 0.5), (targets[2], targets[0], 1.0),
+                 (targets[2], unranked, 0.6)]  # the last takes its share and passes nothing
         transition, juice = Transition.of(state), state.juice
         for s, t, w in links:
             transition, change = transition.link_change(juice, s, t, w)

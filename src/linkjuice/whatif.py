@@ -109,6 +109,7 @@ class Transition:
     out_weight: np.ndarray
     damping: float
     tol: float
+    ranked: np.ndarray | None = None  # a link to an unranked page takes its share and passes nothing
     changes: tuple[tuple[int, np.ndarray, np.ndarray], ...] = ()  # (s, cols, values) added to row s of P
 
     @classmethod
@@ -134,7 +135,7 @@ class Transition:
             m = to_csr(state.n, src[keep], dst[keep], share[keep])
         return cls(m=m, dangling=(state.ranked & (out_weight == 0)).astype(np.float64),
                    teleport=np.asarray(state.teleport, np.float64), out_weight=out_weight,
-                   damping=state.damping, tol=state.tol)
+                   damping=state.damping, tol=state.tol, ranked=np.asarray(state.ranked, bool))
 
     def row(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         """Row s of P as (columns, values): its links' shares, v for a dangling page, and the
@@ -150,14 +151,16 @@ class Transition:
         return cols, np.bincount(at, weights=np.concatenate([v for _, v in parts]), minlength=len(cols))
 
     def with_link(self, src: int, dst: int, weight: float) -> Transition:
-        """P after a passing link src -> dst of `weight` is added: row s becomes (1 - a) p_s + a e_t,
-        a = w / (W_s + w) (1 for a page that had no links: its row was v)."""
+        """P after a link src -> dst of `weight` is added: row s becomes (1 - a) p_s + a e_t,
+        a = w / (W_s + w) (1 for a page that had no links: its row was v); to an unranked page,
+        (1 - a) p_s (as ModelState.with_links: the link takes its share and passes nothing)."""
         s, t, w = int(src), int(dst), float(weight)
         cols, vals = self.row(s)
         a = w / (float(self.out_weight[s]) + w)
         out_weight = self.out_weight.copy()
         out_weight[s] += w
-        change = (s, np.concatenate([[t], cols]), np.concatenate([[a], -a * vals]))
+        passes = self.ranked is None or bool(self.ranked[t])
+        change = (s, np.concatenate([[t], cols]), np.concatenate([[a if passes else 0.0], -a * vals]))
         return replace(self, out_weight=out_weight, changes=(*self.changes, change))
 
     def apply(self, r: np.ndarray) -> np.ndarray:

@@ -335,8 +335,6 @@ def pages(
     """Show the top pages by juice (sortable and filterable)."""
     from . import pipeline
     check_format(fmt, "table", "csv", "json")
-    if limit < 0:
-        raise UsageError("--limit must not be negative")
     frame = pipeline.pages(db, sort=sort, descending=not ascending, limit=limit or None, url_contains=url_contains,
                            status=status, indexable=indexable)
     if fmt == "table":

@@ -23,7 +23,8 @@ from .store import Store
 from .suggest import find_anchor, title_phrases, top_similar
 from .urls import normalize_url
 from .weights import anchor_factors, relevance_factor, topic_text
-from .whatif import ModelState, OptimizeResult, Transition, accounting, greedy_optimize, two_hop_gains
+from .whatif import (ModelState, OptimizeResult, Transition, accounting, first_order_term, greedy_optimize,
+                     two_hop_gains)
 
 __all__ = ["SuggestOptions", "suggest_links", "SimulationResult", "simulate", "optimize", "load_state"]
 
@@ -168,20 +169,21 @@ EXACT_WORK = 3_000_000_000
 EXACT_TOP = 25
 
 
-def _candidate_gains(state: ModelState, s_ids: np.ndarray, t_ids: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def _candidate_gains(state: ModelState, s_ids: np.ndarray, t_ids: np.ndarray,
+                     weight: np.ndarray) -> tuple[np.ndarray, Transition | None]:
     """First-order gain of each candidate for its own target: exact adjoints (one solve per
-    target, the targets as columns of one block) while they fit in ADJOINT_WORK, else two hops."""
+    target, the targets as columns of one block) while they fit in ADJOINT_WORK, else two hops.
+    Also the transition matrix, when one was built (the exact gains reuse it)."""
     targets, column = np.unique(t_ids, return_inverse=True)
     if len(targets) * max(len(state.src), 1) > ADJOINT_WORK:
-        return two_hop_gains(state, s_ids, t_ids, weight)
+        return two_hop_gains(state, s_ids, t_ids, weight), None
     objectives = np.zeros((state.n, len(targets)))
     objectives[targets, np.arange(len(targets))] = 1.0
-    adjoints = Transition.of(state).adjoint(objectives)
-    out_w = state.out_weight()
-    alpha = weight / (out_w[s_ids] + weight)
-    r_t, r_s = adjoints[t_ids, column], adjoints[s_ids, column]
-    c_s = (s_ids == t_ids).astype(np.float64)
-    return state.damping * state.juice[s_ids] * alpha * (r_t - (r_s - c_s) / state.damping)
+    transition = Transition.of(state)
+    adjoints = transition.adjoint(objectives)
+    gains = first_order_term(state.juice, transition.out_weight, state.damping, s_ids, weight,
+                             adjoints[t_ids, column], adjoints[s_ids, column], (s_ids == t_ids).astype(np.float64))
+    return gains, transition
 
 
 def _existing(state: ModelState, flows: LinkFlows, s_ids: np.ndarray, t_ids: np.ndarray) -> np.ndarray:
@@ -213,7 +215,7 @@ def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions,
     # Rank candidates by first-order gain for their own target.
     content = model.position_weights.get("content", 1.0)
     weight = content * relevance_factor(cos, model)
-    gains = _candidate_gains(state, s_ids, t_ids, weight)
+    gains, transition = _candidate_gains(state, s_ids, t_ids, weight)
     frame = text.frame
     titles, h1s, main_text, headings = frame["title"], frame["h1"], frame["main_text"], frame["headings"]
     anchors_by_page = source_anchors(np.unique(s_ids))
@@ -246,7 +248,8 @@ def _suggest(loaded: Loaded, targets: np.ndarray, options: SuggestOptions,
     if exact_top is None:  # as many as fit in EXACT_WORK (each ~130 products over every link)
         exact_top = min(EXACT_TOP, int(EXACT_WORK // (130 * max(len(state.src), 1))))
     if exact_top > 0:
-        transition = Transition.of(state)
+        if transition is None:
+            transition = Transition.of(state)
         for i in range(min(exact_top, len(out))):
             predicted[i] = transition.exact_gain(state.juice, int(out.at[i, "source"]), int(out.at[i, "target"]),
                                                  float(out.at[i, "weight"]))

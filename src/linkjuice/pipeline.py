@@ -888,6 +888,8 @@ def pages(
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The pages table with scores, sorted and filtered, as a DataFrame."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must not be negative")
     if sort not in _SORTABLE:
         raise UsageError(f"cannot sort by {sort!r}: choose one of {', '.join(sorted(_SORTABLE))}")
     where, params = [], []

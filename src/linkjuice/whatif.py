@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from .graph import to_csr
 from .score import juice_iterate, power_iterate
 
-__all__ = ["ModelState", "Transition", "first_order_gains", "two_hop_gains", "exact_gain", "greedy_optimize",
+__all__ = ["ModelState", "Transition", "first_order_term", "first_order_gains", "two_hop_gains", "greedy_optimize",
            "OptimizeResult", "accounting"]
 
 
@@ -290,28 +290,25 @@ def two_hop_gains(state: ModelState, src: np.ndarray, dst: np.ndarray, weight: n
     p_tt, p2_tt = hop(dst, dst)
     p_st, p2_st = hop(src, dst)
     r_t = 1.0 + d * p_tt + d * d * p2_tt
-    r_s_over_d = p_st + d * p2_st
-    alpha = weight / (out_w[src] + weight)
-    return d * state.juice[src] * alpha * (r_t - r_s_over_d)
+    r_s = d * p_st + d * d * p2_st
+    return first_order_term(state.juice, out_w, d, src, weight, r_t, r_s, 0.0)
+
+
+def first_order_term(juice: np.ndarray, out_weight: np.ndarray, damping: float, src: np.ndarray, weight: np.ndarray,
+                     r_dst: np.ndarray, r_src: np.ndarray, c_src: np.ndarray | float) -> np.ndarray:
+    """d x_s a (r_t - (r_s - c_s) / d), a = w / (W_s + w): the first-order gain of each candidate
+    link, given the adjoint r at its two ends and the objective c at its source (module docstring)."""
+    alpha = weight / (out_weight[src] + weight)
+    return damping * juice[src] * alpha * (r_dst - (r_src - c_src) / damping)
 
 
 def first_order_gains(state: ModelState, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
                       objective: np.ndarray, adjoint: np.ndarray | None = None) -> np.ndarray:
     """First-order change of objective . juice for each candidate link src[k] -> dst[k] alone."""
     r = _adjoint(state, objective) if adjoint is None else adjoint
-    out_w = state.out_weight()
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
-    alpha = weight / (out_w[src] + weight)
-    d = state.damping
-    cz = alpha * (r[dst] - (r[src] - objective[src]) / d)
-    return d * state.juice[src] * cz
-
-
-def exact_gain(state: ModelState, src: int, dst: int, weight: float, objective: np.ndarray) -> float:
-    """The exact change of objective . juice when one link is added (warm-started re-solve)."""
-    after = state.with_links(np.array([src]), np.array([dst]), np.array([weight])).solve(start=state.juice)
-    return float(objective @ (after.juice - state.juice))
+    return first_order_term(state.juice, state.out_weight(), state.damping, src, weight, r[dst], r[src], objective[src])
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,9 +351,9 @@ def greedy_optimize(state: ModelState, cand_src: np.ndarray, cand_dst: np.ndarra
         # Only the ranking reads the adjoint: 1e-7 of its size, not the model's absolute 1e-10.
         adjoint = transition.adjoint(objective, start=adjoint, rtol=1e-7)
         idx = np.flatnonzero(available)
-        src, dst, weight = cand_src[idx], cand_dst[idx], cand_weight[idx]
-        alpha = weight / (transition.out_weight[src] + weight)
-        gains = d * juice[src] * alpha * (adjoint[dst] - (adjoint[src] - objective[src]) / d)
+        src, dst = cand_src[idx], cand_dst[idx]
+        gains = first_order_term(juice, transition.out_weight, d, src, cand_weight[idx], adjoint[dst], adjoint[src],
+                                 objective[src])
         best = idx[int(np.argmax(gains))]
         transition, change = transition.link_change(juice, cand_src[best], cand_dst[best], cand_weight[best])
         juice = juice + change

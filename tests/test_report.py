@@ -10,10 +10,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from linkjuice.cli import app
+from linkjuice.config import ModelConfig
+from linkjuice.pipeline import finalize_store, open_store, score_store
 from linkjuice.report import ReportLimits, build_report, render_report, report_payload
 from linkjuice.report.layout import radial_layout
 from linkjuice.report.render import embed_json
@@ -138,6 +141,97 @@ def test_sections_and_numbers(demo: tuple[Path, str]) -> None:
         strongest = store.link_flows_frame(resolved=blog, limit=1)
     assert urls[first_in[2]] == strongest["source_url"].iloc[0]
     assert first_in[8] == pytest.approx(float(strongest["juice"].iloc[0]))
+
+
+# -- the flows the graph and drill-downs read (Store.flows_among, Store.flows_of) ---------------
+def _tied_store(db: Path, leaves: int = 30) -> Path:
+    """A home page, a hub and `leaves` pages alike but for their URLs: each leaf gets the same
+    juice, so the hub's strongest sources tie and are told apart by URL alone."""
+    origin = "https://t.example"
+    names = [f"{origin}/leaf-{i:02d}" for i in range(leaves)]
+    pages = [{"url": u, "seq": k, "status": 200, "is_html": True, "content_type": "text/html",
+              "title": "Leaf", "main_text": "leaf words", "found_via": "link"}
+             for k, u in enumerate([f"{origin}/", f"{origin}/hub", *names])]
+    links = [{"source_url": f"{origin}/", "target_url": u, "anchor": "leaf", "dom_position": "content",
+              "link_order": k, "is_internal": True} for k, u in enumerate([f"{origin}/hub", *names])]
+    links += [{"source_url": u, "target_url": t, "anchor": "hub", "dom_position": "content", "link_order": k,
+               "is_internal": True} for u in names for k, t in enumerate([f"{origin}/hub", f"{origin}/"])]
+    links.append({"source_url": f"{origin}/hub", "target_url": f"{origin}/", "anchor": "home",
+                  "dom_position": "nav", "link_order": 0, "is_internal": True})
+    with Store(db) as store:
+        store.write_batch(pages=pages, links=links, redirects=[])
+        store.set_meta({"start_url": f"{origin}/"})
+        finalize_store(store)
+    with open_store(db, read_only=False) as store:
+        score_store(store)
+    return db
+
+
+def _strongest(flows: pd.DataFrame, by: str, per_page: int) -> pd.DataFrame:
+    """Every page's per_page strongest flows by `by` (resolved_url or source_url), from all of
+    them; equal juice by source, then target URL."""
+    ordered = flows.sort_values([by, "juice", "source_url", "target_url"], ascending=[True, False, True, True])
+    return ordered.groupby(by, sort=False).head(per_page)
+
+
+@pytest.fixture(scope="module")
+def flow_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from .test_export_parquet import generated_store
+
+    folder = tmp_path_factory.mktemp("flows")
+    generated = generated_store(folder / "g.duckdb", n=600, seed=11)
+    with open_store(generated, read_only=False) as store:
+        score_store(store, model=ModelConfig(redirect_factor=0.8))
+    return {"generated": generated, "tied": _tied_store(folder / "t.duckdb")}
+
+
+@pytest.mark.parametrize("kind", ["generated", "tied"])
+@pytest.mark.parametrize("first_sources", [2, 1 << 14, None])
+def test_drilldown_flows_are_each_pages_strongest_of_all_its_flows(flow_stores: dict[str, Path], kind: str,
+                                                                   first_sources: int | None, monkeypatch) -> None:
+    """The strongest sources are read from the strongest source pages first, a round at a time
+    (first_sources: 2 makes several rounds; None: a store scored before the heaviest pair weight
+    was kept, read in one round): the rows are those of a sort of every flow, ties by URL."""
+    db = flow_stores[kind]
+    if first_sources is not None:
+        monkeypatch.setattr(Store, "_INFLOW_SOURCES", first_sources)
+    with Store(db, read_only=True) as store:
+        every = store.sql("SELECT * FROM link_flows")
+        urls = list(store.sql("SELECT url FROM pages ORDER BY url")["url"])
+        if first_sources is None:
+            model = store.meta()["model"]
+            assert "max_pair_weight" in model  # (kept by score)
+            monkeypatch.setattr(Store, "meta", lambda self: {"model": {k: v for k, v in model.items()
+                                                                      if k != "max_pair_weight"}})
+        for per_page in (1, 3, 5):
+            got = store.flows_of(urls, per_page)
+            into = _strongest(every[every["resolved_url"].isin(urls)], "resolved_url", per_page)
+            out = _strongest(every[every["source_url"].isin(urls)], "source_url", per_page)
+            for direction, want, page in (("in", into, "resolved_url"), ("out", out, "source_url")):
+                rows = got[got["direction"] == direction].reset_index(drop=True)
+                assert list(rows["page"]) == list(want[page]), (direction, per_page)
+                for column in ("source_url", "target_url", "resolved_url", "anchor", "reason"):
+                    assert list(rows[column]) == list(want[column]), (direction, per_page, column)
+                assert rows["juice"].to_numpy() == pytest.approx(want["juice"].to_numpy(), rel=1e-12)
+    if kind == "tied":  # (what this store is for: the hub's sources tie, and are cut by URL)
+        leaves = every[every["resolved_url"].str.endswith("/hub") & every["source_url"].str.contains("/leaf-")]
+        assert len(leaves) == 30 and leaves["juice"].nunique() == 1
+
+
+def test_graph_edges_are_the_strongest_links_within_the_sample(flow_stores: dict[str, Path]) -> None:
+    with Store(flow_stores["generated"], read_only=True) as store:
+        every = store.sql("SELECT * FROM link_flows")
+        sample = list(store.sql("SELECT url FROM scores ORDER BY juice DESC NULLS LAST, url LIMIT 150")["url"])
+        got = store.flows_among(sample, 200)
+    inside = every[every["source_url"].isin(sample) & every["target_url"].isin(sample)
+                   & (every["source_url"] != every["target_url"])]
+    want = (inside.assign(passes=inside["reason"] == "passed").groupby(["source_url", "target_url"], as_index=False)
+            .agg(juice=("juice", "sum"), passes=("passes", "any"))
+            .sort_values(["juice", "source_url", "target_url"], ascending=[False, True, True]).head(200))
+    assert len(want) == 200 and len(inside) > 200  # (the limit cuts)
+    assert list(zip(got["source_url"], got["target_url"])) == list(zip(want["source_url"], want["target_url"]))
+    assert got["juice"].to_numpy() == pytest.approx(want["juice"].to_numpy(), rel=1e-12)
+    assert list(got["passes"]) == list(want["passes"])
 
 
 def test_big_crawls_are_sampled_with_a_note(demo: tuple[Path, str]) -> None:

@@ -502,6 +502,8 @@ def _score_store(store: Store, *, model: ModelConfig | None, model_name: str,
                   "section_depth": model.section_depth, "dangling_mass": dangling_mass,
                   "link_pairs_built": (store.link_pairs_state() or {}).get("built_at"),
                   "total_juice": float(juice.scores[ranked].sum()),
+                  # (what a pair can carry at most: Store.flows_of reads the strongest sources first)
+                  "max_pair_weight": float(flows.weight.max()) if len(flows.weight) else 0.0,
                   "iterations_classic": classic.iterations, "iterations_juice": juice.iterations},
     })
     return ScoreSummary(pages=n, ranked_pages=int(ranked.sum()), links=len(flows.src),

@@ -241,6 +241,7 @@ class Store:
         self.path = Path(path)
         self.read_only = read_only
         self.closed = False
+        self._temp_tables = 0  # temporary tables made so far (their names are numbered: _pair_flows)
         if not self.path.exists():
             if read_only or not create:
                 raise StoreError(f"no store at {self.path} (run 'linkjuice crawl' first)")
@@ -1279,6 +1280,50 @@ class Store:
             raise StoreError(f"cannot write {directory}: {_first_line(exc)}") from None
         return written
 
+    def _current_flows_view(self) -> dict[str, Any] | None:
+        """What write_scores kept of the link_flows view (its SELECTs: meta's link_flows_view),
+        while the view is still the one made with them and link_pairs has as many rows; else None
+        (a store scored by another version, or link_pairs built again since)."""
+        made = self.meta().get("link_flows_view")
+        if not isinstance(made, dict) or not made.get("select") or made.get("pairs") != self.pair_count() \
+                or not str(made.get("mark", "")).startswith("lj_flows_"):
+            return None
+        view = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
+                                "AND schema_name = 'main'").fetchall()
+        return made if view and made["mark"] in view[0][0] else None
+
+    @contextmanager
+    def _pair_flows(self, where: str) -> Iterator[str]:
+        """SQL for the link_flows view's rows (FLOW_COLUMNS) of the pairs that satisfy `where`, a
+        condition on link_pairs' columns (src, dst and resolved: page ids), for the block: the
+        view's SELECT over those pairs alone, copied first (with their relevance, joined by row)
+        into a temporary table. Through the view, every pair was joined to its pages' URLs before
+        any was left out (the report's site graph and drill-downs read the flows of 20,000 and
+        5,000 pages: 3.1 and 30 s at 1M pages; at 10M the report ran out of memory); left in the
+        query, DuckDB estimated the pairs at millions and built hash tables of every page's URL
+        (6 GB at 10M) where it now probes the pages with a few thousand pairs. A store whose view
+        this version did not make is read through the view, its columns source_id, target_id and
+        resolved_id standing for src, dst and resolved."""
+        made = self._current_flows_view()
+        select = str(made["select"]) if made else ""
+        relevance = PAIRS_WITH_RELEVANCE in select
+        if not relevance and not (made and select.count("FROM link_pairs p") == 1):
+            yield (f"SELECT {', '.join(FLOW_COLUMNS)} FROM (SELECT *, source_id AS src, target_id AS dst, "
+                   f"resolved_id AS resolved FROM link_flows) WHERE {where}")
+            return
+        self._temp_tables += 1
+        table = f"lj_pairs_{self._temp_tables}"
+        pairs = f"SELECT rowid AS lj_row, {_PAIR_COLUMNS} FROM link_pairs WHERE {where}"
+        if relevance:
+            pairs = (f"SELECT {_PAIR_COLUMNS}, r.relevance FROM ({pairs}) "
+                     "LEFT JOIN (SELECT rowid AS lj_row, relevance FROM pair_relevance) r USING (lj_row)")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {pairs}")
+        try:
+            yield (select.replace(PAIRS_WITH_RELEVANCE, table) if relevance
+                   else select.replace("FROM link_pairs p", f"FROM {table} p"))
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
     def _flows_dataset(self) -> tuple[str, Callable[[pa.RecordBatch], pa.RecordBatch] | None] | None:
         """The link_flows dataset's rows (DATASET_FLOW_COLUMNS) as (SQL, what makes each batch of
         them whole), with each slice of pairs read beside its relevance positionally
@@ -1287,14 +1332,11 @@ class Store:
         it kept one, the view's own SELECT, less the pages' URLs. None when the view is not the
         one made with them (a store scored by another version) or reads no relevance: the view
         itself is read then."""
-        made = self.meta().get("link_flows_view")
-        if not isinstance(made, dict) or PAIRS_WITH_RELEVANCE not in str(made.get("select")) \
-                or made.get("pairs") != self.pair_count() or not str(made.get("mark", "")).startswith("lj_flows_"):
+        made = self._current_flows_view()
+        if made is None:
             return None
-        view = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
-                                "AND schema_name = 'main'").fetchall()
         select = str(made.get("scan") or made["select"])
-        if not view or made["mark"] not in view[0][0] or PAIRS_WITH_RELEVANCE not in select:
+        if PAIRS_WITH_RELEVANCE not in select:
             return None
         sql = select.replace(PAIRS_WITH_RELEVANCE, pairs_with_relevance_sql(int(made["pairs"]), positional=True))
         if not made.get("scan"):
@@ -1385,6 +1427,15 @@ class Store:
             f"SELECT {col} FROM ({self.BROWSE[table][0]}) WHERE {col} IS NOT NULL GROUP BY {col} "
             f"ORDER BY count(*) DESC, {col} LIMIT ?", [int(limit)]).fetchall()]
 
+    def browse_counts(self, table: str, column: str) -> dict[Any, int]:
+        """The rows of a browsable table per value of one column (NULL left out), most first."""
+        if column not in self.browse_columns(table):
+            raise StoreError(f"{table} has no column {column!r}")
+        col = _sql_ident(column)
+        return dict(self.con.execute(  # type: ignore[arg-type]
+            f"SELECT {col}, count(*) AS n FROM ({self.BROWSE[table][0]}) WHERE {col} IS NOT NULL GROUP BY {col} "
+            f"ORDER BY n DESC, {col}").fetchall())
+
     def browse_batches(self, table: str, *, search: str | None = None, equals: Mapping[str, Any] | None = None,
                        sort: str | None = None, descending: bool | None = None,
                        batch_rows: int = 20_000) -> pa.RecordBatchReader:
@@ -1397,34 +1448,108 @@ class Store:
                 return getattr(relation, name)(batch_rows)  # type: ignore[no-any-return]
         raise StoreError("this DuckDB cannot stream Arrow batches")
 
+    def _sample_ids(self, urls: Sequence[str]) -> pa.Table:
+        """The page ids (column id) of the stored pages among `urls`, each once."""
+        return self._arrow("SELECT DISTINCT p.page_id AS id FROM (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) u "
+                           "JOIN pages p ON p.url = u.url", [list(urls)])
+
     def flows_among(self, urls: Sequence[str], limit: int) -> pd.DataFrame:
         """The strongest links whose source and target are both in `urls` (the graph sample)."""
-        # Hash joins against the URL list: `x = ANY(list)` would compare every row with every URL.
-        return self.con.execute(
-            "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) "
-            "SELECT f.source_url, f.target_url, sum(f.juice) AS juice, bool_or(f.reason = 'passed') AS passes "
-            "FROM link_flows f JOIN sample a ON a.url = f.source_url JOIN sample b ON b.url = f.target_url "
-            "WHERE f.source_url <> f.target_url GROUP BY f.source_url, f.target_url "
-            "ORDER BY juice DESC NULLS LAST, f.source_url, f.target_url LIMIT ?",
-            [list(urls), int(limit)],
-        ).df()
+        grouped = ("SELECT f.source_url, f.target_url, sum(f.juice) AS juice, bool_or(f.reason = 'passed') AS passes "
+                   "FROM {flows} GROUP BY f.source_url, f.target_url "
+                   "ORDER BY juice DESC NULLS LAST, f.source_url, f.target_url LIMIT ?")
+        if "source_id" not in self._columns("link_flows"):  # (scored by an old version: by URL)
+            # Hash joins against the URL list: `x = ANY(list)` would compare every row with every URL.
+            return self.con.execute(
+                "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) " + grouped.format(
+                    flows="link_flows f JOIN sample a ON a.url = f.source_url JOIN sample b ON b.url = f.target_url "
+                          "WHERE f.source_url <> f.target_url"),
+                [list(urls), int(limit)]).df()
+        # (a target that is no stored page is in no sample; src <> dst: a page's link to itself)
+        with self._registered("lj_sample", self._sample_ids(urls)), self._pair_flows(
+                "src IN (SELECT id FROM lj_sample) AND dst IN (SELECT id FROM lj_sample) AND src <> dst") as flows:
+            return self.con.execute(grouped.format(flows=f"({flows}) f"), [int(limit)]).df()
 
     def flows_of(self, urls: Sequence[str], per_page: int) -> pd.DataFrame:
         """For each page in `urls`: its strongest sources ('in', by the page that receives the juice)
-        and the strongest links it sends ('out'), `per_page` of each."""
+        and the strongest links it sends ('out'), `per_page` of each (equal juice: by source, then
+        target URL)."""
         cols = ", ".join(f"f.{c}" for c in ("source_url", "target_url", "resolved_url", "anchor", "position",
                                                "nofollow", "share", "juice", "reason"))
-        return self.con.execute(
-            f"""
-            WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url)
-            SELECT 'in' AS direction, f.resolved_url AS page, {cols} FROM link_flows f JOIN sample s ON s.url = f.resolved_url
-            QUALIFY row_number() OVER (PARTITION BY f.resolved_url ORDER BY f.juice DESC NULLS LAST, f.source_url) <= ?
+        query = f"""
+            SELECT 'in' AS direction, f.resolved_url AS page, {cols} FROM {{into}}
+            QUALIFY row_number() OVER (PARTITION BY f.resolved_url
+                                       ORDER BY f.juice DESC NULLS LAST, f.source_url, f.target_url) <= ?
             UNION ALL
-            SELECT 'out', f.source_url, {cols} FROM link_flows f JOIN sample s ON s.url = f.source_url
+            SELECT 'out', f.source_url, {cols} FROM {{out}}
             QUALIFY row_number() OVER (PARTITION BY f.source_url ORDER BY f.juice DESC NULLS LAST, f.target_url) <= ?
-            """,
-            [list(urls), int(per_page), int(per_page)],
-        ).df()
+            ORDER BY page, direction, juice DESC NULLS LAST, source_url, target_url
+            """
+        if "source_id" not in self._columns("link_flows"):  # (scored by an old version: by URL)
+            return self.con.execute(
+                "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) " + query.format(
+                    into="link_flows f JOIN sample s ON s.url = f.resolved_url",
+                    out="link_flows f JOIN sample s ON s.url = f.source_url"),
+                [list(urls), int(per_page), int(per_page)]).df()
+        sample = self._sample_ids(urls)
+        with self._registered("lj_in_pairs", self._strongest_inflows(sample, per_page)), \
+                self._registered("lj_sample", sample), \
+                self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as into, \
+                self._pair_flows("src IN (SELECT id FROM lj_sample)") as out:
+            return self.con.execute(query.format(into=f"({into}) f", out=f"({out}) f"),
+                                    [int(per_page), int(per_page)]).df()
+
+    # The sources of the first round of _strongest_inflows (16 times as many each round after).
+    _INFLOW_SOURCES = 1 << 14
+
+    def _strongest_inflows(self, pages: pa.Table, per_page: int) -> pa.Table:
+        """The pairs (src, dst) that can be among the `per_page` strongest arriving at each of
+        `pages` (ids, by resolved page): those with at least the juice of its per_page-th
+        strongest, ties included. The strongest pages of a site get most of its links (nav,
+        footer: at 10M pages, 54M pairs arrive at the 5,000 strongest), so the pairs are read from
+        the strongest sources first. A pair carries at most d x its source's juice x the heaviest
+        pair weight / its source's total weight: the pairs from the sources of at least some bound
+        c settle every page whose per_page-th strongest pair from them carries c or more, as no
+        other source can reach it. The pages left are asked again with 16 times as many sources,
+        the last time all of them (a round is a pass over the pairs, 3-4 s at 10M pages, where
+        65,536 sources settled a fifth of the report's 5,000 pages and 1M most of the rest)."""
+        k = max(int(per_page), 1)
+        model = self.meta().get("model") or {}
+        heaviest = model.get("max_pair_weight")  # (with a margin for the rounding of the view's arithmetic)
+        bound = (f"{float(model.get('damping', 1.0))!r} * juice * {float(heaviest) * (1 + 1e-6)!r} / out_weight"
+                 if heaviest is not None else None)  # (scored by an older version: every source at once)
+        remaining = pages.column("id").to_numpy()
+        found = [pd.DataFrame({"src": np.zeros(0, np.int64), "dst": np.zeros(0, np.int64)})]
+        sources = self._INFLOW_SOURCES
+        while len(remaining):
+            cutoff = self.con.execute(f"SELECT {bound} AS most FROM page_scores WHERE out_weight > 0 AND juice > 0 "
+                                      "ORDER BY most DESC LIMIT 1 OFFSET ?", [sources - 1]).fetchall() if bound else []
+            last = not cutoff  # (fewer sources than that: all of them)
+            strong = "" if last else \
+                f"src IN (SELECT page_id FROM page_scores WHERE out_weight > 0 AND {bound} >= {cutoff[0][0]!r}) AND "
+            with self._registered("lj_remaining", pa.table({"id": remaining})), \
+                    self._pair_flows(strong + "resolved IN (SELECT id FROM lj_remaining)") as flows:
+                rows = self.con.execute(f"SELECT source_id AS src, target_id AS dst, resolved_id AS page, juice "
+                                        f"FROM ({flows})").df()
+            rows = rows.sort_values(["page", "juice"], ascending=[True, False], ignore_index=True)
+            floor = rows.loc[rows.groupby("page").cumcount().to_numpy() == k - 1].set_index("page")["juice"]
+            settled = pd.Index(remaining) if last else floor.index[floor.to_numpy() >= cutoff[0][0]]
+            floor = floor.reindex(settled, fill_value=-np.inf)  # (fewer than k from every source: all of them)
+            kept = rows[rows["page"].isin(settled).to_numpy()]
+            found.append(kept.loc[kept["juice"].to_numpy() >= floor.loc[kept["page"]].to_numpy(), ["src", "dst"]])
+            remaining = remaining[~np.isin(remaining, settled.to_numpy())]
+            sources *= 16
+        pairs = pd.concat(found, ignore_index=True)
+        return pa.table({"src": pairs["src"].to_numpy(np.int64), "dst": pairs["dst"].to_numpy(np.int64)})
+
+    @contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """An Arrow table readable by its name in this connection's queries, for the block."""
+        self.con.register(name, table)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
 
     def report_stats(self) -> dict[str, Any]:
         """Site-level counts for the report's summary."""

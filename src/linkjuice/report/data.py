@@ -228,8 +228,7 @@ def report_payload(store: Store, *, limits: ReportLimits | None = None, embed_ro
     stats = store.report_stats()
     severity: dict[str, int] = {}
     if status["findings"] == "ok":
-        findings, _ = store.browse("findings", limit=None)
-        severity = {str(k): int(v) for k, v in findings["severity"].value_counts().items()}
+        severity = {str(k): int(v) for k, v in store.browse_counts("findings", "severity").items()}
     depth = store.depth_stats()
     total_juice = float(depth["juice"].sum()) or 1.0
     tables: dict[str, Any] = {}

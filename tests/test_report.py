@@ -218,6 +218,32 @@ def test_drilldown_flows_are_each_pages_strongest_of_all_its_flows(flow_stores: 
         assert len(leaves) == 30 and leaves["juice"].nunique() == 1
 
 
+@pytest.mark.parametrize("first_sources", [2, 1 << 14])
+def test_a_pages_top_sources_and_sends_are_those_of_all_its_flows(flow_stores: dict[str, Path], first_sources: int,
+                                                                  monkeypatch) -> None:
+    """explain's lists (link_flows_frame with a limit: by juice or by what arrives, passing links
+    only) and hubs' reads (flows_from) give the rows of a filter and sort of every flow."""
+    monkeypatch.setattr(Store, "_INFLOW_SOURCES", first_sources)
+    for kind, db in flow_stores.items():
+        with Store(db, read_only=True) as store:
+            every = store.sql("SELECT * FROM link_flows")
+            urls = list(store.sql("SELECT url FROM scores ORDER BY juice DESC NULLS LAST, url")["url"])
+            for url in urls[:6] + urls[len(urls) // 2:len(urls) // 2 + 3]:
+                for order_by, reason, limit in (("juice", None, 4), ("delivered", "passed", 7), ("juice", None, 0)):
+                    got = store.link_flows_frame(resolved=url, limit=limit, order_by=order_by, reason=reason)
+                    mine = every[(every["resolved_url"] == url) & ((every["reason"] == reason) if reason else True)]
+                    want = mine.sort_values([order_by, "source_url", "target_url"],
+                                            ascending=[False, True, True]).head(limit)
+                    assert list(zip(got["source_url"], got["target_url"])) == \
+                        list(zip(want["source_url"], want["target_url"])), (kind, url, order_by)
+                    assert got[order_by].to_numpy() == pytest.approx(want[order_by].to_numpy(), rel=1e-12)
+                    assert list(got.columns) == list(every.columns)
+            sent = store.flows_from(urls[:5])
+            want = every[every["source_url"].isin(urls[:5])]
+            key = ["source_url", "target_url"]
+            assert sent.sort_values(key, ignore_index=True).equals(want.sort_values(key, ignore_index=True)), kind
+
+
 def test_graph_edges_are_the_strongest_links_within_the_sample(flow_stores: dict[str, Path]) -> None:
     with Store(flow_stores["generated"], read_only=True) as store:
         every = store.sql("SELECT * FROM link_flows")

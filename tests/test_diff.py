@@ -147,3 +147,56 @@ def test_report_compare_section(crawls: tuple[Path, Path, str]) -> None:
     assert "Changes since the previous crawl" in html and 'data-diff="new_broken"' in html
     assert "/soon-broken/" in html
     assert "Changes since" not in render_report(new)
+
+
+def _generated(db: Path, pages: list[int], links: dict[int, list[int]], rng: np.random.Generator) -> Path:
+    """A store of pages /p{i} (written in a shuffled order: page ids differ from crawl to crawl)
+    and their links to /p{j}, stored or not, and to another site."""
+    from linkjuice.pipeline import finalize_store
+    from linkjuice.store import Store
+
+    url = "https://d.example/p{}".format
+    order = rng.permutation(pages)
+    rows = [{"url": url(i), "seq": k, "status": 200, "is_html": True, "content_type": "text/html",
+             "title": f"Page {i}", "found_via": "link"} for k, i in enumerate(order)]
+    out = [{"source_url": url(i), "target_url": url(j) if j >= 0 else f"https://other.example/{i}",
+            "anchor": f"to {j}", "dom_position": "content", "link_order": k, "is_internal": j >= 0}
+           for i in order for k, j in enumerate(links.get(int(i), []))]
+    with Store(db) as store:
+        store.write_batch(pages=rows, links=out, redirects=[])
+        store.set_meta({"start_url": url(order[0])})
+        finalize_store(store)
+    return db
+
+
+def test_links_compared_by_page_id_as_by_url(tmp_path: Path, monkeypatch) -> None:
+    """Links added and removed found from both crawls' link pairs by page id give the lists of a
+    comparison of every link's URLs: with pages only in one crawl, targets stored in one crawl and
+    only linked in the other, self-links, external links and page ids that differ between crawls."""
+    import linkjuice.store as store_module
+    from linkjuice.pipeline import open_store, score_store
+
+    rng = np.random.default_rng(5)
+    old_pages, new_pages = list(range(0, 280)), list(range(20, 300))  # 20 gone, 20 new; 300-319 never stored
+    old_links = {i: [int(j) for j in rng.integers(-1, 320, 8)] + [i] for i in old_pages}  # (-1: another site)
+    new_links = {i: (old_links.get(i, [])[:6] if rng.random() < 0.7 else [int(j) for j in rng.integers(-1, 320, 7)])
+                 + [int(rng.integers(0, 320))] for i in new_pages}
+    dbs = []
+    for name, pages, links in (("old", old_pages, old_links), ("new", new_pages, new_links)):
+        dbs.append(_generated(tmp_path / f"{name}.duckdb", pages, links, rng))
+        with open_store(dbs[-1], read_only=False) as opened:
+            score_store(opened)
+    with open_store(dbs[0]) as a, open_store(dbs[1]) as b:
+        ids = [dict(s.sql("SELECT url, page_id FROM pages").itertuples(index=False)) for s in (a, b)]
+    assert sum(ids[0][u] != ids[1][u] for u in ids[0].keys() & ids[1].keys()) > 200  # (ids differ)
+    by_id = diff_stores(dbs[0], dbs[1], limit=10**6)
+    monkeypatch.setattr(store_module, "_link_changes_by_id", lambda con: False)
+    by_url = diff_stores(dbs[0], dbs[1], limit=10**6)
+    for part in ("links_added", "links_removed"):
+        assert by_id.counts[part] == by_url.counts[part] > 50, part
+        key = ["source_url", "target_url"]
+        got, want = (d.parts[part].sort_values(key, ignore_index=True) for d in (by_id, by_url))
+        assert got.equals(want), part
+        assert got["source_url"].str.contains("/p(?:[0-9]|1[0-9])$").any() == (part == "links_removed")
+    unstored = by_id.parts["links_removed"]["target_url"].str.extract(r"/p(\d+)$")[0].dropna().astype(int)
+    assert (unstored >= 300).any()  # links to URLs that neither crawl stored are compared too

@@ -1609,7 +1609,10 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot read {old}: {_first_line(exc)}") from None
         try:
-            return _compare(con, limit)
+            # Its joins spill beyond the audit's allowance (a diff of 10M-page crawls held 19 GB).
+            pages = max(int(con.execute(f"SELECT count(*) FROM {c}.pages").fetchall()[0][0]) for c in ("main", "lj_old"))
+            with self.memory_limit(flows_memory(pages)):
+                return _compare(con, limit)
         finally:
             con.execute("DETACH lj_old")
             con.close()
@@ -3087,14 +3090,14 @@ def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 # -- crawl comparison (Store.compare): this store is `main`, the older one is attached as lj_old -----
 _DIFF_VIEWS = """
-CREATE OR REPLACE TEMP VIEW d_broken_new AS SELECT DISTINCT source_url, target_url, reason FROM main.link_flows
+CREATE OR REPLACE TEMP TABLE d_broken_new AS SELECT DISTINCT source_url, target_url, reason FROM main.link_flows
     WHERE reason IN ('broken', 'redirect_broken');
-CREATE OR REPLACE TEMP VIEW d_broken_old AS SELECT DISTINCT source_url, target_url, reason FROM lj_old.link_flows
+CREATE OR REPLACE TEMP TABLE d_broken_old AS SELECT DISTINCT source_url, target_url, reason FROM lj_old.link_flows
     WHERE reason IN ('broken', 'redirect_broken');
-CREATE OR REPLACE TEMP VIEW d_orphans_new AS SELECT DISTINCT e.url FROM main.sitemap_entries e
+CREATE OR REPLACE TEMP TABLE d_orphans_new AS SELECT DISTINCT e.url FROM main.sitemap_entries e
     WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM main.link_flows f WHERE NOT f.nofollow
         AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
-CREATE OR REPLACE TEMP VIEW d_orphans_old AS SELECT DISTINCT e.url FROM lj_old.sitemap_entries e
+CREATE OR REPLACE TEMP TABLE d_orphans_old AS SELECT DISTINCT e.url FROM lj_old.sitemap_entries e
     WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM lj_old.link_flows f WHERE NOT f.nofollow
         AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
 CREATE OR REPLACE TEMP VIEW d_links_new AS SELECT DISTINCT source_url, target_url FROM main.links
@@ -3132,20 +3135,120 @@ _DIFF_ORDER = {
 }
 
 
-def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
-    for statement in _DIFF_VIEWS.split(";"):
-        if statement.strip():
+# The links added and removed by page id, where both crawls hold link pairs (_link_changes_by_id).
+# A link is its (source URL, target URL): here its source's page id in the newer crawl and its
+# target's, or the target URL where that is no page of the newer crawl. The older crawl's pairs
+# are put in those terms through a map of its page ids; a pair whose source is no page of the
+# newer crawl is removed. Pairs of two page ids are compared as one 64-bit key.
+_DIFF_LINKS_BY_ID = """
+CREATE OR REPLACE TEMP TABLE d_map AS
+    SELECT o.page_id AS old_id, n.page_id AS new_id FROM lj_old.pages o JOIN main.pages n USING (url);
+CREATE OR REPLACE TEMP TABLE d_gone AS
+    SELECT page_id FROM lj_old.pages ANTI JOIN d_map ON d_map.old_id = page_id;
+CREATE OR REPLACE TEMP TABLE d_old_unstored AS
+    SELECT o.src, o.target_url, n.page_id AS t FROM lj_old.link_pairs o LEFT JOIN main.pages n ON n.url = o.target_url
+    WHERE o.is_internal AND o.dst < 0;
+CREATE OR REPLACE TEMP TABLE d_old_keys AS
+    SELECT (ms.new_id::BIGINT << 32) | mt.new_id::BIGINT AS k FROM lj_old.link_pairs o
+        JOIN d_map ms ON ms.old_id = o.src JOIN d_map mt ON mt.old_id = o.dst
+        WHERE o.is_internal AND o.dst >= 0 AND o.dst <> o.src
+    UNION ALL
+    SELECT (ms.new_id::BIGINT << 32) | o.t::BIGINT FROM d_old_unstored o JOIN d_map ms ON ms.old_id = o.src
+        WHERE o.t IS NOT NULL;
+CREATE OR REPLACE TEMP TABLE d_new_keys AS
+    SELECT (src::BIGINT << 32) | dst::BIGINT AS k FROM main.link_pairs WHERE is_internal AND dst >= 0 AND dst <> src;
+CREATE OR REPLACE TEMP TABLE d_old_urls AS
+    SELECT ms.new_id AS s, t.url AS u FROM lj_old.link_pairs o JOIN d_map ms ON ms.old_id = o.src
+        JOIN lj_old.pages t ON t.page_id = o.dst
+        WHERE o.is_internal AND o.dst IN (SELECT page_id FROM d_gone)
+    UNION ALL
+    SELECT ms.new_id, o.target_url FROM d_old_unstored o JOIN d_map ms ON ms.old_id = o.src WHERE o.t IS NULL;
+CREATE OR REPLACE TEMP TABLE d_new_urls AS
+    SELECT src AS s, target_url AS u FROM main.link_pairs WHERE is_internal AND dst < 0;
+CREATE OR REPLACE TEMP TABLE d_key_changes AS
+    SELECT n.k AS added, o.k AS removed FROM d_new_keys n FULL OUTER JOIN d_old_keys o ON o.k = n.k
+    WHERE n.k IS NULL OR o.k IS NULL;
+CREATE OR REPLACE TEMP TABLE d_links_added AS
+    SELECT s.url AS source_url, t.url AS target_url
+        FROM (SELECT added AS k FROM d_key_changes WHERE added IS NOT NULL) a
+        JOIN main.pages s ON s.page_id = (a.k >> 32) JOIN main.pages t ON t.page_id = (a.k & 4294967295)
+    UNION ALL
+    SELECT s.url, a.u FROM (SELECT s, u FROM d_new_urls ANTI JOIN d_old_urls USING (s, u)) a
+        JOIN main.pages s ON s.page_id = a.s;
+CREATE OR REPLACE TEMP TABLE d_links_removed AS
+    SELECT s.url AS source_url, t.url AS target_url
+        FROM (SELECT removed AS k FROM d_key_changes WHERE removed IS NOT NULL) a
+        JOIN main.pages s ON s.page_id = (a.k >> 32) JOIN main.pages t ON t.page_id = (a.k & 4294967295)
+    UNION ALL
+    SELECT s.url, a.u FROM (SELECT s, u FROM d_old_urls ANTI JOIN d_new_urls USING (s, u)) a
+        JOIN main.pages s ON s.page_id = a.s
+    UNION ALL
+    SELECT s.url, coalesce(t.url, o.target_url) FROM lj_old.link_pairs o
+        JOIN lj_old.pages s ON s.page_id = o.src LEFT JOIN lj_old.pages t ON t.page_id = o.dst
+        WHERE o.is_internal AND o.dst IS DISTINCT FROM o.src AND o.src IN (SELECT page_id FROM d_gone);
+"""
+
+
+def _link_changes_by_id(con: duckdb.DuckDBPyConnection) -> bool:
+    """Make d_links_added and d_links_removed (source_url, target_url) from both crawls' link
+    pairs (_DIFF_LINKS_BY_ID) when both hold them; False when one does not. By string, every
+    link's two URLs of both crawls were hashed into DISTINCT sets, each twice: 20 of the 28 s of
+    a 1M-page diff, ~8 minutes and 20 GB at 10M."""
+    for catalog in ("main", "lj_old"):
+        built = con.execute(f"SELECT value FROM {catalog}.meta WHERE key = 'link_pairs'").fetchall()
+        pairs, links = con.execute(f"SELECT EXISTS (SELECT 1 FROM {catalog}.link_pairs), "
+                                   f"EXISTS (SELECT 1 FROM {catalog}.links)").fetchall()[0]
+        if not built or (links and not pairs):
+            return False
+    # DuckDB estimates the filtered pairs at a few percent and builds its hash tables on them
+    # (10M pages: 12 GB); in the written order it builds on the page map.
+    known = {r[0] for r in con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
+    written_order = ",".join(o for o in ("join_order", "build_side_probe_side") if o in known)
+    for statement in _DIFF_LINKS_BY_ID.split(";"):
+        if not statement.strip():
+            continue
+        keys = "TABLE d_old_keys " in statement and written_order
+        if keys:
+            con.execute(f"SET disabled_optimizers = '{written_order}'")
+        try:
             con.execute(statement)
+        finally:
+            if keys:
+                con.execute("RESET disabled_optimizers")
+    for table in ("d_map", "d_gone", "d_old_unstored", "d_old_keys", "d_new_keys", "d_key_changes", "d_old_urls",
+                  "d_new_urls"):
+        con.execute(f"DROP TABLE {table}")
+    return True
+
+
+def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
+    # The broken links and orphans of each crawl made once (each list reads two of them; as views,
+    # each was made again for each: 22 s a time at 10M pages); orphans only where a sitemap lists URLs.
+    for statement in _DIFF_VIEWS.split(";"):
+        if not statement.strip():
+            continue
+        if "sitemap_entries e" in statement:
+            catalog = "main" if "main.sitemap_entries" in statement else "lj_old"
+            if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {catalog}.sitemap_entries)").fetchall()[0][0]:
+                statement = statement.split(" WHERE ")[0] + " WHERE false"
+        con.execute(statement)
+    queries = dict(_DIFF_QUERIES)
+    if _link_changes_by_id(con):
+        queries.update(links_added="SELECT * FROM d_links_added", links_removed="SELECT * FROM d_links_removed")
     out: dict[str, Any] = {"counts": {}}
-    for name, query in _DIFF_QUERIES.items():
+    for name, query in queries.items():
         # Each part is computed once: its count and its top rows are read from the result.
         con.execute(f"CREATE OR REPLACE TEMP TABLE d_part AS {query}")
         out["counts"][name] = int(con.execute("SELECT count(*) FROM d_part").fetchall()[0][0])  # type: ignore[index]
         source = "d_part"
-        if name in _DIFF_JUICE:
+        if name in _DIFF_JUICE and not out["counts"][name]:  # (the join reads every flow: not for no rows)
+            source = "(SELECT *, NULL::DOUBLE AS juice FROM d_part)"
+        elif name in _DIFF_JUICE:
             source = (f"(SELECT d.source_url, d.target_url, max(f.juice) AS juice FROM d_part d "
                       f"LEFT JOIN {_DIFF_JUICE[name]}.link_flows f USING (source_url, target_url) GROUP BY ALL)")
         order = _DIFF_ORDER.get(name, "ALL")
         out[name] = con.execute(f"SELECT * FROM {source} ORDER BY {order} LIMIT ?", [int(limit)]).df()
-    con.execute("DROP TABLE IF EXISTS d_part")
+    for table in ("d_part", "d_links_added", "d_links_removed", "d_broken_new", "d_broken_old", "d_orphans_new",
+                  "d_orphans_old"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return out

@@ -3139,7 +3139,9 @@ _DIFF_ORDER = {
 # A link is its (source URL, target URL): here its source's page id in the newer crawl and its
 # target's, or the target URL where that is no page of the newer crawl. The older crawl's pairs
 # are put in those terms through a map of its page ids; a pair whose source is no page of the
-# newer crawl is removed. Pairs of two page ids are compared as one 64-bit key.
+# newer crawl is removed. Pairs of two page ids are compared as one 64-bit key. The lists name
+# each link as its crawl's link_pairs do (src, dst, and target_url where dst is -1): added in the
+# newer crawl's ids, removed in the older's; URLs are looked up for the rows shown (_changed_links).
 _DIFF_LINKS_BY_ID = """
 CREATE OR REPLACE TEMP TABLE d_map AS
     SELECT o.page_id AS old_id, n.page_id AS new_id FROM lj_old.pages o JOIN main.pages n USING (url);
@@ -3158,34 +3160,33 @@ CREATE OR REPLACE TEMP TABLE d_old_keys AS
 CREATE OR REPLACE TEMP TABLE d_new_keys AS
     SELECT (src::BIGINT << 32) | dst::BIGINT AS k FROM main.link_pairs WHERE is_internal AND dst >= 0 AND dst <> src;
 CREATE OR REPLACE TEMP TABLE d_old_urls AS
-    SELECT ms.new_id AS s, t.url AS u FROM lj_old.link_pairs o JOIN d_map ms ON ms.old_id = o.src
-        JOIN lj_old.pages t ON t.page_id = o.dst
+    SELECT ms.new_id AS s, t.url AS u, o.src AS old_src, o.dst AS old_dst FROM lj_old.link_pairs o
+        JOIN d_map ms ON ms.old_id = o.src JOIN lj_old.pages t ON t.page_id = o.dst
         WHERE o.is_internal AND o.dst IN (SELECT page_id FROM d_gone)
     UNION ALL
-    SELECT ms.new_id, o.target_url FROM d_old_unstored o JOIN d_map ms ON ms.old_id = o.src WHERE o.t IS NULL;
+    SELECT ms.new_id, o.target_url, o.src, -1 FROM d_old_unstored o JOIN d_map ms ON ms.old_id = o.src
+        WHERE o.t IS NULL;
 CREATE OR REPLACE TEMP TABLE d_new_urls AS
     SELECT src AS s, target_url AS u FROM main.link_pairs WHERE is_internal AND dst < 0;
 CREATE OR REPLACE TEMP TABLE d_key_changes AS
     SELECT n.k AS added, o.k AS removed FROM d_new_keys n FULL OUTER JOIN d_old_keys o ON o.k = n.k
     WHERE n.k IS NULL OR o.k IS NULL;
 CREATE OR REPLACE TEMP TABLE d_links_added AS
-    SELECT s.url AS source_url, t.url AS target_url
-        FROM (SELECT added AS k FROM d_key_changes WHERE added IS NOT NULL) a
-        JOIN main.pages s ON s.page_id = (a.k >> 32) JOIN main.pages t ON t.page_id = (a.k & 4294967295)
+    SELECT (added >> 32)::INTEGER AS src, (added & 4294967295)::INTEGER AS dst, NULL::VARCHAR AS target_url
+        FROM d_key_changes WHERE added IS NOT NULL
     UNION ALL
-    SELECT s.url, a.u FROM (SELECT s, u FROM d_new_urls ANTI JOIN d_old_urls USING (s, u)) a
-        JOIN main.pages s ON s.page_id = a.s;
+    SELECT s, -1, u FROM (SELECT s, u FROM d_new_urls ANTI JOIN d_old_urls USING (s, u));
 CREATE OR REPLACE TEMP TABLE d_links_removed AS
-    SELECT s.url AS source_url, t.url AS target_url
-        FROM (SELECT removed AS k FROM d_key_changes WHERE removed IS NOT NULL) a
-        JOIN main.pages s ON s.page_id = (a.k >> 32) JOIN main.pages t ON t.page_id = (a.k & 4294967295)
+    SELECT ms.old_id AS src, coalesce(mt.old_id, -1) AS dst, CASE WHEN mt.old_id IS NULL THEN t.url END AS target_url
+        FROM (SELECT removed >> 32 AS s, removed & 4294967295 AS t FROM d_key_changes WHERE removed IS NOT NULL) r
+        JOIN d_map ms ON ms.new_id = r.s LEFT JOIN d_map mt ON mt.new_id = r.t
+        LEFT JOIN main.pages t ON t.page_id = r.t AND mt.old_id IS NULL
     UNION ALL
-    SELECT s.url, a.u FROM (SELECT s, u FROM d_old_urls ANTI JOIN d_new_urls USING (s, u)) a
-        JOIN main.pages s ON s.page_id = a.s
+    SELECT old_src, old_dst, CASE WHEN old_dst < 0 THEN u END
+        FROM (SELECT * FROM d_old_urls ANTI JOIN d_new_urls USING (s, u))
     UNION ALL
-    SELECT s.url, coalesce(t.url, o.target_url) FROM lj_old.link_pairs o
-        JOIN lj_old.pages s ON s.page_id = o.src LEFT JOIN lj_old.pages t ON t.page_id = o.dst
-        WHERE o.is_internal AND o.dst IS DISTINCT FROM o.src AND o.src IN (SELECT page_id FROM d_gone);
+    SELECT src, dst, CASE WHEN dst < 0 THEN target_url END FROM lj_old.link_pairs
+        WHERE is_internal AND dst IS DISTINCT FROM src AND src IN (SELECT page_id FROM d_gone);
 """
 
 
@@ -3221,6 +3222,37 @@ def _link_changes_by_id(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
+def _changed_links(con: duckdb.DuckDBPyConnection, table: str, catalog: str, limit: int) -> tuple[int, pd.DataFrame]:
+    """The number of links in `table` (src, dst, target_url of `catalog`'s link pairs) and the
+    first `limit` (source_url, target_url, juice), the most juice first (then by URL): each
+    link's flow joined by page ids, and URLs looked up for the links that can be shown only
+    (a diff of two different 10M-page sites listed 186M added links: as URLs joined to every
+    flow by URL, it ran out of memory)."""
+    count = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])  # type: ignore[index]
+    if not count:
+        return 0, pd.DataFrame({"source_url": pd.Series(dtype=object), "target_url": pd.Series(dtype=object),
+                                "juice": pd.Series(dtype=float)})
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE d_juiced AS SELECT c.*, f.juice FROM {table} c
+        LEFT JOIN (SELECT source_id, target_id, CASE WHEN target_id < 0 THEN target_url ELSE '' END AS u, juice
+                   FROM {catalog}.link_flows) f
+            ON f.source_id = c.src AND f.target_id = c.dst AND f.u = coalesce(c.target_url, '')""")
+    try:
+        # Every link with at least the juice of the limit-th (all of them when fewer have any)
+        # has its URLs looked up; those put in order, ties by URL.
+        cut = con.execute("SELECT juice FROM d_juiced WHERE juice IS NOT NULL ORDER BY juice DESC LIMIT 1 OFFSET ?",
+                          [max(int(limit), 1) - 1]).fetchall()
+        shown = "juice >= ?" if cut else "true"
+        return count, con.execute(
+            f"SELECT s.url AS source_url, coalesce(t.url, c.target_url) AS target_url, c.juice "
+            f"FROM (SELECT * FROM d_juiced WHERE {shown}) c JOIN {catalog}.pages s ON s.page_id = c.src "
+            f"LEFT JOIN {catalog}.pages t ON t.page_id = c.dst "
+            "ORDER BY c.juice DESC NULLS LAST, source_url, target_url LIMIT ?",
+            [*([cut[0][0]] if cut else []), int(limit)]).df()
+    finally:
+        con.execute("DROP TABLE d_juiced")
+
+
 def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
     # The broken links and orphans of each crawl made once (each list reads two of them; as views,
     # each was made again for each: 22 s a time at 10M pages); orphans only where a sitemap lists URLs.
@@ -3233,9 +3265,11 @@ def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
                 statement = statement.split(" WHERE ")[0] + " WHERE false"
         con.execute(statement)
     queries = dict(_DIFF_QUERIES)
-    if _link_changes_by_id(con):
-        queries.update(links_added="SELECT * FROM d_links_added", links_removed="SELECT * FROM d_links_removed")
     out: dict[str, Any] = {"counts": {}}
+    if _link_changes_by_id(con):
+        for name, catalog in _DIFF_JUICE.items():
+            del queries[name]
+            out["counts"][name], out[name] = _changed_links(con, f"d_{name}", catalog, limit)
     for name, query in queries.items():
         # Each part is computed once: its count and its top rows are read from the result.
         con.execute(f"CREATE OR REPLACE TEMP TABLE d_part AS {query}")

@@ -3,6 +3,7 @@ full recomputation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -440,3 +441,51 @@ def test_simulate_follows_nofollow_links_and_fixes_redirects(tmp_path: Path) -> 
         score_store(store, model=ModelConfig(redirect_factor=1.0))
     rescored = pages(lossless).set_index("url")["juice"]
     assert moved["juice_after"].to_numpy() == pytest.approx(rescored.loc[moved.index].to_numpy(), rel=1e-7)
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_accounting_sums_each_links_juice_by_reason(categorical: bool, monkeypatch) -> None:
+    """The what-if accounting (summed by reason code, a slice of links at a time) against each
+    link's d x juice x share summed by pandas, redirect losses taken from what passes."""
+    import linkjuice.whatif as whatif
+
+    state = _lossy_state(8)
+    reason = np.where(state.passes, "passed", np.where(np.arange(len(state.src)) % 2, "broken", "nofollow"))
+    state = replace(state, reason=pd.Categorical(reason) if categorical else reason.astype(object))
+    monkeypatch.setattr(whatif, "_ACCOUNT_SLICE", 97)  # (several slices)
+    got = whatif.accounting(state).set_index("reason")
+    carried = state.damping * state.juice[state.src] * state.shares()
+    want = pd.Series(carried).groupby(reason).sum()
+    lost = float((carried * (1 - state.pass_factor) * state.passes).sum())
+    assert lost > 0 and set(got.index) == set(want.index) | {"redirect_loss"}
+    want["passed"] -= lost
+    for name in want.index:
+        assert got.loc[name, "juice"] == pytest.approx(want[name], rel=1e-12)
+    assert got.loc["redirect_loss", "juice"] == pytest.approx(lost, rel=1e-12)
+    assert got["share"].sum() == pytest.approx(1.0) and list(got["juice"]) == sorted(got["juice"], reverse=True)
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_links_added_keep_the_links_in_source_order(categorical: bool) -> None:
+    """with_links puts new links after their source's (the compiled solve needs links by source),
+    and the state is the one with the links appended: the same juice and accounting."""
+    state = _lossy_state(9)
+    order = np.argsort(state.src, kind="stable")
+    reason = pd.Categorical(state.reason[order]) if categorical else state.reason[order]
+    state = replace(state, src=state.src[order].astype(np.int32), dst=state.dst[order], weight=state.weight[order],
+                    passes=state.passes[order], pass_factor=state.pass_factor[order], reason=reason).solve()
+    src, dst, weight = np.array([5, 0, 399, 5]), np.array([17, 3, 0, 2]), np.array([0.5, 1.0, 0.7, 0.3])
+    added = state.with_links(src, dst, weight)
+    assert added.src.dtype == np.int32 and (np.diff(added.src) >= 0).all() and len(added.src) == len(state.src) + 4
+    passes = state.ranked[dst]  # (a link to an unranked page passes nothing)
+    assert not passes.all()
+    appended = replace(state, src=np.concatenate([state.src, src]), dst=np.concatenate([state.dst, dst]),
+                       weight=np.concatenate([state.weight, weight]), passes=np.concatenate([state.passes, passes]),
+                       pass_factor=np.concatenate([state.pass_factor, np.ones(4)]),
+                       reason=np.concatenate([np.asarray(state.reason, dtype=object),
+                                              np.where(passes, "passed", "non_indexable")]))
+    assert added.solve().juice == pytest.approx(appended.solve().juice, rel=1e-10)
+    from linkjuice.whatif import accounting
+
+    got, want = (accounting(s.solve()).set_index("reason")["juice"] for s in (added, appended))
+    assert got.to_dict() == pytest.approx(want.to_dict(), rel=1e-10)

@@ -320,6 +320,7 @@ def simulate(
         loaded = load_state(store, labels=False)
         base = store.meta().get("start_url")
     before = loaded.state
+    accounting_before = accounting(before)
     after = before
     flows = loaded.flows
     changes: list[str] = []
@@ -365,11 +366,17 @@ def simulate(
         anchors = [a if a.strip() else str(titles[t]) for a, t in zip(given, dst.tolist())]
         positions = list(frame["position"]) if "position" in frame.columns else ["content"] * len(src)
         weights = before.weigh(src, dst, anchors, positions) if before.weigh else np.ones(len(src))
+        del titles
         after = after.with_links(src, dst, weights)
         changes.append(f"added {len(src)} links")
     if not changes:
         raise UsageError("nothing to simulate: give --add, --remove, --fix-redirects, --nofollow-to-follow or --drop-section")
-    after = after.solve(start=before.juice)
+    # The edited state holds the links it needs: the crawl's as read (and the page texts) are let
+    # go before the solve (at 10M pages, both sets of links and the solve's layout did not fit in 24 GB).
+    del loaded, flows
+    before = replace(before, src=before.src[:0], dst=before.dst[:0], weight=before.weight[:0],
+                     passes=before.passes[:0], pass_factor=before.pass_factor[:0], reason=before.reason[:0], weigh=None)
+    after = replace(after, weigh=None).solve(start=before.juice)
     floor_b = (1 - before.damping) * float(before.teleport[before.ranked].min())
     score_b = juice_score(before.juice, before.ranked, floor_b)
     score_a = juice_score(after.juice, after.ranked, floor_b)
@@ -382,7 +389,7 @@ def simulate(
     pages["change"] = pages["juice_after"].fillna(0) - pages["juice_before"].fillna(0)
     pages["change_pct"] = 100 * pages["change"] / pages["juice_before"]
     pages = pages[before.ranked | after.ranked].sort_values("change", key=np.abs, ascending=False, ignore_index=True)
-    return SimulationResult(pages=pages, accounting_before=accounting(before), accounting_after=accounting(after),
+    return SimulationResult(pages=pages, accounting_before=accounting_before, accounting_after=accounting(after),
                             changes=changes)
 
 

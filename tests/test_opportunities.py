@@ -127,6 +127,12 @@ def test_simulate_edits(site_db: Path, tmp_path: Path) -> None:
     remove.write_text("source,target\n/,/target/\n")  # paths resolve against the crawled site
     result = simulate(site_db, remove=remove)
     assert result.pages.set_index("url").loc[ORIGIN + "/target/", "change"] < 0
+    from linkjuice.store import Store
+
+    with Store(site_db, read_only=True) as store:  # the pairs from / to /target/, as linked or as resolved
+        pairs = store.sql("SELECT count(*) AS n FROM link_flows WHERE source_url = ? AND (target_url = ? "
+                          "OR resolved_url = ?)", [ORIGIN + "/", ORIGIN + "/target/", ORIGIN + "/target/"])
+    assert int(pairs["n"].iloc[0]) >= 1 and result.changes == [f"removed {int(pairs['n'].iloc[0])} links"]
     dropped = simulate(site_db, drop_section="/knives/")
     assert ORIGIN + "/knives/" not in set(dropped.pages.dropna(subset=["juice_after"])["url"])
     bad = tmp_path / "bad.csv"

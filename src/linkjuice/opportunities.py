@@ -306,6 +306,19 @@ def _ids_for(state: ModelState, frame: pd.DataFrame, path: str | Path, base: str
     return np.array(src, np.int64), np.array(dst, np.int64)
 
 
+def _pair_keys(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per (source, target) page-id pair (a target of -1 included)."""
+    return np.asarray(src, np.int64) * (n + 1) + (np.asarray(dst, np.int64) + 1)
+
+
+def _listed(keys: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """Whether each key is in `listed` (sorted, distinct)."""
+    if not len(listed):
+        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(listed, keys), len(listed) - 1)
+    return listed[at] == keys
+
+
 def simulate(
     db: str | Path,
     *,
@@ -327,10 +340,12 @@ def simulate(
     if remove:
         frame = _read_edges(remove)
         src, dst = _ids_for(before, frame, remove, base)
-        pairs = set(zip(src.tolist(), dst.tolist()))
-        raw = flows.dst
-        drop = np.array([(s, d) in pairs or (s, r) in pairs for s, d, r in
-                         zip(after.src.tolist(), raw.tolist(), after.dst.tolist())], dtype=bool)
+        # A link goes when its (source, target) is listed, the target as linked or as it resolves:
+        # each as one integer key, looked up in the sorted listed ones (as Python tuples, 200M
+        # links would take minutes and tens of GB).
+        listed = np.unique(_pair_keys(src, dst, before.n))
+        drop = _listed(_pair_keys(after.src, flows.dst, before.n), listed)
+        drop |= _listed(_pair_keys(after.src, after.dst, before.n), listed)
         after = after.without(drop)
         flows_mask = ~drop
         changes.append(f"removed {int(drop.sum())} links")

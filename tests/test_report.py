@@ -244,6 +244,27 @@ def test_a_pages_top_sources_and_sends_are_those_of_all_its_flows(flow_stores: d
             assert sent.sort_values(key, ignore_index=True).equals(want.sort_values(key, ignore_index=True)), kind
 
 
+@pytest.mark.parametrize("first_sources", [2, 1 << 14])
+def test_the_dashboards_link_flows_pages_are_those_of_the_view(flow_stores: dict[str, Path], first_sources: int,
+                                                               monkeypatch) -> None:
+    """The link_flows table's pages by juice (read from the strongest sources first) and its
+    count (without the view) are the view's own, sorted and counted."""
+    monkeypatch.setattr(Store, "_INFLOW_SOURCES", first_sources)
+    for kind, db in flow_stores.items():
+        with Store(db, read_only=True) as store:
+            query = Store.BROWSE["link_flows"][0]
+            count = int(store.sql(f"SELECT count(*) AS n FROM ({query})")["n"].iloc[0])
+            assert store.table_rows("link_flows") == count
+            for offset, limit in ((0, 50), (37, 20), (count - 5, 50)):
+                got, total = store.browse("link_flows", limit=limit, offset=offset)
+                want = store.sql(f"{query} ORDER BY juice DESC NULLS LAST, source_url, target_url LIMIT ? OFFSET ?",
+                                 [limit, offset])
+                assert total == count
+                assert got.drop(columns=["juice", "share", "weight"]).equals(
+                    want.drop(columns=["juice", "share", "weight"])), (kind, offset)
+                assert got["juice"].to_numpy() == pytest.approx(want["juice"].to_numpy(), rel=1e-12)
+
+
 def test_graph_edges_are_the_strongest_links_within_the_sample(flow_stores: dict[str, Path]) -> None:
     with Store(flow_stores["generated"], read_only=True) as store:
         every = store.sql("SELECT * FROM link_flows")

@@ -1045,9 +1045,9 @@ class Store:
         page_id = self.page_id_of(resolved) if resolved is not None and source is None and limit is not None \
             and "source_id" in self._columns("link_flows") else None
         if page_id is not None:
-            # A page's strongest sources, from the strongest source pages first (_strongest_inflows):
+            # A page's strongest sources, from the strongest source pages first (_strongest_pairs):
             # the home page of a 10M-page site has 9.85M, whose 20 strongest took 14 s and 10 GB.
-            near = self._strongest_inflows(pa.table({"id": pa.array([page_id], pa.int64())}), limit, by=order_by,
+            near = self._strongest_pairs(pa.table({"id": pa.array([page_id], pa.int64())}), limit, by=order_by,
                                            reason=reason)
             with self._registered("lj_in_pairs", near), \
                     self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as flows:
@@ -1390,7 +1390,17 @@ class Store:
         ).fetchall()[0][0]  # type: ignore[index]
         if not exists:
             return None
+        if table == "link_flows" and self._current_flows_view() is not None:
+            return self._flow_count()
         return int(self.con.execute(f"SELECT count(*) FROM {_sql_ident(table)}").fetchall()[0][0])  # type: ignore[index]
+
+    def _flow_count(self) -> int:
+        """The rows of the link_flows view this version made: its pairs whose source has a page
+        and scores (the view's joins), counted without the view (which joins every pair to its
+        pages' URLs first: 31 s at 10M pages, a dashboard's start)."""
+        return int(self.con.execute(
+            "SELECT count(*) FROM link_pairs WHERE src IN (SELECT page_id FROM page_scores) "
+            "AND src IN (SELECT page_id FROM pages)").fetchall()[0][0])  # type: ignore[index]
 
     def browse_columns(self, table: str) -> list[str]:
         if table not in self.BROWSE:
@@ -1426,6 +1436,17 @@ class Store:
         """One page of a browsable table, filtered (text search over its text columns, exact
         matches) and sorted, with the number of rows that match."""
         filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
+        if table == "link_flows" and not search and not equals and (sort or "juice") == "juice" \
+                and descending in (None, True) and limit is not None and self._current_flows_view() is not None:
+            # The strongest flows, from the strongest sources first (_strongest_pairs), and their
+            # count without the view: through it, the first page of a 10M-page site took 115 s.
+            near = self._strongest_pairs(None, max(int(offset), 0) + int(limit))
+            with self._registered("lj_in_pairs", near), \
+                    self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as flows:
+                frame = self.con.execute(
+                    filtered.replace("FROM link_flows", f"FROM ({flows})", 1) + order + " LIMIT ? OFFSET ?",
+                    [int(limit), max(int(offset), 0)]).df()
+            return frame, self._flow_count()
         total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]
         page = " LIMIT ? OFFSET ?" if limit is not None else ""
         extra = [int(limit), max(int(offset), 0)] if limit is not None else []
@@ -1514,22 +1535,22 @@ class Store:
                     out="link_flows f JOIN sample s ON s.url = f.source_url"),
                 [list(urls), int(per_page), int(per_page)]).df()
         sample = self._sample_ids(urls)
-        with self._registered("lj_in_pairs", self._strongest_inflows(sample, per_page)), \
+        with self._registered("lj_in_pairs", self._strongest_pairs(sample, per_page)), \
                 self._registered("lj_sample", sample), \
                 self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as into, \
                 self._pair_flows("src IN (SELECT id FROM lj_sample)") as out:
             return self.con.execute(query.format(into=f"({into}) f", out=f"({out}) f"),
                                     [int(per_page), int(per_page)]).df()
 
-    # The sources of the first round of _strongest_inflows (16 times as many each round after).
+    # The sources of the first round of _strongest_pairs (16 times as many each round after).
     _INFLOW_SOURCES = 1 << 14
 
-    def _strongest_inflows(self, pages: pa.Table, per_page: int, *, by: str = "juice",
-                           reason: str | None = None) -> pa.Table:
+    def _strongest_pairs(self, pages: pa.Table | None, per_page: int, *, by: str = "juice",
+                         reason: str | None = None) -> pa.Table:
         """The pairs (src, dst) that can be among the `per_page` strongest arriving at each of
-        `pages` (ids, by resolved page), by `by` (juice, or delivered: at most the juice), only
-        those of `reason` when given: those with at least the juice of its per_page-th strongest,
-        ties included. The strongest pages of a site get most of its links (nav,
+        `pages` (ids, by resolved page; None: of the whole site), by `by` (juice, or delivered:
+        at most the juice), only those of `reason` when given: those with at least the juice of
+        its per_page-th strongest, ties included. The strongest pages of a site get most of its links (nav,
         footer: at 10M pages, 54M pairs arrive at the 5,000 strongest), so the pairs are read from
         the strongest sources first. A pair carries at most d x its source's juice x the heaviest
         pair weight / its source's total weight: the pairs from the sources of at least some bound
@@ -1542,7 +1563,10 @@ class Store:
         heaviest = model.get("max_pair_weight")  # (with a margin for the rounding of the view's arithmetic)
         bound = (f"{float(model.get('damping', 1.0))!r} * juice * {float(heaviest) * (1 + 1e-6)!r} / out_weight"
                  if heaviest is not None else None)  # (scored by an older version: every source at once)
-        remaining = pages.column("id").to_numpy()
+        # (the whole site as one "page", -2, that every pair arrives at)
+        remaining = pages.column("id").to_numpy() if pages is not None else np.array([-2])
+        arriving, page = ("resolved IN (SELECT id FROM lj_remaining)", "resolved_id") if pages is not None \
+            else ("true", "-2")
         found = [pd.DataFrame({"src": np.zeros(0, np.int64), "dst": np.zeros(0, np.int64)})]
         sources = self._INFLOW_SOURCES
         while len(remaining):
@@ -1552,8 +1576,8 @@ class Store:
             strong = "" if last else \
                 f"src IN (SELECT page_id FROM page_scores WHERE out_weight > 0 AND {bound} >= {cutoff[0][0]!r}) AND "
             with self._registered("lj_remaining", pa.table({"id": remaining})), \
-                    self._pair_flows(strong + "resolved IN (SELECT id FROM lj_remaining)") as flows:
-                rows = self.con.execute(f"SELECT source_id AS src, target_id AS dst, resolved_id AS page, {by} AS juice "
+                    self._pair_flows(strong + arriving) as flows:
+                rows = self.con.execute(f"SELECT source_id AS src, target_id AS dst, {page} AS page, {by} AS juice "
                                         f"FROM ({flows})" + (" WHERE reason = ?" if reason is not None else ""),
                                         [reason] if reason is not None else []).df()
             rows = rows.sort_values(["page", "juice"], ascending=[True, False], ignore_index=True)

@@ -149,16 +149,17 @@ def test_report_compare_section(crawls: tuple[Path, Path, str]) -> None:
     assert "Changes since" not in render_report(new)
 
 
-def _generated(db: Path, pages: list[int], links: dict[int, list[int]], rng: np.random.Generator) -> Path:
-    """A store of pages /p{i} (written in a shuffled order: page ids differ from crawl to crawl)
-    and their links to /p{j}, stored or not, and to another site."""
+def _generated(db: Path, pages: list[int], links: dict[int, list[int]], rng: np.random.Generator,
+               broken: range = range(0)) -> Path:
+    """A store of pages /p{i} (written in a shuffled order: page ids differ from crawl to crawl;
+    those in `broken` answer 404) and their links to /p{j}, stored or not, and to another site."""
     from linkjuice.pipeline import finalize_store
     from linkjuice.store import Store
 
     url = "https://d.example/p{}".format
     order = rng.permutation(pages)
-    rows = [{"url": url(i), "seq": k, "status": 200, "is_html": True, "content_type": "text/html",
-             "title": f"Page {i}", "found_via": "link"} for k, i in enumerate(order)]
+    rows = [{"url": url(i), "seq": k, "status": 404 if i in broken else 200, "is_html": i not in broken,
+             "content_type": "text/html", "title": f"Page {i}", "found_via": "link"} for k, i in enumerate(order)]
     out = [{"source_url": url(i), "target_url": url(j) if j >= 0 else f"https://other.example/{i}",
             "anchor": f"to {j}", "dom_position": "content", "link_order": k, "is_internal": j >= 0}
            for i in order for k, j in enumerate(links.get(int(i), []))]
@@ -172,7 +173,8 @@ def _generated(db: Path, pages: list[int], links: dict[int, list[int]], rng: np.
 def test_links_compared_by_page_id_as_by_url(tmp_path: Path, monkeypatch) -> None:
     """Links added and removed found from both crawls' link pairs by page id give the lists of a
     comparison of every link's URLs: with pages only in one crawl, targets stored in one crawl and
-    only linked in the other, self-links, external links and page ids that differ between crawls."""
+    only linked in the other, self-links, external links and page ids that differ between crawls;
+    and the broken links found by their pairs' reason codes, those read through the view."""
     import linkjuice.store as store_module
     from linkjuice.pipeline import open_store, score_store
 
@@ -182,16 +184,26 @@ def test_links_compared_by_page_id_as_by_url(tmp_path: Path, monkeypatch) -> Non
     new_links = {i: (old_links.get(i, [])[:6] if rng.random() < 0.7 else [int(j) for j in rng.integers(-1, 320, 7)])
                  + [int(rng.integers(0, 320))] for i in new_pages}
     dbs = []
-    for name, pages, links in (("old", old_pages, old_links), ("new", new_pages, new_links)):
-        dbs.append(_generated(tmp_path / f"{name}.duckdb", pages, links, rng))
+    for name, pages, links, broken in (("old", old_pages, old_links, range(30, 40)),
+                                       ("new", new_pages, new_links, range(35, 45))):
+        dbs.append(_generated(tmp_path / f"{name}.duckdb", pages, links, rng, broken))
         with open_store(dbs[-1], read_only=False) as opened:
             score_store(opened)
     with open_store(dbs[0]) as a, open_store(dbs[1]) as b:
         ids = [dict(s.sql("SELECT url, page_id FROM pages").itertuples(index=False)) for s in (a, b)]
     assert sum(ids[0][u] != ids[1][u] for u in ids[0].keys() & ids[1].keys()) > 200  # (ids differ)
     by_id = diff_stores(dbs[0], dbs[1], limit=10**6)
+    monkeypatch.setattr(store_module, "_DIFF_KEYS_AT_ONCE", 700)  # (the keys compared a range of sources at a time)
+    in_ranges = diff_stores(dbs[0], dbs[1], limit=10**6)
+    assert in_ranges.counts == by_id.counts and all(in_ranges.parts[k].equals(by_id.parts[k]) for k in DIFF_PARTS)
     monkeypatch.setattr(store_module, "_link_changes_by_id", lambda con: False)
+    monkeypatch.setattr(store_module, "_broken_links_sql", lambda con, catalog: None)
     by_url = diff_stores(dbs[0], dbs[1], limit=10**6)
+    for part in ("new_broken", "fixed_broken"):  # (the broken links by their pairs' reason codes, and through the view)
+        key = list(by_url.parts[part].columns)
+        assert by_id.counts[part] == by_url.counts[part] > 5, part
+        assert by_id.parts[part].sort_values(key, ignore_index=True).equals(
+            by_url.parts[part].sort_values(key, ignore_index=True)), part
     for part in ("links_added", "links_removed"):
         assert by_id.counts[part] == by_url.counts[part] > 50, part
         key = ["source_url", "target_url"]

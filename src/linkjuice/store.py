@@ -3192,9 +3192,7 @@ CREATE OR REPLACE TEMP TABLE d_old_urls AS
         WHERE o.t IS NULL;
 CREATE OR REPLACE TEMP TABLE d_new_urls AS
     SELECT src AS s, target_url AS u FROM main.link_pairs WHERE is_internal AND dst < 0;
-CREATE OR REPLACE TEMP TABLE d_key_changes AS
-    SELECT n.k AS added, o.k AS removed FROM d_new_keys n FULL OUTER JOIN d_old_keys o ON o.k = n.k
-    WHERE n.k IS NULL OR o.k IS NULL;
+{key_changes}
 CREATE OR REPLACE TEMP TABLE d_links_added AS
     SELECT (added >> 32)::INTEGER AS src, (added & 4294967295)::INTEGER AS dst, NULL::VARCHAR AS target_url
         FROM d_key_changes WHERE added IS NOT NULL
@@ -3214,6 +3212,10 @@ CREATE OR REPLACE TEMP TABLE d_links_removed AS
 """
 
 
+# Link keys (of both crawls together) compared at a time by _link_changes_by_id.
+_DIFF_KEYS_AT_ONCE = 100_000_000
+
+
 def _link_changes_by_id(con: duckdb.DuckDBPyConnection) -> bool:
     """Make d_links_added and d_links_removed (source_url, target_url) from both crawls' link
     pairs (_DIFF_LINKS_BY_ID) when both hold them; False when one does not. By string, every
@@ -3229,7 +3231,18 @@ def _link_changes_by_id(con: duckdb.DuckDBPyConnection) -> bool:
     # (10M pages: 12 GB); in the written order it builds on the page map.
     known = {r[0] for r in con.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
     written_order = ",".join(o for o in ("join_order", "build_side_probe_side") if o in known)
-    for statement in _DIFF_LINKS_BY_ID.split(";"):
+    # The keys compared by a FULL OUTER JOIN a range of source pages at a time, each range's hash
+    # table within DuckDB's memory (10M pages' 206M keys at once spilled: 33 s instead of 20 s).
+    pages = int(con.execute("SELECT count(*) FROM main.pages").fetchall()[0][0])  # type: ignore[index]
+    rows = int(con.execute("SELECT (SELECT count(*) FROM main.link_pairs) + (SELECT count(*) FROM lj_old.link_pairs)"
+                           ).fetchall()[0][0])  # type: ignore[index]
+    ranges = max(1, -(-rows // _DIFF_KEYS_AT_ONCE))
+    bounds = [(pages * i // ranges) << 32 for i in range(ranges)] + [(pages + 1) << 32]
+    key_changes = "CREATE OR REPLACE TEMP TABLE d_key_changes (added BIGINT, removed BIGINT);" + "".join(
+        f"INSERT INTO d_key_changes SELECT n.k, o.k FROM (SELECT k FROM d_new_keys WHERE k >= {lo} AND k < {hi}) n "
+        f"FULL OUTER JOIN (SELECT k FROM d_old_keys WHERE k >= {lo} AND k < {hi}) o ON o.k = n.k "
+        "WHERE n.k IS NULL OR o.k IS NULL;" for lo, hi in zip(bounds, bounds[1:]))
+    for statement in _DIFF_LINKS_BY_ID.format(key_changes=key_changes).split(";"):
         if not statement.strip():
             continue
         keys = "TABLE d_old_keys " in statement and written_order
@@ -3277,18 +3290,49 @@ def _changed_links(con: duckdb.DuckDBPyConnection, table: str, catalog: str, lim
         con.execute("DROP TABLE d_juiced")
 
 
+def _broken_links_sql(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
+    """The broken links of `catalog`'s crawl (DISTINCT source_url, target_url, reason), as its
+    link_flows view has them, from its link pairs' reason codes: the pairs that are broken are
+    found first and only theirs get URLs (through the view, every pair was joined to its pages'
+    URLs first: 22 s at 10M pages). None when the view's reasons are not known (a store scored by
+    an older version, or link_pairs built again since)."""
+    row = con.execute(f"SELECT value FROM {catalog}.meta WHERE key = 'link_flows_view'").fetchall()
+    try:
+        made = json.loads(row[0][0]) if row else None
+    except (json.JSONDecodeError, TypeError):
+        return None
+    pairs = int(con.execute(f"SELECT count(*) FROM {catalog}.link_pairs").fetchall()[0][0])  # type: ignore[index]
+    if not isinstance(made, dict) or not made.get("reasons") or made.get("pairs") != pairs:
+        return None
+    codes = {i: r for i, r in enumerate(made["reasons"]) if r in ("broken", "redirect_broken")}
+    reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in codes.items()) + " END"
+    return (f"SELECT DISTINCT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, {reason} AS reason "
+            f"FROM {catalog}.link_pairs p JOIN {catalog}.page_scores sc ON sc.page_id = p.src "
+            f"JOIN {catalog}.pages s ON s.page_id = p.src LEFT JOIN {catalog}.pages t ON t.page_id = p.dst "
+            f"WHERE p.reason IN ({', '.join(map(str, codes)) or 'NULL'})")
+
+
 def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
     # The broken links and orphans of each crawl made once (each list reads two of them; as views,
     # each was made again for each: 22 s a time at 10M pages); orphans only where a sitemap lists URLs.
     for statement in _DIFF_VIEWS.split(";"):
         if not statement.strip():
             continue
+        if "TABLE d_broken_" in statement:
+            catalog = "main" if "main.link_flows" in statement else "lj_old"
+            by_codes = _broken_links_sql(con, catalog)
+            if by_codes is not None:
+                statement = statement.split(" AS SELECT ")[0] + " AS " + by_codes
         if "sitemap_entries e" in statement:
             catalog = "main" if "main.sitemap_entries" in statement else "lj_old"
             if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {catalog}.sitemap_entries)").fetchall()[0][0]:
                 statement = statement.split(" WHERE ")[0] + " WHERE false"
         con.execute(statement)
     queries = dict(_DIFF_QUERIES)
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM d_broken_old ANTI JOIN d_broken_new USING (source_url, target_url))"
+                       ).fetchall()[0][0]:  # (none fixed: no join to every flow of the newer crawl)
+        queries["fixed_broken"] = ("SELECT NULL::VARCHAR AS source_url, NULL::VARCHAR AS target_url, "
+                                   "NULL::VARCHAR AS how WHERE false")
     out: dict[str, Any] = {"counts": {}}
     if _link_changes_by_id(con):
         for name, catalog in _DIFF_JUICE.items():

@@ -389,8 +389,8 @@ def simulate(
     # The edited state holds the links it needs: the crawl's as read (and the page texts) are let
     # go before the solve (at 10M pages, both sets of links and the solve's layout did not fit in 24 GB).
     del loaded, flows
-    before = replace(before, src=before.src[:0], dst=before.dst[:0], weight=before.weight[:0],
-                     passes=before.passes[:0], pass_factor=before.pass_factor[:0], reason=before.reason[:0], weigh=None)
+    # (no link kept: fresh empty arrays, where slices of them would keep every link's buffers alive)
+    before = replace(before.without(np.ones(len(before.src), bool)), weigh=None)
     after = replace(after, weigh=None).solve(start=before.juice)
     floor_b = (1 - before.damping) * float(before.teleport[before.ranked].min())
     score_b = juice_score(before.juice, before.ranked, floor_b)

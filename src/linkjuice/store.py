@@ -3113,17 +3113,8 @@ def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 # -- crawl comparison (Store.compare): this store is `main`, the older one is attached as lj_old -----
+# The links of each crawl by URL, for stores without link pairs (_link_changes_by_id).
 _DIFF_VIEWS = """
-CREATE OR REPLACE TEMP TABLE d_broken_new AS SELECT DISTINCT source_url, target_url, reason FROM main.link_flows
-    WHERE reason IN ('broken', 'redirect_broken');
-CREATE OR REPLACE TEMP TABLE d_broken_old AS SELECT DISTINCT source_url, target_url, reason FROM lj_old.link_flows
-    WHERE reason IN ('broken', 'redirect_broken');
-CREATE OR REPLACE TEMP TABLE d_orphans_new AS SELECT DISTINCT e.url FROM main.sitemap_entries e
-    WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM main.link_flows f WHERE NOT f.nofollow
-        AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
-CREATE OR REPLACE TEMP TABLE d_orphans_old AS SELECT DISTINCT e.url FROM lj_old.sitemap_entries e
-    WHERE coalesce(e.in_scope, true) AND NOT EXISTS (SELECT 1 FROM lj_old.link_flows f WHERE NOT f.nofollow
-        AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url));
 CREATE OR REPLACE TEMP VIEW d_links_new AS SELECT DISTINCT source_url, target_url FROM main.links
     WHERE is_internal AND source_url <> target_url;
 CREATE OR REPLACE TEMP VIEW d_links_old AS SELECT DISTINCT source_url, target_url FROM lj_old.links
@@ -3312,22 +3303,30 @@ def _broken_links_sql(con: duckdb.DuckDBPyConnection, catalog: str) -> str | Non
             f"WHERE p.reason IN ({', '.join(map(str, codes)) or 'NULL'})")
 
 
+def _crawl_sets(con: duckdb.DuckDBPyConnection, catalog: str, side: str) -> None:
+    """d_broken_{side} (source_url, target_url, reason) and d_orphans_{side} (url) of `catalog`'s
+    crawl, made once (each list reads two of them; as views, each was made again for each: 22 s a
+    time at 10M pages). The broken links by their pairs' reason codes where the view's reasons are
+    known, else through the view; orphans only where a sitemap lists URLs."""
+    broken = _broken_links_sql(con, catalog) or (
+        f"SELECT DISTINCT source_url, target_url, reason FROM {catalog}.link_flows "
+        "WHERE reason IN ('broken', 'redirect_broken')")
+    listed = con.execute(f"SELECT EXISTS (SELECT 1 FROM {catalog}.sitemap_entries)").fetchall()[0][0]
+    orphans = "SELECT NULL::VARCHAR AS url WHERE false"
+    if listed:
+        orphans = (f"SELECT DISTINCT e.url FROM {catalog}.sitemap_entries e WHERE coalesce(e.in_scope, true) "
+                   f"AND NOT EXISTS (SELECT 1 FROM {catalog}.link_flows f WHERE NOT f.nofollow "
+                   "AND f.source_url <> e.url AND (f.target_url = e.url OR f.resolved_url = e.url))")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE d_broken_{side} AS {broken}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE d_orphans_{side} AS {orphans}")
+
+
 def _compare(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
-    # The broken links and orphans of each crawl made once (each list reads two of them; as views,
-    # each was made again for each: 22 s a time at 10M pages); orphans only where a sitemap lists URLs.
+    _crawl_sets(con, "main", "new")
+    _crawl_sets(con, "lj_old", "old")
     for statement in _DIFF_VIEWS.split(";"):
-        if not statement.strip():
-            continue
-        if "TABLE d_broken_" in statement:
-            catalog = "main" if "main.link_flows" in statement else "lj_old"
-            by_codes = _broken_links_sql(con, catalog)
-            if by_codes is not None:
-                statement = statement.split(" AS SELECT ")[0] + " AS " + by_codes
-        if "sitemap_entries e" in statement:
-            catalog = "main" if "main.sitemap_entries" in statement else "lj_old"
-            if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {catalog}.sitemap_entries)").fetchall()[0][0]:
-                statement = statement.split(" WHERE ")[0] + " WHERE false"
-        con.execute(statement)
+        if statement.strip():
+            con.execute(statement)
     queries = dict(_DIFF_QUERIES)
     if not con.execute("SELECT EXISTS (SELECT 1 FROM d_broken_old ANTI JOIN d_broken_new USING (source_url, target_url))"
                        ).fetchall()[0][0]:  # (none fixed: no join to every flow of the newer crawl)

@@ -458,7 +458,7 @@ def test_accounting_sums_each_links_juice_by_reason(categorical: bool, monkeypat
     state = _lossy_state(8)
     reason = np.where(state.passes, "passed", np.where(np.arange(len(state.src)) % 2, "broken", "nofollow"))
     state = replace(state, reason=pd.Categorical(reason) if categorical else reason.astype(object))
-    monkeypatch.setattr(whatif, "_ACCOUNT_SLICE", 97)  # (several slices)
+    monkeypatch.setattr(whatif, "_SHARE_SLICE", 97)  # (several slices)
     got = whatif.accounting(state).set_index("reason")
     carried = state.damping * state.juice[state.src] * state.shares()
     want = pd.Series(carried).groupby(reason).sum()

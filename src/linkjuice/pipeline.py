@@ -958,7 +958,7 @@ def hubs(db: str | Path, *, top: int = 10, per_hub: int = 5) -> tuple[pd.DataFra
         # (the top by SQL: read whole into pandas, 10M pages' scores and URLs were 6.7 GB)
         chosen = store.sql(
             "SELECT url, juice, juice_score, coalesce(backlink_share, 0) AS backlink_share FROM scores "
-            f"WHERE juice IS NOT NULL ORDER BY {key} DESC, juice DESC, url LIMIT ?", [max(int(top), 0)])
+            f"WHERE juice IS NOT NULL ORDER BY {key} DESC, juice DESC, url LIMIT ?", [int(top)])
         flows = store.flows_from(list(chosen["url"]))[["source_url", "resolved_url", "delivered", "juice", "reason"]]
         flows = flows.rename(columns={"source_url": "hub_url", "resolved_url": "target_url"})
     passed = flows.groupby("hub_url")["delivered"].sum()

@@ -1043,7 +1043,7 @@ class Store:
         if order_by not in ("juice", "delivered"):
             raise StoreError(f"cannot order flows by {order_by!r}")
         page_id = self.page_id_of(resolved) if resolved is not None and source is None and limit is not None \
-            and "source_id" in self._columns("link_flows") else None
+            and self._flows_have_ids() else None
         if page_id is not None:
             # A page's strongest sources, from the strongest source pages first (_strongest_pairs):
             # the home page of a 10M-page site has 9.85M, whose 20 strongest took 14 s and 10 GB.
@@ -1068,7 +1068,7 @@ class Store:
 
     def _page_flows_where(self, *, source: str | None = None, resolved: str | None = None
                           ) -> tuple[list[str], list[Any]]:
-        by_id = "source_id" in self._columns("link_flows")
+        by_id = self._flows_have_ids()
         where: list[str] = []
         params: list[Any] = []
         for column, url in (("source", source), ("resolved", resolved)):
@@ -1492,7 +1492,7 @@ class Store:
         grouped = ("SELECT f.source_url, f.target_url, sum(f.juice) AS juice, bool_or(f.reason = 'passed') AS passes "
                    "FROM {flows} GROUP BY f.source_url, f.target_url "
                    "ORDER BY juice DESC NULLS LAST, f.source_url, f.target_url LIMIT ?")
-        if "source_id" not in self._columns("link_flows"):  # (scored by an old version: by URL)
+        if not self._flows_have_ids():  # (scored by an old version: by URL)
             # Hash joins against the URL list: `x = ANY(list)` would compare every row with every URL.
             return self.con.execute(
                 "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) " + grouped.format(
@@ -1506,7 +1506,7 @@ class Store:
 
     def flows_from(self, urls: Sequence[str]) -> pd.DataFrame:
         """Every link_flows row from the pages in `urls` (read by page id where the view has them)."""
-        if "source_id" not in self._columns("link_flows"):  # (scored by an old version: by URL)
+        if not self._flows_have_ids():  # (scored by an old version: by URL)
             return self.con.execute("SELECT * FROM link_flows WHERE source_url IN (SELECT unnest(?::VARCHAR[]))",
                                     [list(urls)]).df()
         with self._registered("lj_sample", self._sample_ids(urls)), \
@@ -1528,7 +1528,7 @@ class Store:
             QUALIFY row_number() OVER (PARTITION BY f.source_url ORDER BY f.juice DESC NULLS LAST, f.target_url) <= ?
             ORDER BY page, direction, juice DESC NULLS LAST, source_url, target_url
             """
-        if "source_id" not in self._columns("link_flows"):  # (scored by an old version: by URL)
+        if not self._flows_have_ids():  # (scored by an old version: by URL)
             return self.con.execute(
                 "WITH sample AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) " + query.format(
                     into="link_flows f JOIN sample s ON s.url = f.resolved_url",
@@ -1645,14 +1645,11 @@ class Store:
     def source_anchors(self, page_ids: Sequence[int] | np.ndarray) -> dict[int, list[str]]:
         """The anchor texts each of these pages already uses (to keep suggestions out of existing
         links): only theirs are read, not the anchors of every link (20M rows at 1M pages)."""
-        self.con.register("_anchor_pages", pa.table({"page_id": pa.array(np.asarray(page_ids, np.int64))}))
-        try:
+        with self._registered("_anchor_pages", pa.table({"page_id": pa.array(np.asarray(page_ids, np.int64))})):
             rows = self.con.execute(
                 "SELECT p.page_id, l.anchor FROM links l JOIN pages p ON p.url = l.source_url "
                 "SEMI JOIN _anchor_pages a ON a.page_id = p.page_id "
                 "WHERE l.anchor IS NOT NULL AND length(l.anchor) > 1 GROUP BY ALL ORDER BY ALL").fetchall()
-        finally:
-            self.con.unregister("_anchor_pages")
         out: dict[int, list[str]] = {}
         for page_id, anchor in rows:
             out.setdefault(int(page_id), []).append(anchor)
@@ -2120,10 +2117,12 @@ class Store:
         rows can be joined by them instead of by their strings."""
         return bool(self.con.execute(f"SELECT count(*) = count(DISTINCT {hashes}) FROM {relation}").fetchall()[0][0])
 
+    def _flows_have_ids(self) -> bool:
+        """Whether link_flows names its pages by id too (a store scored by an older version does not)."""
+        return "source_id" in self._columns("link_flows")
+
     def _require_flow_ids(self) -> None:
-        cols = {r[0] for r in self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'link_flows'").fetchall()}
-        if "source_id" not in cols:
+        if not self._flows_have_ids():
             raise StoreError(f"{self.path} was scored by an older linkjuice: run 'linkjuice score --db {self.path}' "
                              "again before auditing")
 

@@ -25,9 +25,9 @@ there is no worst-case approximation guarantee.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,8 +86,7 @@ class ModelState:
         src, dst, weight = src[order], dst[order], np.asarray(weight, np.float64)[order]
         passes = dst >= 0
         passes &= self.ranked[np.where(passes, dst, 0)]
-        by_source = len(self.src) < 2 or bool((self.src[1:] >= self.src[:-1]).all())
-        at = np.searchsorted(self.src, src, side="right") if by_source else np.full(len(src), len(self.src))
+        at = np.searchsorted(self.src, src, side="right") if _by_source(self.src) else np.full(len(src), len(self.src))
         reasons = np.where(passes, reason, "non_indexable")
         if isinstance(self.reason, pd.Categorical):
             merged = _concat_reasons(self.reason, reasons)  # (the categories of both, new codes placed below)
@@ -134,14 +133,11 @@ class Transition:
         src, dst = state.src, state.dst
         keep = np.asarray(state.passes, bool) & (dst >= 0)
         pass_factor = np.broadcast_to(state.pass_factor, src.shape)
-        # The shares a slice at a time: whole, their temporaries took 5 GB at 200M links.
+        # (a lost link's share as 0, the pass factor applied)
         share = np.empty(len(src))
-        for lo in range(0, len(src), 1 << 24):
-            part = slice(lo, lo + (1 << 24))
-            total = out_weight[src[part]]
-            np.divide(state.weight[part], total, out=share[part], where=total > 0)
-            share[part] *= np.where((total > 0) & keep[part], pass_factor[part], 0.0)
-        if len(src) < 2 or bool((src[1:] >= src[:-1]).all()):
+        for part, part_share in _shares_in_slices(state, out_weight):
+            share[part] = part_share * np.where(keep[part], pass_factor[part], 0.0)
+        if _by_source(src):
             # Links in source order (as a store reads them): the CSR arrays are the links
             # themselves, lost ones as zeros, with no sorted copy of them.
             index = np.int32 if max(state.n, len(src)) < 2**31 else np.int64
@@ -232,6 +228,25 @@ class Transition:
     def exact_gain(self, juice: np.ndarray, src: int, dst: int, weight: float, *, rtol: float = 1e-9) -> float:
         """The exact change of page `dst`'s juice when the link src -> dst of `weight` is added."""
         return float(self.link_change(juice, src, dst, weight, rtol=rtol)[1][int(dst)])
+
+
+def _by_source(src: np.ndarray) -> bool:
+    """Whether links are in source order (as a store reads them)."""
+    return len(src) < 2 or bool((src[1:] >= src[:-1]).all())
+
+
+# Links whose shares are made at a time (_shares_in_slices): all at once, their temporaries took
+# 5 GB at 200M links.
+_SHARE_SLICE = 1 << 24
+
+
+def _shares_in_slices(state: ModelState, out_weight: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """(slice of the links, each one's share: weight / its source's out_weight, 0 where that is 0),
+    a slice of links at a time."""
+    for lo in range(0, len(state.src), _SHARE_SLICE):
+        part = slice(lo, lo + _SHARE_SLICE)
+        total = out_weight[state.src[part]]
+        yield part, np.divide(state.weight[part], total, out=np.zeros(len(total)), where=total > 0)
 
 
 def _id_type(ids: np.ndarray, more: Any) -> np.dtype:
@@ -391,27 +406,18 @@ def greedy_optimize(state: ModelState, cand_src: np.ndarray, cand_dst: np.ndarra
                           before, float(objective @ juice), juice)
 
 
-# Links summed at a time by accounting (its per-link temporaries stay a few hundred MB).
-_ACCOUNT_SLICE = 1 << 24
-
-
 def accounting(state: ModelState) -> pd.DataFrame:
     """Where the juice that pages pass through links goes, by reason, as shares adding up to 1.
     Summed by reason code a slice of links at a time: each link's reason as a Python string,
     grouped by pandas, held 30 GB at 10M pages' links."""
     reason = state.reason if isinstance(state.reason, pd.Categorical) else pd.Categorical(state.reason)
     codes, names = np.asarray(reason.codes), list(reason.categories)
-    out_weight = state.out_weight()
     juice = np.zeros(len(names))
     counts = np.zeros(len(names), np.int64)
     lost_in_redirects = 0.0
     pass_factor = np.broadcast_to(state.pass_factor, state.src.shape)
-    for lo in range(0, len(state.src), _ACCOUNT_SLICE):
-        part = slice(lo, lo + _ACCOUNT_SLICE)
-        src = state.src[part]
-        ow = out_weight[src]
-        share = np.divide(state.weight[part], ow, out=np.zeros(len(src)), where=ow > 0)
-        carried = state.damping * state.juice[src] * share
+    for part, share in _shares_in_slices(state, state.out_weight()):
+        carried = state.damping * state.juice[state.src[part]] * share
         kept = codes[part] >= 0
         juice += np.bincount(codes[part][kept], weights=carried[kept], minlength=len(names))
         counts += np.bincount(codes[part][kept], minlength=len(names))

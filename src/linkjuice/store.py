@@ -1550,9 +1550,9 @@ class Store:
         """The pairs (src, dst) that can be among the `per_page` strongest arriving at each of
         `pages` (ids, by resolved page; None: of the whole site), by `by` (juice, or delivered:
         at most the juice), only those of `reason` when given: those with at least the juice of
-        its per_page-th strongest, ties included. The strongest pages of a site get most of its links (nav,
-        footer: at 10M pages, 54M pairs arrive at the 5,000 strongest), so the pairs are read from
-        the strongest sources first. A pair carries at most d x its source's juice x the heaviest
+        its per_page-th strongest, ties included. The strongest pages of a site get most of its
+        links (nav, footer: at 10M pages, 54M pairs arrive at the 5,000 strongest), so the pairs
+        are read from the strongest sources first. A pair carries at most d x its source's juice x the heaviest
         pair weight / its source's total weight: the pairs from the sources of at least some bound
         c settle every page whose per_page-th strongest pair from them carries c or more, as no
         other source can reach it. The pages left are asked again with 16 times as many sources,
@@ -3207,8 +3207,9 @@ _DIFF_KEYS_AT_ONCE = 100_000_000
 
 
 def _link_changes_by_id(con: duckdb.DuckDBPyConnection) -> bool:
-    """Make d_links_added and d_links_removed (source_url, target_url) from both crawls' link
-    pairs (_DIFF_LINKS_BY_ID) when both hold them; False when one does not. By string, every
+    """Make d_links_added and d_links_removed (src, dst, target_url: as the newer and the older
+    crawl's link_pairs name them) from both crawls' link pairs (_DIFF_LINKS_BY_ID) when both hold
+    them; False when one does not. By string, every
     link's two URLs of both crawls were hashed into DISTINCT sets, each twice: 20 of the 28 s of
     a 1M-page diff, ~8 minutes and 20 GB at 10M."""
     for catalog in ("main", "lj_old"):
@@ -3295,11 +3296,13 @@ def _broken_links_sql(con: duckdb.DuckDBPyConnection, catalog: str) -> str | Non
     if not isinstance(made, dict) or not made.get("reasons") or made.get("pairs") != pairs:
         return None
     codes = {i: r for i, r in enumerate(made["reasons"]) if r in ("broken", "redirect_broken")}
+    if not codes:
+        return None
     reason = "CASE p.reason " + " ".join(f"WHEN {i} THEN {_sql_literal(r)}" for i, r in codes.items()) + " END"
     return (f"SELECT DISTINCT s.url AS source_url, coalesce(t.url, p.target_url) AS target_url, {reason} AS reason "
             f"FROM {catalog}.link_pairs p JOIN {catalog}.page_scores sc ON sc.page_id = p.src "
             f"JOIN {catalog}.pages s ON s.page_id = p.src LEFT JOIN {catalog}.pages t ON t.page_id = p.dst "
-            f"WHERE p.reason IN ({', '.join(map(str, codes)) or 'NULL'})")
+            f"WHERE p.reason IN ({', '.join(map(str, codes))})")
 
 
 def _crawl_sets(con: duckdb.DuckDBPyConnection, catalog: str, side: str) -> None:

@@ -133,6 +133,34 @@ def test_explanations_add_up_for_every_page(tmp_path: Path) -> None:
 
 
 
+def test_flow_totals_read_by_scan_equal_the_views_sums_for_every_page(tmp_path: Path) -> None:
+    """page_flow_totals reads every pair through the view's scan (no URLs) and filters by page id:
+    the same sums and counts as the view's rows filtered by URL, for every page (a nofollow link,
+    broken links and a dead end among them)."""
+    site = {
+        "/": _page("Home", SOURDOUGH, "<a href='/a/'>starter</a> <a href='/b/' rel='nofollow'>knives</a> "
+                                      "<a href='/old/'>old</a> <a href='/gone/'>gone</a>"),
+        "/a/": _page("Starter", SOURDOUGH, "<a href='/'>home</a> <a href='/b/'>knives</a> <a href='/x/'>x</a>"),
+        "/b/": _page("Knives", KNIVES, "<a href='/a/'>starter</a> <a href='/a/'>again</a>"),
+        "/c/": _page("Dead end", KNIVES, ""),
+    }
+    db = _crawl(tmp_path, site)
+    with Store(db, read_only=True) as store:
+        urls = store.sql("SELECT url FROM pages")["url"].tolist()
+        assert len(urls) >= 5
+        for url in urls:
+            scanned = store._flow_totals_by_scan(url)
+            assert scanned is not None, url
+            into = store.sql("SELECT coalesce(sum(delivered), 0) AS j, count(*) AS n FROM link_flows "
+                             "WHERE resolved_url = ? AND reason = 'passed'", [url]).iloc[0]
+            out = store.sql("SELECT coalesce(sum(juice), 0) AS j, coalesce(sum(juice) FILTER (WHERE reason <> 'passed'), 0) "
+                            "AS lost, count(*) AS n FROM link_flows WHERE source_url = ?", [url]).iloc[0]
+            assert (scanned["sources"], scanned["sends"]) == (into["n"], out["n"]), url
+            for key, expected in (("from_links", into["j"]), ("sent", out["j"]), ("lost", out["lost"])):
+                assert scanned[key] == pytest.approx(expected, rel=1e-12, abs=1e-15), (url, key)
+        assert any(store._flow_totals_by_scan(u)["lost"] > 0 for u in urls)
+
+
 def test_a_pages_flows_found_by_its_id_equal_the_views_rows_for_its_url(tmp_path: Path) -> None:
     """link_flows_frame finds a page's flows by its page id (filtered by URL, DuckDB joined every
     pair to its pages first): the same rows, in the same order, as the view filtered by URL,

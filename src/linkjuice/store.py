@@ -1393,6 +1393,10 @@ class Store:
         return self.con.execute(query, list(params)).df()
 
     # -- reads for the report, the dashboard and diff (linkjuice.report, linkjuice.diff) --------
+    # The link_flows columns the report and dashboard browse, of the rows of {flows}: the view, or
+    # (browse) the view's SELECT over some of its pairs.
+    _BROWSED_FLOWS = ("SELECT source_url, target_url, resolved_url, anchor, position, nofollow, weight, share, juice, "
+                      "reason FROM {flows}")
     # Tables the report and dashboard browse: name -> (query, default sort, descending, tie-break).
     # Filter and sort columns are checked against the query's own columns; values are parameters.
     BROWSE: dict[str, tuple[str, str, bool, str]] = {
@@ -1404,8 +1408,7 @@ class Store:
         "finding_items": ("SELECT finding_id, code, url, source_url, target_url, anchor, position, juice, detail "
                           "FROM finding_items", "finding_id", False, "source_url, target_url"),
         "suggestions": ("SELECT * FROM suggestions", "rank", False, "source_url, target_url"),
-        "link_flows": ("SELECT source_url, target_url, resolved_url, anchor, position, nofollow, weight, share, "
-                       "juice, reason FROM link_flows", "juice", True, "source_url, target_url"),
+        "link_flows": (_BROWSED_FLOWS.format(flows="link_flows"), "juice", True, "source_url, target_url"),
         "section_flows": ("SELECT * FROM section_flows", "juice", True, "from_section, to_section"),
         "redirects": ("SELECT * FROM redirects", "source_url", False, "source_url, target_url"),
         "juice_flow": ("SELECT * FROM juice_flow", "dimension", False, "juice DESC, category"),
@@ -1472,7 +1475,7 @@ class Store:
             with self._registered("lj_in_pairs", near), \
                     self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as flows:
                 frame = self.con.execute(
-                    filtered.replace("FROM link_flows", f"FROM ({flows})", 1) + order + " LIMIT ? OFFSET ?",
+                    f"SELECT * FROM ({self._BROWSED_FLOWS.format(flows=f'({flows})')}) AS t" + order + " LIMIT ? OFFSET ?",
                     [int(limit), max(int(offset), 0)]).df()
             return frame, self._flow_count()
         total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]

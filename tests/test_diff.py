@@ -5,6 +5,7 @@ changes checked."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,32 @@ def test_links_compared_by_page_id_as_by_url(tmp_path: Path, monkeypatch) -> Non
         assert got["source_url"].str.contains("/p(?:[0-9]|1[0-9])$").any() == (part == "links_removed")
     unstored = by_id.parts["links_removed"]["target_url"].str.extract(r"/p(\d+)$")[0].dropna().astype(int)
     assert (unstored >= 300).any()  # links to URLs that neither crawl stored are compared too
+
+
+def test_broken_links_by_reason_codes_only_while_the_view_is_current(crawls: tuple[Path, Path, str],
+                                                                     tmp_path: Path) -> None:
+    """A crawl's broken links are read from its pairs' reason codes (the same rows as its view's)
+    only while its view is the one made with them: not once link_pairs has other rows, nor once
+    the view was made again by something else."""
+    import duckdb
+
+    from linkjuice.store import _broken_links_sql, _flows_view_made
+
+    con = duckdb.connect()
+    for case in ("current", "pairs changed", "view replaced"):
+        copy = tmp_path / f"{case.replace(' ', '-')}.duckdb"
+        shutil.copy(crawls[0], copy)
+        con.execute(f"ATTACH '{copy}' AS crawl")
+        if case == "pairs changed":
+            con.execute("DELETE FROM crawl.link_pairs WHERE rowid = (SELECT max(rowid) FROM crawl.link_pairs)")
+        elif case == "view replaced":
+            con.execute("CREATE OR REPLACE VIEW crawl.main.link_flows AS SELECT * FROM crawl.link_pairs")
+        sql = _broken_links_sql(con, "crawl")
+        if case == "current":
+            assert _flows_view_made(con, "crawl") is not None and sql is not None
+            view = con.execute("SELECT DISTINCT source_url, target_url, reason FROM crawl.link_flows "
+                               "WHERE reason IN ('broken', 'redirect_broken') ORDER BY ALL").fetchall()
+            assert len(view) > 0 and con.execute(f"SELECT * FROM ({sql}) ORDER BY ALL").fetchall() == view
+        else:
+            assert _flows_view_made(con, "crawl") is None and sql is None, case
+        con.execute("DETACH crawl")

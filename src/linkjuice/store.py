@@ -1325,13 +1325,7 @@ class Store:
         """What write_scores kept of the link_flows view (its SELECTs: meta's link_flows_view),
         while the view is still the one made with them and link_pairs has as many rows; else None
         (a store scored by another version, or link_pairs built again since)."""
-        made = self.meta().get("link_flows_view")
-        if not isinstance(made, dict) or not made.get("select") or made.get("pairs") != self.pair_count() \
-                or not str(made.get("mark", "")).startswith("lj_flows_"):
-            return None
-        view = self.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
-                                "AND schema_name = 'main'").fetchall()
-        return made if view and made["mark"] in view[0][0] else None
+        return _flows_view_made(self.con, str(self.con.execute("SELECT current_database()").fetchall()[0][0]))
 
     @contextmanager
     def _pair_flows(self, where: str) -> Iterator[str]:
@@ -3312,19 +3306,32 @@ def _changed_links(con: duckdb.DuckDBPyConnection, table: str, catalog: str, lim
         con.execute("DROP TABLE d_juiced")
 
 
+def _flows_view_made(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, Any] | None:
+    """What write_scores kept in `catalog`'s meta of its link_flows view (link_flows_view: its
+    SELECTs, reasons, pairs and mark), while the view is still the one made with them and
+    link_pairs has as many rows; else None (a store scored by another version, or link_pairs
+    built again since)."""
+    row = con.execute(f"SELECT value FROM {_sql_ident(catalog)}.meta WHERE key = 'link_flows_view'").fetchall()
+    try:
+        made = json.loads(row[0][0]) if row else None
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(made, dict) or not made.get("select") or not str(made.get("mark", "")).startswith("lj_flows_"):
+        return None
+    pairs = int(con.execute(f"SELECT count(*) FROM {_sql_ident(catalog)}.link_pairs").fetchall()[0][0])  # type: ignore[index]
+    view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'link_flows' AND NOT internal "
+                       "AND schema_name = 'main' AND database_name = ?", [catalog]).fetchall()
+    return made if made.get("pairs") == pairs and view and made["mark"] in view[0][0] else None
+
+
 def _broken_links_sql(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
     """The broken links of `catalog`'s crawl (DISTINCT source_url, target_url, reason), as its
     link_flows view has them, from its link pairs' reason codes: the pairs that are broken are
     found first and only theirs get URLs (through the view, every pair was joined to its pages'
     URLs first: 22 s at 10M pages). None when the view's reasons are not known (a store scored by
     an older version, or link_pairs built again since)."""
-    row = con.execute(f"SELECT value FROM {catalog}.meta WHERE key = 'link_flows_view'").fetchall()
-    try:
-        made = json.loads(row[0][0]) if row else None
-    except (json.JSONDecodeError, TypeError):
-        return None
-    pairs = int(con.execute(f"SELECT count(*) FROM {catalog}.link_pairs").fetchall()[0][0])  # type: ignore[index]
-    if not isinstance(made, dict) or not made.get("reasons") or made.get("pairs") != pairs:
+    made = _flows_view_made(con, catalog)
+    if made is None or not made.get("reasons"):
         return None
     codes = {i: r for i, r in enumerate(made["reasons"]) if r in ("broken", "redirect_broken")}
     if not codes:

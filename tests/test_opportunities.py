@@ -143,6 +143,10 @@ def test_simulate_edits(site_db: Path, tmp_path: Path) -> None:
     unknown.write_text("source,target\n/,/nope/\n")
     with pytest.raises(InputFileError, match="line 2"):
         simulate(site_db, add=unknown)
+    unknown.write_text("source,target\n/,/target/\n/gone/,/\n")  # each end looked up, in file order
+    with pytest.raises(InputFileError) as raised:
+        simulate(site_db, add=remove, remove=unknown)
+    assert "line 3" in str(raised.value) and "source '/gone/' is not a crawled page" in str(raised.value)
     with pytest.raises(UsageError):
         simulate(site_db)
 
@@ -440,6 +444,10 @@ def test_simulate_follows_nofollow_links_and_fixes_redirects(tmp_path: Path) -> 
     moved = fixed.pages.set_index("url")
     assert moved.loc[urls["/b/"], "change"] > 0 and moved.loc[urls["/b/"], "juice_before"] == pytest.approx(
         juice[urls["/b/"]], rel=1e-9)
+    removed = tmp_path / "remove.csv"  # (the redirects then found among the links left)
+    removed.write_text("source,target\n/,/c/\n")
+    both = simulate(db, remove=removed, fix_redirects=True)
+    assert both.changes == ["removed 1 links", "pointed 1 links at their final targets"]
     # Pointing links past their redirects is the model whose redirects lose nothing, scored anew.
     lossless = tmp_path / "lossless.duckdb"
     shutil.copy(db, lossless)

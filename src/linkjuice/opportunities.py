@@ -291,19 +291,17 @@ def _read_edges(path: str | Path, *, need_anchor: bool = False) -> pd.DataFrame:
     return frame
 
 
-def _ids_for(state: ModelState, frame: pd.DataFrame, path: str | Path, base: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Page ids of the file's source/target URLs (absolute, or paths on the crawled site)."""
-    index = {u: i for i, u in enumerate(state.urls)}
-    src, dst = [], []
-    for line, (a, b) in enumerate(zip(frame["source"], frame["target"]), start=2):
-        ua, ub = normalize_url(a, base), normalize_url(b, base)
-        if ua not in index:
-            raise InputFileError(f"source {a!r} is not a crawled page", path=str(path), line=line)
-        if ub not in index:
-            raise InputFileError(f"target {b!r} is not a crawled page", path=str(path), line=line)
-        src.append(index[ua])
-        dst.append(index[ub])
-    return np.array(src, np.int64), np.array(dst, np.int64)
+def _ids_for(store: Store, frame: pd.DataFrame, path: str | Path, base: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Page ids of the file's source/target URLs (absolute, or paths on the crawled site), looked
+    up in the store (a dict of every URL took 6.5 s and 1 GB at 10M pages, for one link)."""
+    ends = {end: [normalize_url(u, base) for u in frame[end]] for end in ("source", "target")}
+    ids = {end: store.page_ids_of(urls) for end, urls in ends.items()}
+    for line, row in enumerate(zip(ids["source"], ids["target"]), start=2):
+        for end, page_id in zip(ends, row):
+            if page_id < 0:
+                raise InputFileError(f"{end} {frame[end].iat[line - 2]!r} is not a crawled page", path=str(path),
+                                     line=line)
+    return ids["source"], ids["target"]
 
 
 def _pair_keys(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
@@ -329,17 +327,25 @@ def simulate(
     drop_section: str | None = None,
 ) -> SimulationResult:
     """Recompute the model after hypothetical edits; the stored crawl is not changed."""
+    if not (add or remove or fix_redirects or nofollow_to_follow or drop_section):
+        raise UsageError("nothing to simulate: give --add, --remove, --fix-redirects, --nofollow-to-follow or --drop-section")
     with open_store(db) as store:
-        loaded = load_state(store, labels=False)
         base = store.meta().get("start_url")
+        # The files first: a wrong line is reported before a big site's model is loaded.
+        edits: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+        for name, path in (("remove", remove), ("add", add)):
+            if path:
+                frame = _read_edges(path)
+                edits[name] = (frame, *_ids_for(store, frame, path, base))
+        loaded = load_state(store, labels=False)
     before = loaded.state
     accounting_before = accounting(before)
     after = before
     flows = loaded.flows
     changes: list[str] = []
-    if remove:
-        frame = _read_edges(remove)
-        src, dst = _ids_for(before, frame, remove, base)
+    kept: np.ndarray | None = None  # the crawl's links left, when some are removed
+    if "remove" in edits:
+        _, src, dst = edits["remove"]
         # A link goes when its (source, target) is listed, the target as linked or as it resolves:
         # each as one integer key, looked up in the sorted listed ones (as Python tuples, 200M
         # links would take minutes and tens of GB).
@@ -347,12 +353,10 @@ def simulate(
         drop = _listed(_pair_keys(after.src, flows.dst, before.n), listed)
         drop |= _listed(_pair_keys(after.src, after.dst, before.n), listed)
         after = after.without(drop)
-        flows_mask = ~drop
+        kept = ~drop
         changes.append(f"removed {int(drop.sum())} links")
-    else:
-        flows_mask = np.ones(len(after.src), bool)
-    raw_dst = flows.dst[flows_mask]
     if fix_redirects:
+        raw_dst = flows.dst if kept is None else flows.dst[kept]  # (the links as linked, before resolving)
         status = loaded.page["status"]
         via_redirect = (raw_dst >= 0) & (status[np.where(raw_dst >= 0, raw_dst, 0)] >= 300) & (status[np.where(raw_dst >= 0, raw_dst, 0)] < 400)
         after = replace(after, pass_factor=np.where(via_redirect, 1.0, after.pass_factor))
@@ -371,9 +375,8 @@ def simulate(
         after = after.without(touching)
         after = replace(after, ranked=after.ranked & ~in_section)
         changes.append(f"dropped {int(in_section.sum())} pages under {prefix} and {int(touching.sum())} links to or from them")
-    if add:
-        frame = _read_edges(add)
-        src, dst = _ids_for(before, frame, add, base)
+    if "add" in edits:
+        frame, src, dst = edits["add"]
         # A link added without a stated anchor is assumed to name its target (its title), the
         # same assumption `optimize` makes, so the two always agree.
         titles = loaded.text.frame["title"]
@@ -382,16 +385,19 @@ def simulate(
         positions = list(frame["position"]) if "position" in frame.columns else ["content"] * len(src)
         weights = before.weigh(src, dst, anchors, positions) if before.weigh else np.ones(len(src))
         del titles
+    # What was read of the crawl beside the model (the links as linked, the page texts and their
+    # vectors, which `weigh` holds) is let go before the new links are added to copies of every
+    # link's arrays: at 10M pages, 15.0 GB at the peak with them.
+    del loaded, flows
+    before, after = replace(before, weigh=None), replace(after, weigh=None)
+    if "add" in edits:
         after = after.with_links(src, dst, weights)
         changes.append(f"added {len(src)} links")
-    if not changes:
-        raise UsageError("nothing to simulate: give --add, --remove, --fix-redirects, --nofollow-to-follow or --drop-section")
-    # The edited state holds the links it needs: the crawl's as read (and the page texts) are let
-    # go before the solve (at 10M pages, both sets of links and the solve's layout did not fit in 24 GB).
-    del loaded, flows
+    # The edited state holds the links it needs: the crawl's are let go before the solve (at 10M
+    # pages, both sets of links and the solve's layout did not fit in 24 GB).
     # (no link kept: fresh empty arrays, where slices of them would keep every link's buffers alive)
-    before = replace(before.without(np.ones(len(before.src), bool)), weigh=None)
-    after = replace(after, weigh=None).solve(start=before.juice)
+    before = before.without(np.ones(len(before.src), bool))
+    after = after.solve(start=before.juice)
     floor_b = (1 - before.damping) * float(before.teleport[before.ranked].min())
     score_b = juice_score(before.juice, before.ranked, floor_b)
     score_a = juice_score(after.juice, after.ranked, floor_b)

@@ -567,6 +567,12 @@ class Store:
         rows = self.con.execute("SELECT page_id FROM pages WHERE url = ?", [url]).fetchall()
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def page_ids_of(self, urls: Sequence[str]) -> np.ndarray:
+        """The page id of each URL, in their order (-1: not stored)."""
+        found = dict(self.con.execute("SELECT url, page_id FROM pages WHERE url IN (SELECT unnest(?::VARCHAR[]))",
+                                      [list(urls)]).fetchall())
+        return np.array([-1 if found.get(u) is None else found[u] for u in urls], np.int64)
+
     def set_depths(self, page_ids: np.ndarray, depths: np.ndarray) -> None:
         """Store click depths (-1 = unreachable) computed by the graph stage."""
         depth_table = pa.table({"page_id": pa.array(page_ids, pa.int32()), "d": pa.array(depths, pa.int32())})  # noqa: F841

@@ -413,3 +413,37 @@ def test_report_in_chromium(report: Path, demo: tuple[Path, str]) -> None:
 
 def _pages_rows(page) -> list[list]:  # type: ignore[no-untyped-def]
     return page.evaluate("window.linkjuice.DATA.tables.pages.rows")
+
+
+def test_the_dashboards_link_flows_filtered_by_a_url_are_the_views_rows(flow_stores: dict[str, Path]) -> None:
+    """Filtered by a source, target or resolved URL (read from that page's pairs alone), alone or
+    with another filter, the link_flows table's pages and counts are the view's own, filtered:
+    for pages, for targets that are no stored page (external and broken links), for links
+    through redirects, and for a URL that is no page at all."""
+    for kind, db in flow_stores.items():
+        with Store(db, read_only=True) as store:
+            query = Store.BROWSE["link_flows"][0]
+            every = store.sql(query)
+            unstored = every.loc[~every["target_url"].isin(store.sql("SELECT url FROM pages")["url"]), "target_url"]
+            moved = every.dropna(subset=["resolved_url"])
+            moved = moved[moved["target_url"] != moved["resolved_url"]]  # (links through redirects)
+            assert (len(unstored) and len(moved)) or kind == "tied"  # (the generated site has both)
+            filters = [{"source_url": every["source_url"].iloc[3]}, {"target_url": every["target_url"].iloc[5]},
+                       {"resolved_url": every["resolved_url"].dropna().iloc[7]},
+                       *({"target_url": u} for u in unstored.head(1)),
+                       *({column: u} for column in ("target_url", "resolved_url") for u in moved[column].head(1)),
+                       {"source_url": every["source_url"].iloc[3], "reason": "passed"},
+                       {"source_url": every["source_url"].iloc[3], "target_url": every["target_url"].iloc[3]},
+                       {"source_url": "https://nowhere.example/"}]
+            assert store._pairs_of_urls(filters[0]) is not None
+            for equals in filters:
+                got, total = store.browse("link_flows", equals=equals, sort="juice", limit=500)
+                where = " AND ".join(f"CAST({c} AS VARCHAR) = ?" for c in equals)
+                matching = store.sql(f"SELECT * FROM ({query}) WHERE {where} "
+                                     "ORDER BY juice DESC NULLS LAST, source_url, target_url", list(equals.values()))
+                want = matching.head(500)
+                assert total == len(matching) and len(got) == len(want), (kind, equals)
+                assert got.drop(columns=["juice", "share", "weight"]).equals(
+                    want.drop(columns=["juice", "share", "weight"])), (kind, equals)
+                assert got["juice"].to_numpy() == pytest.approx(want["juice"].to_numpy(), rel=1e-12)
+            assert any(len(store.browse("link_flows", equals=e, limit=500)[0]) > 1 for e in filters)

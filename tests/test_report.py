@@ -417,7 +417,7 @@ def _pages_rows(page) -> list[list]:  # type: ignore[no-untyped-def]
 
 def test_the_dashboards_link_flows_filtered_by_a_url_are_the_views_rows(flow_stores: dict[str, Path]) -> None:
     """Filtered by a source, target or resolved URL (read from that page's pairs alone), alone or
-    with another filter, the link_flows table's pages and counts are the view's own, filtered:
+    with another filter, the link_flows table's pages, counts and CSV rows are the view's own, filtered:
     for pages, for targets that are no stored page (external and broken links), for links
     through redirects, and for a URL that is no page at all."""
     for kind, db in flow_stores.items():
@@ -446,4 +446,10 @@ def test_the_dashboards_link_flows_filtered_by_a_url_are_the_views_rows(flow_sto
                 assert got.drop(columns=["juice", "share", "weight"]).equals(
                     want.drop(columns=["juice", "share", "weight"])), (kind, equals)
                 assert got["juice"].to_numpy() == pytest.approx(want["juice"].to_numpy(), rel=1e-12)
+                # (every matching row, a CSV download's)
+                streamed = store.browse_batches("link_flows", equals=equals, sort="juice", batch_rows=7).read_all()
+                texts = [c for c in matching.columns if c not in ("juice", "share", "weight")]
+                assert streamed.select(texts).to_pylist() == [  # (a column of no URL: NaN in the frame)
+                    {c: (None if pd.isna(v) else v) for c, v in row.items()}
+                    for row in matching[texts].astype(object).to_dict("records")], (kind, equals)
             assert any(len(store.browse("link_flows", equals=e, limit=500)[0]) > 1 for e in filters)

@@ -1539,6 +1539,12 @@ class Store:
                        batch_rows: int = 20_000) -> pa.RecordBatchReader:
         """All matching rows of a browsable table as a stream of Arrow batches (CSV downloads)."""
         filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
+        pairs = self._pairs_of_urls(equals) if table == "link_flows" and not search else None
+        if pairs is not None:  # one page's flows (browse): read before its pairs' table is dropped
+            with self._pair_flows(pairs) as flows:
+                filtered, order, params = self._browse_sql(table, search, equals, sort, descending,
+                                                           rows=self._BROWSED_FLOWS.format(flows=f"({flows})"))
+                return self._arrow(filtered + order, params).to_reader(batch_rows)
         relation = self.con.sql(filtered + order, params=params)
         # The reader method was renamed across DuckDB releases.
         for name in ("to_arrow_reader", "fetch_arrow_reader", "record_batch"):

@@ -1554,8 +1554,8 @@ class Store:
 
     def _sample_ids(self, urls: Sequence[str]) -> pa.Table:
         """The page ids (column id) of the stored pages among `urls`, each once."""
-        return self._arrow("SELECT DISTINCT p.page_id AS id FROM (SELECT DISTINCT unnest(?::VARCHAR[]) AS url) u "
-                           "JOIN pages p ON p.url = u.url", [list(urls)])
+        ids = self.page_ids_of(urls)
+        return pa.table({"id": np.unique(ids[ids >= 0])})
 
     def flows_among(self, urls: Sequence[str], limit: int) -> pd.DataFrame:
         """The strongest links whose source and target are both in `urls` (the graph sample)."""

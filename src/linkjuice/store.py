@@ -1468,34 +1468,37 @@ class Store:
                offset: int = 0) -> tuple[pd.DataFrame, int]:
         """One page of a browsable table, filtered (text search over its text columns, exact
         matches) and sorted, with the number of rows that match."""
-        filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
-        if table == "link_flows" and not search and not equals and (sort or "juice") == "juice" \
-                and descending in (None, True) and limit is not None and self._current_flows_view() is not None:
-            # The strongest flows, from the strongest sources first (_strongest_pairs), and their
-            # count without the view: through it, the first page of a 10M-page site took 115 s.
-            near = self._strongest_pairs(None, max(int(offset), 0) + int(limit))
-            with self._registered("lj_in_pairs", near), \
-                    self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as flows:
-                frame = self.con.execute(
-                    f"SELECT * FROM ({self._BROWSED_FLOWS.format(flows=f'({flows})')}) AS t" + order + " LIMIT ? OFFSET ?",
-                    [int(limit), max(int(offset), 0)]).df()
-            return frame, self._flow_count()
-        pairs = self._pairs_of_urls(equals) if table == "link_flows" and not search else None
-        if pairs is not None:
-            # Filtered by a page's URL: that page's pairs alone (through the view, the links to
-            # one page of a 10M-page site took 44 s), the filters applied to their rows as before.
-            with self._pair_flows(pairs) as flows:
-                filtered, order, params = self._browse_sql(table, search, equals, sort, descending,
-                                                           rows=self._BROWSED_FLOWS.format(flows=f"({flows})"))
-                return self._browse_page(filtered, order, params, limit, offset)
-        return self._browse_page(filtered, order, params, limit, offset)
+        with self._browse_query(table, search, equals, sort, descending) as (filtered, order, params, _):
+            if table == "link_flows" and not search and not equals and (sort or "juice") == "juice" \
+                    and descending in (None, True) and limit is not None and self._current_flows_view() is not None:
+                # The strongest flows, from the strongest sources first (_strongest_pairs), and their
+                # count without the view: through it, the first page of a 10M-page site took 115 s.
+                near = self._strongest_pairs(None, max(int(offset), 0) + int(limit))
+                with self._registered("lj_in_pairs", near), \
+                        self._pair_flows("(src, dst) IN (SELECT src, dst FROM lj_in_pairs)") as flows:
+                    frame = self.con.execute(
+                        f"SELECT * FROM ({self._BROWSED_FLOWS.format(flows=f'({flows})')}) AS t" + order
+                        + " LIMIT ? OFFSET ?", [int(limit), max(int(offset), 0)]).df()
+                return frame, self._flow_count()
+            total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]
+            page = " LIMIT ? OFFSET ?" if limit is not None else ""
+            extra = [int(limit), max(int(offset), 0)] if limit is not None else []
+            return self.con.execute(filtered + order + page, params + extra).df(), total
 
-    def _browse_page(self, filtered: str, order: str, params: list[Any], limit: int | None,
-                     offset: int) -> tuple[pd.DataFrame, int]:
-        total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]
-        page = " LIMIT ? OFFSET ?" if limit is not None else ""
-        extra = [int(limit), max(int(offset), 0)] if limit is not None else []
-        return self.con.execute(filtered + order + page, params + extra).df(), total
+    @contextmanager
+    def _browse_query(self, table: str, search: str | None, equals: Mapping[str, Any] | None, sort: str | None,
+                      descending: bool | None) -> Iterator[tuple[str, str, list[Any], bool]]:
+        """_browse_sql's (SQL, ORDER BY, parameters) for the block, and whether the SQL reads a
+        temporary table that ends with it: link_flows filtered by a page's URL is read from that
+        page's pairs alone (through the view, the links to one page of a 10M-page site took 44 s),
+        the filters applied to their rows as to the view's."""
+        pairs = self._pairs_of_urls(equals) if table == "link_flows" and not search else None
+        if pairs is None:
+            yield (*self._browse_sql(table, search, equals, sort, descending), False)
+            return
+        with self._pair_flows(pairs) as flows:
+            yield (*self._browse_sql(table, search, equals, sort, descending,
+                                     rows=self._BROWSED_FLOWS.format(flows=f"({flows})")), True)
 
     # The link_pairs column of the page id behind each URL column of the link_flows view.
     _PAIR_ID_OF = {"source_url": "src", "target_url": "dst", "resolved_url": "resolved"}
@@ -1538,12 +1541,8 @@ class Store:
                        sort: str | None = None, descending: bool | None = None,
                        batch_rows: int = 20_000) -> pa.RecordBatchReader:
         """All matching rows of a browsable table as a stream of Arrow batches (CSV downloads)."""
-        filtered, order, params = self._browse_sql(table, search, equals, sort, descending)
-        pairs = self._pairs_of_urls(equals) if table == "link_flows" and not search else None
-        if pairs is not None:  # one page's flows (browse): read before its pairs' table is dropped
-            with self._pair_flows(pairs) as flows:
-                filtered, order, params = self._browse_sql(table, search, equals, sort, descending,
-                                                           rows=self._BROWSED_FLOWS.format(flows=f"({flows})"))
+        with self._browse_query(table, search, equals, sort, descending) as (filtered, order, params, temporary):
+            if temporary:  # (one page's flows: read before their table is dropped)
                 return self._arrow(filtered + order, params).to_reader(batch_rows)
         relation = self.con.sql(filtered + order, params=params)
         # The reader method was renamed across DuckDB releases.

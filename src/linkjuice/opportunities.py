@@ -438,13 +438,12 @@ def optimize(db: str | Path, target: str, budget: int, *, min_relevance: float =
     outlinks = np.bincount(loaded.flows.src[loaded.flows.is_internal], minlength=state.n)
     result = greedy_optimize(state, s_ids, t_ids, weight, objective, budget, max_links=max_links, existing_links=outlinks)
     frame = text.frame
-    index = pd.Index(state.urls)
-    chosen_sources = index.get_indexer(pd.Index(result.chosen["source_url"], dtype=object))
-    with open_store(db) as store:
+    with open_store(db) as store:  # (the chosen links' ids: no index of every page's URL)
+        chosen_sources = store.page_ids_of(list(result.chosen["source_url"]))
+        chosen_targets = store.page_ids_of(list(result.chosen["target_url"]))
         anchors_by_page = store.source_anchors(np.unique(chosen_sources))
     anchors, contexts = [], []
-    for s_url, t_url in zip(result.chosen["source_url"], result.chosen["target_url"]):
-        s, t = index.get_loc(s_url), index.get_loc(t_url)
+    for s, t in zip(chosen_sources.tolist(), chosen_targets.tolist()):
         match = find_anchor(frame["main_text"][s], title_phrases(frame["title"][t], frame["h1"][t]),
                             existing_anchors=anchors_by_page.get(s, []),
                             headings=[frame["title"][s], frame["h1"][s], *str(frame["headings"][s]).split("\n")])

@@ -4,6 +4,7 @@ computed here from the stored scores and a hand count of each page's links."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -351,6 +352,50 @@ def test_texts_written_by_arrow_equal_the_per_row_wording() -> None:
     what = urls.map({urls[0]: "returns HTTP 404", urls[1]: "fails (timeout)"})
     assert _join(urls, " ", what, ". ", _plural_v([1, 3], "link"), " on ", np.array([2, 5]), ".").to_pylist() == [
         f"{u} {w}. {_plural(n, 'link')} on {p}." for u, w, n, p in zip(urls, what, [1, 3], [2, 5])]
+
+
+def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site) -> None:
+    """weak-page and deep-page explanations are SQL templates DuckDB writes as the findings are
+    stored (and in the in-memory result): counts, missing and half-way scores word as the per-row
+    texts do, and the stored texts equal the in-memory ones, with each page's own depth and score."""
+    import duckdb
+    import pyarrow as pa
+
+    from linkjuice.audit import _plural, _plural_sql, _score, _score_sql, audit_site
+    from linkjuice.pipeline import _audit_inputs
+
+    counts = [0, 1, 2, 1234567]
+    scores = [float("nan"), 0.0, 0.5, 12.4, 12.5, 13.5, 99.6, 100.0]
+    values = pa.table({"_n": counts + [1] * (len(scores) - len(counts)),
+                       "_x": pa.array(scores, from_pandas=True)})
+    with duckdb.connect() as con:
+        con.register("v", values)
+        words, shown = zip(*con.execute(f"SELECT {_plural_sql('_n', 'other page')}, {_score_sql('_x')} FROM v"
+                                         ).fetchall())
+    assert list(words[:len(counts)]) == [_plural(c, "other page") for c in counts]
+    assert list(shown) == [_score(s) for s in scores]
+
+    db = site[1]
+    thresholds = dataclasses.replace(THRESHOLDS, max_depth=1)
+    stored = run_audit(db, thresholds).findings
+    with Store(db, read_only=True) as store:
+        in_memory = audit_site(_audit_inputs(store), thresholds).findings
+        pages = store.sql("SELECT p.url, p.depth, s.juice_score FROM pages p JOIN page_scores s USING (page_id)")
+    assert stored["explanation"].tolist() == in_memory["explanation"].tolist()
+    pages = pages.set_index("url")
+    for code, pattern in (("weak-page", r"^(\S+) gets followed links from (\d+) other pages? and has a juice score of "
+                                        r"(\d+|-)/100 \(the median indexable page: \d+\)\.$"),
+                          ("deep-page", r"^(\S+) is (\d+) clicks from the start page \(threshold: 1\); deep pages "
+                                        r"receive little juice and are crawled less often\.$")):
+        texts = stored.loc[stored["code"] == code, ["url", "explanation"]]
+        assert len(texts) >= 3, code
+        parsed = texts["explanation"].str.extract(pattern)
+        assert parsed.notna().all().all(), texts["explanation"][parsed[0].isna()].tolist()
+        assert (parsed[0] == texts["url"]).all()
+        if code == "deep-page":
+            assert parsed[1].astype(int).tolist() == pages.loc[texts["url"], "depth"].astype(int).tolist()
+        else:
+            assert parsed[2].tolist() == [_score(s) for s in pages.loc[texts["url"], "juice_score"]]
 
 
 def test_juice_accounting_adds_up(site) -> None:

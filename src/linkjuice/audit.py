@@ -858,6 +858,20 @@ def _flow_keys(flows: pd.DataFrame, target_code: np.ndarray, target_urls: pd.Ind
 
 
 @dataclass(slots=True)
+class _Template:
+    """The explanations of a part's findings as one SQL expression over the finding's url and two
+    numbers (_n, an integer, and _x, a float; NULL for NaN), which DuckDB evaluates as the findings
+    are stored (in the audit's in-memory results too: _assemble): the codes that can have a finding
+    per page of a big site (weak-page, deep-page). Written in Python, their texts were made, put in
+    order and handed over one by one: 10M pages, 19M findings, ~13 s of the audit's main thread."""
+
+    sql: str
+    fix: str
+    n: np.ndarray  # int64, per finding of the part
+    x: np.ndarray  # float64, per finding of the part
+
+
+@dataclass(slots=True)
 class _Part:
     findings: pd.DataFrame  # _PART_FINDING columns
     items: pd.DataFrame  # _PART_ITEM columns; _local = the row of its finding in `findings`
@@ -869,6 +883,8 @@ class _Part:
     describe: Callable[[Any], tuple[Any, Any]] | None = None
     # When set, the items' url, source_url and target_url are codes into these URLs.
     url_codes: pd.Index | None = None
+    # Instead of `describe`: explanations that DuckDB writes as they are stored (_Template).
+    template: _Template | None = None
 
     def texts(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array | str]:
         """(explanations, fixes) of the findings at `rows`, in that order; the fix as one text when
@@ -948,6 +964,25 @@ def _score_v(values: Any) -> pa.Array:
         return table.take(np.where(missing, hi - lo + 1, rounded - lo))
     return pc.if_else(pa.array(missing), pa.scalar("-", pa.large_string()),
                       pa.array(rounded).cast(pa.large_string()))
+
+
+class _Sql(str):
+    """A piece of SQL among a template's pieces (the others are texts)."""
+
+
+def _sql_template(*pieces: str) -> str:
+    """A _Template's SQL: the pieces concatenated, texts as SQL literals."""
+    return " || ".join(p if isinstance(p, _Sql) else "'" + p.replace("'", "''") + "'" for p in pieces)
+
+
+def _plural_sql(column: str, word: str) -> _Sql:
+    """_plural_v in SQL, for an integer column."""
+    return _Sql(f"CAST({column} AS VARCHAR) || CASE WHEN {column} = 1 THEN ' {word}' ELSE ' {word}s' END")
+
+
+def _score_sql(column: str) -> _Sql:
+    """_score_v in SQL, for a float column (NULL: missing): rounded half to even, as NumPy does."""
+    return _Sql(f"coalesce(CAST(CAST(round_even({column}, 0) AS BIGINT) AS VARCHAR), '-')")
 
 
 def _strings(values: pd.Series) -> Any:
@@ -1034,10 +1069,11 @@ def _link_part(
     return _Part(findings, rows[_PART_ITEM], agg, describe, url_codes=urls)
 
 
-def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]],
+def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[str, str]] | None,
                severity: pd.Series | Severity | None = None,
-               items: pd.DataFrame | None = None) -> _Part:
-    """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads."""
+               items: pd.DataFrame | None = None, template: _Template | None = None) -> _Part:
+    """Findings about pages: `frame` has url and juice_at_stake plus what `describe` reads (or
+    their texts are the `template`'s, whose arguments are the frame's rows')."""
     if frame.empty:
         return _empty_part()
     sev = severity if isinstance(severity, pd.Series) else str(severity or CODES[code].severity)
@@ -1056,6 +1092,8 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
         findings["item_count"] = np.bincount(local[local >= 0], minlength=len(findings))[:len(findings)]
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
+    if template is not None:
+        return _Part(findings, items, template=template)
     return _Part(findings, items, frame.reset_index(drop=True), describe)
 
 
@@ -1408,35 +1446,30 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
     shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
     # Only the columns the texts read: the findings take their rows from this frame.
-    frame = pages[["url", "juice", "juice_score", "depth"]].assign(juice_at_stake=shortfall,
+    frame = pages[["url", "juice"]].assign(juice_at_stake=shortfall,
                                                                     inlinks=ctx.totals.followed_inlinks[:n])
     parts = []
 
-    score = pages["juice_score"].astype("float64").fillna(0.0).to_numpy()
-    weak = is_page & ((frame["inlinks"].to_numpy() < t.min_inlinks) | (score < t.weak_score))
+    shown_score = pages["juice_score"].astype("float64").to_numpy()  # (NaN: missing, shown as "-")
+    weak = is_page & ((frame["inlinks"].to_numpy() < t.min_inlinks) | (np.nan_to_num(shown_score) < t.weak_score))
     kept = ~pages["url"].isin(skip).to_numpy()  # (each page's URL looked up once for both codes)
     weak &= kept & (pages["url"] != (ctx.start_url or "")).to_numpy()
 
-    @_whole_frame
-    def describe_weak(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (_join(f["url"].astype(str), " gets followed links from ", _plural_v(f["inlinks"], "other page"),
-                      " and has a juice score of ", _score_v(f["juice_score"]),
-                      f"/100 (the median indexable page: {ctx.median_score:.0f})."),
-                "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
-                "its section's hub page.")
-    parts.append(_page_part("weak-page", frame[weak], describe_weak))
+    weak_texts = _sql_template(
+        _Sql("url"), " gets followed links from ", _plural_sql("_n", "other page"), " and has a juice score of ",
+        _score_sql("_x"), f"/100 (the median indexable page: {ctx.median_score:.0f}).")
+    parts.append(_page_part("weak-page", frame[weak], None, template=_Template(
+        weak_texts, "Link to it from related, stronger pages, in the content and with a descriptive anchor, or from "
+        "its section's hub page.", frame["inlinks"].to_numpy(np.int64)[weak], shown_score[weak])))
 
     depth = pages["depth"].astype("float64").to_numpy()
     deep = is_page & (np.nan_to_num(depth, nan=-1) > t.max_depth) & kept
-
-    @_whole_frame
-    def describe_deep(f: pd.DataFrame) -> tuple[Any, Any]:
-        return (_join(f["url"].astype(str), " is ", pa.array(f["depth"].to_numpy(np.float64).astype(np.int64)),
-                      f" clicks from the start page (threshold: {t.max_depth}); deep pages "
-                      "receive little juice and are crawled less often."),
-                "Link to it from a page closer to the home page (a hub or category page), or from "
-                "navigation or a related-links block.")
-    parts.append(_page_part("deep-page", frame[deep], describe_deep))
+    deep_texts = _sql_template(
+        _Sql("url"), " is ", _Sql("CAST(_n AS VARCHAR)"), f" clicks from the start page (threshold: {t.max_depth}); "
+        "deep pages receive little juice and are crawled less often.")
+    parts.append(_page_part("deep-page", frame[deep], None, template=_Template(
+        deep_texts, "Link to it from a page closer to the home page (a hub or category page), or from navigation "
+        "or a related-links block.", depth[deep].astype(np.int64), np.full(int(deep.sum()), np.nan))))
 
     dead = is_page & (ctx.totals.followed_out[:n] == 0)
     dead_frame = frame[dead].assign(juice_at_stake=ctx.d * ctx.juice[dead])
@@ -1872,6 +1905,7 @@ class _Ordered:
     offset: np.ndarray  # part i's findings are offset[i]:offset[i + 1] in `finding_id`
     finding_id: np.ndarray  # of finding `local` of part i at offset[i] + local (1 = first in the final order)
     fixes: dict[str, int]  # the fix texts met so far: text -> code (grown as the texts are written)
+    templates: list[str]  # the parts' _Template SQL, numbered in part order (_FindingSlice.template)
 
 
 @dataclass(slots=True)
@@ -1885,25 +1919,22 @@ class AuditStream:
     by_code: pd.DataFrame  # summarize() of the findings
     _ordered: _Ordered | None
 
+    @property
+    def finding_select(self) -> str:
+        """The SQL select list that turns a table of finding_tables into FINDING_COLUMNS (some
+        explanations are written by it: _Template)."""
+        templates = self._ordered.templates if self._ordered is not None else []
+        return ", ".join(f"{_explanation_sql(templates)} AS explanation" if c == "explanation" else c
+                         for c in FINDING_COLUMNS)
+
     def finding_tables(self) -> Iterator[pa.Table]:
-        """The findings (FINDING_COLUMNS), a slice of the priority order at a time, in order."""
+        """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS and
+        what finding_select reads to write the explanations left NULL."""
         o = self._ordered
         if o is None:
             return
-        for lo, hi, explanation, fix in _finding_texts(o):
-            rows = o.findings.iloc[lo:hi]
-            fixes = pa.array(list(o.fixes), pa.string())
-            yield pa.table({
-                "finding_id": pa.array(np.arange(lo + 1, hi + 1, dtype=np.int64)),
-                # Texts of a few values as dictionaries: a million fixes written out were 0.1 s a slice.
-                "code": pa.DictionaryArray.from_arrays(pa.array(rows["_order"].to_numpy()), _CODE_NAMES),
-                "severity": pa.DictionaryArray.from_arrays(pa.array(rows["_rank"].to_numpy()), _SEVERITY_NAMES),
-                **{c: pa.Array.from_pandas(rows[c]) for c in ("url", "anchor")},
-                "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
-                "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
-                "explanation": explanation,
-                "fix": pa.DictionaryArray.from_arrays(pa.array(fix, mask=fix < 0), fixes),
-            })
+        for texts in _finding_texts(o):
+            yield _finding_table(o, texts)
         _texts_done(o.parts)
 
     def item_tables(self) -> Iterator[pa.Table]:
@@ -1998,9 +2029,12 @@ def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:
     by = ", ".join(f'"{k}" {"DESC" if o == "descending" else "ASC"} NULLS FIRST' for k, o in keys)
     with duckdb.connect() as con:
         con.register("sorted_rows", table)
-        relation = con.sql(f"SELECT _row FROM sorted_rows ORDER BY {by}, _row")
-        # DuckDB 2 renamed arrow() to to_arrow_table().
-        return (getattr(relation, "to_arrow_table", None) or relation.arrow)().column(0).to_numpy()
+        return _arrow_of(con.sql(f"SELECT _row FROM sorted_rows ORDER BY {by}, _row")).column(0).to_numpy()
+
+
+def _arrow_of(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A DuckDB relation's rows as an Arrow table (DuckDB 2 renamed arrow() to to_arrow_table())."""
+    return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
 
 def _ranks(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
@@ -2069,7 +2103,7 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     })
     finding_id = np.empty(len(findings), np.int64)
     finding_id[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy()] = np.arange(1, len(findings) + 1)
-    return _Ordered(parts, findings, offset, finding_id, {})
+    return _Ordered(parts, findings, offset, finding_id, {}, [p.template.sql for p in parts if p.template is not None])
 
 
 # The codes and severities by rank (_Ordered.findings' _order and _rank), and back.
@@ -2079,30 +2113,81 @@ _CODE_RANK_OF = {c: i for i, c in enumerate(CODES)}
 _SEVERITY_RANK_OF = {str(s): rank for s, rank in _SEVERITY_RANK.items()}
 
 
-def _finding_texts(o: _Ordered) -> Iterator[tuple[int, int, pa.Array, np.ndarray]]:
-    """(lo, hi, explanations, fix codes into o.fixes) of the findings at positions lo:hi of the
-    final order, a slice at a time, in that order: written per part for its findings in the
-    slice, then interleaved. Written whole, then put in order, a big site's explanations were
-    held three times: 4 GB at 3M pages. (Handed over a part after another, for DuckDB to sort
-    each slice with its texts as it was inserted, the audit's write took a fifth more CPU at 3M
-    pages, and five times the page faults.)"""
+@dataclass(slots=True)
+class _FindingSlice:
+    """The texts of the findings at positions lo:hi of the final order. A finding's explanation is
+    `explanation` or, where that is NULL, the SQL of its part's _Template (`template`: its number
+    in _Ordered.templates, -1 for none) over its url, `n` and `x` (explanation_sql)."""
+
+    lo: int
+    hi: int
+    explanation: pa.Array
+    fix: np.ndarray  # codes into _Ordered.fixes
+    template: np.ndarray  # int8
+    n: np.ndarray
+    x: np.ndarray
+
+
+def _finding_texts(o: _Ordered) -> Iterator[_FindingSlice]:
+    """The findings' texts, a slice of the final order at a time, in that order: written per part
+    for its findings in the slice, then interleaved. Written whole, then put in order, a big site's
+    explanations were held three times: 4 GB at 3M pages. (Handed over a part after another, for
+    DuckDB to sort each slice with its texts as it was inserted, the audit's write took a fifth
+    more CPU at 3M pages, and five times the page faults.)"""
     part_of = o.findings["_part"].to_numpy()
     local = o.findings["_local"].to_numpy()
+    template_of = np.full(len(o.parts), -1, np.int8)
+    template_of[[i for i, p in enumerate(o.parts) if p.template is not None]] = np.arange(len(o.templates))
     for lo in range(0, len(local), _TEXT_SLICE):
         hi = min(lo + _TEXT_SLICE, len(local))
         by_part = np.argsort(part_of[lo:hi], kind="stable")
         bounds = np.flatnonzero(np.diff(part_of[lo:hi][by_part])) + 1
         pieces = []
         fix_code = np.empty(hi - lo, np.int32)
+        n, x = np.zeros(hi - lo, np.int64), np.full(hi - lo, np.nan)
         for rows in np.split(by_part, bounds):
-            explanation, fix = o.parts[part_of[lo + rows[0]]].texts(local[lo:hi][rows])
+            part = o.parts[part_of[lo + rows[0]]]
+            if part.template is not None:  # (its texts are DuckDB's)
+                at_part = local[lo:hi][rows]
+                n[rows], x[rows] = part.template.n[at_part], part.template.x[at_part]
+                explanation, fix = pa.nulls(len(rows), pa.large_string()), part.template.fix
+            else:
+                explanation, fix = part.texts(local[lo:hi][rows])
             pieces.append(explanation)
             fix_code[rows] = _fix_codes(fix, len(rows), o.fixes)
         at = np.empty(hi - lo, np.int64)
         at[by_part] = np.arange(hi - lo)  # the slice's row k is at[k] among the pieces, one part after another
         # (taken from the chunks, not from one array of them: a copy of every text less)
-        yield lo, hi, pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks(), fix_code
+        yield _FindingSlice(lo, hi, pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks(),
+                            fix_code, template_of[part_of[lo:hi]], n, x)
         del pieces
+
+
+def _explanation_sql(templates: Sequence[str]) -> str:
+    """The SQL expression of a finding's explanation over a table of _FindingSlice's columns
+    (url, explanation, _template, _n, _x)."""
+    if not templates:
+        return "explanation"
+    cases = " ".join(f"WHEN {i} THEN {sql}" for i, sql in enumerate(templates))
+    return f"CASE _template {cases} ELSE explanation END"
+
+
+def _finding_table(o: _Ordered, texts: _FindingSlice) -> pa.Table:
+    """A slice of the findings in order, as AuditStream.finding_tables hands them over."""
+    rows = o.findings.iloc[texts.lo:texts.hi]
+    fixes = pa.array(list(o.fixes), pa.string())
+    return pa.table({
+        "finding_id": pa.array(np.arange(texts.lo + 1, texts.hi + 1, dtype=np.int64)),
+        # Texts of a few values as dictionaries: a million fixes written out were 0.1 s a slice.
+        "code": pa.DictionaryArray.from_arrays(pa.array(rows["_order"].to_numpy()), _CODE_NAMES),
+        "severity": pa.DictionaryArray.from_arrays(pa.array(rows["_rank"].to_numpy()), _SEVERITY_NAMES),
+        **{c: pa.Array.from_pandas(rows[c]) for c in ("url", "anchor")},
+        "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
+        "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
+        "explanation": texts.explanation,
+        "fix": pa.DictionaryArray.from_arrays(pa.array(texts.fix, mask=texts.fix < 0), fixes),
+        "_template": pa.array(texts.template), "_n": pa.array(texts.n), "_x": pa.array(texts.x, from_pandas=True),
+    })
 
 
 def _texts_done(parts: list[_Part]) -> None:
@@ -2154,9 +2239,15 @@ def _assemble(o: _Ordered | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     # Fixes become a categorical: a code's findings mostly share one fix.
     fix_code = np.empty(len(findings), np.int32)
     chunks = []
-    for lo, hi, explanation, fix in _finding_texts(o):
-        chunks.append(explanation)
-        fix_code[lo:hi] = fix
+    with duckdb.connect() as con:  # (the templates' texts, as the store writes them)
+        for texts in _finding_texts(o):
+            if (texts.template >= 0).any():
+                con.register("finding_slice", _finding_table(o, texts))
+                texts.explanation = _arrow_of(con.sql(f"SELECT {_explanation_sql(o.templates)} FROM finding_slice")
+                                              ).column(0).combine_chunks().cast(pa.large_string())
+                con.unregister("finding_slice")
+            chunks.append(texts.explanation)
+            fix_code[texts.lo:texts.hi] = texts.fix
     findings["explanation"] = pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
     del chunks
     findings["fix"] = pd.Categorical.from_codes(fix_code, categories=pd.Index(list(o.fixes), dtype=object))

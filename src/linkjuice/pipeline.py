@@ -773,7 +773,8 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
     stream = stream_audit(_audit_inputs(store), thresholds)
     summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary)
+    store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary,
+                             finding_select=stream.finding_select)
     return AuditResult(None, None, stream.juice_flow, summary, stored=_StoredFindings(store), by_code=stream.by_code)
 
 

@@ -2259,13 +2259,15 @@ class Store:
         ).df()
 
     def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
-                           summary: Mapping[str, Any]) -> None:
+                           summary: Mapping[str, Any], *, finding_select: str | None = None) -> None:
         """Replace the audit's tables and its summary in meta, in one transaction, with the
         findings and items as Arrow tables, each inserted as it comes (a big site's are made a
-        slice at a time: linkjuice.audit.AuditStream). The transaction is on a connection of its
-        own: each table is inserted on a thread (DuckDB releases the GIL) while the caller makes
-        the next. The findings come in finding_id order, a slice at a time, and are stored in
-        that order: their export needs no sort of every finding (export)."""
+        slice at a time: linkjuice.audit.AuditStream). `finding_select`: the SQL select list that
+        makes the findings' columns from a findings table (AuditStream.finding_select; default:
+        the table's columns). The transaction is on a connection of its own: each table is
+        inserted on a thread (DuckDB releases the GIL) while the caller makes the next. The
+        findings come in finding_id order, a slice at a time, and are stored in that order: their
+        export needs no sort of every finding (export)."""
         # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
         # beside the audit's own arrays, they took RSS past 21 GB.
         # (the findings are stored in the order they come: their export relies on it)
@@ -2283,7 +2285,8 @@ class Store:
                         for arrow in tables:
                             if inserting is not None:
                                 inserting.result()
-                            inserting = (pool.submit(self._insert_arrow, writer, table, arrow)
+                            select = finding_select if table == "findings" else None
+                            inserting = (pool.submit(self._insert_arrow, writer, table, arrow, select)
                                          if arrow.num_rows else None)
                     finally:  # the transaction ends (or is rolled back) once no insert runs
                         if inserting is not None:
@@ -2291,13 +2294,16 @@ class Store:
                 self.set_meta({"audit": dict(summary)}, con=writer)
 
     @staticmethod
-    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> None:
-        """Append an Arrow table's columns to `table`, in the table's row order (as Arrow:
-        DuckDB reads it in bulk)."""
+    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, select: str | None = None) -> None:
+        """Append an Arrow table's columns (or what the SQL select list `select` makes of them)
+        to `table`, in the table's row order (as Arrow: DuckDB reads it in bulk)."""
         cols = ", ".join(arrow.column_names)
         con.register("_arrow_in", arrow)
         try:
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in")
+            if select is not None:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM _arrow_in")
+            else:
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in")
         finally:
             con.unregister("_arrow_in")
 

@@ -338,16 +338,14 @@ def test_items_are_one_row_per_link_and_add_up(site) -> None:
 
 
 def test_texts_written_by_arrow_equal_the_per_row_wording() -> None:
-    """The whole-frame texts of codes with a finding per page (Arrow's kernels) word counts, scores
-    and URLs as the per-row texts do: singular and plural, missing and rounded scores, non-ASCII."""
+    """The whole-frame texts (Arrow's kernels) word counts and URLs as the per-row texts do:
+    singular and plural, non-ASCII."""
     import pandas as pd
 
-    from linkjuice.audit import _join, _plural, _plural_v, _score, _score_v
+    from linkjuice.audit import _join, _plural, _plural_v
 
     counts = [0, 1, 2, 1234567]
     assert _plural_v(counts, "other page").to_pylist() == [_plural(c, "other page") for c in counts]
-    scores = [float("nan"), 0.0, 12.4, 12.5, 13.5, 99.6, 100.0]
-    assert _score_v(scores).to_pylist() == [_score(s) for s in scores]
     urls = pd.Series(["https://ex.ample/ünï/ç?q=ä", "https://ex.ample/日本/"], dtype="str")
     what = urls.map({urls[0]: "returns HTTP 404", urls[1]: "fails (timeout)"})
     assert _join(urls, " ", what, ". ", _plural_v([1, 3], "link"), " on ", np.array([2, 5]), ".").to_pylist() == [
@@ -1178,16 +1176,22 @@ def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.Mon
 
 
 def test_column_texts_of_counts_and_scores_match_the_row_texts() -> None:
-    """_plural_v and _score_v (texts of whole columns, by a take from the texts of their range
-    when it is narrow, else formatted) write what _plural and _score write for each value."""
-    from linkjuice.audit import _plural, _plural_v, _score, _score_v
+    """_plural_v (texts of a whole column, by a take from the texts of its range when it is
+    narrow, else formatted) and _score_sql (DuckDB's, in the weak-page template) write what _plural
+    and _score write for each value."""
+    import duckdb
+    import pyarrow as pa
+
+    from linkjuice.audit import _plural, _plural_v, _score, _score_sql
 
     rng = np.random.default_rng(7)
     for counts in (rng.integers(0, 40, 500), np.array([1, 70_000, 2]), np.array([-1, 1, 2]), np.zeros(0, np.int64)):
         assert _plural_v(counts, "page").to_pylist() == [_plural(int(c), "page") for c in counts]
-    for values in (np.append(rng.random(500) * 100, [np.nan, 0.5, 1.5, 2.5, 99.5]), np.array([1e9, 0.0, np.nan]),
-                   np.zeros(0)):
-        assert _score_v(values).to_pylist() == [_score(v) for v in values]
+    with duckdb.connect() as con:
+        for values in (np.append(rng.random(500) * 100, [np.nan, 0.5, 1.5, 2.5, 99.5]), np.array([1e9, 0.0, np.nan])):
+            con.register("scores", pa.table({"_x": pa.array(values, from_pandas=True)}))
+            shown = [r[0] for r in con.execute(f"SELECT {_score_sql('_x')} FROM scores").fetchall()]
+            assert shown == [_score(v) for v in values]
 
 
 def test_page_states_as_a_categorical_from_the_indexability_categories() -> None:

@@ -953,19 +953,6 @@ def _plural_v(counts: Any, word: str) -> pa.Array:
                                     pa.scalar(f" {word}s", pa.large_string())))
 
 
-def _score_v(values: Any) -> pa.Array:
-    """_score for a column: the rounded score, "-" when missing."""
-    values = np.asarray(values, np.float64)
-    missing = np.isnan(values)
-    rounded = np.round(np.nan_to_num(values, nan=0.0)).astype(np.int64)
-    lo, hi = (int(rounded.min()), int(rounded.max())) if len(rounded) else (0, 0)
-    if hi - lo < _TEXT_TABLE:  # the texts of lo..hi, then "-"
-        table = pa.array([str(i) for i in range(lo, hi + 1)] + ["-"], pa.large_string())
-        return table.take(np.where(missing, hi - lo + 1, rounded - lo))
-    return pc.if_else(pa.array(missing), pa.scalar("-", pa.large_string()),
-                      pa.array(rounded).cast(pa.large_string()))
-
-
 class _Sql(str):
     """A piece of SQL among a template's pieces (the others are texts)."""
 
@@ -981,7 +968,7 @@ def _plural_sql(column: str, word: str) -> _Sql:
 
 
 def _score_sql(column: str) -> _Sql:
-    """_score_v in SQL, for a float column (NULL: missing): rounded half to even, as NumPy does."""
+    """_score in SQL, for a float column (NULL: missing): rounded half to even, as Python's format does."""
     return _Sql(f"coalesce(CAST(CAST(round_even({column}, 0) AS BIGINT) AS VARCHAR), '-')")
 
 
@@ -1446,8 +1433,7 @@ def _page_findings(ctx: _Context, skip: set[str]) -> list[_Part]:
     is_page = ctx.ranked & pages["is_html"].to_numpy(bool)
     shortfall = np.maximum(ctx.reference - ctx.juice, 0.0)
     # Only the columns the texts read: the findings take their rows from this frame.
-    frame = pages[["url", "juice"]].assign(juice_at_stake=shortfall,
-                                                                    inlinks=ctx.totals.followed_inlinks[:n])
+    frame = pages[["url", "juice"]].assign(juice_at_stake=shortfall, inlinks=ctx.totals.followed_inlinks[:n])
     parts = []
 
     shown_score = pages["juice_score"].astype("float64").to_numpy()  # (NaN: missing, shown as "-")
@@ -2119,7 +2105,7 @@ _SEVERITY_RANK_OF = {str(s): rank for s, rank in _SEVERITY_RANK.items()}
 class _FindingSlice:
     """The texts of the findings at positions lo:hi of the final order. A finding's explanation is
     `explanation` or, where that is NULL, the SQL of its part's _Template (`template`: its number
-    in _Ordered.templates, -1 for none) over its url, `n` and `x` (explanation_sql)."""
+    in _Ordered.templates, -1 for none) over its url, `n` and `x` (_explanation_sql)."""
 
     lo: int
     hi: int

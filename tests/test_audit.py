@@ -256,7 +256,6 @@ def test_explanations_agree_with_their_counts(site) -> None:
     singular_codes = set(counted.loc[ones, "code"])
     assert {"broken-links", "nofollow-internal", "empty-anchor", "links-to-redirects"} <= singular_codes
     # "N of the M internal links to X use(s)": with every weak anchor counted, one link and several.
-    import dataclasses
 
     loose = run_audit(site[1], dataclasses.replace(THRESHOLDS, min_generic_links=1, generic_share=0.01)).findings
     mostly = loose.loc[loose["code"] == "mostly-generic-anchors", "explanation"]
@@ -834,7 +833,6 @@ def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:
     """DuckDB's joins hand a big store's links back in no fixed order, and the audit does not sort
     them all: the links a finding lists are put in link order. Shuffled links give the same
     findings, texts (the first generic anchors quoted) and items."""
-    import dataclasses
 
     from linkjuice.audit import audit_site
     from linkjuice.pipeline import _audit_inputs
@@ -1052,7 +1050,6 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
     """Two anchors that each point at several pages ("Alpha" at 2, "Beta" at 3): each finding
     names its own count, whatever order the links arrive in (the audit puts the listed links in
     link order and the counts must follow them)."""
-    import dataclasses
 
     from linkjuice.audit import audit_site
     from linkjuice.pipeline import _audit_inputs
@@ -1137,7 +1134,6 @@ def test_streamed_audit_writes_what_audit_site_returns(site, tmp_path: Path, mon
 def test_links_without_anchor_text_are_empty_anchors_like_empty_text(site) -> None:
     """A link whose anchor is NULL (code -1 in the links' categorical) counts as an empty anchor,
     exactly as one whose anchor is "": the same findings, texts and items either way."""
-    import dataclasses
 
     import pandas as pd
 

@@ -2297,13 +2297,9 @@ class Store:
     def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, select: str | None = None) -> None:
         """Append an Arrow table's columns (or what the SQL select list `select` makes of them)
         to `table`, in the table's row order (as Arrow: DuckDB reads it in bulk)."""
-        cols = ", ".join(arrow.column_names)
         con.register("_arrow_in", arrow)
         try:
-            if select is not None:
-                con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM _arrow_in")
-            else:
-                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _arrow_in")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT {select or ', '.join(arrow.column_names)} FROM _arrow_in")
         finally:
             con.unregister("_arrow_in")
 

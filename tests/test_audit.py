@@ -498,6 +498,53 @@ def test_github_annotations_and_exports(site, tmp_path: Path) -> None:
     assert res.exit_code == 0 and len(pd.read_parquet(tmp_path / "f.parquet")) > 20
 
 
+def test_audit_tables_are_inserted_in_full_row_groups(tmp_path: Path) -> None:
+    """The audit hands its findings and items over in slices of any size: regrouped, they fill
+    DuckDB's row groups (a partial one at a slice's end was merged and compressed again at the
+    next checkpoint: 5.4 s of the 10M audit), with every row kept in order."""
+    import duckdb
+    import pyarrow as pa
+
+    from linkjuice.store import _ROW_GROUP_ROWS, _row_group_aligned
+
+    rng = np.random.default_rng(7)
+    sizes = [300_000, 0, 5, 122_875, 200_000, 1, 245_760, 90_000]
+    tables, start = [], 0
+    for k, size in enumerate(sizes):
+        ids = np.arange(start, start + size)
+        start += size
+        # Slices as the audit makes them: a column all NULL in one (typed null), dictionaries that
+        # grow from one slice to the next, a table in several chunks.
+        fixes = pa.array([f"fix {j}" for j in range(k + 2)])
+        table = pa.table({
+            "i": ids, "url": pa.array([f"https://example.com/p/{j}" for j in ids], pa.large_string()),
+            "anchor": pa.nulls(size) if k % 2 else pa.array(np.where(ids % 3 == 0, None, ids.astype(str))),
+            "fix": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, k + 2, size).astype(np.int32)), fixes),
+        })
+        tables.append(pa.concat_tables([table.slice(0, size * 2 // 3), table.slice(size * 2 // 3)]) if k == 4 else table)
+    aligned = list(_row_group_aligned(iter(tables)))
+    for table in aligned[:-1]:
+        assert all(len(batch) % _ROW_GROUP_ROWS == 0 for batch in table.to_batches())
+    assert sum(t.num_rows for t in aligned) == start
+    with duckdb.connect(str(tmp_path / "rg.duckdb")) as con:
+        con.execute("CREATE TABLE t (i BIGINT, url VARCHAR, anchor VARCHAR, fix VARCHAR)")
+        con.execute("BEGIN TRANSACTION")
+        for table in aligned:
+            con.register("a", table)
+            con.execute("INSERT INTO t BY NAME SELECT * FROM a")
+            con.unregister("a")
+        con.execute("COMMIT")
+        groups = con.execute("SELECT row_group_id, sum(count) FROM pragma_storage_info('t') WHERE column_id = 0 "
+                             "AND segment_type <> 'VALIDITY' GROUP BY ALL ORDER BY 1").fetchall()
+        assert [rows for _, rows in groups] == [_ROW_GROUP_ROWS] * (start // _ROW_GROUP_ROWS) + [start % _ROW_GROUP_ROWS]
+        stored = con.execute("SELECT * FROM t").df()  # in the order a scan returns
+    given = pa.concat_tables(tables, promote_options="permissive")
+    assert (stored["i"].to_numpy() == np.arange(start)).all()
+    for name in ("url", "anchor", "fix"):
+        assert stored[name].astype(object).where(stored[name].notna(), None).tolist() == \
+            given.column(name).cast(pa.string()).to_pylist()
+
+
 def test_findings_stored_and_exported_in_priority_order(site, tmp_path: Path) -> None:
     import shutil
 

@@ -64,6 +64,10 @@ _AUDIT_MEMORY_MB = (512, 8192)
 _AUDIT_MEMORY_PER_PAGE = 600
 # DuckDB's memory while the audit's findings are written (Store.write_audit_tables).
 _AUDIT_WRITE_MEMORY = "1GB"
+# DuckDB's rows per row group (its default). A table inserted in pieces of other sizes leaves a
+# partial row group at each piece's end, which the next checkpoint merges and compresses again: at
+# 10M pages, 5.4 s of the audit at the store's close (_row_group_aligned).
+_ROW_GROUP_ROWS = 122_880
 # DuckDB's limit for a moment while Store.release_memory evicts its cached blocks.
 _RELEASE_MEMORY = "64MB"
 # DuckDB's buffer of a streamed query's result (Store.__init__).
@@ -232,6 +236,33 @@ CREATE TABLE IF NOT EXISTS suggestions (
 -- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
 CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
 """.replace("{findings}", _AUDIT_TABLES["findings"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"])
+
+
+
+def _row_group_aligned(tables: Iterable[pa.Table], rows: int = _ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """The tables' rows, in order, in tables whose every chunk but the last table's holds a
+    multiple of `rows`: DuckDB fills row groups from each chunk apart, so these are inserted in
+    full row groups. The rows left over from one table are joined to the first of the next (a
+    copy of fewer than `rows` rows a table)."""
+    rest: pa.Table | None = None
+    for table in tables:
+        if not all(column.num_chunks <= 1 for column in table.columns):
+            table = table.combine_chunks()
+        head: list[pa.Table] = []
+        if rest is not None:
+            take = min(rows - rest.num_rows, table.num_rows)
+            rest = pa.concat_tables([rest, table.slice(0, take)], promote_options="permissive").combine_chunks()
+            table = table.slice(take)
+            if rest.num_rows < rows:
+                continue
+            head, rest = [rest], None
+        body = table.num_rows // rows * rows
+        if body < table.num_rows:
+            rest = table.slice(body)
+        if head or body:
+            yield pa.concat_tables([*head, table.slice(0, body)], promote_options="permissive")
+    if rest is not None and rest.num_rows:
+        yield rest
 
 
 class Store:
@@ -2282,7 +2313,7 @@ class Store:
                         writer.execute(f"DELETE FROM {table}")
                     inserting: Future[None] | None = None
                     try:
-                        for arrow in tables:
+                        for arrow in _row_group_aligned(tables):
                             if inserting is not None:
                                 inserting.result()
                             select = finding_select if table == "findings" else None

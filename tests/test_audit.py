@@ -306,6 +306,34 @@ def test_detector_errors_come_through_and_cancel_the_anchor_checks_not_started(
     assert checked == []
 
 
+def test_links_to_a_class_of_pages_are_the_links_whose_target_has_it(site) -> None:
+    """links_to answers from the links to pages that are not indexable (found once) when the
+    classes are only on such pages, and from every link otherwise: the same positions either way."""
+    import linkjuice.audit as audit_module
+    from linkjuice.pipeline import _audit_inputs
+
+    with Store(site[1], read_only=True) as store:
+        ctx = audit_module._context(_audit_inputs(store), THRESHOLDS)
+    dst = ctx.links["dst"].to_numpy().astype(np.int64)
+    n = len(ctx.pages)
+    unranked = np.flatnonzero(~ctx.ranked)
+    assert len(unranked) >= 3 and ctx.ranked.any()
+
+    def expected(page_class: np.ndarray) -> dict[int, list[int]]:
+        per_link = np.where(dst >= 0, page_class[np.maximum(dst, 0)], 0)
+        return {int(k): np.flatnonzero(per_link == k).tolist() for k in np.unique(per_link) if k}
+
+    only_unranked = np.zeros(n, np.int8)
+    only_unranked[unranked] = np.arange(len(unranked)) % 3 + 1
+    with_ranked = only_unranked.copy()
+    with_ranked[np.flatnonzero(ctx.ranked)[:5]] = 2
+    for page_class in (only_unranked, with_ranked, only_unranked):  # (the second: every link read)
+        found = ctx.links_to(page_class)
+        assert {k: v.tolist() for k, v in found.items()} == expected(page_class)
+        assert sum(len(v) for v in found.values()) > 0
+    assert ctx.unranked_links is not None and len(ctx.unranked_links[0]) < len(dst)
+
+
 def test_items_are_one_row_per_link_and_add_up(site) -> None:
     server, db = site
     u = server.url

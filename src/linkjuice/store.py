@@ -238,12 +238,11 @@ CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VAR
 """.replace("{findings}", _AUDIT_TABLES["findings"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"])
 
 
-
 def _row_group_aligned(tables: Iterable[pa.Table], rows: int = _ROW_GROUP_ROWS) -> Iterator[pa.Table]:
     """The tables' rows, in order, in tables whose every chunk but the last table's holds a
     multiple of `rows`: DuckDB fills row groups from each chunk apart, so these are inserted in
     full row groups. The rows left over from one table are joined to the first of the next (a
-    copy of fewer than `rows` rows a table)."""
+    copy of fewer than `rows` rows a table; a table in several chunks is joined into one)."""
     rest: pa.Table | None = None
     for table in tables:
         if not all(column.num_chunks <= 1 for column in table.columns):

@@ -1124,7 +1124,8 @@ def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:
 def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> None:
     """Two anchors that each point at several pages ("Alpha" at 2, "Beta" at 3): each finding
     names its own count, whatever order the links arrive in (the audit puts the listed links in
-    link order and the counts must follow them)."""
+    link order and the counts must follow them). A generic or empty anchor that points at several
+    pages is reported as such, not as a shared anchor."""
 
     from linkjuice.audit import audit_site
     from linkjuice.pipeline import _audit_inputs
@@ -1135,7 +1136,9 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
         "/p0/": page("P0", _links(_a("/p3/", "Beta"), _a("/p1/", "Alpha"))),
         "/p1/": page("P1", _links(_a("/p2/", "Alpha"), _a("/p4/", "Beta"))),
         "/p2/": page("P2", _links(_a("/p5/", "Beta"), _a("/p1/", "Alpha"))),
-        "/p3/": page("P3", "x"), "/p4/": page("P4", "x"), "/p5/": page("P5", "x"),
+        "/p3/": page("P3", _links(_a("/p4/", "click here"), _a("/p1/", " "))),
+        "/p4/": page("P4", _links(_a("/p5/", "click here"))),
+        "/p5/": page("P5", _links(_a("/p2/", " "))),
     }
     with serve(routes) as server:
         db = tmp_path / "anchors.duckdb"
@@ -1147,6 +1150,10 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
         result = audit_site(dataclasses.replace(inputs, links=links), THRESHOLDS)
         multi = result.findings[result.findings["code"] == "anchor-multiple-targets"].set_index("anchor")
         assert sorted(multi.index) == ["Alpha", "Beta"]
+        assert sorted(result.findings.loc[result.findings["code"] == "generic-anchor", "url"]) == [
+            server.url("/p4/"), server.url("/p5/")]
+        assert sorted(result.findings.loc[result.findings["code"] == "empty-anchor", "url"]) == [
+            server.url("/p1/"), server.url("/p2/")]
         assert "points at 2 different pages" in multi.at["Alpha", "explanation"]
         assert "points at 3 different pages" in multi.at["Beta", "explanation"]
 

@@ -533,7 +533,7 @@ def test_audit_tables_are_inserted_in_full_row_groups(tmp_path: Path) -> None:
     import duckdb
     import pyarrow as pa
 
-    from linkjuice.store import _ROW_GROUP_ROWS, _row_group_aligned
+    from linkjuice.store import ROW_GROUP_ROWS, _row_group_aligned
 
     rng = np.random.default_rng(7)
     sizes = [300_000, 0, 5, 122_875, 200_000, 1, 245_760, 90_000]
@@ -552,7 +552,7 @@ def test_audit_tables_are_inserted_in_full_row_groups(tmp_path: Path) -> None:
         tables.append(pa.concat_tables([table.slice(0, size * 2 // 3), table.slice(size * 2 // 3)]) if k == 4 else table)
     aligned = list(_row_group_aligned(iter(tables)))
     for table in aligned[:-1]:
-        assert all(len(batch) % _ROW_GROUP_ROWS == 0 for batch in table.to_batches())
+        assert all(len(batch) % ROW_GROUP_ROWS == 0 for batch in table.to_batches())
     assert sum(t.num_rows for t in aligned) == start
     with duckdb.connect(str(tmp_path / "rg.duckdb")) as con:
         con.execute("CREATE TABLE t (i BIGINT, url VARCHAR, anchor VARCHAR, fix VARCHAR)")
@@ -564,7 +564,7 @@ def test_audit_tables_are_inserted_in_full_row_groups(tmp_path: Path) -> None:
         con.execute("COMMIT")
         groups = con.execute("SELECT row_group_id, sum(count) FROM pragma_storage_info('t') WHERE column_id = 0 "
                              "AND segment_type <> 'VALIDITY' GROUP BY ALL ORDER BY 1").fetchall()
-        assert [rows for _, rows in groups] == [_ROW_GROUP_ROWS] * (start // _ROW_GROUP_ROWS) + [start % _ROW_GROUP_ROWS]
+        assert [rows for _, rows in groups] == [ROW_GROUP_ROWS] * (start // ROW_GROUP_ROWS) + [start % ROW_GROUP_ROWS]
         stored = con.execute("SELECT * FROM t").df()  # in the order a scan returns
     given = pa.concat_tables(tables, promote_options="permissive")
     assert (stored["i"].to_numpy() == np.arange(start)).all()

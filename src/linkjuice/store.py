@@ -67,7 +67,7 @@ _AUDIT_WRITE_MEMORY = "1GB"
 # DuckDB's rows per row group (its default). A table inserted in pieces of other sizes leaves a
 # partial row group at each piece's end, which the next checkpoint merges and compresses again: at
 # 10M pages, 5.4 s of the audit at the store's close (_row_group_aligned).
-_ROW_GROUP_ROWS = 122_880
+ROW_GROUP_ROWS = 122_880
 # DuckDB's limit for a moment while Store.release_memory evicts its cached blocks.
 _RELEASE_MEMORY = "64MB"
 # DuckDB's buffer of a streamed query's result (Store.__init__).
@@ -238,7 +238,7 @@ CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VAR
 """.replace("{findings}", _AUDIT_TABLES["findings"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"])
 
 
-def _row_group_aligned(tables: Iterable[pa.Table], rows: int = _ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+def _row_group_aligned(tables: Iterable[pa.Table], rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
     """The tables' rows, in order, in tables whose every chunk but the last table's holds a
     multiple of `rows`: DuckDB fills row groups from each chunk apart, so these are inserted in
     full row groups. The rows left over from one table are joined to the first of the next (a

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..store import Store
+from ..store import ROW_GROUP_ROWS, Store
 
 __all__ = ["DATASETS", "export_parquet"]
 
@@ -18,8 +18,6 @@ __all__ = ["DATASETS", "export_parquet"]
 # (source page, target URL) with the model's factors and juice; scores: the scores table as stored.
 # links and link_flows name pages by page_id (pages/ holds the URLs): fewer bytes to write and read.
 DATASETS: tuple[str, ...] = ("pages", "links", "link_flows", "scores")
-
-ROW_GROUP_ROWS = 122_880  # DuckDB's default row group: good for Dask/Spark split planning
 
 
 def export_parquet(db: str | Path, directory: str | Path, *, rows_per_file: int = 1_000_000,
@@ -39,7 +37,7 @@ def export_parquet(db: str | Path, directory: str | Path, *, rows_per_file: int 
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {root}: {exc.strerror}") from None
-    row_group_rows = min(ROW_GROUP_ROWS, rows_per_file)
+    row_group_rows = min(ROW_GROUP_ROWS, rows_per_file)  # (DuckDB's: good for Dask/Spark split planning)
     with Store(db, read_only=True) as store:
         return {name: store.export_dataset(name, root / name, rows_per_file=rows_per_file,
                                            row_group_rows=row_group_rows) for name in datasets}

@@ -242,11 +242,15 @@ def test_a_render_that_never_settles_keeps_the_raw_links(tmp_path: Path) -> None
 
 @needs_chromium
 def test_render_wait_reads_the_dom_after_a_fixed_delay(tmp_path: Path) -> None:
-    routes = {"/": page("Home", "<p>home</p>" + _DELAYED), "/late/": page("Late", "<p>late</p>")}
+    # The link arrives 1.5 s after the load: with the 300 ms of _DELAYED, a render without a wait
+    # on a loaded machine sometimes read the DOM after the link had come.
+    late_script = _DELAYED.replace("}, 300);", "}, 1500);")
+    assert late_script != _DELAYED
+    routes = {"/": page("Home", "<p>home</p>" + late_script), "/late/": page("Late", "<p>late</p>")}
     with serve(routes) as server:
         short, long = tmp_path / "short.duckdb", tmp_path / "long.duckdb"
         crawl_site(CrawlConfig(start_url=server.url("/"), render=True, render_wait_ms=0, **CRAWL), short, score=False)
-        crawl_site(CrawlConfig(start_url=server.url("/"), render=True, render_wait_ms=1000, **CRAWL), long,
+        crawl_site(CrawlConfig(start_url=server.url("/"), render=True, render_wait_ms=3000, **CRAWL), long,
                    score=False)
         assert ("/", "/late/") not in _links(short, server.origin)["rendered"]
         assert ("/", "/late/") in _links(long, server.origin)["rendered"]

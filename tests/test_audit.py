@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -20,7 +21,7 @@ from linkjuice.config import CrawlConfig, ModelConfig
 from linkjuice.demo import serve_folder
 from linkjuice.errors import StoreError, UsageError
 from linkjuice.pipeline import crawl_site, run_audit
-from linkjuice.store import Store
+from linkjuice.store import LINK_ORDER_MISSING, AuditLinks, Store
 
 from .sitekit import Route, page, redirect, serve
 
@@ -314,8 +315,8 @@ def test_links_to_a_class_of_pages_are_the_links_whose_target_has_it(site) -> No
 
     with Store(site[1], read_only=True) as store:
         ctx = audit_module._context(_audit_inputs(store), THRESHOLDS)
-    dst = ctx.links["dst"].to_numpy().astype(np.int64)
     n = len(ctx.pages)
+    dst = np.where(ctx.target_code < n, ctx.target_code, -1).astype(np.int64)
     unranked = np.flatnonzero(~ctx.ranked)
     assert len(unranked) >= 3 and ctx.ranked.any()
 
@@ -828,11 +829,14 @@ def test_flow_sums_agree_with_the_flows_view_in_any_chunking(site, monkeypatch: 
     assert chunked.juice_flow["category"].tolist() == whole.juice_flow["category"].tolist()
 
 
+@pytest.mark.parametrize("keep_all", [False, True])
 @pytest.mark.parametrize("numba", ["0", "1"])
 def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monkeypatch: pytest.MonkeyPatch,
-                                                                             numba: str) -> None:
+                                                                             numba: str, keep_all: bool) -> None:
     """Page 0 reaches page 1 directly and through the redirect page 2, in two batches: page 1 has
-    one followed inlink, not two; sums by page and by (reason, position, state) are hand-counted."""
+    one followed inlink, not two; sums by page and by (reason, position, state) are hand-counted.
+    Keeping every pair (keep_all, the links then hold the pairs' sources), the sums are the same
+    and the pairs are kept in order without their source and target."""
     monkeypatch.setenv("LINKJUICE_NUMBA", numba)
     import pandas as pd
     import pyarrow as pa
@@ -860,8 +864,9 @@ def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monk
               [1, 0, 0, -1], [False, False, False, True], [True, False, True, True],
               [passed, external, REASONS.index("not_crawled"), nofollow], [0.5, 0.125, 0.0625, 0.3], [2, 1, 1, 1]),
     ]
-    flows, totals = collect_flows(pages, ["content", "nav"], iter(batches), reasons=REASONS)
+    flows, totals = collect_flows(pages, ["content", "nav"], iter(batches), reasons=REASONS, keep_all=keep_all)
     assert totals.followed_inlinks.tolist() == [0, 1, 0, 0]
+    assert totals.page_resolved.tolist() == [-1, 1, 1, -1]  # (the nofollow pair to page 3 resolves to none)
     assert totals.internal_targets.tolist() == [3, 1, 0, 0]
     assert totals.followed_out.tolist() == [3, 0, 0, 0]
     assert totals.inflow.tolist() == [0.0, 0.25, 0.5, 0.0]  # the nofollow pair's 0.3 does not count
@@ -870,18 +875,27 @@ def test_collect_flows_counts_a_source_once_when_its_pairs_straddle_batches(monk
     assert account == {("passed", "content", "indexable"): 0.25, ("passed", "nav", "redirect"): 0.5,
                                  ("external", "content", None): 0.125, ("not_crawled", "content", None): 0.0625,
                                  ("nofollow", None, "not crawled"): 0.3}
+    if keep_all:  # every pair, in order
+        assert "src" not in flows and "dst" not in flows
+        assert flows["resolved"].tolist() == [1, 1, -1, -1, -1]
+        assert flows["target_url"].astype(object).tolist()[3] == "https://s.example/new"
+        assert flows["juice_per_link"].tolist() == [0.25, 0.25, 0.125, 0.0625, 0.3]
+        return
     # Kept: every pair but the external one; the internal URL that is not a page keeps its URL.
     assert flows["src"].tolist() == [0, 0, 0, 1] and flows["dst"].tolist() == [1, 2, -1, 3]
     assert flows["target_url"].astype(object).tolist()[2] == "https://s.example/new"
     assert flows["juice_per_link"].tolist() == [0.25, 0.25, 0.0625, 0.3]
 
 
+@pytest.mark.parametrize("keep_all", [False, True])
 @pytest.mark.parametrize("numba", ["0", "1"])
 def test_followed_inlinks_count_each_source_once_through_redirects(monkeypatch: pytest.MonkeyPatch,
-                                                                   numba: str) -> None:
+                                                                   numba: str, keep_all: bool) -> None:
     """Page 1 is reached from page 0 through the redirect 2 first and then directly, and from page
     3 through two redirects (2 and 4) only: two sources, so two followed inlinks. A nofollow pair
-    and a self-resolving pair (5 -> redirect -> 5) count none."""
+    and a self-resolving pair (5 -> redirect -> 5) count none. The same when every pair is kept
+    without its target (keep_all): a pair through a redirect is then told from a direct one by
+    its row."""
     import pandas as pd
     import pyarrow as pa
 
@@ -900,7 +914,7 @@ def test_followed_inlinks_count_each_source_once_through_redirects(monkeypatch: 
         "is_internal": [True, True], "reason": pa.array(reason[lo:lo + 2], pa.int8()),
         "juice": pa.array([0.1, 0.1], pa.float64()), "n_links": pa.array([1, 1], pa.int32())})
         for lo in range(0, 6, 2)]
-    _, totals = collect_flows(pages, ["content"], iter(batches), reasons=REASONS)
+    _, totals = collect_flows(pages, ["content"], iter(batches), reasons=REASONS, keep_all=keep_all)
     assert totals.followed_inlinks.tolist() == [0, 2, 0, 0, 0, 0]
 
 
@@ -915,10 +929,10 @@ def test_findings_do_not_depend_on_the_order_links_arrive_in(site) -> None:
     _, db = site
     with Store(db, read_only=True) as store:
         inputs = _audit_inputs(store)
-    shuffled = inputs.links.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    assert not shuffled["src"].equals(inputs.links["src"])
+    shuffled = inputs.links.frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    assert not shuffled["src"].equals(inputs.links.frame["src"])
     a = audit_site(inputs, THRESHOLDS)
-    b = audit_site(dataclasses.replace(inputs, links=shuffled), THRESHOLDS)
+    b = audit_site(dataclasses.replace(inputs, links=inputs.links._replace(frame=shuffled)), THRESHOLDS)
     assert a.findings.drop(columns="juice_at_stake").equals(b.findings.drop(columns="juice_at_stake"))
     assert a.findings["juice_at_stake"].to_numpy() == pytest.approx(b.findings["juice_at_stake"].to_numpy(), rel=1e-12)
     assert a.items.drop(columns="juice").equals(b.items.drop(columns="juice"))
@@ -960,8 +974,9 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     })
     assert (reference["dst"] < 0).any() and (reference["dst"] >= 0).any()  # both kinds of target
 
-    def rows(frame: pd.DataFrame) -> list[tuple]:
-        target = frame["target"] if "target" in frame else frame["extra_url"].astype(object)
+    def rows(links: AuditLinks | pd.DataFrame) -> list[tuple]:
+        frame = links if isinstance(links, pd.DataFrame) else _reference_form(links)
+        target = frame["target"]
         out = pd.DataFrame({
             "src": frame["src"].astype(int), "dst": frame["dst"].astype(int),
             "target": np.where(frame["dst"] < 0, target.astype(object), None),
@@ -975,8 +990,20 @@ def test_links_read_by_hash_equal_a_join_of_the_url_strings(site, tmp_path: Path
     assert rows(hashed) == rows(reference)
     assert rows(by_text) == rows(reference)
     assert rows(grouped) == rows(reference)
-    assert list(hashed["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())
-    assert list(stored["anchor"].cat.categories) == list(hashed["anchor"].cat.categories)
+    assert list(hashed.frame["anchor"].cat.categories) == sorted(links["anchor"].dropna().unique())
+    assert list(stored.frame["anchor"].cat.categories) == list(hashed.frame["anchor"].cat.categories)
+    assert list(stored.extra_urls) == sorted(stored.extra_urls)  # (the audit's target codes rely on it)
+
+
+def _reference_form(links: AuditLinks) -> pd.DataFrame:
+    """audit_links' result as one frame of the test's reference: dst -1 and the target URL for a
+    target that is not a stored page, NaN for a link without an order."""
+    frame, dst = links.frame, links.dst()
+    code, order = frame["target"].to_numpy(), frame["link_order"].to_numpy()
+    extra = np.append(np.asarray(links.extra_urls, dtype=object), None)  # (None: a stored page)
+    return frame.drop(columns="target").assign(
+        dst=dst, target=extra[np.where(dst < 0, code - links.pages, len(extra) - 1)],
+        link_order=np.where(order == LINK_ORDER_MISSING, np.nan, order))
 
 
 def test_audit_refuses_scores_older_than_a_new_finalize(site, tmp_path: Path) -> None:
@@ -1038,8 +1065,10 @@ def test_link_codes_that_do_not_fit_in_memory_are_left_out_and_the_audit_reads_t
         from linkjuice.pipeline import score_store
 
         score_store(store, model=MODEL)
-        assert store.audit_links().sort_values(["src", "link_order"]).reset_index(drop=True).equals(
-            read.sort_values(["src", "link_order"]).reset_index(drop=True))
+        again = store.audit_links()
+        assert again.frame.sort_values(["src", "link_order"]).reset_index(drop=True).equals(
+            read.frame.sort_values(["src", "link_order"]).reset_index(drop=True))
+        assert again.extra_urls.equals(read.extra_urls)
     after = run_audit(copy, THRESHOLDS)
     assert after.findings.drop(columns="juice_at_stake").equals(before.findings.drop(columns="juice_at_stake"))
 
@@ -1059,19 +1088,19 @@ def test_links_found_by_their_stored_pair_row_give_the_audit_of_a_search_by_key(
     with Store(copy, read_only=True) as store:
         assert store.link_code_pairs()
         inputs = _audit_inputs(store)
-        pair = inputs.links["pair"].to_numpy()
+        pair = inputs.links.frame["pair"].to_numpy()
         pairs = store.con.execute("SELECT src, dst, target_url FROM link_pairs").df()
         with monkeypatch.context() as patch:
             patch.setattr(Store, "link_code_pairs", lambda self, state=None: False)
             searched = _audit_inputs(store)
-    assert "pair" not in searched.links and (pair >= 0).all()
+    assert "pair" not in searched.links.frame and (pair >= 0).all()
     # Each link's stored row is the pair of its source and target.
-    links = inputs.links
+    links = _reference_form(inputs.links)
     assert (pairs["src"].to_numpy()[pair] == links["src"].to_numpy()).all()
     to_page = links["dst"].to_numpy() >= 0
     assert (~to_page).any() and to_page.any()
     assert (pairs["dst"].to_numpy()[pair][to_page] == links["dst"].to_numpy()[to_page]).all()
-    assert (pairs["target_url"].to_numpy()[pair][~to_page] == links["extra_url"].astype(object).to_numpy()[~to_page]).all()
+    assert (pairs["target_url"].to_numpy()[pair][~to_page] == links["target"].to_numpy()[~to_page]).all()
     searches = []
     flow_keys = audit_module._flow_keys
     monkeypatch.setattr(audit_module, "_flow_keys", lambda *a: searches.append(1) or flow_keys(*a))
@@ -1103,11 +1132,11 @@ def test_stored_link_codes_are_not_read_once_the_links_change(site, tmp_path: Pa
                           "is_internal) VALUES (?, ?, 'added anchor', 'content', 'content', 999, true)", [source, target])
         assert store._stored_link_codes() is None
         read = store.audit_links()
-        assert len(read) == len(before) + 1 and "added anchor" in set(read["anchor"].dropna())
+        assert len(read.frame) == len(before.frame) + 1 and "added anchor" in set(read.frame["anchor"].dropna())
         finalize_store(store)
         assert store._stored_link_codes() is not None
         after = store.audit_links()
-    assert len(after) == len(read) and "added anchor" in set(after["anchor"].dropna())
+    assert len(after.frame) == len(read.frame) and "added anchor" in set(after.frame["anchor"].dropna())
 
 
 def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:
@@ -1145,9 +1174,10 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
         crawl_site(CrawlConfig(start_url=server.url("/"), **CRAWL), db, model=MODEL)
     with Store(db, read_only=True) as store:
         inputs = _audit_inputs(store)
-    for links in (inputs.links, inputs.links.sample(frac=1.0, random_state=3).reset_index(drop=True),
-                  inputs.links.iloc[::-1].reset_index(drop=True)):
-        result = audit_site(dataclasses.replace(inputs, links=links), THRESHOLDS)
+    frame = inputs.links.frame
+    for links in (frame, frame.sample(frac=1.0, random_state=3).reset_index(drop=True),
+                  frame.iloc[::-1].reset_index(drop=True)):
+        result = audit_site(dataclasses.replace(inputs, links=inputs.links._replace(frame=links)), THRESHOLDS)
         multi = result.findings[result.findings["code"] == "anchor-multiple-targets"].set_index("anchor")
         assert sorted(multi.index) == ["Alpha", "Beta"]
         assert sorted(result.findings.loc[result.findings["code"] == "generic-anchor", "url"]) == [
@@ -1225,13 +1255,13 @@ def test_links_without_anchor_text_are_empty_anchors_like_empty_text(site) -> No
     _, db = site
     with Store(db, read_only=True) as store:
         inputs = _audit_inputs(store)
-    anchor = inputs.links["anchor"]
+    anchor = inputs.links.frame["anchor"]
     empty = (anchor.astype(object) == "").to_numpy(bool)
     assert empty.any()
-    nulls = inputs.links.assign(anchor=pd.Categorical(anchor.astype(object).where(~empty, None)))
+    nulls = inputs.links.frame.assign(anchor=pd.Categorical(anchor.astype(object).where(~empty, None)))
     assert (nulls["anchor"].cat.codes.to_numpy() == -1).sum() == empty.sum()
     a = audit_site(inputs, THRESHOLDS)
-    b = audit_site(dataclasses.replace(inputs, links=nulls), THRESHOLDS)
+    b = audit_site(dataclasses.replace(inputs, links=inputs.links._replace(frame=nulls)), THRESHOLDS)
     assert (a.findings["code"] == "empty-anchor").any()
     assert a.findings.drop(columns="juice_at_stake").equals(b.findings.drop(columns="juice_at_stake"))
     pd.testing.assert_frame_equal(a.items.drop(columns="anchor"), b.items.drop(columns="anchor"))

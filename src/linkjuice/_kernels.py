@@ -1327,14 +1327,15 @@ def _row_dot(indptr, indices, data, a, b):  # pragma: no cover
 @njit(cache=True, nogil=True)
 def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after, n_pos, n_states,
               passed, nofollow_code, account_juice, account_flows, followed_out, targets, inflow,
-              inlinks):  # pragma: no cover
+              inlinks, page_resolved):  # pragma: no cover
     """linkjuice.audit.collect_flows' sums over a batch of link pairs, added in place, in one pass
     (NumPy made a temporary array of the batch per mask and per sum: at 3M pages their first
     touches were most of that function's time). Per pair: its account cell (the state it arrives
     at x position x reason), a page's internal targets and followed ones, the juice a page
     receives (nofollow pairs left out) and, for a passing pair that arrives at its own target,
-    that page's followed inlink. Returns the rows of the passing pairs that arrive at another
-    page (through a redirect or a canonical): the caller counts those once per source."""
+    that page's followed inlink, and the page a pair to a page resolves to (page_resolved). Returns
+    the rows of the passing pairs that arrive at another page (through a redirect or a
+    canonical): the caller counts those once per source."""
     n = len(followed_out)
     elsewhere = np.empty(len(src), np.int64)
     count = 0
@@ -1344,6 +1345,7 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
             _prefetch(inflow, ahead)
             _prefetch(inlinks, ahead)
             _prefetch(state_after, ahead)
+            _prefetch(page_resolved, ahead)
         s = np.int64(src[k])
         d = np.int64(dst[k])
         r = np.int64(reason[k])
@@ -1356,9 +1358,11 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
             targets[s] += 1
             if not nofollow[k]:
                 followed_out[s] += 1
-        if to_page and r != nofollow_code:
-            inflow[d] += juice[k]
         res = np.int64(resolved[k])
+        if to_page:
+            page_resolved[d] = res
+            if r != nofollow_code:
+                inflow[d] += juice[k]
         if r == passed and res >= 0 and res < n and s != res and in_pages:
             if res == d:
                 inlinks[d] += 1
@@ -1454,4 +1458,4 @@ def smoke_test() -> None:
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))
     flow_sums(src, dst, dst, np.zeros(3, np.int8), np.zeros(3, np.int8), np.ones(3), np.ones(3, bool),
               np.zeros(3, bool), np.zeros(4, np.int32), 2, 2, 0, 1, np.zeros(8), np.zeros(8, np.int64),
-              np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3), np.zeros(3, np.int64))
+              np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3), np.zeros(3, np.int64), np.zeros(3, np.int32))

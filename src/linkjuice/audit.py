@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
-from .store import link_pair_keys
+from .store import LINK_ORDER_MISSING, AuditLinks, link_pair_keys
 
 __all__ = [
     "Severity",
@@ -184,6 +184,9 @@ class FlowTotals:
     followed_out: np.ndarray  # per page id: its followed internal pairs
     internal_targets: np.ndarray  # per page id: its internal pairs
     inflow: np.ndarray  # per page id: the juice sent to it by pairs that are not nofollow
+    # Per page id, the page a pair to it resolves to (after redirects, canonicals; -1: none, or
+    # no pair to it): a pair's resolved page depends on its target only (pipeline._pairs_of).
+    page_resolved: np.ndarray
 
 
 def _state_category(pages: pd.DataFrame) -> pd.Series:
@@ -287,7 +290,8 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     plus the distinct (source, page) of the pairs that arrive elsewhere (through a redirect or
     a canonical) that no direct pair already counts. `pairs`: the number of pairs, when known
     (the kept columns are then filled in place). keep_all: keep every pair, so that row k is
-    link_pairs' row k (the links then name their pair's row: Store.audit_links)."""
+    link_pairs' row k (the links then name their pair's row: Store.audit_links), without src and
+    dst, which the audit then reads from the links (at 10M pages, 1.6 GB less to hold and fill)."""
     n = len(pages)
     states = _state_category(pages)  # (codes and names: no text per page hashed)
     state_code, state_names = states.cat.codes.to_numpy(), list(states.cat.categories)
@@ -300,9 +304,11 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     targets = np.zeros(n, np.int64)
     inflow = np.zeros(n)
     inlinks = np.zeros(n, np.int64)
+    page_resolved = np.full(n, -1, np.int32)
     elsewhere: list[np.ndarray] = []  # keys src * n + resolved of the passing pairs resolved away from dst
-    kept = _Columns({"src": np.int32, "dst": np.int32, "resolved": np.int32, "reason": np.int8,
-                     "juice_per_link": np.float64}, pairs)
+    elsewhere_rows: list[np.ndarray] = []  # their rows among the kept pairs, ascending
+    kept = _Columns({"src": np.int32, **({} if keep_all else {"dst": np.int32}), "resolved": np.int32,
+                     "reason": np.int8, "juice_per_link": np.float64}, pairs)
     named_at: list[np.ndarray] = []
     named_urls: list[pa.Array] = []
     passed, nofollow_code = list(reasons).index("passed"), list(reasons).index("nofollow")
@@ -323,7 +329,7 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         if kernels is not None:
             rows = kernels.flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after,
                                      n_pos, n_states, passed, nofollow_code, account_juice_, account_flows,
-                                     followed_out, targets, inflow, inlinks)
+                                     followed_out, targets, inflow, inlinks, page_resolved)
             to_page = (dst >= 0) & (dst < n)
         else:
             reason = reason.astype(np.int32)
@@ -342,16 +348,21 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
             ok = (reason == passed) & (resolved >= 0) & (resolved < n) & (src != resolved) & in_pages
             _add_counts(inlinks, dst[ok & (resolved == dst)])
             rows = np.flatnonzero(ok & (resolved != dst))
-        if len(rows):
-            elsewhere.append(src[rows].astype(np.int64) * max(n, 1) + resolved[rows])
+            page_resolved[dst[to_page]] = resolved[to_page]
         # The pairs links can meet: to a stored page, or to an internal URL named by target_url.
         named = pc.is_valid(col["target_url"]).to_numpy(zero_copy_only=False)
         keep = slice(None) if keep_all else np.flatnonzero(to_page | named)  # (a slice: views)
+        if len(rows):
+            elsewhere.append(src[rows].astype(np.int64) * max(n, 1) + resolved[rows])
+            if not keep_all:  # (their rows among the kept ones; one that is not kept is not counted)
+                at = np.searchsorted(keep, rows)
+                rows = at[keep[np.minimum(at, len(keep) - 1)] == rows] if len(keep) else at[:0]
+            elsewhere_rows.append(rows + kept.filled)
         at = np.flatnonzero(named[keep])
         named_at.append(at + kept.filled)
         named_urls.append(col["target_url"].take(pa.array(at if keep_all else keep[at])))
-        kept.append(src=src[keep], dst=dst[keep], resolved=resolved[keep], reason=reason[keep],
-                    juice_per_link=juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
+        kept.append(src=src[keep], **({} if keep_all else {"dst": dst[keep]}), resolved=resolved[keep],
+                    reason=reason[keep], juice_per_link=juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
     cells = np.flatnonzero(account_flows)
     names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
     account = pd.DataFrame({
@@ -367,36 +378,45 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     name_code, name_values = pd.factorize(names)
     # Each column joined (when it came in batches) and its batches dropped, one column at a time:
     # two copies of every kept pair at once were 4 GB at 10M pages.
-    joined = {k: kept.pop(k) for k in ("src", "dst", "resolved", "reason", "juice_per_link")}
+    joined = {k: kept.pop(k) for k in list(kept.dtypes)}
     if elsewhere:
-        _count_elsewhere(inlinks, _distinct(np.concatenate(elsewhere)), joined, passed)
-    del elsewhere
+        _count_elsewhere(inlinks, _distinct(np.concatenate(elsewhere)), joined, np.concatenate(elsewhere_rows), passed)
+    del elsewhere, elsewhere_rows
+    if keep_all:
+        del joined["src"]  # (the links hold each pair's source)
     totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
-                        internal_targets=targets, inflow=inflow)
-    codes = np.full(len(joined["src"]), -1, np.int8 if len(name_values) < 127 else np.int32)
+                        internal_targets=targets, inflow=inflow, page_resolved=page_resolved)
+    codes = np.full(len(joined["resolved"]), -1, np.int8 if len(name_values) < 127 else np.int32)
     codes[at_named] = name_code
     target_url = pd.Categorical.from_codes(codes, categories=pd.Index(name_values, dtype=object))
     del codes, names
     flows = pd.DataFrame(copy=False, data={
-        "src": joined["src"], "dst": joined["dst"], "resolved": joined["resolved"], "target_url": target_url,
+        **{k: joined[k] for k in ("src", "dst") if k in joined}, "resolved": joined["resolved"], "target_url": target_url,
         "reason": pd.Categorical.from_codes(joined["reason"], categories=pd.Index(list(reasons), dtype=object)),
         "juice_per_link": joined["juice_per_link"],
     })
     return flows, totals
 
 
-def _count_elsewhere(inlinks: np.ndarray, keys: np.ndarray, kept: Mapping[str, np.ndarray], passed: int) -> None:
+def _count_elsewhere(inlinks: np.ndarray, keys: np.ndarray, kept: Mapping[str, np.ndarray], elsewhere_rows: np.ndarray,
+                     passed: int) -> None:
     """Add to inlinks (per page) the (source, page) `keys` (distinct, source x n + page) of the
     passing pairs that arrive at another page than their target, except those where a passing
-    pair from that source arrives at its own target, that page: collect_flows counted it."""
+    pair from that source arrives at its own target, that page: collect_flows counted it. A
+    passing pair that arrives at a page (not its source) arrives at its own target unless it is
+    one of `elsewhere_rows` (ascending): the pairs' targets are not needed."""
     n = len(inlinks)
-    src, dst = kept["src"], kept["dst"]
+    src, resolved = kept["src"], kept["resolved"]
     concerned = np.zeros(n, bool)
     concerned[keys // n] = True
     rows = np.flatnonzero(concerned[src])  # the kept pairs of the sources with such keys
-    rows = rows[(kept["reason"][rows] == passed) & (dst[rows] >= 0) & (kept["resolved"][rows] == dst[rows])
-                & (src[rows] != dst[rows])]
-    direct = _distinct(src[rows].astype(np.int64) * n + dst[rows], runs=True)  # (in link_pairs' order: sorted)
+    to = resolved[rows]
+    rows = rows[(kept["reason"][rows] == passed) & (to >= 0) & (to < n) & (src[rows] != to)]
+    del to
+    if len(elsewhere_rows):
+        at = np.minimum(np.searchsorted(elsewhere_rows, rows), len(elsewhere_rows) - 1)
+        rows = rows[elsewhere_rows[at] != rows]
+    direct = _distinct(src[rows].astype(np.int64) * n + resolved[rows], runs=True)  # (in link_pairs' order: sorted)
     at = np.minimum(np.searchsorted(direct, keys), max(len(direct) - 1, 0))
     new = keys[direct[at] != keys] if len(direct) else keys
     inlinks += np.bincount(new % n, minlength=n)
@@ -411,7 +431,7 @@ class AuditInputs:
     # link can meet, and the sums over every pair.
     flows: pd.DataFrame
     flow_totals: FlowTotals
-    links: pd.DataFrame  # Store.audit_links(): one row per internal link, self-links left out
+    links: AuditLinks  # Store.audit_links(): one row per internal link, self-links left out
     redirect_paths: pd.DataFrame  # Store.redirect_paths()
     known_urls: pd.DataFrame  # Store.known_urls(): url, source
     importance: pd.DataFrame  # Store.importance_inputs(): url, clicks, impressions, weight
@@ -688,9 +708,9 @@ class _Context:
     # store.link_pair_keys); row k of `flows` is the pair of key k. None when the links name their pair's
     # row (links["pair"], stored by finalize) and flows holds every pair in link_pairs' order.
     flow_key: np.ndarray | None
-    # Per stored page, the page a link to it resolves to (-1: none, or no pair links to it): a
-    # pair's resolved page depends on its target only (pipeline._pairs_of).
-    page_resolved: np.ndarray
+    # Per target code, the page a link to it resolves to (-1: none, no pair links to it, or not a
+    # stored page): a pair's resolved page depends on its target only (pipeline._pairs_of).
+    target_resolved: np.ndarray
     unranked_links: tuple[np.ndarray, np.ndarray] | None = None  # (_Context._links_to_unranked)
 
     def in_states(self, names: tuple[str, ...]) -> np.ndarray:
@@ -705,12 +725,13 @@ class _Context:
         per class, each with its own copies, was a third of a big site's detectors. The classes
         the detectors give are of pages that are not indexable, and the links to those are
         found once (_links_to_unranked): a pass over every link per detector was 7 s at 10M pages."""
-        classes = np.append(np.asarray(page_class).astype(np.int8), np.int8(0))
-        if classes[:-1][self.ranked].any():
-            at, dst = None, self.links["dst"].to_numpy()
+        classes = np.zeros(len(self.target_urls), np.int8)  # (0 for the URLs that are not stored pages)
+        classes[:len(self.pages)] = page_class
+        if classes[:len(self.pages)][self.ranked].any():
+            at, target = None, self.target_code
         else:
-            at, dst = self._links_to_unranked()
-        per_link = classes[dst]  # dst -1 (not a stored page) reads the last entry: 0
+            at, target = self._links_to_unranked()
+        per_link = classes[target]
         hit = np.flatnonzero(per_link)
         of = per_link[hit]
         if at is not None:
@@ -718,12 +739,13 @@ class _Context:
         return {int(k): hit[of == k] for k in np.unique(of)}
 
     def _links_to_unranked(self) -> tuple[np.ndarray, np.ndarray]:
-        """The positions (in link order) and targets of the links to stored pages that are not
-        indexable, found on the first call."""
+        """The positions (in link order) and target codes of the links to stored pages that are
+        not indexable, found on the first call."""
         if self.unranked_links is None:
-            dst = self.links["dst"].to_numpy()
-            at = np.flatnonzero(np.append(~self.ranked, False)[dst])
-            self.unranked_links = (at, dst[at])
+            unranked = np.zeros(len(self.target_urls), bool)
+            unranked[:len(self.pages)] = ~self.ranked
+            at = np.flatnonzero(unranked[self.target_code])
+            self.unranked_links = (at, self.target_code[at])
         return self.unranked_links
 
     def pair_row(self, idx: np.ndarray) -> np.ndarray:
@@ -746,16 +768,9 @@ class _Context:
 
     def resolved(self, idx: np.ndarray) -> np.ndarray:
         """The page that receives the juice of each link at positions `idx` (an array, or a mask)
-        after redirects and canonicals (-1: none), as int32: looked up by target page, where a
-        search of each link's pair among hundreds of millions took most of a big site's anchor
-        checks. Two arrays the size of idx at a time."""
-        dst = self.links["dst"].to_numpy()[idx]  # a copy (array indexing), changed in place
-        stored = dst >= 0
-        np.maximum(dst, 0, out=dst)
-        out = self.page_resolved[dst]
-        del dst
-        out[~stored] = -1
-        return out
+        after redirects and canonicals (-1: none), as int32: looked up by target, where a search
+        of each link's pair among hundreds of millions took most of a big site's anchor checks."""
+        return self.target_resolved[self.target_code[idx]]
 
     def items(self, idx: np.ndarray | pd.Series, *, url_codes: bool = False, **aligned: np.ndarray) -> pd.DataFrame:
         """The links at positions `idx` (or where a mask is true) as the detectors' item rows: text
@@ -772,19 +787,22 @@ class _Context:
         # (one value per entry of idx) follow and become columns.
         links = self.links
         # Each column gathered first, then widened: a whole column converted is a copy of every link.
-        order_of = links["link_order"].to_numpy()[idx].astype(np.float64, copy=False)
+        # (A link without an order has LINK_ORDER_MISSING, the highest: it comes last.)
         key = links["src"].to_numpy()[idx].astype(np.int64) << 32
-        key += np.where(np.isnan(order_of), 2**31 - 1, np.nan_to_num(order_of)).astype(np.int64) + (1 << 31)
+        key += links["link_order"].to_numpy()[idx].astype(np.int64) + (1 << 31)
         order = np.argsort(key, kind="stable")
-        del key, order_of
+        del key
         idx = idx[order]
-        out = links.drop(columns=["extra_url", "pair"], errors="ignore").iloc[idx].reset_index(drop=True)
+        code = self.target_code[idx]
+        out = links.drop(columns=["target", "pair"], errors="ignore").iloc[idx].reset_index(drop=True)
+        out.insert(1, "dst", np.where(code < len(self.pages), code, -1))  # the target's page id, -1: none
+        link_order = out["link_order"].to_numpy()
+        out["link_order"] = np.where(link_order == LINK_ORDER_MISSING, np.nan, link_order)
         for name, values in aligned.items():
             out[name] = np.asarray(values)[order]
         for col in ("anchor", "position", "found_in"):
             if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
                 out[col] = _decoded(out[col])
-        code = self.target_code[idx]
         if not url_codes:
             out["source_url"] = self.target_urls[out["src"].to_numpy()].array
             out["target_url"] = self.target_urls[code].array
@@ -811,28 +829,29 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     state_category = _state_category(pages)
     state = state_category.to_numpy(dtype=object)  # (page_states, from the categorical made once)
     flows = inputs.flows
-    links = inputs.links
-    # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs.
-    extra = links["extra_url"].astype("category") if "extra_url" in links else pd.Series(pd.Categorical([]))
-    by_url = np.argsort(np.asarray(extra.cat.categories, dtype=object), kind="stable")
-    rank = np.empty(len(by_url), np.int64)
-    rank[by_url] = np.arange(len(by_url))
+    links, extra_urls = inputs.links.frame, inputs.links.extra_urls
+    if inputs.links.pages != n:
+        raise ValueError(f"the links name {inputs.links.pages} pages, the pages are {n}")
+    # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs, as the
+    # store reads them (DuckDB sorts the URLs' bytes, as Python sorts their code points; any
+    # other order is put right here).
+    target_code = links["target"].to_numpy()
+    if not extra_urls.is_monotonic_increasing:
+        by_url = np.argsort(np.asarray(extra_urls, dtype=object), kind="stable")
+        rank = np.empty(len(by_url), target_code.dtype)
+        rank[by_url] = np.arange(n, n + len(by_url))
+        target_code = np.where(target_code < n, target_code, rank[np.maximum(target_code - n, 0)])
+        extra_urls = extra_urls[by_url]
     target_urls = pd.Index(pages["url"].array)
-    if len(by_url):
-        target_urls = target_urls.append(pd.Index(extra.cat.categories[by_url]))
-    target_code = links["dst"].to_numpy().astype(np.int32 if n + len(by_url) < 2**31 else np.int64)
-    if len(by_url):
-        unstored = np.flatnonzero(target_code < 0)
-        target_code[unstored] = n + rank[extra.cat.codes.to_numpy()[unstored]]
-    # (dst -1, not a stored page, writes the extra last entry: no masked copies of every pair)
-    page_resolved = np.full(n + 1, -1, np.int32)
-    page_resolved[flows["dst"].to_numpy()] = flows["resolved"].to_numpy()
-    page_resolved = page_resolved[:n]
+    if len(extra_urls):
+        target_urls = target_urls.append(extra_urls)
+    target_resolved = np.full(len(target_urls), -1, np.int32)
+    target_resolved[:n] = inputs.flow_totals.page_resolved
     if "pair" in links:  # each link names its pair's row, and flows holds every pair in that order
         flow_key = None
         flows = flows[["resolved", "reason", "juice_per_link"]]
     else:
-        flow_key, flows = _flow_keys(flows, target_code, target_urls, n, len(by_url))
+        flow_key, flows = _flow_keys(flows, target_code, target_urls, n, len(extra_urls))
     scores = pages.loc[ranked, "juice_score"].astype("float64")
     return _Context(
         pages=pages, flows=flows, links=links, totals=inputs.flow_totals, t=t, d=inputs.damping,
@@ -841,7 +860,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
         state_category=state_category,
         reference=float(np.median(juice[ranked])) if ranked.any() else 0.0,
         median_score=float(scores.median()) if len(scores) else 0.0,
-        target_urls=target_urls, target_code=target_code, flow_key=flow_key, page_resolved=page_resolved,
+        target_urls=target_urls, target_code=target_code, flow_key=flow_key, target_resolved=target_resolved,
     )
 
 
@@ -1194,9 +1213,8 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         "links-to-redirects")
     red["code"] = code
     # Which pages some link points at, as a mask by page id (no hashing of millions of links).
-    link_dst = ctx.links["dst"].to_numpy()
-    linked_page = np.zeros(len(pages) + 1, bool)
-    linked_page[link_dst] = True  # dst -1 (not a stored page) marks the last entry, not a page
+    linked_page = np.zeros(len(ctx.target_urls), bool)  # (by target code: a page id is a page's code)
+    linked_page[ctx.target_code] = True
     linked = pd.Series(linked_page[red["page_id"].to_numpy(np.int64)], index=red.index)
     # A redirect reached only through another redirect is part of that one's finding.
     entry = linked | (red["found_via"] != "redirect")
@@ -1319,9 +1337,9 @@ def _orphans(ctx: _Context, known: pd.DataFrame) -> list[_Part]:
     target_kid = cand_keys.get_indexer(url_key(pd.Series(targets.astype(object))))
     final_kid = cand_keys.get_indexer(url_key(pages["final_url"].fillna(pages["url"])))
     src = links["src"].to_numpy()
-    dst = links["dst"].to_numpy()
     via_target = target_kid[ctx.target_code]
-    via_final = np.where(dst >= 0, final_kid[np.maximum(dst, 0)], -1) if len(final_kid) else np.full(len(dst), -1)
+    # (-1 for the URLs that are not stored pages: they have no final URL)
+    via_final = np.append(final_kid, np.full(len(targets) - len(final_kid), -1))[ctx.target_code]
     via_final = np.where(via_final == via_target, -1, via_final)
     own_kid = target_kid[src]  # source URLs are the first categories of target_url (page id order)
     first = np.flatnonzero((via_target >= 0) & (via_target != own_kid))
@@ -1806,7 +1824,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
     whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), ctx.target_code]).transform("all").to_numpy(bool)
     resolved = ctx.resolved(np.ones(len(links), bool))
-    receiver = np.where(resolved >= 0, resolved, links["dst"].to_numpy())
+    receiver = np.where(resolved >= 0, resolved, np.where(ctx.target_code < len(ctx.pages), ctx.target_code, -1))
     chosen = rendered & whole_pair & (receiver >= 0)
     if not chosen.any():
         return _empty_part(), {}

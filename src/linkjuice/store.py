@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputFileError, StoreError
 
-__all__ = ["SCHEMA_VERSION", "Store", "PAGE_COLUMNS", "LINK_COLUMNS", "link_pair_keys"]
+__all__ = ["SCHEMA_VERSION", "Store", "PAGE_COLUMNS", "LINK_COLUMNS", "AuditLinks", "LINK_ORDER_MISSING", "link_pair_keys"]
 
 SCHEMA_VERSION = 1
 
@@ -1926,13 +1926,13 @@ class Store:
 
         return positions, batches()
 
-    def audit_links(self, *, by_hash: bool = True, stored: bool = True, pairs: bool = False) -> pd.DataFrame:
+    def audit_links(self, *, by_hash: bool = True, stored: bool = True, pairs: bool = False) -> AuditLinks:
         """Every internal link between two different URLs, one row per link, in the order DuckDB
         returns them (the audit sorts the few links a finding lists: a sort of every link cost a
-        quarter of this read at 3M pages), as page ids: dst is -1 when the target is not a stored
-        page, and then extra_url holds it.
-        Text columns (extra_url, anchor, position, found_in) are categoricals, so a site's
-        repeated anchors and URLs are held once: DuckDB hands over their codes, not the text.
+        quarter of this read at 3M pages), as integers: src is the source's page id, target the
+        target's code (AuditLinks), link_order LINK_ORDER_MISSING where the link has none.
+        Text columns (anchor, position, found_in) are categoricals, so a site's repeated anchors
+        are held once: DuckDB hands over their codes, not the text.
 
         A finalized store holds these codes (write_link_codes), read as they are (stored=False
         makes them again); otherwise links meet their pages, target URLs and anchors by 64-bit
@@ -1949,14 +1949,13 @@ class Store:
             pairs = pairs and codes.pairs
             columns = [*_LINK_CODE_COLUMNS, *(["pair"] if pairs else [])]
             reader = self.con.sql(f"SELECT {', '.join(columns)} FROM link_codes").to_arrow_reader(_READ_BATCH)
-            col, order_missing = self._link_code_arrays(iter(reader), codes.rows, pairs=pairs)
-            return _links_frame(col, order_missing, codes)
+            return _audit_links(self._link_code_arrays(iter(reader), codes.rows, pairs=pairs), codes)
         try:
             codes = self._stage_link_codes(by_hash=by_hash)
-            col, order_missing = self._link_code_arrays(self._link_code_batches(codes), codes.rows)
+            col = self._link_code_arrays(self._link_code_batches(codes), codes.rows)
         finally:
             self._drop_link_code_tables()
-        return _links_frame(col, order_missing, codes)
+        return _audit_links(col, codes)
 
     def _link_code_batches(self, codes: _LinkCodes) -> Iterator[pa.RecordBatch]:
         """The links' codes (_LINK_CODE_COLUMNS), a batch at a time, in no fixed order, from the
@@ -2070,14 +2069,13 @@ class Store:
             WHERE {_AUDIT_LINKS}"""
 
     def _link_code_arrays(self, batches: Iterator[pa.RecordBatch], rows: int, *, pairs: bool = False
-                          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                          ) -> dict[str, np.ndarray]:
         """audit_links' columns filled from batches of _LINK_CODE_COLUMNS (and pair) (held as one
         Arrow table, then as a DataFrame, the links would be in memory twice)."""
         col = {"src": np.empty(rows, np.int32), "target": np.empty(rows, np.int32),
                "anchor": np.empty(rows, np.int32), "position": np.empty(rows, np.int8),
                "link_order": np.empty(rows, np.int32), "nofollow": np.empty(rows, bool),
                "found_in": np.empty(rows, np.int8), **({"pair": np.empty(rows, np.int32)} if pairs else {})}
-        order_missing = np.zeros(rows, bool)
         lo = 0
         for batch in batches:
             hi = lo + batch.num_rows
@@ -2086,13 +2084,12 @@ class Store:
             for name, out in col.items():
                 values = batch.column(name)
                 if name == "link_order":
-                    order_missing[lo:hi] = values.is_null().to_numpy(zero_copy_only=False)
-                    values = values.fill_null(0)
+                    values = values.fill_null(LINK_ORDER_MISSING)
                 out[lo:hi] = values.to_numpy(zero_copy_only=False)
             lo = hi
         if lo != rows or (col["target"] < 0).any():
             raise StoreError(f"{self.path}: the links changed while the audit read them")
-        return col, order_missing
+        return col
 
     def write_link_codes(self) -> int:
         """Store what audit_links reads, once per crawl (finalize): each internal link's source
@@ -2828,6 +2825,26 @@ _AUDIT_LINKS = "l.is_internal AND l.source_url <> l.target_url"
 _LINK_CODE_COLUMNS = ("src", "target", "anchor", "position", "link_order", "nofollow", "found_in")
 
 
+# audit_links' link_order of a link that has none: above every order, so such links sort last.
+LINK_ORDER_MISSING = np.iinfo(np.int32).max
+
+
+class AuditLinks(NamedTuple):
+    """Store.audit_links' result. A link's target code is the target's page id when it is a
+    stored page (below `pages`), else `pages` + k for the URL extra_urls[k] (sorted): the
+    audit's target codes as they are, where a page id column (-1 for the others) and the extra
+    URLs' codes were two more copies of every link."""
+
+    frame: pd.DataFrame  # src, target, anchor, position, link_order, nofollow, found_in (and pair)
+    pages: int
+    extra_urls: pd.Index
+
+    def dst(self) -> np.ndarray:
+        """Each link's target page id; -1 where the target is not a stored page (a new array)."""
+        target = self.frame["target"].to_numpy()
+        return np.where(target < self.pages, target, -1)
+
+
 @dataclass(frozen=True, slots=True)
 class _LinkCodes:
     """What the codes of audit_links' columns index. n: the pages (a target code below n is a
@@ -2853,28 +2870,19 @@ class _LinkCodes:
         return {col: _list_code_sql(exprs[col], self.texts[col].to_pylist()) for col in exprs}
 
 
-def _links_frame(col: dict[str, np.ndarray], order_missing: np.ndarray, codes: _LinkCodes) -> pd.DataFrame:
-    """audit_links' frame from its filled columns (changed in place)."""
-    target = col.pop("target")
-    # As pandas hands over integers with NULLs: floats, NaN for a link without an order.
-    link_order = col.pop("link_order")
-    if order_missing.any():
-        link_order = np.where(order_missing, np.nan, link_order)
-    # Codes made in place where they can be (each new array is a copy of every link; the codes
-    # are ours, in range, so pandas need not check them).
-    extra = target - codes.n  # an unstored target's rank; -1 for a page (below)
-    np.maximum(extra, -1, out=extra)
-    target[extra >= 0] = -1  # dst: the page id, -1 when the target is not a stored page
+def _audit_links(col: dict[str, np.ndarray], codes: _LinkCodes) -> AuditLinks:
+    """audit_links' result from its filled columns (kept as they are: each new array would be a
+    copy of every link; the codes are ours, in range, so pandas need not check them)."""
     categorical = lambda values, texts: pd.Categorical.from_codes(  # noqa: E731
         values, categories=pd.Index(texts), validate=False)
-    return pd.DataFrame(copy=False, data={
-        "src": col["src"], "dst": target,
-        "extra_url": categorical(extra, codes.extra_urls.to_pandas().astype(object)),
+    frame = pd.DataFrame(copy=False, data={
+        "src": col["src"], "target": col["target"],
         **{name: categorical(col[name], codes.texts[name].to_pandas()) for name in ("anchor", "position")},
-        "link_order": link_order, "nofollow": col["nofollow"],
+        "link_order": col["link_order"], "nofollow": col["nofollow"],
         "found_in": categorical(col["found_in"], codes.texts["found_in"].to_pandas()),
         **({"pair": col["pair"]} if "pair" in col else {}),
     })
+    return AuditLinks(frame, codes.n, pd.Index(codes.extra_urls.to_pandas().astype(object)))
 
 
 def link_pair_keys(src: np.ndarray, code: np.ndarray, n_pages: int, n_targets: int) -> np.ndarray:

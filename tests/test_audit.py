@@ -380,10 +380,14 @@ def test_texts_written_by_arrow_equal_the_per_row_wording() -> None:
         f"{u} {w}. {_plural(n, 'link')} on {p}." for u, w, n, p in zip(urls, what, [1, 3], [2, 5])]
 
 
-def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site) -> None:
+def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site, tmp_path: Path) -> None:
     """weak-page and deep-page explanations are SQL templates DuckDB writes as the findings are
-    stored (and in the in-memory result): counts, missing and half-way scores word as the per-row
-    texts do, and the stored texts equal the in-memory ones, with each page's own depth and score."""
+    read (the view `findings` over finding_rows, which stores NULL for them; in the in-memory
+    result, as it is made): counts, missing and half-way scores word as the per-row texts do, and
+    the stored texts equal the in-memory ones, with each page's own depth and score. A store whose
+    findings are a table (as written before the view) gets the view from its next audit."""
+    import shutil
+
     import duckdb
     import pyarrow as pa
 
@@ -401,12 +405,23 @@ def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site) -> None:
     assert list(words[:len(counts)]) == [_plural(c, "other page") for c in counts]
     assert list(shown) == [_score(s) for s in scores]
 
-    db = site[1]
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(site[1], db)
+    with Store(db) as store:  # the findings as a table of texts, as an audit stored them before the view
+        store.con.execute("DROP VIEW findings")
+        store.con.execute("CREATE TABLE findings (finding_id INTEGER, code VARCHAR, severity VARCHAR, url VARCHAR, "
+                          "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, explanation VARCHAR, fix VARCHAR)")
     thresholds = dataclasses.replace(THRESHOLDS, max_depth=1)
     stored = run_audit(db, thresholds).findings
     with Store(db, read_only=True) as store:
         in_memory = audit_site(_audit_inputs(store), thresholds).findings
         pages = store.sql("SELECT p.url, p.depth, s.juice_score FROM pages p JOIN page_scores s USING (page_id)")
+        kinds = dict(store.con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                       "WHERE table_name IN ('findings', 'finding_rows')").fetchall())
+        rows = store.sql("SELECT code, explanation IS NULL AS templated FROM finding_rows ORDER BY finding_id")
+    assert kinds == {"findings": "VIEW", "finding_rows": "BASE TABLE"}
+    assert rows["templated"].tolist() == rows["code"].isin(["weak-page", "deep-page"]).tolist()
+    assert rows["templated"].any() and not rows["templated"].all()
     assert stored["explanation"].tolist() == in_memory["explanation"].tolist()
     pages = pages.set_index("url")
     for code, pattern in (("weak-page", r"^(\S+) gets followed links from (\d+) other pages? and has a juice score of "
@@ -605,10 +620,12 @@ def test_findings_stored_and_exported_in_priority_order(site, tmp_path: Path) ->
         assert frame["finding_id"].tolist() == list(range(1, len(expected) + 1))
         assert frame["url"].tolist() == expected["url"].tolist()
         assert frame["explanation"].tolist() == expected["explanation"].tolist()
-    # A store whose findings are not stored in order (written by an earlier version) is exported
-    # in order all the same.
+    # A store whose findings are a table not stored in order (written by an earlier version) is
+    # exported in order all the same.
     with Store(db) as store:
-        store.con.execute("CREATE OR REPLACE TABLE findings AS SELECT * FROM findings ORDER BY finding_id DESC")
+        store.con.execute("CREATE TABLE unordered AS SELECT * FROM findings ORDER BY finding_id DESC")
+        store.con.execute("DROP VIEW findings")
+        store.con.execute("ALTER TABLE unordered RENAME TO findings")
         assert store.con.execute("SELECT finding_id FROM findings LIMIT 1").fetchall()[0][0] == len(expected)
     for fmt in ("csv", "parquet"):
         assert exported(fmt)["finding_id"].tolist() == list(range(1, len(expected) + 1))

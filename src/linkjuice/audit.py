@@ -1956,16 +1956,14 @@ class AuditStream:
     _ordered: _Ordered | None
 
     @property
-    def finding_select(self) -> str:
-        """The SQL select list that turns a table of finding_tables into FINDING_COLUMNS (some
-        explanations are written by it: _Template)."""
-        templates = self._ordered.templates if self._ordered is not None else []
-        return ", ".join(f"{_explanation_sql(templates)} AS explanation" if c == "explanation" else c
-                         for c in FINDING_COLUMNS)
+    def explanation_sql(self) -> str:
+        """The SQL expression of a finding's explanation over a table of finding_tables: the
+        explanations left NULL there are written by it from their template (_Template)."""
+        return _explanation_sql(self._ordered.templates if self._ordered is not None else [])
 
     def finding_tables(self) -> Iterator[pa.Table]:
         """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS and
-        what finding_select reads to write the explanations left NULL."""
+        what explanation_sql reads to write the explanations left NULL (_template, _n, _x)."""
         o = self._ordered
         if o is None:
             return

@@ -113,13 +113,24 @@ DATASET_FLOW_COLUMNS: tuple[str, ...] = (
                                             "resolved_id")),
 )
 
+def _findings_view(explanation: str) -> str:
+    """The query of the view `findings` over finding_rows, with `explanation` the SQL expression
+    of a finding's explanation (linkjuice.audit.AuditStream.explanation_sql)."""
+    return (f"SELECT finding_id, code, severity, url, anchor, item_count, juice_at_stake, {explanation} AS explanation, "
+            "fix FROM finding_rows")
+
+
 # The audit's findings and items. URLs and explanations (a text each, tens of millions on a big
 # site) are kept with zstd: at 3M pages DuckDB's default FSST wrote them in 4.8 s, zstd in 3.3 s,
 # in three quarters of the space, and a CSV export of the findings took 7 s instead of 12.
+# The findings are stored in finding_rows and read through the view `findings`, which writes
+# the explanations that come from a template (_template: its number, -1 for none; _n and _x: its
+# numbers; linkjuice.audit._Template). At 10M pages those are 19M of the 26.8M findings: made and
+# compressed as they were stored, they were about a third of the audit's write.
 _AUDIT_TABLES = {
-    "findings": "finding_id INTEGER, code VARCHAR, severity VARCHAR, url VARCHAR USING COMPRESSION zstd, "
-                "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, "
-                "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR",
+    "finding_rows": "finding_id INTEGER, code VARCHAR, severity VARCHAR, url VARCHAR USING COMPRESSION zstd, "
+                    "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, "
+                    "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _template TINYINT, _n BIGINT, _x DOUBLE",
     "finding_items": "finding_id INTEGER, code VARCHAR, url VARCHAR USING COMPRESSION zstd, "
                      "source_url VARCHAR USING COMPRESSION zstd, target_url VARCHAR USING COMPRESSION zstd, "
                      "anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR",
@@ -224,7 +235,8 @@ CREATE TABLE IF NOT EXISTS backlinks (
 -- The audit's output, replaced on each run (docs/audit.md): one row per finding, one row per
 -- affected link or URL (both made again by each audit: _AUDIT_TABLES), and where the juice passed
 -- through links goes.
-CREATE TABLE IF NOT EXISTS findings ({findings});
+CREATE TABLE IF NOT EXISTS finding_rows ({finding_rows});
+CREATE VIEW IF NOT EXISTS findings AS {findings_view};
 CREATE TABLE IF NOT EXISTS finding_items ({finding_items});
 CREATE TABLE IF NOT EXISTS juice_flow (dimension VARCHAR, category VARCHAR, juice DOUBLE, share DOUBLE);
 -- Link opportunities (`linkjuice suggest`), replaced on each run.
@@ -235,7 +247,8 @@ CREATE TABLE IF NOT EXISTS suggestions (
 );
 -- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
 CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
-""".replace("{findings}", _AUDIT_TABLES["findings"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"])
+""".replace("{finding_rows}", _AUDIT_TABLES["finding_rows"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"]
+          ).replace("{findings_view}", _findings_view("explanation"))
 
 
 def _row_group_aligned(tables: Iterable[pa.Table], rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
@@ -2286,22 +2299,27 @@ class Store:
         ).df()
 
     def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
-                           summary: Mapping[str, Any], *, finding_select: str | None = None) -> None:
+                           summary: Mapping[str, Any], *, explanation_sql: str = "explanation") -> None:
         """Replace the audit's tables and its summary in meta, in one transaction, with the
         findings and items as Arrow tables, each inserted as it comes (a big site's are made a
-        slice at a time: linkjuice.audit.AuditStream). `finding_select`: the SQL select list that
-        makes the findings' columns from a findings table (AuditStream.finding_select; default:
-        the table's columns). The transaction is on a connection of its own: each table is
-        inserted on a thread (DuckDB releases the GIL) while the caller makes the next. The
-        findings come in finding_id order, a slice at a time, and are stored in that order: their
-        export needs no sort of every finding (export)."""
+        slice at a time: linkjuice.audit.AuditStream). The findings' tables have finding_rows'
+        columns; `explanation_sql`: the SQL expression over them of a finding's explanation, which
+        the view `findings` reads (AuditStream.explanation_sql; default: the stored one). The
+        transaction is on a connection of its own: each table is inserted on a thread (DuckDB
+        releases the GIL) while the caller makes the next. The findings come in finding_id order,
+        a slice at a time, and are stored in that order: their export needs no sort of every
+        finding (export)."""
         # DuckDB's cache of the blocks it writes is capped (they are on disk): at 10M pages, cached
         # beside the audit's own arrays, they took RSS past 21 GB.
         # (the findings are stored in the order they come: their export relies on it)
         with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
                 self.memory_limit(_AUDIT_WRITE_MEMORY), self.setting("preserve_insertion_order", "true"):
             with self.transaction(writer):
-                for table, tables in (("findings", findings), ("finding_items", items),
+                # A store written before finding_rows holds its findings as a table.
+                if writer.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                                  "AND schema_name = 'main' AND table_name = 'findings'").fetchall()[0][0]:
+                    writer.execute("DROP TABLE findings")
+                for table, tables in (("finding_rows", findings), ("finding_items", items),
                                       ("juice_flow", [pa.Table.from_pandas(juice_flow, preserve_index=False)])):
                     if table in _AUDIT_TABLES:  # made again: a store written before keeps its old compression
                         writer.execute(f"CREATE OR REPLACE TABLE {table} ({_AUDIT_TABLES[table]})")
@@ -2312,21 +2330,20 @@ class Store:
                         for arrow in _row_group_aligned(tables):
                             if inserting is not None:
                                 inserting.result()
-                            select = finding_select if table == "findings" else None
-                            inserting = (pool.submit(self._insert_arrow, writer, table, arrow, select)
-                                         if arrow.num_rows else None)
+                            inserting = pool.submit(self._insert_arrow, writer, table, arrow) if arrow.num_rows else None
                     finally:  # the transaction ends (or is rolled back) once no insert runs
                         if inserting is not None:
                             inserting.result()
+                writer.execute(f"CREATE OR REPLACE VIEW findings AS {_findings_view(explanation_sql)}")
                 self.set_meta({"audit": dict(summary)}, con=writer)
 
     @staticmethod
-    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, select: str | None = None) -> None:
-        """Append an Arrow table's columns (or what the SQL select list `select` makes of them)
-        to `table`, in the table's row order (as Arrow: DuckDB reads it in bulk)."""
+    def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table) -> None:
+        """Append an Arrow table's columns to `table`, in the table's row order (as Arrow: DuckDB
+        reads it in bulk)."""
         con.register("_arrow_in", arrow)
         try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT {select or ', '.join(arrow.column_names)} FROM _arrow_in")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT {', '.join(arrow.column_names)} FROM _arrow_in")
         finally:
             con.unregister("_arrow_in")
 

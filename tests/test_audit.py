@@ -295,6 +295,7 @@ def test_detector_errors_come_through_and_cancel_the_anchor_checks_not_started(
 
     monkeypatch.setattr(audit_module, "_anchor_classes", held_classes)
     monkeypatch.setattr(audit_module, "_anchors", lambda ctx, classes: checked.append(classes) or [])
+    monkeypatch.setattr(audit_module, "_shared_anchors", lambda ctx, classes: checked.append(classes) or [])
     monkeypatch.setattr(audit_module, "_broken_links", failing_detector)
     with Store(site[1], read_only=True) as store:
         inputs = _audit_inputs(store)
@@ -305,6 +306,42 @@ def test_detector_errors_come_through_and_cancel_the_anchor_checks_not_started(
         if thread.name.startswith("linkjuice-anchors"):
             thread.join(30)
     assert checked == []
+
+
+def test_shared_anchors_are_taken_by_the_caller_when_the_anchor_thread_has_not_started_them(
+        site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """anchor-multiple-targets is queued last on the anchor checks' thread; the caller's thread,
+    done with its own detectors first, takes it when that thread has not started it: the same
+    findings and items, made on the caller's thread."""
+    import threading
+
+    import linkjuice.audit as audit_module
+    from linkjuice.pipeline import _audit_inputs
+
+    with Store(site[1], read_only=True) as store:
+        expected = audit_module.audit_site(_audit_inputs(store), THRESHOLDS)
+        inputs = _audit_inputs(store)
+    anchors, shared = audit_module._anchors, audit_module._shared_anchors
+    taken, ran_on = threading.Event(), []
+
+    def busy_anchors(ctx: object, classes: object) -> list:
+        taken.wait(30)  # the anchor thread is busy until the shared anchors are taken
+        return anchors(ctx, classes)
+
+    def recorded_shared(ctx: object, classes: object) -> list:
+        ran_on.append(threading.current_thread().name)
+        try:
+            return shared(ctx, classes)
+        finally:
+            taken.set()
+
+    monkeypatch.setattr(audit_module, "_anchors", busy_anchors)
+    monkeypatch.setattr(audit_module, "_shared_anchors", recorded_shared)
+    result = audit_module.audit_site(inputs, THRESHOLDS)
+    assert ran_on == [threading.current_thread().name]
+    assert (expected.findings["code"] == "anchor-multiple-targets").any()
+    assert result.findings.equals(expected.findings)
+    assert result.items.equals(expected.items)
 
 
 def test_links_to_a_class_of_pages_are_the_links_whose_target_has_it(site) -> None:

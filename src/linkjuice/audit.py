@@ -1670,12 +1670,9 @@ def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
 
 
 def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
-    """empty-anchor, generic-anchor and anchor-multiple-targets."""
+    """empty-anchor and generic-anchor."""
     if classes is None:
         return []
-    links = ctx.links
-    row, normalized = classes.row, classes.normalized
-    target_code = ctx.target_code
     target_urls = ctx.target_urls
     parts = []
 
@@ -1717,9 +1714,20 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
                          "or title)."))
     parts.append(_link_part("generic-anchor", gen, describe_generic, detail="generic anchor", urls=ctx.target_urls))
     del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs
+    return parts
 
-    # One anchor text, several targets (editorial links only; after redirects and canonicals).
-    # A target is its resolved page or, when none, its URL's key; both as integers.
+
+def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
+    """anchor-multiple-targets: one anchor text, several targets (editorial links only; after
+    redirects and canonicals). A target is its resolved page or, when none, its URL's key; both
+    as integers."""
+    if classes is None:
+        return []
+    links = ctx.links
+    row, normalized = classes.row, classes.normalized
+    target_code = ctx.target_code
+    target_urls = ctx.target_urls
+    parts = []
     n = len(ctx.pages)
     editorial = _codes_in(links["position"], _EDITORIAL_POSITIONS)  # (a new array)
     editorial[classes.weak] = False
@@ -1999,11 +2007,13 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
     # pandas' hashing release the GIL, and so do the first touches of fresh memory, a third of a
     # big site's detectors on this VM (docs/benchmarks.md). 10M pages: the detectors 45.5 -> 26-28
     # s, the peak 18.7 -> 18.8-19.3 GB. The detectors only read ctx; the heap is trimmed once all
-    # are done.
+    # are done. The shared anchors come last on that thread: this one takes them when it is done
+    # first and they have not started (at 10M pages it was 5-13 s ahead, then waited).
     pool = ThreadPoolExecutor(1, thread_name_prefix="linkjuice-anchors")
     try:
         classes = pool.submit(_anchor_classes, ctx)
         anchor_parts = pool.submit(lambda made: _anchors(ctx, made.result()), classes)
+        shared = pool.submit(lambda made: _shared_anchors(ctx, made.result()), classes)
         parts: list[_Part] = [_broken_links(ctx)]
         parts += _redirects(ctx, redirect_paths)
         parts += _orphans(ctx, known_urls)
@@ -2020,10 +2030,12 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
         parts.append(js_part)
         parts.append(_traps(traps))
         mostly_generic = _mostly_generic(ctx, classes.result())  # (while the other anchor checks run)
-        parts += anchor_parts.result() + mostly_generic
+        shared_parts = _shared_anchors(ctx, classes.result()) if shared.cancel() else shared.result()
+        parts += anchor_parts.result() + shared_parts + mostly_generic
     finally:  # (all done on success; on an error, what has not started is cancelled, not awaited)
         pool.shutdown(wait=False, cancel_futures=True)
-    del classes, anchor_parts, mostly_generic  # (the futures hold what they made: each link's anchor classes)
+    # (the futures hold what they made: each link's anchor classes)
+    del classes, anchor_parts, shared, shared_parts, mostly_generic
     # The detectors are done: the links and pairs (most of the memory on a big site; the texts
     # only read per-page values and constants) are freed before the texts are written.
     ctx.links = ctx.flows = ctx.target_code = ctx.flow_key = None  # type: ignore[assignment]
@@ -2250,8 +2262,11 @@ def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
         for lo in range(0, len(items), _ITEM_SLICE):
             rows = items.iloc[lo:lo + _ITEM_SLICE]
             if codes is not None:  # URLs as codes: their texts are made here, now that the links are freed
-                rows = rows.assign(**{c: codes.array.take(rows[c].to_numpy(np.int64))
-                                      for c in ("url", "source_url", "target_url")})
+                url, target = rows["url"].to_numpy(np.int64), rows["target_url"].to_numpy(np.int64)
+                url_text = codes.array.take(url)
+                # (a finding per target: its items' url is their target, taken once)
+                rows = rows.assign(url=url_text, source_url=codes.array.take(rows["source_url"].to_numpy(np.int64)),
+                                   target_url=url_text if np.array_equal(url, target) else codes.array.take(target))
             local = rows["_local"].to_numpy(np.int64)
             ok = (local >= 0) & (local < size)
             if not ok.all():

@@ -833,15 +833,8 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     if inputs.links.pages != n:
         raise ValueError(f"the links name {inputs.links.pages} pages, the pages are {n}")
     # Target codes: the page id, or n + the rank of the URL among the sorted extra URLs, as the
-    # store reads them (DuckDB sorts the URLs' bytes, as Python sorts their code points; any
-    # other order is put right here).
+    # store reads them (DuckDB sorts the URLs' bytes, which is Python's order of their code points).
     target_code = links["target"].to_numpy()
-    if not extra_urls.is_monotonic_increasing:
-        by_url = np.argsort(np.asarray(extra_urls, dtype=object), kind="stable")
-        rank = np.empty(len(by_url), target_code.dtype)
-        rank[by_url] = np.arange(n, n + len(by_url))
-        target_code = np.where(target_code < n, target_code, rank[np.maximum(target_code - n, 0)])
-        extra_urls = extra_urls[by_url]
     target_urls = pd.Index(pages["url"].array)
     if len(extra_urls):
         target_urls = target_urls.append(extra_urls)

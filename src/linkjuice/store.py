@@ -2856,11 +2856,6 @@ class AuditLinks(NamedTuple):
     pages: int
     extra_urls: pd.Index
 
-    def dst(self) -> np.ndarray:
-        """Each link's target page id; -1 where the target is not a stored page (a new array)."""
-        target = self.frame["target"].to_numpy()
-        return np.where(target < self.pages, target, -1)
-
 
 @dataclass(frozen=True, slots=True)
 class _LinkCodes:

@@ -113,6 +113,7 @@ DATASET_FLOW_COLUMNS: tuple[str, ...] = (
                                             "resolved_id")),
 )
 
+
 def _findings_view(explanation: str) -> str:
     """The query of the view `findings` over finding_rows, with `explanation` the SQL expression
     of a finding's explanation (linkjuice.audit.AuditStream.explanation_sql)."""

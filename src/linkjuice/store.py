@@ -1857,7 +1857,7 @@ class Store:
         integers with NULLs are floats). A page's canonical target is the page itself when it
         names its own URL; only the pages that another page names are joined by URL (joined to
         every page, DuckDB hashed all of 10M pages' URLs: 1.7-2.2 instead of 1.0 s)."""
-        pages = self._arrow(
+        table = self._arrow(
             """
             SELECT p.page_id, p.url, p.status, p.error, p.indexability, coalesce(p.indexable, false) AS indexable,
                    coalesce(p.is_html, false) AS is_html, p.depth, p.found_via, p.final_url, p.canonical,
@@ -1872,10 +1872,18 @@ class Store:
                    ON c.url = p.canonical AND p.canonical <> p.url
             ORDER BY p.page_id
             """
-        ).to_pandas()
-        # Columns of a few distinct texts as categoricals: a text per page was 0.45 GB at 10M pages.
-        for name in ("error", "indexability", "found_via", "canonical_indexability"):
-            pages[name] = pages[name].astype("category")
+        )
+        # Columns of a few distinct texts as categoricals (a text per page was 0.45 GB at 10M
+        # pages), dictionary-encoded by Arrow (pandas' astype took 0.8 s a column at 10M pages),
+        # with their categories sorted, as astype makes them.
+        small = ("error", "indexability", "found_via", "canonical_indexability")
+        for name in small:
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     table.column(name).combine_chunks().dictionary_encode())
+        pages = table.to_pandas()
+        del table
+        for name in small:
+            pages[name] = pages[name].cat.reorder_categories(sorted(pages[name].cat.categories))
         return pages
 
     def audit_link_flows(self, reasons: Sequence[str], weights: Mapping[str, Any] | None = None,

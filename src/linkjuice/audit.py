@@ -766,6 +766,10 @@ class _Context:
         at = np.minimum(at, len(self.flow_key) - 1)
         return np.where(self.flow_key[at] == key, at, -1)
 
+    def page_ids(self, code: np.ndarray) -> np.ndarray:
+        """The page id of each target `code`; -1 where the target is not a stored page."""
+        return np.where(code < len(self.pages), code, -1)
+
     def resolved(self, idx: np.ndarray) -> np.ndarray:
         """The page that receives the juice of each link at positions `idx` (an array, or a mask)
         after redirects and canonicals (-1: none), as int32: looked up by target, where a search
@@ -795,7 +799,7 @@ class _Context:
         idx = idx[order]
         code = self.target_code[idx]
         out = links.drop(columns=["target", "pair"], errors="ignore").iloc[idx].reset_index(drop=True)
-        out.insert(1, "dst", np.where(code < len(self.pages), code, -1))  # the target's page id, -1: none
+        out.insert(1, "dst", self.page_ids(code))
         link_order = out["link_order"].to_numpy()
         out["link_order"] = np.where(link_order == LINK_ORDER_MISSING, np.nan, link_order)
         for name, values in aligned.items():
@@ -1825,7 +1829,7 @@ def _js_only(ctx: _Context, rendering: pd.DataFrame | None) -> tuple[_Part, dict
     # JavaScript: only pairs whose every link is rendered-only count, as in the re-solved model.
     whole_pair = pd.Series(rendered).groupby([links["src"].to_numpy(), ctx.target_code]).transform("all").to_numpy(bool)
     resolved = ctx.resolved(np.ones(len(links), bool))
-    receiver = np.where(resolved >= 0, resolved, np.where(ctx.target_code < len(ctx.pages), ctx.target_code, -1))
+    receiver = np.where(resolved >= 0, resolved, ctx.page_ids(ctx.target_code))
     chosen = rendered & whole_pair & (receiver >= 0)
     if not chosen.any():
         return _empty_part(), {}

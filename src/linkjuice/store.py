@@ -344,10 +344,7 @@ class Store:
         """A store scored by an older version holds `scores` as a table with URLs: opened for
         writing, its rows move to page_scores and `scores` becomes the view; opened read-only, a
         temporary page_scores view reads it."""
-        kind = _first(self.con.execute(
-            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
-            "AND table_name = 'scores'").fetchall())
-        if kind is None or kind[0] != "BASE TABLE":
+        if _table_kind(self.con, "scores") != "BASE TABLE":
             return
         old = {r[0] for r in self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'scores'").fetchall()}
@@ -1038,10 +1035,7 @@ class Store:
                 self.con.execute(f"INSERT INTO section_flows ({cols_s}) SELECT {cols_s} FROM sections_in")
             finally:
                 self.con.unregister("sections_in")
-            kind = self.con.execute(
-                "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
-                "AND table_name = 'link_flows'").fetchall()
-            if kind and kind[0][0] == "BASE TABLE":
+            if _table_kind(self.con, "link_flows") == "BASE TABLE":
                 self.con.execute("DROP TABLE link_flows")
             pairs = self.pair_count()
             # The SELECTs are kept for the link_flows dataset (_flows_dataset), and the view
@@ -2325,8 +2319,7 @@ class Store:
                 self.memory_limit(_AUDIT_WRITE_MEMORY), self.setting("preserve_insertion_order", "true"):
             with self.transaction(writer):
                 # A store written before finding_rows holds its findings as a table.
-                if writer.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                                  "AND schema_name = 'main' AND table_name = 'findings'").fetchall()[0][0]:
+                if _table_kind(writer, "findings") == "BASE TABLE":
                     writer.execute("DROP TABLE findings")
                 for table, tables in (("finding_rows", findings), ("finding_items", items),
                                       ("juice_flow", [pa.Table.from_pandas(juice_flow, preserve_index=False)])):
@@ -2768,6 +2761,14 @@ def _first(rows: list[Any]) -> Any:
     """The first row of a fetchall() (None when there is none). Results are always fetched whole:
     DuckDB 2 refuses other work on a connection while a result is only partly read."""
     return rows[0] if rows else None
+
+
+def _table_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """'BASE TABLE' or 'VIEW' for the store's object `name` (schema main), None when there is none:
+    tables that later versions made views (scores, link_flows, findings) are told apart by it."""
+    kind = _first(con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+                              "AND table_name = ?", [name]).fetchall())
+    return None if kind is None else kind[0]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2043,14 +2043,8 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
     ordered = _order(parts)
     if ordered is None:
         by_code = summarize(pd.DataFrame(columns=_PART_FINDING))
-    else:  # by the codes' and severities' ranks (a text per finding is not made for this)
-        grouped = ordered.findings.groupby(["_order", "_rank"], as_index=False).agg(
-            findings=("juice_at_stake", "size"), items=("item_count", "sum"), juice_at_stake=("juice_at_stake", "sum"))
-        grouped.insert(0, "code", _CODE_NAMES.to_numpy(zero_copy_only=False)[grouped["_order"].to_numpy()])
-        grouped.insert(1, "severity", _SEVERITY_NAMES.to_numpy(zero_copy_only=False)[grouped["_rank"].to_numpy()])
-        # (in summarize's order before it is sorted by priority: by code and severity)
-        by_code = _by_priority(grouped.drop(columns=["_order", "_rank"]).sort_values(["code", "severity"],
-                                                                                      ignore_index=True))
+    else:
+        by_code = _counted(ordered.findings)
     summary = {
         **stats,
         "crawl_complete": crawl_complete,
@@ -2060,6 +2054,26 @@ def stream_audit(inputs: AuditInputs, thresholds: AuditThresholds | None = None)
         "thresholds": asdict(t),
     }
     return AuditStream(flow_table, summary, by_code, ordered)
+
+
+def _counted(findings: pd.DataFrame) -> pd.DataFrame:
+    """summarize() of _Ordered.findings, by their codes' and severities' ranks: no text per
+    finding, and sums by bincount (pandas' groupby of 26.8M findings: 2.2 s of one core)."""
+    n_severities = len(_SEVERITY_NAMES)
+    cell = findings["_order"].to_numpy().astype(np.int64) * n_severities + findings["_rank"].to_numpy()
+    size = len(_CODE_NAMES) * n_severities
+    count = np.bincount(cell, minlength=size)
+    items = np.bincount(cell, weights=findings["item_count"].to_numpy(), minlength=size)
+    # (a finding without juice at stake adds none, as in pandas' sum)
+    juice = np.bincount(cell, weights=np.nan_to_num(findings["juice_at_stake"].to_numpy(np.float64)), minlength=size)
+    cells = np.flatnonzero(count)
+    grouped = pd.DataFrame({
+        "code": _CODE_NAMES.to_numpy(zero_copy_only=False)[cells // n_severities],
+        "severity": _SEVERITY_NAMES.to_numpy(zero_copy_only=False)[cells % n_severities],
+        "findings": count[cells], "items": items[cells].astype(np.int64), "juice_at_stake": juice[cells],
+    })
+    # (in summarize's order before it is sorted by priority: by code and severity)
+    return _by_priority(grouped.sort_values(["code", "severity"], ignore_index=True))
 
 
 def _sort_order(frame: pd.DataFrame, keys: list[tuple[str, str]]) -> np.ndarray:

@@ -1213,11 +1213,16 @@ def test_release_memory_puts_the_memory_limit_back(tmp_path: Path) -> None:
         assert before == "512.0 MiB"
 
 
-def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           numba: str) -> None:
     """Two anchors that each point at several pages ("Alpha" at 2, "Beta" at 3): each finding
     names its own count, whatever order the links arrive in (the audit puts the listed links in
     link order and the counts must follow them). A generic or empty anchor that points at several
-    pages is reported as such, not as a shared anchor."""
+    pages is reported as such, not as a shared anchor. A target that no page receives (a redirect
+    loop) is told apart by its URL's key: "Delta" names the loop and a page (two targets),
+    "Gamma" two spellings of the loop's URL (one target). With the numba kernel and with NumPy."""
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
 
     from linkjuice.audit import audit_site
     from linkjuice.pipeline import _audit_inputs
@@ -1228,9 +1233,11 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
         "/p0/": page("P0", _links(_a("/p3/", "Beta"), _a("/p1/", "Alpha"))),
         "/p1/": page("P1", _links(_a("/p2/", "Alpha"), _a("/p4/", "Beta"))),
         "/p2/": page("P2", _links(_a("/p5/", "Beta"), _a("/p1/", "Alpha"))),
-        "/p3/": page("P3", _links(_a("/p4/", "click here"), _a("/p1/", " "))),
-        "/p4/": page("P4", _links(_a("/p5/", "click here"))),
-        "/p5/": page("P5", _links(_a("/p2/", " "))),
+        "/p3/": page("P3", _links(_a("/p4/", "click here"), _a("/p1/", " "), _a("/p0/", "Delta"))),
+        "/p4/": page("P4", _links(_a("/p5/", "click here"), _a("/l1/", "Delta"), _a("/l1", "Gamma"))),
+        "/p5/": page("P5", _links(_a("/p2/", " "), _a("/l1/", "Gamma"))),
+        # A redirect loop: no page receives what its links pass.
+        "/l1/": redirect("/l2/"), "/l1": redirect("/l2/"), "/l2/": redirect("/l1/"),
     }
     with serve(routes) as server:
         db = tmp_path / "anchors.duckdb"
@@ -1242,13 +1249,14 @@ def test_each_shared_anchor_names_its_own_count_of_targets(tmp_path: Path) -> No
                   frame.iloc[::-1].reset_index(drop=True)):
         result = audit_site(dataclasses.replace(inputs, links=inputs.links._replace(frame=links)), THRESHOLDS)
         multi = result.findings[result.findings["code"] == "anchor-multiple-targets"].set_index("anchor")
-        assert sorted(multi.index) == ["Alpha", "Beta"]
+        assert sorted(multi.index) == ["Alpha", "Beta", "Delta"]
         assert sorted(result.findings.loc[result.findings["code"] == "generic-anchor", "url"]) == [
             server.url("/p4/"), server.url("/p5/")]
         assert sorted(result.findings.loc[result.findings["code"] == "empty-anchor", "url"]) == [
             server.url("/p1/"), server.url("/p2/")]
         assert "points at 2 different pages" in multi.at["Alpha", "explanation"]
         assert "points at 3 different pages" in multi.at["Beta", "explanation"]
+        assert "points at 2 different pages" in multi.at["Delta", "explanation"]
 
 
 def _same_values(a, b) -> None:

@@ -1636,6 +1636,7 @@ class _AnchorClasses:
     normalized: pa.Array
     weak: np.ndarray
     weak_empty: np.ndarray
+    weak_of: np.ndarray  # per anchor code (the last entry: no anchor text), whether it is weak
 
     @property
     def empty(self) -> np.ndarray:
@@ -1662,8 +1663,9 @@ def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
     del anchor
     normalized = pa.concat_arrays([normalize_anchors(pa.array(uniques, pa.string())), pa.array([""], pa.string())])
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
-    weak = np.flatnonzero((generic_normalized_mask(normalized) | empty_of)[row])
-    return _AnchorClasses(row, normalized, weak, empty_of[row[weak]])
+    weak_of = generic_normalized_mask(normalized) | empty_of
+    weak = np.flatnonzero(weak_of[row])
+    return _AnchorClasses(row, normalized, weak, empty_of[row[weak]], weak_of)
 
 
 def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
@@ -1726,36 +1728,51 @@ def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
     target_urls = ctx.target_urls
     parts = []
     n = len(ctx.pages)
-    editorial = _codes_in(links["position"], _EDITORIAL_POSITIONS)  # (a new array)
-    editorial[classes.weak] = False
     encoded = normalized.dictionary_encode()
     norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    norm = norm_code_of[row[editorial]]
+    n_norm = len(normalized)
+
+    def key_targets() -> np.ndarray:
+        # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
+        # target URL order: among equal counts, the dominant target is the first). The keys are
+        # only made when some target is not resolved.
+        key_code = pd.factorize(url_key(pd.Series(target_urls.array)).to_numpy())[0].astype(np.int32)
+        return np.where(ctx.target_resolved < 0, n + key_code, ctx.target_resolved)
+
+    from .score import _compiled_kernels  # numba is optional
+
+    kernels = _compiled_kernels(len(links))
+    if kernels is not None and isinstance(links["position"].dtype, pd.CategoricalDtype):
+        position = links["position"].cat.codes.to_numpy()
+        editorial_of = np.isin(np.asarray(links["position"].cat.categories, dtype=object), _EDITORIAL_POSITIONS)
+        args = (position, row, target_code, editorial_of, np.where(classes.weak_of, -1, norm_code_of).astype(np.int32))
+        known, edit, target, norm = kernels.shared_anchor_links(*args, ctx.target_resolved, n_norm)
+        if not known:
+            known, edit, target, norm = kernels.shared_anchor_links(*args, key_targets(), n_norm)
+        del position, args
+    else:
+        editorial = _codes_in(links["position"], _EDITORIAL_POSITIONS)  # (a new array)
+        editorial[classes.weak] = False
+        norm = norm_code_of[row[editorial]]
+        target = ctx.resolved(editorial)
+        unresolved = target < 0
+        if unresolved.any():
+            target[unresolved] = key_targets()[target_code[editorial][unresolved]]
+        del unresolved
+        # An anchor points at several targets when one of its links' targets differs from the one
+        # recorded for it (any of them: plain assignments, where np.minimum.at/maximum.at were slower).
+        one_target = np.full(n_norm, -1, np.int32)
+        one_target[norm] = target
+        several_of = np.zeros(n_norm, bool)
+        several_of[norm[target != one_target[norm]]] = True
+        several = several_of[norm]
+        del one_target, several_of
+        target, norm = target[several], norm[several]
+        editorial[editorial] = several
+        edit = np.flatnonzero(editorial)
+        del editorial, several
     del row, norm_code_of  # each link's anchor code is not needed from here
     classes.row = None
-    # A target: its resolved page or, when none, n + the code of its URL's key (numbered in
-    # target URL order: among equal counts, the dominant target is the first). The keys are only
-    # made when some target is not resolved.
-    target = ctx.resolved(editorial)
-    unresolved = target < 0
-    if unresolved.any():
-        key_code = pd.factorize(url_key(pd.Series(target_urls.array)).to_numpy())[0].astype(np.int32)
-        target[unresolved] = n + key_code[target_code[editorial][unresolved]]
-        del key_code
-    del unresolved
-    # An anchor points at several targets when one of its links' targets differs from the one
-    # recorded for it (any of them: plain assignments, where np.minimum.at/maximum.at were slower).
-    n_norm = len(normalized)
-    one_target = np.full(n_norm, -1, np.int32)
-    one_target[norm] = target
-    several_of = np.zeros(n_norm, bool)
-    several_of[norm[target != one_target[norm]]] = True
-    several = several_of[norm]
-    del one_target, several_of
-    target, norm = target[several], norm[several]
-    editorial[editorial] = several
-    edit = np.flatnonzero(editorial)
-    del editorial, several
     if len(edit):
         width = np.int64(n + len(target_urls) + 1)
         distinct = _distinct(norm.astype(np.int64) * width + target)

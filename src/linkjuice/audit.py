@@ -294,7 +294,7 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     dst, which the audit then reads from the links (at 10M pages, 1.6 GB less to hold and fill)."""
     n = len(pages)
     states = _state_category(pages)  # (codes and names: no text per page hashed)
-    state_code, state_names = states.cat.codes.to_numpy(), list(states.cat.categories)
+    state_code, state_names = np.asarray(states.array.codes), list(states.cat.categories)
     del states
     state_after = np.append(state_code + 1, 0).astype(np.int32)  # index n: not a stored page
     n_states, n_pos, n_reasons = len(state_names) + 1, len(positions) + 1, len(reasons) + 1  # +1: none

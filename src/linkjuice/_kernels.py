@@ -1372,6 +1372,20 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
     return elsewhere[:count]
 
 
+@njit(cache=True, nogil=True)
+def count_codes(codes, minlength):  # pragma: no cover
+    """np.bincount(codes, minlength=minlength) in one pass, without widening the codes to 64-bit
+    first (linkjuice.audit._count_codes). Returns False and no counts when a code is negative or
+    not below minlength (the caller counts those with NumPy)."""
+    counts = np.zeros(minlength, np.int64)
+    for i in range(len(codes)):
+        c = codes[i]
+        if c < 0 or c >= minlength:
+            return False, counts[:0]
+        counts[c] += 1
+    return True, counts
+
+
 # -- anchor-multiple-targets: the links whose anchor names several targets ----------------------
 @njit(cache=True, nogil=True)
 def shared_anchor_links(position, row, target_code, editorial_of, norm_of, target_of, n_norm):  # pragma: no cover
@@ -1517,6 +1531,7 @@ def smoke_test() -> None:
     src, dst = np.array([0, 1, 2], np.int32), np.array([1, 2, 0], np.int32)
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
+    count_codes(dst, 3)
     shared_anchor_links(np.zeros(3, np.int8), np.array([0, 1, -1], np.int32), np.array([0, 1, 2], np.int32),
                         np.ones(1, bool), np.zeros(2, np.int32), np.array([0, 1, 2], np.int32), 1)
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))

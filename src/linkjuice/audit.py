@@ -632,7 +632,7 @@ def _codes_in(values: pd.Series, names: Sequence[str]) -> np.ndarray:
     if not isinstance(values.dtype, pd.CategoricalDtype):
         return values.isin(names).to_numpy(bool)
     wanted = np.append(np.isin(np.asarray(values.cat.categories, dtype=object), list(names)), False)
-    return wanted[values.cat.codes.to_numpy()]  # code -1 (missing) reads the last entry: False
+    return wanted[values.array.codes]  # code -1 (missing) reads the last entry: False
 
 
 def _decoded(values: pd.Series) -> pd.Series:
@@ -642,7 +642,7 @@ def _decoded(values: pd.Series) -> pd.Series:
     categories = values.cat.categories
     if not isinstance(categories.array, pd.arrays.ArrowStringArray):
         return values.astype(categories.dtype)
-    codes = values.cat.codes.to_numpy()
+    codes = values.array.codes
     taken = pa.array(categories.array).take(pa.array(codes, mask=codes < 0))
     return pd.Series(pd.array(taken, dtype=categories.dtype), index=values.index, name=values.name)
 
@@ -668,7 +668,16 @@ _COUNT_SLICE = 1 << 23
 def _count_codes(codes: np.ndarray, minlength: int) -> np.ndarray:
     """np.bincount(codes, minlength=minlength), a slice of the codes at a time: np.bincount first
     widens its input to 64-bit integers, a fresh copy of all of them (200M links' int32 codes:
-    1.6 GB, 3.5-4.8 s on this VM, where the slices' copies, reused, took 1.3-1.4 s)."""
+    1.6 GB, 3.5-4.8 s on this VM, where the slices' copies, reused, took 1.3-1.4 s). With numba,
+    in one pass (197M target codes: 1.0 s, where the slices took 1.3-1.9 s alone, 6 s beside
+    the anchor checks' thread)."""
+    from .score import _compiled_kernels  # numba is optional
+
+    kernels = _compiled_kernels(len(codes))
+    if kernels is not None:
+        counted, total = kernels.count_codes(codes, minlength)
+        if counted:
+            return total
     total = np.zeros(minlength, np.int64)
     for lo in range(0, len(codes), _COUNT_SLICE):
         counts = np.bincount(codes[lo:lo + _COUNT_SLICE], minlength=minlength)
@@ -819,7 +828,7 @@ class _Context:
         if not isinstance(reasons.dtype, pd.CategoricalDtype):
             reasons = reasons.astype("category")
         names = np.append(reasons.cat.categories.astype(object).to_numpy(), "passed")  # code -1: passed
-        out["reason"] = names[np.where(hit, reasons.cat.codes.to_numpy()[at] if len(f) else -1, -1)]
+        out["reason"] = names[np.where(hit, reasons.array.codes[at] if len(f) else -1, -1)]
         out["resolved"] = np.where(hit, f["resolved"].to_numpy()[at].astype(np.int64), -1)
         out["lost"] = np.where((out["reason"] == "nofollow").to_numpy(bool), 0.0, out["juice"].to_numpy())
         return out
@@ -1659,7 +1668,7 @@ def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
     # last slot stands for links without anchor text, whose code is -1: the links' own codes
     # index the per-anchor arrays as they are (a copy of them was 0.8 GB at 200M links). Per
     # link only one mask is made: a big site has hundreds of millions of links.
-    row = anchor.cat.codes.to_numpy()
+    row = anchor.array.codes
     del anchor
     normalized = pa.concat_arrays([normalize_anchors(pa.array(uniques, pa.string())), pa.array([""], pa.string())])
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
@@ -1743,7 +1752,7 @@ def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
 
     kernels = _compiled_kernels(len(links))
     if kernels is not None and isinstance(links["position"].dtype, pd.CategoricalDtype):
-        position = links["position"].cat.codes.to_numpy()
+        position = links["position"].array.codes
         editorial_of = np.isin(np.asarray(links["position"].cat.categories, dtype=object), _EDITORIAL_POSITIONS)
         args = (position, row, target_code, editorial_of, np.where(classes.weak_of, -1, norm_code_of).astype(np.int32))
         known, edit, target, norm = kernels.shared_anchor_links(*args, ctx.target_resolved, n_norm)
@@ -2115,7 +2124,7 @@ def _ranks(values: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
     """mapping[v] (a small integer) for each value of a column of a few distinct strings, each
     looked up once (a categorical's by its categories)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+        codes, uniques = values.array.codes, values.cat.categories
     else:
         codes, uniques = pd.factorize(values)
     return np.array([mapping[str(u)] for u in uniques], np.int16)[codes]

@@ -1339,10 +1339,14 @@ def test_links_without_anchor_text_are_empty_anchors_like_empty_text(site) -> No
     assert (a.items["anchor"].fillna("") == b.items["anchor"].fillna("")).all()
 
 
-def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
     """_count_codes equals np.bincount, whatever the slices: counts added across slices, empty
-    input, codes past minlength (the result grows as bincount's does)."""
+    input, codes past minlength (the result grows as bincount's does). With numba's one pass
+    (codes past minlength: NumPy's slices) and without."""
     import linkjuice.audit as audit_module
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
 
     monkeypatch.setattr(audit_module, "_COUNT_SLICE", 7)
     codes = np.random.default_rng(3).integers(0, 40, 1000).astype(np.int32)
@@ -1390,3 +1394,44 @@ def test_page_states_as_a_categorical_from_the_indexability_categories() -> None
         assert got.astype(object).tolist() == list(expected)
         for names in (("not crawled",), ("noindex", "redirect"), ("indexable",)):
             assert (_codes_in(got, names) == np.isin(expected, names)).all()
+
+
+def test_findings_are_ordered_by_severity_juice_code_then_url() -> None:
+    """_order puts the findings in the documented order (severity, juice at stake from the
+    highest, code, then URL, missing ones first), as pandas' sort does: URLs that share a long
+    prefix, one a prefix of another, non-ASCII ones, and ties on every key before the URL,
+    across two parts (detectors)."""
+    import pandas as pd
+
+    from linkjuice.audit import _CODE_RANK_OF, _SEVERITY_RANK_OF, _order, _Part
+
+    base = "https://shop.example/caté/"
+    rng = np.random.default_rng(11)
+    frames = []
+    for _ in range(2):
+        n = 400
+        urls = [base + s for s in rng.choice(["p1", "p10", "p1/", "p2", "é", "Z", "", "p10x"], n)]
+        frame = pd.DataFrame({
+            "code": rng.choice(["broken-links", "weak-page"], n),
+            "severity": rng.choice(["error", "warning", "notice"], n),
+            "url": pd.Series(urls, dtype=object).where(rng.random(n) > 0.05, None),
+            "anchor": None,
+            "item_count": 0,
+            "juice_at_stake": rng.choice([0.5, 0.25, np.nan], n),
+        })
+        frames.append(frame)
+    parts = [_Part(f.copy(), pd.DataFrame(columns=["_local"])) for f in frames]
+    ordered = _order(parts)
+    got = list(zip(ordered.findings["_part"], ordered.findings["_local"]))
+    both = pd.concat([f.assign(_part=i, _local=np.arange(len(f))) for i, f in enumerate(frames)], ignore_index=True)
+    both["_rank"] = both["severity"].map(_SEVERITY_RANK_OF)
+    both["_order"] = both["code"].map(_CODE_RANK_OF)
+    both["_juice"] = -both["juice_at_stake"]  # (descending)
+    both["_url"] = both["url"].map(lambda u: None if u is None else u.encode())  # bytewise, as DuckDB compares
+    # (pandas puts missing values first or last for every key at once: here by a flag before each)
+    both["_no_juice"] = both["juice_at_stake"].notna()
+    both["_has_url"] = both["url"].notna()
+    expected = both.sort_values(["_rank", "_no_juice", "_juice", "_order", "_has_url", "_url", "_part", "_local"],
+                                kind="stable")
+    assert got == list(zip(expected["_part"], expected["_local"]))
+    assert len(set(both["url"].dropna())) > 5 and both.duplicated(["_rank", "juice_at_stake", "_order"]).any()

@@ -181,17 +181,3 @@ def test_link_scanning_builds_give_the_same_arrays_in_any_number_of_target_range
         assert len(_kernels._in_link_pattern(n, src[::-1].copy(), dst[::-1].copy(), mask, cuts)[0]) == 0
         assert len(_kernels._distinct_in_degrees(n, src[::-1].copy(), dst, passes, cuts)) == 0
 
-
-@pytest.mark.parametrize("choice", ["0", "1"])
-def test_audit_code_counts_equal_bincount(monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
-    """The audit's counts of links per target code (numba's one pass, or NumPy's slices) equal
-    np.bincount's, also when a code is past minlength (counted with NumPy, the array grown)."""
-    from linkjuice import audit as audit_module
-
-    monkeypatch.setenv("LINKJUICE_NUMBA", choice)
-    monkeypatch.setattr(audit_module, "_COUNT_SLICE", 1000)  # several slices for NumPy
-    rng = np.random.default_rng(5)
-    codes = rng.integers(0, 5000, 20_000).astype(np.int32)
-    assert audit_module._count_codes(codes, 6000).tolist() == np.bincount(codes, minlength=6000).tolist()
-    codes[7] = 7000
-    assert audit_module._count_codes(codes, 6000).tolist() == np.bincount(codes, minlength=6000).tolist()

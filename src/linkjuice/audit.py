@@ -1552,10 +1552,12 @@ def _target_states(ctx: _Context) -> list[_Part]:
                 "Link to indexable pages instead; if the page should rank, remove noindex, and if it should not, "
                 "link to it less.")
 
-    canonical_of = pd.Series(canon.to_numpy(), index=pages["url"])
+    canonical_of: list[pd.Series] = []  # made at the first such finding (a Series of every page)
 
     def canonicalised(r: Any) -> tuple[str, str]:
-        target = canonical_of[r.url]
+        if not canonical_of:
+            canonical_of.append(pd.Series(canon.to_numpy(), index=pages["url"]))
+        target = canonical_of[0][r.url]
         return (f"{r.url} names {target} as its canonical; {_plural(r.item_count, 'link')} on "
                 f"{_plural(r.sources, 'page')} {_agree(r.item_count, 'points', 'point')} at the duplicate instead.",
                 f"Link straight to {target}.")

@@ -1387,6 +1387,16 @@ def count_codes(codes, minlength):  # pragma: no cover
 
 
 # -- anchor-multiple-targets: the links whose anchor names several targets ----------------------
+@njit(inline="always")
+def _editorial_norm(position, row, editorial_of, norm_of, i):  # pragma: no cover
+    """Link i's normalized anchor code when it is editorial and its anchor is not weak, else -1."""
+    p = position[i]
+    a = row[i]
+    if p < 0 or a < 0 or not editorial_of[p]:
+        return -1
+    return norm_of[a]
+
+
 @njit(cache=True, nogil=True)
 def shared_anchor_links(position, row, target_code, editorial_of, norm_of, target_of, n_norm):  # pragma: no cover
     """linkjuice.audit._shared_anchors' links, in two passes over every link: the editorial
@@ -1407,11 +1417,7 @@ def shared_anchor_links(position, row, target_code, editorial_of, norm_of, targe
             if row[j] >= 0:
                 _prefetch(norm_of, np.int64(row[j]))
             _prefetch(target_of, np.int64(target_code[j]))
-        p = position[i]
-        a = row[i]
-        if p < 0 or a < 0 or not editorial_of[p]:
-            continue
-        k = norm_of[a]
+        k = _editorial_norm(position, row, editorial_of, norm_of, i)
         if k < 0:
             continue
         t = np.int32(target_of[target_code[i]])
@@ -1435,11 +1441,7 @@ def shared_anchor_links(position, row, target_code, editorial_of, norm_of, targe
         j = i + LINKS_AHEAD
         if j < m and row[j] >= 0:
             _prefetch(norm_of, np.int64(row[j]))
-        p = position[i]
-        a = row[i]
-        if p < 0 or a < 0 or not editorial_of[p]:
-            continue
-        k = norm_of[a]
+        k = _editorial_norm(position, row, editorial_of, norm_of, i)
         if k >= 0 and several[k]:
             at[count] = i
             target[count] = target_of[target_code[i]]

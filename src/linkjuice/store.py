@@ -945,27 +945,42 @@ class Store:
         forms the position and anchor factors a batch at a time (a scan on all threads; joined
         positionally to pair_relevance the query runs on one) and the product is formed here, in
         one link-sized array: no column of a big site's links is held twice."""
-        a = float(relevance_weight)
-        anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
-                                    anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
+        factors, weigh = self._pair_weighing(
+            position_weights=position_weights, relevance_weight=relevance_weight, use_relevance=use_relevance,
+            anchor_empty=anchor_empty, anchor_generic=anchor_generic, anchor_descriptive=anchor_descriptive,
+            use_anchor=use_anchor)
         n = self.pair_count()
-        cosine = self.pair_relevance() if use_relevance else None
         weight = np.empty(n)
-        reader = self.con.sql(f"SELECT {_position_weight_sql('p.position', position_weights)} AS pf, {anchor} AS af "
-                              "FROM link_pairs p").to_arrow_reader(_READ_BATCH)
+        reader = self.con.sql(f"SELECT {factors} FROM link_pairs p").to_arrow_reader(_READ_BATCH)
         lo = 0
         for batch in reader:
-            part = weight[lo:lo + batch.num_rows]
-            part[:] = batch.column(0).to_numpy(zero_copy_only=False)
-            if cosine is None:  # the view's cosine is 0.0 when relevance is off
-                part *= (1.0 - a) + a * 0.0
-            else:
-                part *= (1.0 - a) + a * cosine[lo:lo + batch.num_rows].astype(np.float64)
-            part *= batch.column(1).to_numpy(zero_copy_only=False)
+            weigh(batch, lo, out=weight[lo:lo + batch.num_rows])
             lo += batch.num_rows
         if lo != n:
             raise StoreError(f"link_pairs changed while it was read ({lo} of {n} rows)")
         return weight
+
+    def _pair_weighing(self, *, position_weights: Mapping[str, float], relevance_weight: float,
+                       use_relevance: bool, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
+                       use_anchor: bool) -> tuple[str, Callable[..., np.ndarray]]:
+        """pair_weights in parts: the SQL of the position and anchor factors over link_pairs `p`
+        (columns _pf and _af), and weigh(batch, lo, out): the weights of a batch of those columns
+        that starts at link_pairs' row lo, written to `out` (the cached cosines are read once)."""
+        a = float(relevance_weight)
+        anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
+                                    anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
+        cosine = self.pair_relevance() if use_relevance else None
+
+        def weigh(batch: pa.RecordBatch, lo: int, out: np.ndarray) -> np.ndarray:
+            out[:] = batch.column("_pf").to_numpy(zero_copy_only=False)
+            if cosine is None:  # the view's cosine is 0.0 when relevance is off
+                out *= (1.0 - a) + a * 0.0
+            else:
+                out *= (1.0 - a) + a * cosine[lo:lo + batch.num_rows].astype(np.float64)
+            out *= batch.column("_af").to_numpy(zero_copy_only=False)
+            return out
+
+        return f"{_position_weight_sql('p.position', position_weights)} AS _pf, {anchor} AS _af", weigh
 
     def pair_relevance(self) -> np.ndarray:
         """The cached cosine of every link pair (float32, in link_pairs order)."""
@@ -1908,7 +1923,9 @@ class Store:
                 FROM link_flows
                 """
             return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
-        weight = self.pair_weights(**weights)
+        # Each batch's weights formed as it comes, from factors read in the same scan (a weight
+        # array of every pair, from a scan of its own, was 1.65 GB and ~7 s at 10M pages).
+        factors, weigh = self._pair_weighing(**weights)
         scores = self._arrow("SELECT page_id, juice, out_weight FROM page_scores")
         size = int(pc.max(scores.column("page_id")).as_py() or 0) + 1 if scores.num_rows else 0
         page_juice, out_weight = np.zeros(size), np.zeros(size)
@@ -1918,27 +1935,31 @@ class Store:
         out_weight[ids] = scores.column("out_weight").fill_null(0.0).to_numpy()
         # The view's reason: link_pairs' code names reasons[code] (score writes both with one list).
         reason = f"CASE WHEN reason BETWEEN 0 AND {len(reasons) - 1} THEN reason ELSE -1 END::TINYINT"
+        pairs = self.pair_count()  # (before the reader: it holds the connection)
         reader = self.con.sql(
             f"""
             SELECT src::INTEGER AS src, dst::INTEGER AS dst, resolved::INTEGER AS resolved,
                    CASE WHEN dst < 0 AND is_internal THEN target_url END AS target_url,
                    {position} AS position, coalesce(nofollow, false) AS nofollow,
                    coalesce(is_internal, false) AS is_internal, {reason} AS reason,
-                   coalesce(n_links, 1)::INTEGER AS n_links
-            FROM link_pairs
+                   coalesce(n_links, 1)::INTEGER AS n_links, {factors}
+            FROM link_pairs p
             """
         ).to_arrow_reader(_READ_BATCH)
 
         def batches() -> Iterator[pa.RecordBatch]:
             lo = 0
             for batch in reader:
+                if lo + batch.num_rows > pairs:
+                    break
                 src = batch.column("src").to_numpy()
                 ow = out_weight[src]
-                share = np.divide(weight[lo:lo + batch.num_rows], ow, out=np.zeros(len(src)), where=ow > 0)
-                yield batch.append_column("juice", pa.array(page_juice[src] * share))
+                weight = weigh(batch, lo, out=np.empty(batch.num_rows))
+                share = np.divide(weight, ow, out=np.zeros(len(src)), where=ow > 0)
+                yield batch.drop_columns(["_pf", "_af"]).append_column("juice", pa.array(page_juice[src] * share))
                 lo += batch.num_rows
-            if lo != len(weight):
-                raise StoreError(f"link_pairs changed while it was read ({lo} of {len(weight)} rows)")
+            if lo != pairs:
+                raise StoreError(f"link_pairs changed while it was read ({lo} of {pairs} rows)")
 
         return positions, batches()
 

@@ -1923,8 +1923,8 @@ class Store:
                 FROM link_flows
                 """
             return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
-        # Each batch's weights formed as it comes, from factors read in the same scan (a weight
-        # array of every pair, from a scan of its own, was 1.65 GB and ~7 s at 10M pages).
+        # Each batch's weights formed as it comes, from factors read in the same scan (not a
+        # weight array of every pair from a scan of its own: 1.65 GB at 10M pages).
         factors, weigh = self._pair_weighing(**weights)
         scores = self._arrow("SELECT page_id, juice, out_weight FROM page_scores")
         size = int(pc.max(scores.column("page_id")).as_py() or 0) + 1 if scores.num_rows else 0

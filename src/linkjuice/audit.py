@@ -1648,6 +1648,9 @@ class _AnchorClasses:
     weak: np.ndarray
     weak_empty: np.ndarray
     weak_of: np.ndarray  # per anchor code (the last entry: no anchor text), whether it is weak
+    # `normalized` dictionary-encoded (anchor-multiple-targets' codes of the texts): made here, on
+    # the anchor checks' thread, which has time to spare; the caller's thread may take that check.
+    encoded: pa.DictionaryArray
 
     @property
     def empty(self) -> np.ndarray:
@@ -1676,7 +1679,7 @@ def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
     weak_of = generic_normalized_mask(normalized) | empty_of
     weak = np.flatnonzero(weak_of[row])
-    return _AnchorClasses(row, normalized, weak, empty_of[row[weak]], weak_of)
+    return _AnchorClasses(row, normalized, weak, empty_of[row[weak]], weak_of, normalized.dictionary_encode())
 
 
 def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
@@ -1734,14 +1737,13 @@ def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
     if classes is None:
         return []
     links = ctx.links
-    row, normalized = classes.row, classes.normalized
+    row, encoded = classes.row, classes.encoded
     target_code = ctx.target_code
     target_urls = ctx.target_urls
     parts = []
     n = len(ctx.pages)
-    encoded = normalized.dictionary_encode()
     norm_code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    n_norm = len(normalized)
+    n_norm = len(encoded)
 
     def key_targets() -> np.ndarray:
         # A target: its resolved page or, when none, n + the code of its URL's key (numbered in

@@ -1644,13 +1644,13 @@ class _AnchorClasses:
     and 0.4 GB of the anchor checks' thread at 10M pages."""
 
     row: np.ndarray | None
-    normalized: pa.Array
+    # The normalized text of each anchor code (the last entry: no anchor text), dictionary-encoded
+    # (anchor-multiple-targets' codes of the texts): encoded here, on the anchor checks' thread,
+    # which has time to spare; the caller's thread may take that check.
+    normalized: pa.DictionaryArray
     weak: np.ndarray
     weak_empty: np.ndarray
     weak_of: np.ndarray  # per anchor code (the last entry: no anchor text), whether it is weak
-    # `normalized` dictionary-encoded (anchor-multiple-targets' codes of the texts): made here, on
-    # the anchor checks' thread, which has time to spare; the caller's thread may take that check.
-    encoded: pa.DictionaryArray
 
     @property
     def empty(self) -> np.ndarray:
@@ -1679,7 +1679,7 @@ def _anchor_classes(ctx: _Context) -> _AnchorClasses | None:
     empty_of = pc.equal(normalized, "").to_numpy(zero_copy_only=False)
     weak_of = generic_normalized_mask(normalized) | empty_of
     weak = np.flatnonzero(weak_of[row])
-    return _AnchorClasses(row, normalized, weak, empty_of[row[weak]], weak_of, normalized.dictionary_encode())
+    return _AnchorClasses(row, normalized.dictionary_encode(), weak, empty_of[row[weak]], weak_of)
 
 
 def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
@@ -1737,7 +1737,7 @@ def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part
     if classes is None:
         return []
     links = ctx.links
-    row, encoded = classes.row, classes.encoded
+    row, encoded = classes.row, classes.normalized
     target_code = ctx.target_code
     target_urls = ctx.target_urls
     parts = []
@@ -2194,9 +2194,8 @@ def _order(parts: list[_Part]) -> _Ordered | None:
 def _priority_rows(found: pa.Table) -> np.ndarray:
     """The rows of `found` (_rank, juice_at_stake, _order, url, _part, _local) in the order of
     _rank, juice_at_stake from the highest, _order, url (missing values first, URLs by their
-    bytes), _part, _local. DuckDB sorts them by the numbers alone,
-    then the URLs break the ties: in pairs by one comparison each, in larger groups by a sort of
-    their rows. (Sorted by DuckDB with the URL among the keys and every column carried, 26.8M
+    bytes), _part, _local. DuckDB sorts them by the numbers alone, then the URLs break the ties:
+    in pairs by one comparison each, in larger groups by a sort of their rows. (Sorted by DuckDB with the URL among the keys and every column carried, 26.8M
     findings took 6-7 s of the 10M audit and 12 s shuffled; by the numbers alone, 2 s: the URL
     is needed for ties only, and a big site's ties are mostly pairs of pages of one template.
     This function and the take of every column in its order: 4.4 + 2.5 s, 9.7 CPU s against

@@ -385,7 +385,7 @@ def test_items_are_one_row_per_link_and_add_up(site) -> None:
     generic_id = f.loc[("generic-anchor", u("/c/")), "finding_id"]
     anchors = set(result.items.loc[result.items["finding_id"] == generic_id, "anchor"])
     assert anchors == {"click here", "Weiterlesen", "Leer más »", "lire la suite"}
-    # The explanation quotes three of them (the first three in link order), written by Arrow's kernels.
+    # The explanation quotes three of them (the first three in link order), written by DuckDB.
     text = f.loc[("generic-anchor", u("/c/")), "explanation"]
     assert text.startswith(f"4 links on 4 pages point at {u('/c/')} with generic anchors (")
     quoted = text.split("with generic anchors (")[1].split(") that say nothing")[0]
@@ -418,8 +418,9 @@ def test_texts_written_by_arrow_equal_the_per_row_wording() -> None:
 
 
 def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site, tmp_path: Path) -> None:
-    """weak-page and deep-page explanations are SQL templates DuckDB writes as the findings are
-    read (the view `findings` over finding_rows, which stores NULL for them; in the in-memory
+    """weak-page, deep-page, generic-anchor and mostly-generic-anchors explanations are SQL templates
+    DuckDB writes as the findings are read (the view `findings` over finding_rows, which stores NULL
+    for them, or generic-anchor's quoted anchors; in the in-memory
     result, as it is made): counts, missing and half-way scores word as the per-row texts do, and
     the stored texts equal the in-memory ones, with each page's own depth and score. A store whose
     findings are a table (as written before the view) gets the view from its next audit."""
@@ -455,10 +456,14 @@ def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site, tmp_path: 
         pages = store.sql("SELECT p.url, p.depth, s.juice_score FROM pages p JOIN page_scores s USING (page_id)")
         kinds = dict(store.con.execute("SELECT table_name, table_type FROM information_schema.tables "
                                        "WHERE table_name IN ('findings', 'finding_rows')").fetchall())
-        rows = store.sql("SELECT code, explanation IS NULL AS templated FROM finding_rows ORDER BY finding_id")
+        rows = store.sql("SELECT code, _template >= 0 AS templated, explanation IS NULL AS bare FROM finding_rows "
+                         "ORDER BY finding_id")
     assert kinds == {"findings": "VIEW", "finding_rows": "BASE TABLE"}
-    assert rows["templated"].tolist() == rows["code"].isin(["weak-page", "deep-page"]).tolist()
+    templated = ["weak-page", "deep-page", "generic-anchor", "mostly-generic-anchors"]
+    assert rows["templated"].tolist() == rows["code"].isin(templated).tolist()
     assert rows["templated"].any() and not rows["templated"].all()
+    # A template's finding stores no explanation, but generic-anchor its quoted anchors.
+    assert (rows["bare"] == (rows["templated"] & (rows["code"] != "generic-anchor"))).all()
     assert stored["explanation"].tolist() == in_memory["explanation"].tolist()
     pages = pages.set_index("url")
     for code, pattern in (("weak-page", r"^(\S+) gets followed links from (\d+) other pages? and has a juice score of "

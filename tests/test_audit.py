@@ -1363,6 +1363,51 @@ def test_codes_counted_by_slices_as_bincount_counts_them(monkeypatch: pytest.Mon
     assert audit_module._count_codes(np.array([2, 9, 9], np.int32), 4).tolist() == np.bincount([2, 9, 9]).tolist()
 
 
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_group_sums_equal_pandas_to_the_bit(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
+    """_group_sums (a link finding's juice at stake) equals pandas' compensated groupby sum bit
+    for bit, with numba's one pass and without: values of very different magnitudes that a plain
+    sum rounds away, NaN (skipped), an infinity in a group and inf - inf (NaN) in another."""
+    import linkjuice.audit as audit_module
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    rng = np.random.default_rng(5)
+    values = rng.choice([1e16, 1.0, -1e16, 3.3e-9, 0.1, 7.0], 5000) * rng.random(5000)
+    codes = rng.integers(0, 60, 5000)
+    codes[:60] = np.arange(60)  # (every group occurs)
+    values[[100, 200]] = np.nan
+    values[codes == 7] = 0.1  # a long run of 0.1s: compensation matters
+    values[np.flatnonzero(codes == 11)[:1]] = np.inf
+    values[np.flatnonzero(codes == 12)[:2]] = [np.inf, -np.inf]
+    expected = pd.Series(values).groupby(codes, sort=True).sum().to_numpy()
+    got = audit_module._group_sums(codes, values, 60)
+    assert got.dtype == np.float64 and got.tobytes() == expected.tobytes()
+    naive = np.bincount(codes[~np.isnan(values)], weights=values[~np.isnan(values)], minlength=60)
+    assert not np.array_equal(naive, expected, equal_nan=True)  # (the check would see a plain sum)
+
+
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_first_distinct_values_per_group_in_row_order(monkeypatch: pytest.MonkeyPatch, numba: str) -> None:
+    """_first_distinct (a target's first three distinct generic anchors) against a loop over the
+    rows: values in order of first appearance, repeats and -1 (no value) skipped, -1 where a
+    group has fewer; with numba and without."""
+    import linkjuice.audit as audit_module
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    rng = np.random.default_rng(8)
+    group = rng.integers(0, 30, 400)
+    value = rng.integers(-1, 6, 400).astype(np.int32)
+    group[-1] = 31  # a group with one value; group 30 has none
+    expected = np.full((32, 3), -1, np.int32)
+    for g, v in zip(group, value):
+        row = expected[g]
+        if v >= 0 and v not in row and (row < 0).any():
+            row[np.argmax(row < 0)] = v
+    got = audit_module._first_distinct(group, value, 32, 3)
+    assert got.dtype == np.int32 and got.tolist() == expected.tolist()
+    assert (got[30] == -1).all() and (got[:30, 2] >= 0).sum() > 20
+
+
 def test_column_texts_of_counts_and_scores_match_the_row_texts() -> None:
     """_plural_v (texts of a whole column, by a take from the texts of its range when it is
     narrow, else formatted) and _score_sql (DuckDB's, in the weak-page template) write what _plural

@@ -1386,6 +1386,50 @@ def count_codes(codes, minlength):  # pragma: no cover
     return True, counts
 
 
+@njit(cache=True, nogil=True)
+def group_sums(codes, values, n_groups):  # pragma: no cover
+    """pandas' groupby(codes).sum() of float64 `values` into n_groups sums, in one pass and to the
+    bit: the same compensated (Kahan) sum per group, in row order, NaN skipped, and a compensation
+    that turns NaN (inf - inf) reset to 0 (pandas' group_sum). A code below 0 is skipped. At 10M
+    pages the generic-anchor links' juice summed per target by pandas took 2.2 s of one core."""
+    sums = np.zeros(n_groups, np.float64)
+    compensation = np.zeros(n_groups, np.float64)
+    for i in range(len(codes)):
+        g = codes[i]
+        value = values[i]
+        if g < 0 or value != value:
+            continue
+        y = value - compensation[g]
+        t = sums[g] + y
+        c = t - sums[g] - y
+        compensation[g] = 0.0 if c != c else c
+        sums[g] = t
+    return sums
+
+
+@njit(cache=True, nogil=True)
+def first_distinct(group, value, n_groups, k):  # pragma: no cover
+    """Per group (0 <= group < n_groups), its first k distinct values >= 0 in row order (-1 where
+    it has fewer): a row per group. What drop_duplicates, then groupby.cumcount, did on pairs of
+    strings (generic-anchor's first three distinct anchors per target: 2.5 s at 10M pages)."""
+    out = np.full((n_groups, k), -1, np.int32)
+    filled = np.zeros(n_groups, np.int32)
+    for i in range(len(group)):
+        g = group[i]
+        v = value[i]
+        if v < 0 or filled[g] >= k:
+            continue
+        seen = False
+        for j in range(filled[g]):
+            if out[g, j] == v:
+                seen = True
+                break
+        if not seen:
+            out[g, filled[g]] = v
+            filled[g] += 1
+    return out
+
+
 # -- anchor-multiple-targets: the links whose anchor names several targets ----------------------
 @njit(inline="always")
 def _editorial_norm(position, row, editorial_of, norm_of, i):  # pragma: no cover
@@ -1534,6 +1578,8 @@ def smoke_test() -> None:
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
     count_codes(dst, 3)
+    group_sums(dst, np.ones(3), 3)
+    first_distinct(dst, src, 3, 2)
     shared_anchor_links(np.zeros(3, np.int8), np.array([0, 1, -1], np.int32), np.array([0, 1, 2], np.int32),
                         np.ones(1, bool), np.zeros(2, np.int32), np.array([0, 1, 2], np.int32), 1)
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))

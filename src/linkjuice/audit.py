@@ -687,6 +687,34 @@ def _count_codes(codes: np.ndarray, minlength: int) -> np.ndarray:
     return total
 
 
+def _group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """pandas' pd.Series(values).groupby(codes).sum() for codes 0..n_groups-1 that all occur:
+    compensated sums, with numba in one pass (to the bit the same: _kernels.group_sums)."""
+    from .score import _compiled_kernels  # numba is optional
+
+    kernels = _compiled_kernels(len(codes))
+    if kernels is not None:
+        return kernels.group_sums(codes, np.asarray(values, np.float64), n_groups)
+    return pd.Series(values).groupby(codes, sort=True).sum().to_numpy()
+
+
+def _first_distinct(group: np.ndarray, value: np.ndarray, n_groups: int, k: int) -> np.ndarray:
+    """Per group 0..n_groups-1, its first k distinct values (>= 0) in row order, -1 where it has
+    fewer: an (n_groups, k) int32 array (with numba in one pass: _kernels.first_distinct)."""
+    from .score import _compiled_kernels  # numba is optional
+
+    kernels = _compiled_kernels(len(group))
+    if kernels is not None:
+        return kernels.first_distinct(group, value, n_groups, k)
+    out = np.full((n_groups, k), -1, np.int32)
+    used = pd.DataFrame({"group": group, "value": value})
+    used = used[used["value"].to_numpy() >= 0].drop_duplicates()
+    nth = used.groupby("group", sort=False).cumcount().to_numpy()
+    kept = nth < k
+    out[used["group"].to_numpy()[kept], nth[kept]] = used["value"].to_numpy()[kept]
+    return out
+
+
 @dataclass(slots=True)
 class _Context:
     """Per-page arrays, the links and the model's flows, shared by the detectors.
@@ -1083,7 +1111,7 @@ def _link_part(
         "url": target.iloc[first].array if urls is None else urls.array.take(target.to_numpy()[first]),
         "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
         "item_count": np.bincount(url_code, minlength=len(first)),
-        "juice_at_stake": pd.Series(juice).groupby(url_code, sort=True).sum().to_numpy(),
+        "juice_at_stake": _group_sums(url_code, juice, len(first)),
         "sources": np.bincount(pairs // width, minlength=len(first)),
     })
     del src, pairs
@@ -1710,21 +1738,11 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
     parts.append(_link_part("empty-anchor", ctx.items(classes.empty, url_codes=True), describe_empty,
                             detail="empty anchor", urls=ctx.target_urls))
 
-    gen = ctx.items(classes.generic, url_codes=True)
-    # Per target, its first three distinct generic anchors, quoted: '"a", "b", "c"'.
-    used = pd.DataFrame({"target": gen["target_code"], "text": gen["anchor"].str.strip()}).drop_duplicates()
-    nth = used.groupby("target", sort=False).cumcount().to_numpy()
-    used, nth = used[nth < 3], nth[nth < 3]
-    quoted_targets, slot = np.unique(used["target"].to_numpy(), return_inverse=True)
-    texts = _join('"', used["text"], '"')
-    columns = []
-    for k in range(3):
-        at = np.full(len(quoted_targets), -1)
-        at[slot[nth == k]] = np.flatnonzero(nth == k)
-        columns.append(texts.take(pa.array(at, mask=at < 0)))
-    quoted = pc.binary_join_element_wise(*columns, pa.scalar(", ", pa.large_string()), null_handling="skip")
-    quoted_at = np.zeros(len(target_urls), np.int64)  # a target's row in `quoted` (a binary search a finding cost more)
-    quoted_at[quoted_targets] = np.arange(len(quoted_targets))
+    anchors = ctx.links["anchor"]
+    generic = classes.generic
+    gen = ctx.items(generic, url_codes=True, anchor_code=anchors.array.codes[generic])
+    quoted, quoted_at = _quoted_anchors(gen["target_code"].to_numpy(), gen["anchor_code"].to_numpy(),
+                                        anchors.cat.categories, len(target_urls))
 
     # The explanations are DuckDB's (6.5M at 10M pages: joined in Arrow and compressed whole, they
     # were a sixth of the findings' write); a finding stores its quoted anchors only.
@@ -1744,8 +1762,42 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
             text=pa.DictionaryArray.from_arrays(pa.array(quoted_at[f["target_code"].to_numpy()]), quoted))
     parts.append(_link_part("generic-anchor", gen, None, template=generic_template, detail="generic anchor",
                             urls=ctx.target_urls))
-    del gen, used, nth, slot, texts, columns, quoted_targets  # the part holds what it needs
+    del gen  # the part holds what it needs
     return parts
+
+
+def _quoted_anchors(target: np.ndarray, anchor_code: np.ndarray, anchors: pd.Index, n_targets: int
+                    ) -> tuple[pa.Array, np.ndarray]:
+    """Per target of the links (target codes below n_targets, with the links' anchors as codes
+    into `anchors`, in link order), its first three distinct anchors (told apart once stripped),
+    quoted: '"a", "b", "c"'. Returns the distinct quoted lists and each target's row among them.
+    Integers throughout: a site's generic anchors are a few texts on millions of links."""
+    used = np.zeros(len(anchors) + 1, bool)
+    used[anchor_code] = True
+    used = np.flatnonzero(used[:-1])  # (code -1, no text, is not a generic anchor)
+    stripped_code, stripped = pd.factorize(pd.Series(anchors[used]).str.strip())
+    value = np.full(len(anchors) + 1, -1, np.int32)
+    value[used] = stripped_code
+    present = np.zeros(n_targets, bool)
+    present[target] = True
+    targets = np.flatnonzero(present)
+    slot = np.full(n_targets, -1, np.int32)
+    slot[targets] = np.arange(len(targets), dtype=np.int32)
+    first = _first_distinct(slot[target], value[anchor_code], len(targets), 3)
+    # The lists are few: each is written once, from its three codes (+1) packed in one integer.
+    width = len(stripped) + 1
+    texts = ['"' + str(text) + '"' for text in stripped]
+    if width ** 3 < 1 << 62:
+        packed = ((first[:, 0].astype(np.int64) + 1) * width + first[:, 1] + 1) * width + first[:, 2] + 1
+        list_of, lists = pd.factorize(packed)
+        rows = [(p // width ** 2 - 1, p // width % width - 1, p % width - 1) for p in lists.tolist()]
+    else:  # (millions of distinct generic anchors)
+        distinct, list_of = np.unique(first, axis=0, return_inverse=True)
+        rows = distinct.tolist()
+    quoted = pa.array([", ".join(texts[c] for c in row if c >= 0) for row in rows], pa.large_string())
+    quoted_at = np.zeros(n_targets, np.int64)  # a target's row in `quoted` (a binary search a finding cost more)
+    quoted_at[targets] = list_of
+    return quoted, quoted_at
 
 
 def _shared_anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:

@@ -1373,6 +1373,49 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
 
 
 @njit(cache=True, nogil=True)
+def elsewhere_inlinks(src, dst, resolved, reason, passed, final, state, pending, direct_of, counted_of,
+                      inlinks):  # pragma: no cover
+    """linkjuice.audit._count_elsewhere as the batches of link pairs come, a source at a time (the
+    pairs come sorted by source): a passing pair that arrives at another page than its target
+    (through a redirect or a canonical) adds a followed inlink to that page, once per source,
+    unless a passing pair of that source arrives there as its own target (flow_sums counted
+    that one). Kept whole, every pair's source and resolved page (1.6 GB at 10M pages) were held
+    for this. `state` carries [current source, pending pages, 1 when a source came out of order]
+    from batch to batch; `pending` (room for that many plus the batch) holds the current source's
+    pages reached elsewhere; direct_of and counted_of, per page, the last source that reached it
+    directly and the last that counted it (-1: none). `final`: the last batch (the current source
+    is then counted). A source out of order sets state[2] and stops: the caller counts otherwise."""
+    n = len(inlinks)
+    current = state[0]
+    count = state[1]
+    for k in range(len(src) + (1 if final else 0)):
+        s = np.int64(src[k]) if k < len(src) else np.int64(-2)
+        if s != current:
+            if k < len(src) and s < current:
+                state[2] = 1
+                return
+            for j in range(count):
+                p = pending[j]
+                if direct_of[p] != current and counted_of[p] != current:
+                    counted_of[p] = current
+                    inlinks[p] += 1
+            count = 0
+            current = s
+        if k == len(src) or reason[k] != passed:
+            continue
+        res = np.int64(resolved[k])
+        if res < 0 or res >= n or s == res or s < 0 or s >= n:
+            continue
+        if res == dst[k]:
+            direct_of[res] = s
+        else:
+            pending[count] = res
+            count += 1
+    state[0] = current
+    state[1] = count
+
+
+@njit(cache=True, nogil=True)
 def count_codes(codes, minlength):  # pragma: no cover
     """np.bincount(codes, minlength=minlength) in one pass, without widening the codes to 64-bit
     first (linkjuice.audit._count_codes). Returns False and no counts when a code is negative or
@@ -1578,6 +1621,8 @@ def smoke_test() -> None:
     sell_from_links(3, src, dst, np.ones(3), np.ones(3), np.zeros(0), np.ones(3, bool))
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
     count_codes(dst, 3)
+    elsewhere_inlinks(src, dst, dst, np.zeros(3, np.int8), 0, True, np.array([-1, 0, 0], np.int64),
+                      np.zeros(3, np.int32), np.full(3, -1, np.int32), np.full(3, -1, np.int32), np.zeros(3, np.int64))
     group_sums(dst, np.ones(3), 3)
     first_distinct(dst, src, 3, 2)
     shared_anchor_links(np.zeros(3, np.int8), np.array([0, 1, -1], np.int32), np.array([0, 1, 2], np.int32),

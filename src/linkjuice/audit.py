@@ -274,9 +274,13 @@ class _Columns:
         return np.concatenate(pieces) if pieces else np.zeros(0, self.dtypes[name])
 
 
+class UnsortedPairs(ValueError):
+    """collect_flows(by_source=True) met the pairs out of source order."""
+
+
 def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterable[pa.RecordBatch],
                   reasons: Sequence[str], *, pairs: int | None = None,
-                  keep_all: bool = False) -> tuple[pd.DataFrame, FlowTotals]:
+                  keep_all: bool = False, by_source: bool = True) -> tuple[pd.DataFrame, FlowTotals]:
     """Read the model's flows a batch at a time (Store.audit_link_flows): sum what the audit
     counts over every pair into FlowTotals, and keep of each pair only what links are matched
     to and read (src, dst, resolved, target_url, reason, juice_per_link), for the pairs a link
@@ -291,7 +295,11 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     a canonical) that no direct pair already counts. `pairs`: the number of pairs, when known
     (the kept columns are then filled in place). keep_all: keep every pair, so that row k is
     link_pairs' row k (the links then name their pair's row: Store.audit_links), without src and
-    dst, which the audit then reads from the links (at 10M pages, 1.6 GB less to hold and fill)."""
+    dst, which the audit then reads from the links (at 10M pages, 1.6 GB less to hold and fill).
+    With the kernels and keep_all, the pairs reached elsewhere are counted as the batches come,
+    a source at a time (by_source; link_pairs is sorted by source: UnsortedPairs if not), and the
+    pairs' sources and resolved pages are not kept either (a pair's resolved page is its
+    target's: FlowTotals.page_resolved)."""
     n = len(pages)
     states = _state_category(pages)  # (codes and names: no text per page hashed)
     state_code, state_names = np.asarray(states.array.codes), list(states.cat.categories)
@@ -307,12 +315,17 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     page_resolved = np.full(n, -1, np.int32)
     elsewhere: list[np.ndarray] = []  # keys src * n + resolved of the passing pairs resolved away from dst
     elsewhere_rows: list[np.ndarray] = []  # their rows among the kept pairs, ascending
-    kept = _Columns({"src": np.int32, **({} if keep_all else {"dst": np.int32}), "resolved": np.int32,
-                     "reason": np.int8, "juice_per_link": np.float64}, pairs)
     named_at: list[np.ndarray] = []
     named_urls: list[pa.Array] = []
     passed, nofollow_code = list(reasons).index("passed"), list(reasons).index("nofollow")
     batches, kernels = _flow_kernels(iter(batches))
+    streamed = kernels is not None and keep_all and by_source
+    if streamed:  # (_kernels.elsewhere_inlinks' state)
+        state, pending = np.array([-1, 0, 0], np.int64), np.zeros(0, np.int32)
+        direct_of, counted_of = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+    kept = _Columns({**({} if streamed else {"src": np.int32}), **({} if keep_all else {"dst": np.int32}),
+                     **({} if streamed else {"resolved": np.int32}), "reason": np.int8, "juice_per_link": np.float64},
+                    pairs)
     # The kernels sum each batch as DuckDB hands it over; NumPy's sums by page id cost a pass over
     # every page per call, so it sums chunks of many batches. (A batch's columns are views of its
     # Arrow buffers; a chunk's are copies.)
@@ -331,6 +344,14 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
                                      n_pos, n_states, passed, nofollow_code, account_juice_, account_flows,
                                      followed_out, targets, inflow, inlinks, page_resolved)
             to_page = (dst >= 0) & (dst < n)
+            if streamed:
+                if len(pending) < state[1] + len(src):
+                    pending = np.concatenate([pending[:state[1]], np.zeros(len(src), np.int32)])
+                kernels.elsewhere_inlinks(src, dst, resolved, reason, passed, False, state, pending, direct_of,
+                                          counted_of, inlinks)
+                if state[2]:
+                    raise UnsortedPairs("the link pairs are not sorted by source")
+                rows = rows[:0]
         else:
             reason = reason.astype(np.int32)
             to_page = (dst >= 0) & (dst < n)
@@ -361,8 +382,14 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         at = np.flatnonzero(named[keep])
         named_at.append(at + kept.filled)
         named_urls.append(col["target_url"].take(pa.array(at if keep_all else keep[at])))
-        kept.append(src=src[keep], **({} if keep_all else {"dst": dst[keep]}), resolved=resolved[keep],
+        kept.append(**({} if streamed else {"src": src[keep], "resolved": resolved[keep]}),
+                    **({} if keep_all else {"dst": dst[keep]}),
                     reason=reason[keep], juice_per_link=juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
+    if streamed:  # (the last source)
+        empty = np.zeros(0, np.int32)
+        kernels.elsewhere_inlinks(empty, empty, empty, empty.astype(np.int8), passed, True, state, pending, direct_of,
+                                  counted_of, inlinks)
+        del direct_of, counted_of, pending
     cells = np.flatnonzero(account_flows)
     names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
     account = pd.DataFrame({
@@ -383,15 +410,15 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         _count_elsewhere(inlinks, _distinct(np.concatenate(elsewhere)), joined, np.concatenate(elsewhere_rows), passed)
     del elsewhere, elsewhere_rows
     if keep_all:
-        del joined["src"]  # (the links hold each pair's source)
+        joined.pop("src", None)  # (the links hold each pair's source)
     totals = FlowTotals(account=account, followed_inlinks=inlinks, followed_out=followed_out,
                         internal_targets=targets, inflow=inflow, page_resolved=page_resolved)
-    codes = np.full(len(joined["resolved"]), -1, np.int8 if len(name_values) < 127 else np.int32)
+    codes = np.full(len(joined["reason"]), -1, np.int8 if len(name_values) < 127 else np.int32)
     codes[at_named] = name_code
     target_url = pd.Categorical.from_codes(codes, categories=pd.Index(name_values, dtype=object))
     del codes, names
     flows = pd.DataFrame(copy=False, data={
-        **{k: joined[k] for k in ("src", "dst") if k in joined}, "resolved": joined["resolved"], "target_url": target_url,
+        **{k: joined[k] for k in ("src", "dst", "resolved") if k in joined}, "target_url": target_url,
         "reason": pd.Categorical.from_codes(joined["reason"], categories=pd.Index(list(reasons), dtype=object)),
         "juice_per_link": joined["juice_per_link"],
     })
@@ -749,6 +776,7 @@ class _Context:
     # stored page): a pair's resolved page depends on its target only (pipeline._pairs_of).
     target_resolved: np.ndarray
     unranked_links: tuple[np.ndarray, np.ndarray] | None = None  # (_Context._links_to_unranked)
+    canonical_kinds: np.ndarray | None = None  # (_canonical_kinds)
 
     def in_states(self, names: tuple[str, ...]) -> np.ndarray:
         """Per page id, whether the page is in one of the states `names` (by the states' codes:
@@ -857,7 +885,9 @@ class _Context:
             reasons = reasons.astype("category")
         names = np.append(reasons.cat.categories.astype(object).to_numpy(), "passed")  # code -1: passed
         out["reason"] = names[np.where(hit, reasons.array.codes[at] if len(f) else -1, -1)]
-        out["resolved"] = np.where(hit, f["resolved"].to_numpy()[at].astype(np.int64), -1)
+        # (a pair's resolved page is its target's: the flows may not hold it, collect_flows)
+        resolved = f["resolved"].to_numpy()[at] if "resolved" in f else self.target_resolved[code]
+        out["resolved"] = np.where(hit, resolved.astype(np.int64), -1)
         out["lost"] = np.where((out["reason"] == "nofollow").to_numpy(bool), 0.0, out["juice"].to_numpy())
         return out
 
@@ -883,7 +913,7 @@ def _context(inputs: AuditInputs, t: AuditThresholds) -> _Context:
     target_resolved[:n] = inputs.flow_totals.page_resolved
     if "pair" in links:  # each link names its pair's row, and flows holds every pair in that order
         flow_key = None
-        flows = flows[["resolved", "reason", "juice_per_link"]]
+        flows = flows[[c for c in ("resolved", "reason", "juice_per_link") if c in flows]]
     else:
         flow_key, flows = _flow_keys(flows, target_code, target_urls, n, len(extra_urls))
     scores = pages.loc[ranked, "juice_score"].astype("float64")
@@ -1622,7 +1652,7 @@ def _target_states(ctx: _Context) -> list[_Part]:
     page_class = np.zeros(len(pages), np.int8)
     for k, (_, st, _) in enumerate(checks, start=1):
         page_class[ctx.in_states((st,))] = k
-    page_class[_canonical_kinds(pages) != ""] = 0
+    page_class[_canonical_kinds(ctx) > 0] = 0
     linking = ctx.links_to(page_class)
     for k, (code, st, describe) in enumerate(checks, start=1):
         items = ctx.items(linking.get(k, np.zeros(0, np.int64)))
@@ -1630,28 +1660,36 @@ def _target_states(ctx: _Context) -> list[_Part]:
     return parts
 
 
-def _canonical_kinds(pages: pd.DataFrame) -> np.ndarray:
-    """Per page: the canonical-to-* code when its canonical tag points at a bad URL, else ""."""
-    has = (pages["canonical"].notna() & (pages["canonical"] != pages["url"])).to_numpy(bool)
-    cstatus = pages["canonical_status"].astype("float64")
-    cstate = pages["canonical_indexability"]
-    return np.select([has & cstatus.between(300, 399).to_numpy(bool), has & cstate.isin(_BROKEN_STATES).to_numpy(bool),
-                      has & (cstate == "noindex").to_numpy(bool)],
-                     ["canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"], "")
+_CANONICAL_CODES = ("canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex")
+
+
+def _canonical_kinds(ctx: _Context) -> np.ndarray:
+    """Per page: 1 + the index in _CANONICAL_CODES of its canonical-to-* code when its canonical
+    tag points at a bad URL, else 0 (int8, made on the first call: as texts, a fixed-width
+    string per page, it was 0.8 GB and 1.4 s at 10M pages, twice)."""
+    if ctx.canonical_kinds is None:
+        pages = ctx.pages
+        has = (pages["canonical"].notna() & (pages["canonical"] != pages["url"])).to_numpy(bool)
+        cstatus = pages["canonical_status"].astype("float64")
+        cstate = pages["canonical_indexability"]
+        ctx.canonical_kinds = np.select(
+            [has & cstatus.between(300, 399).to_numpy(bool), has & cstate.isin(_BROKEN_STATES).to_numpy(bool),
+             has & (cstate == "noindex").to_numpy(bool)], [np.int8(1), np.int8(2), np.int8(3)], np.int8(0))
+    return ctx.canonical_kinds
 
 
 def _canonicals(ctx: _Context) -> list[_Part]:
     pages = ctx.pages
-    kinds = _canonical_kinds(pages)
-    if not (kinds != "").any():
+    kinds = _canonical_kinds(ctx)
+    if not kinds.any():
         return []
     inflow = ctx.totals.inflow
     url_to_row = pd.Series(np.arange(len(pages)), index=pages["url"])
     parts = []
-    for code in ("canonical-to-redirect", "canonical-to-broken", "canonical-to-noindex"):
-        if not (kinds == code).any():
+    for kind, code in enumerate(_CANONICAL_CODES, start=1):
+        if not (kinds == kind).any():
             continue
-        frame = pages[kinds == code].assign(juice_at_stake=inflow[:len(pages)][kinds == code])
+        frame = pages[kinds == kind].assign(juice_at_stake=inflow[:len(pages)][kinds == kind])
         rows = frame["canonical"].map(url_to_row).astype(int)
         frame = frame.assign(c_final=pages["final_url"].to_numpy()[rows], c_error=pages["error"].to_numpy()[rows])
         detail = {"canonical-to-redirect": "canonical redirects", "canonical-to-broken": "canonical is broken",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, collect_flows, release_heap, stream_audit
+from .audit import AuditInputs, AuditResult, AuditThresholds, UnsortedPairs, collect_flows, release_heap, stream_audit
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -831,8 +831,12 @@ def _audit_inputs(store: Store) -> AuditInputs:
         # Every pair kept, in link_pairs' order, when the links name their pair's row (stored by
         # finalize): the audit then finds a link's pair by that row instead of a search by key.
         by_row = bool(formed) and store.link_code_pairs()
-        flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS,
-                                      pairs=pairs, keep_all=by_row)
+        try:
+            flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS,
+                                          pairs=pairs, keep_all=by_row)
+        except UnsortedPairs:  # (link_pairs is written sorted by source; read again, counted otherwise)
+            flows, totals = collect_flows(pages, *store.audit_link_flows(REASONS, **formed), reasons=REASONS,
+                                          pairs=pairs, keep_all=by_row, by_source=False)
         store.release_memory()
         release_heap()
         links = store.audit_links(pairs=by_row)

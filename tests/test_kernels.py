@@ -181,3 +181,59 @@ def test_link_scanning_builds_give_the_same_arrays_in_any_number_of_target_range
         assert len(_kernels._in_link_pattern(n, src[::-1].copy(), dst[::-1].copy(), mask, cuts)[0]) == 0
         assert len(_kernels._distinct_in_degrees(n, src[::-1].copy(), dst, passes, cuts)) == 0
 
+
+
+@pytest.mark.parametrize("parts", [1, 2, 5])
+def test_shared_anchor_links_in_any_number_of_parts_equal_a_loop_over_the_links(parts: int) -> None:
+    """anchor-multiple-targets' passes, the links split in 1, 2 or 5 parts (one per thread), give
+    what a plain loop gives: the editorial candidate links (not weak, text) whose normalized anchor
+    leads to more than one target, in link order; an anchor with one target in each of two parts
+    is shared, one with the same target in both is not. An unknown target (-1) is reported."""
+    from linkjuice import _kernels as k
+
+    rng = np.random.default_rng(parts)
+    m, n_norm = 3000, 40
+    position = rng.integers(-1, 3, m).astype(np.int8)
+    row = rng.integers(-1, 59, m).astype(np.int32)  # (59 and 60: the two anchors set below)
+    target_code = rng.integers(0, 50, m).astype(np.int32)
+    editorial_of = np.array([True, False, True])
+    norm_of = rng.integers(-1, n_norm, 61).astype(np.int32)
+    target_of = rng.integers(0, 6, 50).astype(np.int32)
+    # Anchor 0's links: target 1 in the first half, 2 in the second; anchor 1's: target 3 in both.
+    for i, (anchor, tgt) in enumerate([(0, 1), (1, 3)]):
+        norm_of[60 - i] = anchor
+        row[[10 + i, m - 10 - i]] = 60 - i
+        position[[10 + i, m - 10 - i]] = 0
+        target_code[[10 + i, m - 10 - i]] = [40 + i, 42 + i]
+        target_of[[40 + i, 42 + i]] = [tgt, tgt + (1 if anchor == 0 else 0)]
+    norm_of[(norm_of == 0) | (norm_of == 1)] = -1
+    norm_of[60], norm_of[59] = 0, 1
+
+    def loop(target_of):
+        first, several, cand = {}, set(), []
+        for i in range(m):
+            if position[i] < 0 or row[i] < 0 or not editorial_of[position[i]] or norm_of[row[i]] < 0:
+                continue
+            kk, t = norm_of[row[i]], target_of[target_code[i]]
+            if t < 0:
+                return False, []
+            cand.append((i, t, kk))
+            if first.setdefault(kk, t) != t:
+                several.add(kk)
+        return True, [c for c in cand if c[2] in several]
+
+    cuts = (np.arange(parts + 1, dtype=np.int64) * m) // parts
+    known, several, candidates = k._anchor_targets(position, row, target_code, editorial_of, norm_of, target_of,
+                                                   n_norm, cuts)
+    assert known and candidates.sum() == sum(1 for i in range(m) if position[i] >= 0 and row[i] >= 0
+                                             and editorial_of[position[i]] and norm_of[row[i]] >= 0)
+    _, at, target, norm = k._shared_links(position, row, target_code, editorial_of, norm_of, target_of, several,
+                                          cuts, candidates)
+    expected_known, expected = loop(target_of)
+    assert expected_known and list(zip(at.tolist(), target.tolist(), norm.tolist())) == expected
+    assert several[0] and not several[1]  # (targets 1 and 2 in two parts; target 3 in both)
+    assert k.shared_anchor_links(position, row, target_code, editorial_of, norm_of, target_of, n_norm)[1].tolist() \
+        == [c[0] for c in expected]
+    unknown = target_of.copy()
+    unknown[target_code[np.flatnonzero(row == 60)[-1]]] = -1
+    assert not k._anchor_targets(position, row, target_code, editorial_of, norm_of, unknown, n_norm, cuts)[0]

@@ -1475,66 +1475,127 @@ def first_distinct(group, value, n_groups, k):  # pragma: no cover
 
 # -- anchor-multiple-targets: the links whose anchor names several targets ----------------------
 @njit(inline="always")
+def _editorial_text(position, row, editorial_of, i):  # pragma: no cover
+    """Whether link i is editorial and has anchor text."""
+    p = position[i]
+    return p >= 0 and row[i] >= 0 and editorial_of[p]
+
+
+@njit(inline="always")
 def _editorial_norm(position, row, editorial_of, norm_of, i):  # pragma: no cover
     """Link i's normalized anchor code when it is editorial and its anchor is not weak, else -1."""
-    p = position[i]
-    a = row[i]
-    if p < 0 or a < 0 or not editorial_of[p]:
+    if not _editorial_text(position, row, editorial_of, i):
         return -1
-    return norm_of[a]
+    return norm_of[row[i]]
 
 
-@njit(cache=True, nogil=True)
-def shared_anchor_links(position, row, target_code, editorial_of, norm_of, target_of, n_norm):  # pragma: no cover
-    """linkjuice.audit._shared_anchors' links, in two passes over every link: the editorial
-    links (editorial_of[position]) whose anchor is not weak (norm_of[row], its normalized
-    anchor's code: -1 when weak, i.e. empty or generic; row -1, no text: empty) and leads to
-    more than one target (target_of[target_code]). NumPy made a mask, a gather and a copy of the
-    editorial links for each step: 7 s of one core at 10M pages. Returns whether every such
-    link's target is known (not -1: else the caller numbers the unresolved targets and calls
-    again), and their positions (ascending), targets and normalized anchors."""
-    one = np.full(n_norm, -1, np.int32)  # (int32: half the cache lines of int64)
-    several = np.zeros(n_norm, np.bool_)
-    m = len(row)
-    candidates = 0
-    shared = 0
-    for i in range(m):
-        j = i + LINKS_AHEAD
-        if j < m:
-            if row[j] >= 0:
+def shared_anchor_links(position, row, target_code, editorial_of, norm_of, target_of, n_norm):
+    """linkjuice.audit._shared_anchors' links, in two passes over every link, each split among
+    numba's threads (the caller's other thread is often done: at 10M pages the first pass was 3-4 s
+    of one core while the other one waited): the editorial links (editorial_of[position]) whose
+    anchor is not weak (norm_of[row], its normalized anchor's code: -1 when weak, i.e. empty or
+    generic; row -1, no text: empty) and leads to more than one target (target_of[target_code]).
+    NumPy made a mask, a gather and a copy of the editorial links for each step: 7 s of one core
+    at 10M pages. Returns whether every such link's target is known (not -1: else the caller
+    numbers the unresolved targets and calls again), and their positions (ascending), targets
+    and normalized anchors."""
+    cuts = (np.arange(get_num_threads() + 1, dtype=np.int64) * len(row)) // get_num_threads()
+    with LOCK:  # parallel kernel
+        known, several, candidates = _anchor_targets(position, row, target_code, editorial_of, norm_of, target_of,
+                                                     n_norm, cuts)
+        if not known or not several.any():
+            return known, np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+        return _shared_links(position, row, target_code, editorial_of, norm_of, target_of, several, cuts,
+                             candidates)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _anchor_targets(position, row, target_code, editorial_of, norm_of, target_of, n_norm, cuts):  # pragma: no cover
+    """The first pass: per normalized anchor, whether its candidate links lead to several targets;
+    per part of the links (cuts), its candidates; False when a candidate's target is unknown."""
+    parts = len(cuts) - 1
+    one = np.full((parts, n_norm), -1, np.int32)  # (int32: half the cache lines of int64)
+    several_in = np.zeros((parts, n_norm), np.bool_)
+    candidates = np.zeros(parts, np.int64)
+    unknown = np.zeros(parts, np.bool_)
+    for c in prange(parts):
+        hi = cuts[c + 1]
+        for i in range(cuts[c], hi):
+            j = i + LINKS_AHEAD
+            if j < hi and _editorial_text(position, row, editorial_of, j):  # (most links are not: no fetch)
                 _prefetch(norm_of, np.int64(row[j]))
-            _prefetch(target_of, np.int64(target_code[j]))
-        k = _editorial_norm(position, row, editorial_of, norm_of, i)
-        if k < 0:
-            continue
-        t = np.int32(target_of[target_code[i]])
-        if t < 0:
-            return False, np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
-        candidates += 1
-        seen = one[k]
-        if seen == -1:
-            one[k] = t
-        elif seen != t and not several[k]:
-            several[k] = True
-            shared += 1
-    if not shared:
-        return True, np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
-    # Room for every candidate, of which only what is filled is touched (fresh memory costs at its first touch).
-    at = np.empty(candidates, np.int64)
-    target = np.empty(candidates, np.int32)
-    norm = np.empty(candidates, np.int32)
-    count = 0
-    for i in range(m):
-        j = i + LINKS_AHEAD
-        if j < m and row[j] >= 0:
-            _prefetch(norm_of, np.int64(row[j]))
-        k = _editorial_norm(position, row, editorial_of, norm_of, i)
-        if k >= 0 and several[k]:
-            at[count] = i
-            target[count] = target_of[target_code[i]]
-            norm[count] = k
-            count += 1
-    return True, at[:count].copy(), target[:count].copy(), norm[:count].copy()
+                _prefetch(target_of, np.int64(target_code[j]))
+            k = _editorial_norm(position, row, editorial_of, norm_of, i)
+            if k < 0:
+                continue
+            t = np.int32(target_of[target_code[i]])
+            if t < 0:
+                unknown[c] = True
+                break
+            candidates[c] += 1
+            seen = one[c, k]
+            if seen == -1:
+                one[c, k] = t
+            elif seen != t:
+                several_in[c, k] = True
+    several = np.zeros(n_norm, np.bool_)
+    if unknown.any():
+        return False, several, candidates
+    for k in prange(n_norm):
+        first = np.int32(-1)
+        for c in range(parts):
+            if several_in[c, k]:
+                several[k] = True
+                break
+            t = one[c, k]
+            if t != -1:
+                if first == -1:
+                    first = t
+                elif t != first:
+                    several[k] = True
+                    break
+    return True, several, candidates
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _shared_links(position, row, target_code, editorial_of, norm_of, target_of, several, cuts,
+                  candidates):  # pragma: no cover
+    """The second pass: the candidate links whose anchor leads to several targets, each part of
+    the links written at its own offset (room for all of its candidates, of which only what is
+    filled is touched: fresh memory costs at its first touch), then joined in link order."""
+    parts = len(cuts) - 1
+    room = np.zeros(parts + 1, np.int64)
+    room[1:] = np.cumsum(candidates)
+    at = np.empty(room[-1], np.int64)
+    target = np.empty(room[-1], np.int32)
+    norm = np.empty(room[-1], np.int32)
+    filled = np.zeros(parts, np.int64)
+    for c in prange(parts):
+        hi = cuts[c + 1]
+        count = room[c]
+        for i in range(cuts[c], hi):
+            j = i + LINKS_AHEAD
+            if j < hi and _editorial_text(position, row, editorial_of, j):
+                _prefetch(norm_of, np.int64(row[j]))
+            k = _editorial_norm(position, row, editorial_of, norm_of, i)
+            if k >= 0 and several[k]:
+                at[count] = i
+                target[count] = target_of[target_code[i]]
+                norm[count] = k
+                count += 1
+        filled[c] = count - room[c]
+    total = filled.sum()
+    out_at = np.empty(total, np.int64)
+    out_target = np.empty(total, np.int32)
+    out_norm = np.empty(total, np.int32)
+    lo = 0
+    for c in range(parts):
+        f = filled[c]
+        out_at[lo:lo + f] = at[room[c]:room[c] + f]
+        out_target[lo:lo + f] = target[room[c]:room[c] + f]
+        out_norm[lo:lo + f] = norm[room[c]:room[c] + f]
+        lo += f
+    return True, out_at, out_target, out_norm
 
 
 # -- 64-bit hash to code: the audit's links meet their pages, targets and anchors --------------

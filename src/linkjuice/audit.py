@@ -18,6 +18,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -639,6 +640,32 @@ def _rows(frame: pd.DataFrame) -> Any:
     text = [c for c in frame.columns if frame[c].dtype != object and not pd.api.types.is_numeric_dtype(frame[c])
             and not pd.api.types.is_bool_dtype(frame[c])]
     return frame.astype(dict.fromkeys(text, object)).itertuples(index=False) if text else frame.itertuples(index=False)
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+@contextmanager
+def kept_heap() -> Iterator[None]:
+    """While the audit runs, glibc serves big arrays from its heap instead of fresh mappings and
+    keeps what is freed there until release_heap, so that an array freed by one step is reused by
+    the next without the kernel zeroing it again (on this VM a GB touched afresh is about a CPU
+    second: docs/benchmarks.md). Its settings go back to glibc's defaults after. A no-op where
+    there is no glibc."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_MMAP_MAX, 0)
+    mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_MAX, 65536)
+        mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+        release_heap()
 
 
 def release_heap() -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, UnsortedPairs, collect_flows, release_heap, stream_audit
+from .audit import AuditInputs, AuditResult, AuditThresholds, UnsortedPairs, collect_flows, kept_heap, release_heap, stream_audit
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl
@@ -770,11 +770,12 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
     if not store.has_rows("link_flows"):
         raise StoreError(f"{store.path} holds no scored links: run 'linkjuice score --db {store.path}' first")
     _require_current_scores(store)
-    # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
-    stream = stream_audit(_audit_inputs(store), thresholds)
-    summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary,
-                             explanation_sql=stream.explanation_sql)
+    with kept_heap():
+        # Handed over, not kept here: the audit frees the frame of every pair once it has taken what it reads.
+        stream = stream_audit(_audit_inputs(store), thresholds)
+        summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary,
+                                 explanation_sql=stream.explanation_sql)
     return AuditResult(None, None, stream.juice_flow, summary, stored=_StoredFindings(store), by_code=stream.by_code)
 
 

@@ -825,6 +825,20 @@ def test_audit_pages_read_each_canonical_target_as_a_join_of_every_page_would(si
     for col in ("error", "indexability", "found_via", "canonical_indexability"):
         want = texts[col].astype(object).where(texts[col].notna(), None).astype("category")
         pd.testing.assert_series_equal(pages[col], want, check_names=False, obj=col)
+    # Read by page id whatever the order the pages are stored in, with the scores put in place (NaN
+    # for a page without one), as a join of the scores would.
+    with Store(db) as store:
+        store.con.execute("DELETE FROM page_scores WHERE page_id = 2")
+        store.con.execute("CREATE OR REPLACE TABLE pages AS SELECT * FROM pages ORDER BY page_id DESC")
+        again = store.audit_pages()
+        scores = store.con.execute("SELECT p.page_id, s.juice, s.juice_score FROM pages p "
+                                   "LEFT JOIN page_scores s USING (page_id) ORDER BY p.page_id").df()
+    assert again["page_id"].tolist() == reference["page_id"].tolist()
+    assert np.isnan(again.loc[2, "juice"]) and not np.isnan(pages.loc[2, "juice"])
+    for col in ("juice", "juice_score"):
+        np.testing.assert_array_equal(again[col].to_numpy(float), scores[col].to_numpy(float))
+    pd.testing.assert_frame_equal(again.drop(columns=["juice", "juice_score"]),
+                                  pages.drop(columns=["juice", "juice_score"]))
 
 
 @pytest.mark.parametrize("numba", ["0", "1"])

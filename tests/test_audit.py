@@ -1434,6 +1434,33 @@ def test_first_distinct_values_per_group_in_row_order(monkeypatch: pytest.Monkey
     assert (got[30] == -1).all() and (got[:30, 2] >= 0).sum() > 20
 
 
+@pytest.mark.parametrize("packed", [True, False])
+def test_quoted_anchors_are_each_targets_first_three_distinct_stripped_anchors(
+        monkeypatch: pytest.MonkeyPatch, packed: bool) -> None:
+    """_quoted_anchors (generic-anchor's explanation) quotes per target its first three distinct
+    anchors once stripped, in link order, against a loop over the links; the lists of codes packed
+    in one integer and, past the packing's range, as rows."""
+    import linkjuice.audit as audit_module
+
+    if not packed:
+        monkeypatch.setattr(audit_module, "_PACKED_LISTS", 0)
+    anchors = pd.Index(["read more", " read more ", "click here", "more", "here", "details"], dtype="str")
+    rng = np.random.default_rng(4)
+    target = rng.integers(0, 12, 300)
+    code = rng.integers(0, len(anchors), 300)
+    target[:3], code[:3] = 11, [1, 0, 2]  # target 11: " read more " then "read more" (the same once stripped)
+    quoted, at = audit_module._quoted_anchors(target, code, anchors, 14)
+    expected = {}
+    for t, c in zip(target, code):
+        texts = expected.setdefault(t, [])
+        if anchors[c].strip() not in texts and len(texts) < 3:
+            texts.append(anchors[c].strip())
+    got = quoted.to_pylist()
+    assert {t: got[at[t]] for t in expected} == {t: ", ".join(f'"{x}"' for x in v) for t, v in expected.items()}
+    assert got[at[11]].startswith('"read more", "click here"')
+    assert len(got) == len(set(got))  # (each distinct list written once, shared by its targets)
+
+
 def test_column_texts_of_counts_and_scores_match_the_row_texts() -> None:
     """_plural_v (texts of a whole column, by a take from the texts of its range when it is
     narrow, else formatted) and _score_sql (DuckDB's, in the weak-page template) write what _plural

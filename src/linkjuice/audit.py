@@ -1831,6 +1831,10 @@ def _anchors(ctx: _Context, classes: _AnchorClasses | None) -> list[_Part]:
     return parts
 
 
+# The three anchor codes of a quoted list are packed in one int64 below this many lists.
+_PACKED_LISTS = 1 << 62
+
+
 def _quoted_anchors(target: np.ndarray, anchor_code: np.ndarray, anchors: pd.Index, n_targets: int
                     ) -> tuple[pa.Array, np.ndarray]:
     """Per target of the links (target codes below n_targets, with the links' anchors as codes
@@ -1852,7 +1856,7 @@ def _quoted_anchors(target: np.ndarray, anchor_code: np.ndarray, anchors: pd.Ind
     # The lists are few: each is written once, from its three codes (+1) packed in one integer.
     width = len(stripped) + 1
     texts = ['"' + str(text) + '"' for text in stripped]
-    if width ** 3 < 1 << 62:
+    if width ** 3 < _PACKED_LISTS:
         packed = ((first[:, 0].astype(np.int64) + 1) * width + first[:, 1] + 1) * width + first[:, 2] + 1
         list_of, lists = pd.factorize(packed)
         rows = [(p // width ** 2 - 1, p // width % width - 1, p % width - 1) for p in lists.tolist()]

@@ -324,9 +324,11 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     if streamed:  # (_kernels.elsewhere_inlinks' state)
         state, pending = np.array([-1, 0, 0], np.int64), np.zeros(0, np.int32)
         direct_of, counted_of = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
-    kept = _Columns({**({} if streamed else {"src": np.int32}), **({} if keep_all else {"dst": np.int32}),
-                     **({} if streamed else {"resolved": np.int32}), "reason": np.int8, "juice_per_link": np.float64},
-                    pairs)
+    # What is kept of each pair: not its target with keep_all; not its source and resolved page
+    # when the pairs reached elsewhere are counted as they stream.
+    dropped = ({"dst"} if keep_all else set()) | ({"src", "resolved"} if streamed else set())
+    kept = _Columns({k: t for k, t in {"src": np.int32, "dst": np.int32, "resolved": np.int32, "reason": np.int8,
+                                       "juice_per_link": np.float64}.items() if k not in dropped}, pairs)
     # The kernels sum each batch as DuckDB hands it over; NumPy's sums by page id cost a pass over
     # every page per call, so it sums chunks of many batches. (A batch's columns are views of its
     # Arrow buffers; a chunk's are copies.)
@@ -383,9 +385,10 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         at = np.flatnonzero(named[keep])
         named_at.append(at + kept.filled)
         named_urls.append(col["target_url"].take(pa.array(at if keep_all else keep[at])))
-        kept.append(**({} if streamed else {"src": src[keep], "resolved": resolved[keep]}),
-                    **({} if keep_all else {"dst": dst[keep]}),
-                    reason=reason[keep], juice_per_link=juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1))
+        # (with keep_all, `keep` is a slice: the columns not kept are views, not copies)
+        values = {"src": src[keep], "dst": dst[keep], "resolved": resolved[keep], "reason": reason[keep],
+                  "juice_per_link": juice[keep] / np.maximum(col["n_links"].to_numpy()[keep], 1)}
+        kept.append(**{k: v for k, v in values.items() if k in kept.dtypes})
     if streamed:  # (the last source)
         empty = np.zeros(0, np.int32)
         kernels.elsewhere_inlinks(empty, empty, empty, empty.astype(np.int8), passed, True, state, pending, direct_of,
@@ -2334,9 +2337,10 @@ def _priority_rows(found: pa.Table) -> np.ndarray:
     """The rows of `found` (_rank, juice_at_stake, _order, url, _part, _local) in the order of
     _rank, juice_at_stake from the highest, _order, url (missing values first, URLs by their
     bytes), _part, _local. DuckDB sorts them by the numbers alone, then the URLs break the ties:
-    in pairs by one comparison each, in larger groups by a sort of their rows. (Sorted by DuckDB with the URL among the keys and every column carried, 26.8M
-    findings took 6-7 s of the 10M audit and 12 s shuffled; by the numbers alone, 2 s: the URL
-    is needed for ties only, and a big site's ties are mostly pairs of pages of one template.
+    in pairs by one comparison each, in larger groups by a sort of their rows. (Sorted by DuckDB
+    with the URL among the keys and every column carried, 26.8M findings took 6-7 s of the 10M
+    audit and 12 s shuffled; by the numbers alone, 2 s: the URL is needed for ties only, and a
+    big site's ties are mostly pairs of pages of one template.
     This function and the take of every column in its order: 4.4 + 2.5 s, 9.7 CPU s against
     14-16.)"""
     with duckdb.connect() as con:  # (an in-memory database, both cores)

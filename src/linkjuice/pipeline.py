@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .audit import AuditInputs, AuditResult, AuditThresholds, UnsortedPairs, collect_flows, kept_heap, release_heap, stream_audit
+from .audit import (AuditInputs, AuditResult, AuditThresholds, UnsortedPairs, collect_flows, kept_heap, release_heap,
+                    stream_audit)
 from .config import CrawlConfig, ModelConfig
 from .crawl.crawler import CrawlProgress, CrawlSummary, validate_start_url
 from .crawl.crawler import crawl as _run_crawl

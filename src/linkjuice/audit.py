@@ -2493,10 +2493,10 @@ def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
             rows = items.iloc[lo:lo + _ITEM_SLICE]
             if codes is not None:  # URLs as codes: their texts are made here, now that the links are freed
                 url, target = rows["url"].to_numpy(np.int64), rows["target_url"].to_numpy(np.int64)
-                url_text = codes.array.take(url)
+                url_text = _taken_texts(codes, url)
                 # (a finding per target: its items' url is their target, taken once)
-                rows = rows.assign(url=url_text, source_url=codes.array.take(rows["source_url"].to_numpy(np.int64)),
-                                   target_url=url_text if np.array_equal(url, target) else codes.array.take(target))
+                rows = rows.assign(url=url_text, source_url=_taken_texts(codes, rows["source_url"].to_numpy(np.int64)),
+                                   target_url=url_text if np.array_equal(url, target) else _taken_texts(codes, target))
             local = rows["_local"].to_numpy(np.int64)
             ok = (local >= 0) & (local < size)
             if not ok.all():
@@ -2505,6 +2505,16 @@ def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
                                link_order=rows["link_order"].astype("Int64"))
             yield rows[list(ITEM_COLUMNS)].reset_index(drop=True)
         del items
+
+
+def _taken_texts(texts: pd.Index, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """texts[codes] (codes in range), gathered by Arrow: pandas' take of an Arrow-backed
+    array checks and converts the codes first, which doubled the gather (15.8M items' URLs at
+    10M pages: 5.7 s of the audit's write)."""
+    array = texts.array
+    if not isinstance(array, pd.arrays.ArrowStringArray):
+        return array.take(codes)
+    return pd.array(pa.array(array).take(pa.array(codes)), dtype=texts.dtype)  # (pa.array: its Arrow data)
 
 
 def _assemble(o: _Ordered | None) -> tuple[pd.DataFrame, pd.DataFrame]:

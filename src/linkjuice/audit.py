@@ -2119,6 +2119,15 @@ class _Ordered:
     finding_id: np.ndarray  # of finding `local` of part i at offset[i] + local (1 = first in the final order)
     fixes: dict[str, int]  # the fix texts met so far: text -> code (grown as the texts are written)
     templates: list[str]  # the parts' _Template SQL, numbered in part order (_FindingSlice.template)
+    # The findings' url and anchor, part after part (not in the final order: taken a slice at a
+    # time as they are written, by `order`, the rows of `texts` in the final order).
+    texts: pa.Table
+    order: np.ndarray
+
+    def text_columns(self, lo: int, hi: int) -> dict[str, pa.ChunkedArray]:
+        """The url and anchor of the findings at lo:hi of the final order."""
+        rows = pa.array(self.order[lo:hi])
+        return {name: self.texts.column(name).take(rows) for name in ("url", "anchor")}
 
 
 @dataclass(slots=True)
@@ -2146,6 +2155,7 @@ class AuditStream:
             return
         for texts in _finding_texts(o):
             yield _finding_table(o, texts)
+        o.texts = o.texts.slice(0, 0)  # (all taken)
         _texts_done(o.parts)
 
     def item_tables(self) -> Iterator[pa.Table]:
@@ -2319,18 +2329,20 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     offset = np.cumsum(sizes)
     found = pa.concat_tables(tables)
     del tables
-    ordered = found.take(pa.array(_priority_rows(found)))
-    del found
-    findings = pd.DataFrame(copy=False, data={
-        "url": pd.array(ordered.column("url"), dtype="str"),
-        "anchor": ordered.column("anchor").to_numpy(),  # (objects, None when missing)
-        **{c: ordered.column(c).to_numpy() for c in ("_rank", "_order", "item_count", "juice_at_stake", "_part",
-                                                     "_local")},
-    })
-    del ordered
+    # The texts in one array each: Arrow's take from hundreds of chunks (a big site's parts come
+    # in many) took 3-5x as long as from one (26.8M URLs: 5.0 s a slice at a time, against 1.6 s).
+    texts = found.select(["url", "anchor"]).combine_chunks()
+    found = found.set_column(found.schema.get_field_index("url"), "url", texts.column("url"))
+    order = _priority_rows(found)
+    # The numbers in the final order; the texts stay as they are, each taken as it is written (a
+    # copy of 26.8M URLs, 1.5 GB, less at 10M pages, and their gather done beside DuckDB's inserts).
+    numbers = found.select(["_rank", "_order", "item_count", "juice_at_stake", "_part", "_local"]).take(pa.array(order))
+    findings = pd.DataFrame(copy=False, data={c: numbers.column(c).to_numpy() for c in numbers.column_names})
+    del numbers
     finding_id = np.empty(len(findings), np.int64)
     finding_id[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy()] = np.arange(1, len(findings) + 1)
-    return _Ordered(parts, findings, offset, finding_id, {}, [p.template.sql for p in parts if p.template is not None])
+    return _Ordered(parts, findings, offset, finding_id, {}, [p.template.sql for p in parts if p.template is not None],
+                    texts, order)
 
 
 def _priority_rows(found: pa.Table) -> np.ndarray:
@@ -2454,12 +2466,13 @@ def _finding_table(o: _Ordered, texts: _FindingSlice) -> pa.Table:
     """A slice of the findings in order, as AuditStream.finding_tables hands them over."""
     rows = o.findings.iloc[texts.lo:texts.hi]
     fixes = pa.array(list(o.fixes), pa.string())
+    url_anchor = o.text_columns(texts.lo, texts.hi)
     return pa.table({
         "finding_id": pa.array(np.arange(texts.lo + 1, texts.hi + 1, dtype=np.int64)),
         # Texts of a few values as dictionaries: a million fixes written out were 0.1 s a slice.
         "code": pa.DictionaryArray.from_arrays(pa.array(rows["_order"].to_numpy()), _CODE_NAMES),
         "severity": pa.DictionaryArray.from_arrays(pa.array(rows["_rank"].to_numpy()), _SEVERITY_NAMES),
-        **{c: pa.Array.from_pandas(rows[c]) for c in ("url", "anchor")},
+        **url_anchor,
         "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
         "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
         "explanation": texts.explanation,
@@ -2543,7 +2556,9 @@ def _assemble(o: _Ordered | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     del chunks
     findings["fix"] = pd.Categorical.from_codes(fix_code, categories=pd.Index(list(o.fixes), dtype=object))
     _texts_done(o.parts)
-    findings["anchor"] = findings["anchor"].astype(object).where(findings["anchor"].notna(), None)
+    url_anchor = o.text_columns(0, len(findings))
+    findings["url"] = pd.array(url_anchor["url"], dtype="str")
+    findings["anchor"] = url_anchor["anchor"].to_numpy()  # (objects, None when missing)
     listed = list(_item_frames(o))
     if listed:
         items = pd.concat(listed, ignore_index=True)

@@ -456,9 +456,17 @@ def test_page_texts_written_by_duckdb_equal_the_per_row_wording(site, tmp_path: 
         pages = store.sql("SELECT p.url, p.depth, s.juice_score FROM pages p JOIN page_scores s USING (page_id)")
         kinds = dict(store.con.execute("SELECT table_name, table_type FROM information_schema.tables "
                                        "WHERE table_name IN ('findings', 'finding_rows')").fetchall())
-        rows = store.sql("SELECT code, _template >= 0 AS templated, explanation IS NULL AS bare FROM finding_rows "
-                         "ORDER BY finding_id")
+        rows = store.sql("SELECT f.code, r._template >= 0 AS templated, r.explanation IS NULL AS bare "
+                         "FROM finding_rows r JOIN findings f USING (finding_id) ORDER BY finding_id")
+        number_types = dict(store.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE "
+                                              "table_name = 'finding_rows' AND column_name IN ('_code', '_severity')"
+                                              ).fetchall())
     assert kinds == {"findings": "VIEW", "finding_rows": "BASE TABLE"}
+    # The code and severity are stored as numbers that the view names.
+    assert number_types == {"_code": "TINYINT", "_severity": "TINYINT"}
+    for column in ("code", "severity"):
+        assert stored[column].tolist() == in_memory[column].tolist()
+    assert len(stored) and set(stored["severity"]) <= {"error", "warning", "notice"}
     templated = ["weak-page", "deep-page", "generic-anchor", "mostly-generic-anchors"]
     assert rows["templated"].tolist() == rows["code"].isin(templated).tolist()
     assert rows["templated"].any() and not rows["templated"].all()

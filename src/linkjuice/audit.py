@@ -2142,14 +2142,17 @@ class AuditStream:
     _ordered: _Ordered | None
 
     @property
-    def explanation_sql(self) -> str:
-        """The SQL expression of a finding's explanation over a table of finding_tables: the
-        explanations left NULL there are written by it from their template (_Template)."""
-        return _explanation_sql(self._ordered.templates if self._ordered is not None else [])
+    def view_sql(self) -> dict[str, str]:
+        """The SQL of the findings' columns that finding_tables holds in other forms, over its
+        columns: the code and severity from their numbers (_code, _severity), the explanation
+        from its template where finding_tables left it NULL (_Template)."""
+        return {"code": _names_sql("_code", _CODE_NAMES), "severity": _names_sql("_severity", _SEVERITY_NAMES),
+                "explanation": _explanation_sql(self._ordered.templates if self._ordered is not None else [])}
 
     def finding_tables(self) -> Iterator[pa.Table]:
-        """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS and
-        what explanation_sql reads to write the explanations left NULL (_template, _n, _x)."""
+        """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS, but
+        the code and severity as numbers (_code, _severity), and what view_sql reads to write the
+        explanations left NULL (_template, _n, _x)."""
         o = self._ordered
         if o is None:
             return
@@ -2453,6 +2456,12 @@ def _finding_texts(o: _Ordered) -> Iterator[_FindingSlice]:
         del pieces
 
 
+def _names_sql(column: str, names: pa.Array) -> str:
+    """The SQL of names[column] (column: a 0-based number, NULL when missing)."""
+    listed = ", ".join("'" + str(name).replace("'", "''") + "'" for name in names.to_pylist())
+    return f"([{listed}]::VARCHAR[])[{column} + 1]"
+
+
 def _explanation_sql(templates: Sequence[str]) -> str:
     """The SQL expression of a finding's explanation over a table of _FindingSlice's columns
     (url, explanation, _template, _n, _x)."""
@@ -2469,9 +2478,10 @@ def _finding_table(o: _Ordered, texts: _FindingSlice) -> pa.Table:
     url_anchor = o.text_columns(texts.lo, texts.hi)
     return pa.table({
         "finding_id": pa.array(np.arange(texts.lo + 1, texts.hi + 1, dtype=np.int64)),
-        # Texts of a few values as dictionaries: a million fixes written out were 0.1 s a slice.
-        "code": pa.DictionaryArray.from_arrays(pa.array(rows["_order"].to_numpy()), _CODE_NAMES),
-        "severity": pa.DictionaryArray.from_arrays(pa.array(rows["_rank"].to_numpy()), _SEVERITY_NAMES),
+        # The code and severity as their numbers (AuditStream.view_sql names them); the fixes, texts
+        # of a few values, as a dictionary: a million fixes written out were 0.1 s a slice.
+        "_code": pa.array(rows["_order"].to_numpy().astype(np.int8)),
+        "_severity": pa.array(rows["_rank"].to_numpy().astype(np.int8)),
         **url_anchor,
         "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
         "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),

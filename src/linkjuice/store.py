@@ -114,11 +114,20 @@ DATASET_FLOW_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _findings_view(explanation: str) -> str:
-    """The query of the view `findings` over finding_rows, with `explanation` the SQL expression
-    of a finding's explanation (linkjuice.audit.AuditStream.explanation_sql)."""
-    return (f"SELECT finding_id, code, severity, url, anchor, item_count, juice_at_stake, {explanation} AS explanation, "
-            "fix FROM finding_rows")
+FINDINGS_VIEW_COLUMNS: tuple[str, ...] = (
+    "finding_id", "code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix",
+)
+# The view's columns that finding_rows holds as codes, until an audit names them (an empty table).
+_UNNAMED_FINDINGS = {"code": "CAST(_code AS VARCHAR)", "severity": "CAST(_severity AS VARCHAR)"}
+
+
+def _findings_view(computed: Mapping[str, str]) -> str:
+    """The query of the view `findings` over finding_rows: `computed` maps the view's columns that
+    are not stored as they are read to their SQL over finding_rows' columns (the code and
+    severity from their numbers, the explanations from their templates:
+    linkjuice.audit.AuditStream.view_sql)."""
+    return "SELECT " + ", ".join(f"{computed[c]} AS {c}" if c in computed else c for c in FINDINGS_VIEW_COLUMNS) + \
+        " FROM finding_rows"
 
 
 # The audit's findings and items. URLs and explanations (a text each, tens of millions on a big
@@ -127,9 +136,11 @@ def _findings_view(explanation: str) -> str:
 # The findings are stored in finding_rows and read through the view `findings`, which writes
 # the explanations that come from a template (_template: its number, -1 for none; _n and _x: its
 # numbers; linkjuice.audit._Template). At 10M pages those are 19M of the 26.8M findings: made and
-# compressed as they were stored, they were about a third of the audit's write.
+# compressed as they were stored, they were about a third of the audit's write. The code and
+# severity are stored as numbers (_code, _severity) that the view names: inserted as texts (Arrow
+# dictionaries), they were TODO s of the write at 10M pages.
 _AUDIT_TABLES = {
-    "finding_rows": "finding_id INTEGER, code VARCHAR, severity VARCHAR, url VARCHAR USING COMPRESSION zstd, "
+    "finding_rows": "finding_id INTEGER, _code TINYINT, _severity TINYINT, url VARCHAR USING COMPRESSION zstd, "
                     "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, "
                     "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _template TINYINT, _n BIGINT, _x DOUBLE",
     "finding_items": "finding_id INTEGER, code VARCHAR, url VARCHAR USING COMPRESSION zstd, "
@@ -249,7 +260,7 @@ CREATE TABLE IF NOT EXISTS suggestions (
 -- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
 CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
 """.replace("{finding_rows}", _AUDIT_TABLES["finding_rows"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"]
-          ).replace("{findings_view}", _findings_view("explanation"))
+          ).replace("{findings_view}", _findings_view(_UNNAMED_FINDINGS))
 
 
 def _row_group_aligned(tables: Iterable[pa.Table], rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
@@ -2349,12 +2360,13 @@ class Store:
         ).df()
 
     def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
-                           summary: Mapping[str, Any], *, explanation_sql: str = "explanation") -> None:
+                           summary: Mapping[str, Any], *, view_sql: Mapping[str, str] | None = None) -> None:
         """Replace the audit's tables and its summary in meta, in one transaction, with the
         findings and items as Arrow tables, each inserted as it comes (a big site's are made a
         slice at a time: linkjuice.audit.AuditStream). The findings' tables have finding_rows'
-        columns; `explanation_sql`: the SQL expression over them of a finding's explanation, which
-        the view `findings` reads (AuditStream.explanation_sql; default: the stored one). The
+        columns; `view_sql`: the SQL over them of the columns of the view `findings` that are not
+        stored as they are read (AuditStream.view_sql: the code and severity from their numbers,
+        the explanations from their templates). The
         transaction is on a connection of its own: each table is inserted on a thread (DuckDB
         releases the GIL) while the caller makes the next. The findings come in finding_id order,
         a slice at a time, and are stored in that order: their export needs no sort of every
@@ -2383,7 +2395,7 @@ class Store:
                     finally:  # the transaction ends (or is rolled back) once no insert runs
                         if inserting is not None:
                             inserting.result()
-                writer.execute(f"CREATE OR REPLACE VIEW findings AS {_findings_view(explanation_sql)}")
+                writer.execute(f"CREATE OR REPLACE VIEW findings AS {_findings_view(view_sql or _UNNAMED_FINDINGS)}")
                 self.set_meta({"audit": dict(summary)}, con=writer)
 
     @staticmethod

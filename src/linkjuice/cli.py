@@ -6,6 +6,7 @@ Every error the library raises on purpose becomes one line on stderr and an exit
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -24,6 +25,13 @@ from .textsafe import clean_text
 
 if TYPE_CHECKING:
     from .crawl.crawler import CrawlProgress
+
+# Arrow's allocator (mimalloc) hands the memory it frees back to the system 10 ms later; a big
+# store's commands soon ask for as much again, which the kernel must zero anew (a CPU second a GB
+# on the benchmark VM). The command keeps it for reuse instead, for its life: the 10M-page audit
+# took 5-7 CPU s less (docs/benchmarks.md). Read when pyarrow loads (the commands import it
+# later); a value set by the user is kept.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
 
 app = typer.Typer(
     name="linkjuice",

@@ -903,8 +903,8 @@ class _Context:
             if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
                 out[col] = _decoded(out[col])
         if not url_codes:
-            out["source_url"] = self.target_urls[out["src"].to_numpy()].array
-            out["target_url"] = self.target_urls[code].array
+            out["source_url"] = _taken_texts(self.target_urls, out["src"].to_numpy())
+            out["target_url"] = _taken_texts(self.target_urls, code)
         out["target_code"] = code
         row = self.pair_row(idx)
         hit, at = row >= 0, np.maximum(row, 0)
@@ -1167,8 +1167,8 @@ def _link_part(
     src = items["src"].to_numpy().astype(np.int64)
     width = int(src.max()) + 1
     pairs = _distinct(url_code * width + src)
-    agg = pd.DataFrame({
-        "url": target.iloc[first].array if urls is None else urls.array.take(target.to_numpy()[first]),
+    agg = pd.DataFrame(copy=False, data={
+        "url": target.iloc[first].array if urls is None else _taken_texts(urls, target.to_numpy()[first]),
         "finding_anchor": finding_anchor.to_numpy()[first] if finding_anchor is not None else None,
         "item_count": np.bincount(url_code, minlength=len(first)),
         "juice_at_stake": _group_sums(url_code, juice, len(first)),
@@ -1177,7 +1177,7 @@ def _link_part(
     del src, pairs
     if url is None:
         agg["target_code"] = items["target_code"].to_numpy()[first]
-    rows = pd.DataFrame({
+    rows = pd.DataFrame(copy=False, data={
         "code": code,
         "url": target.array if urls is None else target.to_numpy(),
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),

@@ -1548,3 +1548,22 @@ def test_findings_are_ordered_by_severity_juice_code_then_url() -> None:
     assert got == list(zip(expected["_part"], expected["_local"]))
     ties = both.groupby(["_rank", "juice_at_stake", "_order"], dropna=False).size().value_counts()
     assert len(set(both["url"].dropna())) > 5 and ties.get(2, 0) > 10 and ties[ties.index > 2].sum() > 10
+
+
+def test_taken_texts_equal_pandas_take_for_arrow_and_object_urls() -> None:
+    """_taken_texts gathers URLs by their codes with Arrow from an Arrow-backed index of many
+    chunks (as the audit's URLs come from DuckDB), and falls back to pandas for objects: both
+    give what pandas' take gives, in the index's dtype, missing values kept."""
+    import pyarrow as pa
+
+    from linkjuice.audit import _taken_texts
+
+    urls = [f"https://example.com/p/{i}" for i in range(50)] + [None]
+    chunked = pa.chunked_array([pa.array(urls[:20], pa.large_string()), pa.array(urls[20:], pa.large_string())])
+    codes = np.array([50, 3, 3, 49, 0, 21, 19, 20], np.int64)
+    arrow_backed = pd.Index(pd.array(chunked, dtype="str"))
+    assert _taken_texts(arrow_backed, codes).dtype == arrow_backed.dtype
+    for index in (arrow_backed, pd.Index(urls, dtype=object)):
+        taken = pd.Series(_taken_texts(index, codes), dtype=object)
+        assert [None if pd.isna(u) else u for u in taken] == [urls[c] for c in codes]
+    assert len(_taken_texts(pd.Index(pd.array(chunked, dtype="str")), np.zeros(0, np.int64))) == 0

@@ -2357,7 +2357,7 @@ def _priority_rows(found: pa.Table) -> np.ndarray:
     audit and 12 s shuffled; by the numbers alone, 2 s: the URL is needed for ties only, and a
     big site's ties are mostly pairs of pages of one template.
     This function and the take of every column in its order: 4.4 + 2.5 s, 9.7 CPU s against
-    14-16.)"""
+    14-16; the numbers alone are taken now, the texts as they are written.)"""
     with duckdb.connect() as con:  # (an in-memory database, both cores)
         # (the rows come part after part, each in its own order: the row number is (_part, _local))
         keys = found.select(["_rank", "juice_at_stake", "_order"])

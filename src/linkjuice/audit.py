@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
-from .store import LINK_ORDER_MISSING, AuditLinks, link_pair_keys
+from .store import LINK_ORDER_MISSING, AuditLinks, _sql_literal, link_pair_keys
 
 __all__ = [
     "Severity",
@@ -1093,7 +1093,7 @@ class _Sql(str):
 
 def _sql_template(*pieces: str) -> str:
     """A _Template's SQL: the pieces concatenated, texts as SQL literals."""
-    return " || ".join(p if isinstance(p, _Sql) else "'" + p.replace("'", "''") + "'" for p in pieces)
+    return " || ".join(p if isinstance(p, _Sql) else _sql_literal(p) for p in pieces)
 
 
 def _plural_sql(column: str, word: str) -> _Sql:
@@ -2458,7 +2458,7 @@ def _finding_texts(o: _Ordered) -> Iterator[_FindingSlice]:
 
 def _names_sql(column: str, names: pa.Array) -> str:
     """The SQL of names[column] (column: a 0-based number, NULL when missing)."""
-    listed = ", ".join("'" + str(name).replace("'", "''") + "'" for name in names.to_pylist())
+    listed = ", ".join(_sql_literal(name) for name in names.to_pylist())
     return f"([{listed}]::VARCHAR[])[{column} + 1]"
 
 

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from .anchors import generic_normalized_mask, normalize_anchor, normalize_anchors
 from .errors import UsageError
-from .store import LINK_ORDER_MISSING, AuditLinks, _sql_literal, link_pair_keys
+from .store import FINDINGS_VIEW_COLUMNS, LINK_ORDER_MISSING, AuditLinks, _sql_literal, link_pair_keys
 
 __all__ = [
     "Severity",
@@ -117,9 +117,7 @@ FAIL_ON_GROUPS: Mapping[str, frozenset[str]] = MappingProxyType({
     "weak-pages": frozenset({"weak-page", "important-but-weak", "deep-page"}),
 })
 
-FINDING_COLUMNS: tuple[str, ...] = (
-    "finding_id", "code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix",
-)
+FINDING_COLUMNS: tuple[str, ...] = FINDINGS_VIEW_COLUMNS  # (the columns of the store's view `findings`)
 ITEM_COLUMNS: tuple[str, ...] = (
     "finding_id", "code", "url", "source_url", "target_url", "anchor", "position", "link_order", "juice", "detail",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,41 @@ def test_missing_store_is_one_line_exit_1(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: no store at") and "Traceback" not in result.stderr
+
+
+# Runs a command in this process's way (linkjuice.cli.main), then prints what Arrow's allocator
+# was told and whether pyarrow had loaded by then.
+_ALLOCATOR_PROBE = """
+import os, sys
+from linkjuice.cli import main
+sys.argv = ["linkjuice", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(os.environ.get("MIMALLOC_PURGE_DELAY"), "pyarrow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("command", "preset", "expected"), [
+    ("audit", None, "-1"),  # the audit keeps what Arrow frees
+    ("audit", "10", "10"),  # a value the user set is kept
+    ("score", None, "None"),  # other commands keep Arrow's default (the first score's peak)
+    ("pages", None, "None"),
+])
+def test_only_the_audit_keeps_the_memory_arrow_frees(tmp_path: Path, command: str, preset: str | None,
+                                                     expected: str) -> None:
+    db = tmp_path / "store.duckdb"
+    from linkjuice.store import Store
+
+    with Store(db):  # an empty store: each command loads pyarrow, then stops at the missing crawl
+        pass
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"}
+    if preset is not None:
+        env["MIMALLOC_PURGE_DELAY"] = preset
+    result = subprocess.run([sys.executable, "-c", _ALLOCATOR_PROBE, command, "--db", str(db)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.stdout.split()[-2:] == [expected, "True"], result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -26,12 +26,17 @@ from .textsafe import clean_text
 if TYPE_CHECKING:
     from .crawl.crawler import CrawlProgress
 
-# Arrow's allocator (mimalloc) hands the memory it frees back to the system 10 ms later; a big
-# store's commands soon ask for as much again, which the kernel must zero anew (a CPU second a GB
-# on the benchmark VM). The command keeps it for reuse instead, for its life: the 10M-page audit
-# took 5-7 CPU s less (docs/benchmarks.md). Read when pyarrow loads (the commands import it
-# later); a value set by the user is kept.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+
+def keep_arrow_memory() -> None:
+    """Make Arrow's allocator (mimalloc) keep the memory it frees for the life of the command,
+    where it hands it back to the system 10 ms later: the audit soon asks for as much again,
+    which the kernel must zero anew (a CPU second a GB on the benchmark VM). The 10M-page audit
+    took 5-7 CPU s less (docs/benchmarks.md). Only for the audit: the 10M first score's peak rose
+    from 7.1 to 8.5 GiB with it, past issue 7's 8 GB. mimalloc reads the setting when pyarrow
+    loads: called before that (once loaded, nothing changes); a value set by the user is kept."""
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+
 
 app = typer.Typer(
     name="linkjuice",

@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import ConfigOption, DbOption, FormatOption, OutputOption, app, check_format, console, err_console, export_app
+from ..cli import (ConfigOption, DbOption, FormatOption, OutputOption, app, check_format, console, err_console,
+                   export_app, keep_arrow_memory)
 from ..errors import UsageError
 from ..textsafe import clean_text
 
@@ -207,6 +208,7 @@ def audit_command(
         help="mostly-generic-anchors: only pages with at least this many inbound links (default 2).")] = None,
 ) -> None:
     """Audit a scored crawl: what stops link juice from flowing, ranked by the juice at stake."""
+    keep_arrow_memory()  # (before pyarrow loads)
     from .. import pipeline
     from ..audit import parse_fail_on
 

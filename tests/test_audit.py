@@ -1567,3 +1567,52 @@ def test_taken_texts_equal_pandas_take_for_arrow_and_object_urls() -> None:
         taken = pd.Series(_taken_texts(index, codes), dtype=object)
         assert [None if pd.isna(u) else u for u in taken] == [urls[c] for c in codes]
     assert len(_taken_texts(pd.Index(pd.array(chunked, dtype="str")), np.zeros(0, np.int64))) == 0
+
+
+def test_items_stored_by_url_code_read_back_equal_to_the_in_memory_ones(site, tmp_path: Path) -> None:
+    """finding_items is a view over finding_item_rows, which keeps the anchor findings' items'
+    URLs as codes into audit_urls (the URLs the audit knew) and their code as a number. A store
+    whose items are a table (as written before the view) gets the view from its next audit, and
+    the items read through it equal the audit's in-memory items, URLs and all."""
+    import shutil
+
+    from linkjuice.audit import ITEM_COLUMNS, audit_site
+    from linkjuice.pipeline import _audit_inputs
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(site[1], db)
+    with Store(db) as store:  # the items as a table of texts, as an audit stored them before the view
+        store.con.execute("DROP VIEW finding_items")
+        store.con.execute("DROP TABLE finding_item_rows")
+        store.con.execute("CREATE TABLE finding_items (finding_id INTEGER, code VARCHAR, url VARCHAR, source_url VARCHAR, "
+                          "target_url VARCHAR, anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, "
+                          "detail VARCHAR)")
+    with Store(db) as store:  # (opened again as it is: the schema's view does not replace the table)
+        assert store.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'finding_items'"
+                                 ).fetchall() == [("BASE TABLE",)]
+    stored = run_audit(db, THRESHOLDS).items
+    with Store(db, read_only=True) as store:
+        in_memory = audit_site(_audit_inputs(store), THRESHOLDS).items
+        kinds = dict(store.con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                       "WHERE table_name IN ('finding_items', 'finding_item_rows')").fetchall())
+        rows = store.sql("SELECT v.code, r._url IS NOT NULL AS coded, r.url IS NULL AS bare, typeof(r._code) AS code_type, "
+                         "u.url AS named FROM finding_item_rows r JOIN (SELECT DISTINCT finding_id, code FROM "
+                         "finding_items) v USING (finding_id) LEFT JOIN audit_urls u ON u.code = r._source_url")
+        pages = store.sql("SELECT url FROM pages ORDER BY page_id")["url"].tolist()
+        urls = store.sql("SELECT code, url FROM audit_urls ORDER BY code")
+    assert kinds == {"finding_items": "VIEW", "finding_item_rows": "BASE TABLE"}
+    assert set(rows["code_type"]) == {"TINYINT"}
+    # The anchor findings' items name their URLs by code, and store no text for them; the others keep texts.
+    anchors = rows["code"].isin(["generic-anchor", "empty-anchor", "mostly-generic-anchors"])
+    assert anchors.any() and not anchors.all()
+    assert (rows["coded"] == anchors).all() and (rows["bare"] == anchors).all()
+    assert rows.loc[anchors, "named"].notna().all()
+    # audit_urls: every page's URL at its page id's row, then the other linked URLs.
+    assert urls["code"].tolist() == list(range(len(urls))) and urls["url"].tolist()[:len(pages)] == pages
+
+    def rows_of(items: pd.DataFrame) -> list[tuple]:
+        return [tuple(None if pd.isna(v) else v for v in row) for row in items[list(ITEM_COLUMNS)].itertuples(index=False)]
+
+    assert len(stored) == len(in_memory) and rows_of(stored) == rows_of(in_memory)
+    generic = stored[stored["code"] == "generic-anchor"]
+    assert len(generic) and (generic["target_url"] == generic["url"]).all() and generic["source_url"].notna().all()

@@ -776,7 +776,7 @@ def audit_store(store: Store, thresholds: AuditThresholds | None = None) -> Audi
         stream = stream_audit(_audit_inputs(store), thresholds)
         summary = {**stream.summary, "audited_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         store.write_audit_tables(stream.finding_tables(), stream.item_tables(), stream.juice_flow, summary,
-                                 view_sql=stream.view_sql)
+                                 view_sql=stream.view_sql, urls=stream.urls)
     return AuditResult(None, None, stream.juice_flow, summary, stored=_StoredFindings(store), by_code=stream.by_code)
 
 

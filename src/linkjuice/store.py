@@ -121,6 +121,26 @@ FINDINGS_VIEW_COLUMNS: tuple[str, ...] = (
 _UNNAMED_FINDINGS = {"code": "CAST(_code AS VARCHAR)", "severity": "CAST(_severity AS VARCHAR)"}
 
 
+ITEMS_VIEW_COLUMNS: tuple[str, ...] = (
+    "finding_id", "code", "url", "source_url", "target_url", "anchor", "position", "link_order", "juice", "detail",
+)
+# finding_item_rows' URL columns and the columns of their codes into audit_urls (NULL: the URL is
+# the text; the text is NULL where the code names it).
+ITEM_URL_CODES = {"url": "_url", "source_url": "_source_url", "target_url": "_target_url"}
+
+
+def _items_view(code: str) -> str:
+    """The query of the view `finding_items` over finding_item_rows, with `code` the SQL of an
+    item's code from its number (as in the view `findings`) and its URLs where they are codes
+    joined from audit_urls. It has no order: its readers order the items (finding_id,
+    source_url, link_order)."""
+    joined = {name: f"coalesce(i.{name}, {name}_of.url)" for name in ITEM_URL_CODES}
+    columns = ", ".join(f"{code} AS code" if c == "code" else f"{joined[c]} AS {c}" if c in joined else f"i.{c}"
+                        for c in ITEMS_VIEW_COLUMNS)
+    joins = " ".join(f"LEFT JOIN audit_urls {name}_of ON {name}_of.code = i.{coded}" for name, coded in ITEM_URL_CODES.items())
+    return f"SELECT {columns} FROM finding_item_rows i {joins}"
+
+
 def _findings_view(computed: Mapping[str, str]) -> str:
     """The query of the view `findings` over finding_rows: `computed` maps the view's columns that
     are not stored as they are read to their SQL over finding_rows' columns (the code and
@@ -133,6 +153,10 @@ def _findings_view(computed: Mapping[str, str]) -> str:
 # The audit's findings and items. URLs and explanations (a text each, tens of millions on a big
 # site) are kept with zstd: at 3M pages DuckDB's default FSST wrote them in 4.8 s, zstd in 3.3 s,
 # in three quarters of the space, and a CSV export of the findings took 7 s instead of 12.
+# The items are stored in finding_item_rows and read through the view `finding_items`: the URLs
+# of the items of the anchor findings (12M of 15.8M at 10M pages) as their codes into audit_urls,
+# the URLs the audit knew (each page's and each linked URL's, written once an audit): gathered as
+# texts for each item, they took 6.6 s of the audit's write at 10M pages and ~3 s of its inserts.
 # The findings are stored in finding_rows and read through the view `findings`, which writes
 # the explanations that come from a template (_template: its number, -1 for none; _n and _x: its
 # numbers; linkjuice.audit._Template). At 10M pages those are 19M of the 26.8M findings: made and
@@ -143,9 +167,11 @@ _AUDIT_TABLES = {
     "finding_rows": "finding_id INTEGER, _code TINYINT, _severity TINYINT, url VARCHAR USING COMPRESSION zstd, "
                     "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, "
                     "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _template TINYINT, _n BIGINT, _x DOUBLE",
-    "finding_items": "finding_id INTEGER, code VARCHAR, url VARCHAR USING COMPRESSION zstd, "
-                     "source_url VARCHAR USING COMPRESSION zstd, target_url VARCHAR USING COMPRESSION zstd, "
-                     "anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR",
+    "finding_item_rows": "finding_id INTEGER, _code TINYINT, url VARCHAR USING COMPRESSION zstd, "
+                         "source_url VARCHAR USING COMPRESSION zstd, target_url VARCHAR USING COMPRESSION zstd, "
+                         "_url INTEGER, _source_url INTEGER, _target_url INTEGER, "
+                         "anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR",
+    "audit_urls": "code INTEGER, url VARCHAR USING COMPRESSION zstd",
 }
 
 _DDL = """
@@ -249,7 +275,9 @@ CREATE TABLE IF NOT EXISTS backlinks (
 -- through links goes.
 CREATE TABLE IF NOT EXISTS finding_rows ({finding_rows});
 CREATE VIEW IF NOT EXISTS findings AS {findings_view};
-CREATE TABLE IF NOT EXISTS finding_items ({finding_items});
+CREATE TABLE IF NOT EXISTS audit_urls ({audit_urls});
+CREATE TABLE IF NOT EXISTS finding_item_rows ({finding_item_rows});
+CREATE VIEW IF NOT EXISTS finding_items AS {items_view};
 CREATE TABLE IF NOT EXISTS juice_flow (dimension VARCHAR, category VARCHAR, juice DOUBLE, share DOUBLE);
 -- Link opportunities (`linkjuice suggest`), replaced on each run.
 CREATE TABLE IF NOT EXISTS suggestions (
@@ -259,8 +287,9 @@ CREATE TABLE IF NOT EXISTS suggestions (
 );
 -- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
 CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
-""".replace("{finding_rows}", _AUDIT_TABLES["finding_rows"]).replace("{finding_items}", _AUDIT_TABLES["finding_items"]
-          ).replace("{findings_view}", _findings_view(_UNNAMED_FINDINGS))
+""".replace("{finding_rows}", _AUDIT_TABLES["finding_rows"]).replace(
+    "{finding_item_rows}", _AUDIT_TABLES["finding_item_rows"]).replace("{audit_urls}", _AUDIT_TABLES["audit_urls"]).replace(
+    "{findings_view}", _findings_view(_UNNAMED_FINDINGS)).replace("{items_view}", _items_view(_UNNAMED_FINDINGS["code"]))
 
 
 def _row_group_aligned(tables: Iterable[pa.Table], rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
@@ -2360,13 +2389,16 @@ class Store:
         ).df()
 
     def write_audit_tables(self, findings: Iterable[pa.Table], items: Iterable[pa.Table], juice_flow: pd.DataFrame,
-                           summary: Mapping[str, Any], *, view_sql: Mapping[str, str]) -> None:
+                           summary: Mapping[str, Any], *, view_sql: Mapping[str, str],
+                           urls: pa.Array | pa.ChunkedArray) -> None:
         """Replace the audit's tables and its summary in meta, in one transaction, with the
         findings and items as Arrow tables, each inserted as it comes (a big site's are made a
         slice at a time: linkjuice.audit.AuditStream). The findings' tables have finding_rows'
         columns; `view_sql`: the SQL over them of the columns of the view `findings` that are not
         stored as they are read (AuditStream.view_sql: the code and severity from their numbers,
-        the explanations from their templates). The transaction is on a connection of its own:
+        the explanations from their templates). The items have finding_item_rows' columns, their
+        URL codes (_url, _source_url, _target_url) rows of `urls` (AuditStream.urls), stored as
+        audit_urls. The transaction is on a connection of its own:
         each table is inserted on a thread (DuckDB releases the GIL) while the caller makes the
         next. The findings come in finding_id order, a slice at a time, and are stored in that
         order: their export needs no sort of every finding (export)."""
@@ -2376,10 +2408,12 @@ class Store:
         with self.con.cursor() as writer, ThreadPoolExecutor(1, thread_name_prefix="linkjuice-audit") as pool, \
                 self.memory_limit(_AUDIT_WRITE_MEMORY), self.setting("preserve_insertion_order", "true"):
             with self.transaction(writer):
-                # A store written before finding_rows holds its findings as a table.
-                if _table_kind(writer, "findings") == "BASE TABLE":
-                    writer.execute("DROP TABLE findings")
-                for table, tables in (("finding_rows", findings), ("finding_items", items),
+                # A store written before finding_rows (finding_item_rows) holds its findings (items) as a table.
+                for view in ("findings", "finding_items"):
+                    if _table_kind(writer, view) == "BASE TABLE":
+                        writer.execute(f"DROP TABLE {view}")
+                known = [pa.table({"code": pa.array(np.arange(len(urls), dtype=np.int32)), "url": urls})]
+                for table, tables in (("audit_urls", known), ("finding_rows", findings), ("finding_item_rows", items),
                                       ("juice_flow", [pa.Table.from_pandas(juice_flow, preserve_index=False)])):
                     if table in _AUDIT_TABLES:  # made again: a store written before keeps its old compression
                         writer.execute(f"CREATE OR REPLACE TABLE {table} ({_AUDIT_TABLES[table]})")
@@ -2395,6 +2429,7 @@ class Store:
                         if inserting is not None:
                             inserting.result()
                 writer.execute(f"CREATE OR REPLACE VIEW findings AS {_findings_view(view_sql)}")
+                writer.execute(f"CREATE OR REPLACE VIEW finding_items AS {_items_view(view_sql['code'])}")
                 self.set_meta({"audit": dict(summary)}, con=writer)
 
     @staticmethod

@@ -1595,14 +1595,15 @@ def test_items_stored_by_url_code_read_back_equal_to_the_in_memory_ones(site, tm
         in_memory = audit_site(_audit_inputs(store), THRESHOLDS).items
         kinds = dict(store.con.execute("SELECT table_name, table_type FROM information_schema.tables "
                                        "WHERE table_name IN ('finding_items', 'finding_item_rows')").fetchall())
-        rows = store.sql("SELECT v.code, r._url IS NOT NULL AS coded, r.url IS NULL AS bare, typeof(r._code) AS code_type, "
+        rows = store.sql("SELECT v.code, r._url IS NOT NULL AS coded, r.url IS NULL AND r.target_url IS NULL AS bare, typeof(r._code) AS code_type, "
                          "u.url AS named FROM finding_item_rows r JOIN (SELECT DISTINCT finding_id, code FROM "
                          "finding_items) v USING (finding_id) LEFT JOIN audit_urls u ON u.code = r._source_url")
         pages = store.sql("SELECT url FROM pages ORDER BY page_id")["url"].tolist()
         urls = store.sql("SELECT code, url FROM audit_urls ORDER BY code")
     assert kinds == {"finding_items": "VIEW", "finding_item_rows": "BASE TABLE"}
     assert set(rows["code_type"]) == {"TINYINT"}
-    # The anchor findings' items name their URLs by code, and store no text for them; the others keep texts.
+    # The anchor findings' items name their URLs by code, and store no text for them (their target is
+    # their url); the others keep texts.
     anchors = rows["code"].isin(["generic-anchor", "empty-anchor", "mostly-generic-anchors"])
     assert anchors.any() and not anchors.all()
     assert (rows["coded"] == anchors).all() and (rows["bare"] == anchors).all()

@@ -2138,7 +2138,7 @@ class AuditStream:
     summary: dict[str, Any]
     by_code: pd.DataFrame  # summarize() of the findings
     _ordered: _Ordered | None
-    # The URLs the items' URL codes point into (item_tables' _url, _source_url, _target_url):
+    # The URLs the items' URL codes point into (item_tables' _url, _source_url):
     # each page's, in page order, then the linked URLs that are no stored page (_Context.target_urls).
     urls: pa.Array | pa.ChunkedArray
 
@@ -2166,7 +2166,8 @@ class AuditStream:
         """The items, a part's slice at a time, in no particular order (readers order them by
         finding_id, source_url, link_order), as the store keeps them: ITEM_COLUMNS, but the code
         as its number (_code) and, for the parts whose items hold their URLs as codes into `urls`,
-        those codes (_url, _source_url, _target_url; the texts NULL). Read after finding_tables."""
+        those codes (_url, _source_url; the texts NULL, and the target_url's too where it is the
+        url). Read after finding_tables."""
         o, self._ordered = self._ordered, None
         if o is None:
             return
@@ -2559,6 +2560,14 @@ def _item_tables(o: _Ordered) -> Iterator[pa.Table]:
             table[name] = (pa.array(_taken_texts(codes, values.to_numpy(np.int64))) if codes is not None
                            else pa.Array.from_pandas(values, type=pa.string()))
             table[coded] = pa.nulls(n, pa.int32())
+        # The target: as text unless the item is named by code and the target is its url (NULL).
+        target = rows["target_url"]
+        if codes is None:
+            table["target_url"] = pa.Array.from_pandas(target, type=pa.string())
+        else:
+            target = target.to_numpy(np.int64)
+            table["target_url"] = (pa.nulls(n, pa.string()) if codes is o.urls and np.array_equal(
+                target, rows["url"].to_numpy(np.int64)) else pa.array(_taken_texts(codes, target)))
         link_order = rows["link_order"].astype("Int64")
         table.update({name: pa.Array.from_pandas(rows[name]) for name in ("anchor", "position", "detail")})
         table["link_order"] = pa.Array.from_pandas(link_order, type=pa.int32())

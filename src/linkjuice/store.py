@@ -96,6 +96,13 @@ def scan_memory(pages: int) -> str:
     return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, pages * 160 >> 20)}MB"
 
 
+def items_export_memory(urls: int) -> str:
+    """DuckDB's memory limit for an export of the finding items, which names their URLs from the
+    `urls` rows of audit_urls (two hash tables of them) before the sort: 300 bytes a URL, and at
+    least EXPORT_MEMORY (10M pages' items within 1 GB spilled: 34.9 s against 20.8 s in 3 GB)."""
+    return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, urls * 300 >> 20)}MB"
+
+
 # link_pairs.anchor_class 0, 1, anything else.
 ANCHOR_CLASSES: tuple[str, ...] = ("empty", "generic", "descriptive")
 
@@ -124,9 +131,10 @@ _UNNAMED_FINDINGS = {"code": "CAST(_code AS VARCHAR)", "severity": "CAST(_severi
 ITEMS_VIEW_COLUMNS: tuple[str, ...] = (
     "finding_id", "code", "url", "source_url", "target_url", "anchor", "position", "link_order", "juice", "detail",
 )
-# finding_item_rows' URL columns and the columns of their codes into audit_urls (NULL: the URL is
-# the text; the text is NULL where the code names it).
-ITEM_URL_CODES = {"url": "_url", "source_url": "_source_url", "target_url": "_target_url"}
+# finding_item_rows' URL columns that may be codes into audit_urls, and the codes' columns (NULL:
+# the URL is the text; the text is NULL where the code names it). An item's target_url, where its
+# text is NULL, is its url: the items named by code are those of a finding per target URL.
+ITEM_URL_CODES = {"url": "_url", "source_url": "_source_url"}
 
 
 def _items_view(code: str) -> str:
@@ -135,6 +143,7 @@ def _items_view(code: str) -> str:
     joined from audit_urls. It has no order: its readers order the items (finding_id,
     source_url, link_order)."""
     joined = {name: f"coalesce(i.{name}, {name}_of.url)" for name in ITEM_URL_CODES}
+    joined["target_url"] = "coalesce(i.target_url, url_of.url)"
     columns = ", ".join(f"{code} AS code" if c == "code" else f"{joined[c]} AS {c}" if c in joined else f"i.{c}"
                         for c in ITEMS_VIEW_COLUMNS)
     joins = " ".join(f"LEFT JOIN audit_urls {name}_of ON {name}_of.code = i.{coded}" for name, coded in ITEM_URL_CODES.items())
@@ -169,7 +178,7 @@ _AUDIT_TABLES = {
                     "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _template TINYINT, _n BIGINT, _x DOUBLE",
     "finding_item_rows": "finding_id INTEGER, _code TINYINT, url VARCHAR USING COMPRESSION zstd, "
                          "source_url VARCHAR USING COMPRESSION zstd, target_url VARCHAR USING COMPRESSION zstd, "
-                         "_url INTEGER, _source_url INTEGER, _target_url INTEGER, "
+                         "_url INTEGER, _source_url INTEGER, "
                          "anchor VARCHAR, position VARCHAR, link_order INTEGER, juice DOUBLE, detail VARCHAR",
     "audit_urls": "code INTEGER, url VARCHAR USING COMPRESSION zstd",
 }
@@ -1321,9 +1330,12 @@ class Store:
             # Stored in priority order (write_audit_tables): written as stored, in every format,
             # where a sort of every finding with its texts took 50-65 s at 10M pages.
             source, order = "(SELECT * FROM findings)", "true"
+        memory = EXPORT_MEMORY
+        if table == "finding_items" and _table_kind(self.con, "finding_items") == "VIEW":
+            memory = items_export_memory(int(self.con.execute("SELECT count(*) FROM audit_urls").fetchall()[0][0]))
         try:
             # The sort spills to disk beyond the memory limit.
-            with self.memory_limit(EXPORT_MEMORY), self.setting("preserve_insertion_order", order):
+            with self.memory_limit(memory), self.setting("preserve_insertion_order", order):
                 written = self.con.execute(f"COPY {source} TO '{target}' ({options})").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"cannot write {path}: {_first_line(exc)}") from None
@@ -2397,7 +2409,7 @@ class Store:
         columns; `view_sql`: the SQL over them of the columns of the view `findings` that are not
         stored as they are read (AuditStream.view_sql: the code and severity from their numbers,
         the explanations from their templates). The items have finding_item_rows' columns, their
-        URL codes (_url, _source_url, _target_url) rows of `urls` (AuditStream.urls), stored as
+        URL codes (_url, _source_url) rows of `urls` (AuditStream.urls), stored as
         audit_urls. The transaction is on a connection of its own:
         each table is inserted on a thread (DuckDB releases the GIL) while the caller makes the
         next. The findings come in finding_id order, a slice at a time, and are stored in that

@@ -146,7 +146,8 @@ def _items_view(code: str) -> str:
     joined["target_url"] = "coalesce(i.target_url, url_of.url)"
     columns = ", ".join(f"{code} AS code" if c == "code" else f"{joined[c]} AS {c}" if c in joined else f"i.{c}"
                         for c in ITEMS_VIEW_COLUMNS)
-    joins = " ".join(f"LEFT JOIN audit_urls {name}_of ON {name}_of.code = i.{coded}" for name, coded in ITEM_URL_CODES.items())
+    joins = " ".join(f"LEFT JOIN audit_urls {name}_of ON {name}_of.code = i.{coded}"
+                     for name, coded in ITEM_URL_CODES.items())
     return f"SELECT {columns} FROM finding_item_rows i {joins}"
 
 
@@ -296,9 +297,12 @@ CREATE TABLE IF NOT EXISTS suggestions (
 );
 -- The semantic engine's page vectors (linkjuice.semantic), kept while a page's text is unchanged.
 CREATE TABLE IF NOT EXISTS embeddings (url VARCHAR, model VARCHAR, text_hash VARCHAR, vector FLOAT[]);
-""".replace("{finding_rows}", _AUDIT_TABLES["finding_rows"]).replace(
-    "{finding_item_rows}", _AUDIT_TABLES["finding_item_rows"]).replace("{audit_urls}", _AUDIT_TABLES["audit_urls"]).replace(
-    "{findings_view}", _findings_view(_UNNAMED_FINDINGS)).replace("{items_view}", _items_view(_UNNAMED_FINDINGS["code"]))
+"""
+for _name, _columns in _AUDIT_TABLES.items():
+    _DDL = _DDL.replace(f"{{{_name}}}", _columns)
+_DDL = _DDL.replace("{findings_view}", _findings_view(_UNNAMED_FINDINGS)).replace(
+    "{items_view}", _items_view(_UNNAMED_FINDINGS["code"]))
+del _name, _columns
 
 
 def _row_group_aligned(tables: Iterable[pa.Table], rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:

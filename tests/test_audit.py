@@ -1600,6 +1600,9 @@ def test_items_stored_by_url_code_read_back_equal_to_the_in_memory_ones(site, tm
                          "finding_items) v USING (finding_id) LEFT JOIN audit_urls u ON u.code = r._source_url")
         pages = store.sql("SELECT url FROM pages ORDER BY page_id")["url"].tolist()
         urls = store.sql("SELECT code, url FROM audit_urls ORDER BY code")
+        # Browsed (report, dashboard): counted from the stored rows when unfiltered, through the view when filtered.
+        first, total = store.browse("finding_items", limit=5)
+        _, generic_total = store.browse("finding_items", equals={"code": "generic-anchor"}, limit=5)
     assert kinds == {"finding_items": "VIEW", "finding_item_rows": "BASE TABLE"}
     assert set(rows["code_type"]) == {"TINYINT"}
     # The anchor findings' items name their URLs by code, and store no text for them (their target is
@@ -1615,5 +1618,7 @@ def test_items_stored_by_url_code_read_back_equal_to_the_in_memory_ones(site, tm
         return [tuple(None if pd.isna(v) else v for v in row) for row in items[list(ITEM_COLUMNS)].itertuples(index=False)]
 
     assert len(stored) == len(in_memory) and rows_of(stored) == rows_of(in_memory)
+    assert total == len(in_memory) and len(first) == 5
+    assert generic_total == int((in_memory["code"] == "generic-anchor").sum()) > 0
     generic = stored[stored["code"] == "generic-anchor"]
     assert len(generic) and (generic["target_url"] == generic["url"]).all() and generic["source_url"].notna().all()

@@ -1589,7 +1589,11 @@ class Store:
                         f"SELECT * FROM ({self._BROWSED_FLOWS.format(flows=f'({flows})')}) AS t" + order
                         + " LIMIT ? OFFSET ?", [int(limit), max(int(offset), 0)]).df()
                 return frame, self._flow_count()
-            total = int(self.con.execute(f"SELECT count(*) FROM ({filtered})", params).fetchall()[0][0])  # type: ignore[index]
+            # (the items' view has a row per stored item: unfiltered, they are counted without
+            # its joins, which took 1.5 s of each page of them at 10M pages)
+            counted = ("finding_item_rows" if table == "finding_items" and not search and not equals
+                       and _table_kind(self.con, "finding_items") == "VIEW" else f"({filtered})")
+            total = int(self.con.execute(f"SELECT count(*) FROM {counted}", params).fetchall()[0][0])  # type: ignore[index]
             page = " LIMIT ? OFFSET ?" if limit is not None else ""
             extra = [int(limit), max(int(offset), 0)] if limit is not None else []
             return self.con.execute(filtered + order + page, params + extra).df(), total

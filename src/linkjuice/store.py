@@ -93,14 +93,19 @@ def scan_memory(pages: int) -> str:
     store of `pages` pages: a hash table of the pages' scores, with room to spare, and at least
     EXPORT_MEMORY. Any more only holds the pairs' blocks once read (first touches of fresh memory
     were a fifth of the dataset's time at 10M pages with the audit's allowance)."""
-    return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, pages * 160 >> 20)}MB"
+    return _export_memory(pages * 160)
+
+
+def _export_memory(needed: int) -> str:
+    """A DuckDB memory limit of `needed` bytes, and at least EXPORT_MEMORY."""
+    return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, needed >> 20)}MB"
 
 
 def items_export_memory(urls: int) -> str:
     """DuckDB's memory limit for an export of the finding items, which names their URLs from the
     `urls` rows of audit_urls (two hash tables of them) before the sort: 300 bytes a URL, and at
     least EXPORT_MEMORY (10M pages' items within 1 GB spilled: 34.9 s against 20.8 s in 3 GB)."""
-    return f"{max(int(EXPORT_MEMORY.removesuffix('GB')) * 1024, urls * 300 >> 20)}MB"
+    return _export_memory(urls * 300)
 
 
 # link_pairs.anchor_class 0, 1, anything else.

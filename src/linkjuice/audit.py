@@ -2530,15 +2530,21 @@ def _item_parts(o: _Ordered) -> Iterator[tuple[pd.DataFrame, np.ndarray, pd.Inde
         del items
 
 
+def _item_url_texts(rows: pd.DataFrame, codes: pd.Index) -> pd.DataFrame:
+    """Items whose url, source_url and target_url are codes into `codes`, with those as texts
+    (made here, now that the links are freed)."""
+    url, target = rows["url"].to_numpy(np.int64), rows["target_url"].to_numpy(np.int64)
+    url_text = _taken_texts(codes, url)
+    # (a finding per target: its items' url is their target, taken once)
+    return rows.assign(url=url_text, source_url=_taken_texts(codes, rows["source_url"].to_numpy(np.int64)),
+                       target_url=url_text if np.array_equal(url, target) else _taken_texts(codes, target))
+
+
 def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
     """The items (ITEM_COLUMNS, finding_id set), a part's slice at a time."""
     for rows, finding_id, codes in _item_parts(o):
-        if codes is not None:  # URLs as codes: their texts are made here, now that the links are freed
-            url, target = rows["url"].to_numpy(np.int64), rows["target_url"].to_numpy(np.int64)
-            url_text = _taken_texts(codes, url)
-            # (a finding per target: its items' url is their target, taken once)
-            rows = rows.assign(url=url_text, source_url=_taken_texts(codes, rows["source_url"].to_numpy(np.int64)),
-                               target_url=url_text if np.array_equal(url, target) else _taken_texts(codes, target))
+        if codes is not None:
+            rows = _item_url_texts(rows, codes)
         rows = rows.assign(finding_id=finding_id, juice=rows["juice"].astype(float),
                            link_order=rows["link_order"].astype("Int64"))
         yield rows[list(ITEM_COLUMNS)].reset_index(drop=True)
@@ -2551,23 +2557,18 @@ def _item_tables(o: _Ordered) -> Iterator[pa.Table]:
         n = len(rows)
         table: dict[str, Any] = {"finding_id": pa.array(finding_id.astype(np.int32)),
                                  "_code": pa.array(_ranks(rows["code"], _CODE_RANK_OF).astype(np.int8))}
-        for name, coded in ITEM_URL_CODES.items():
-            values = rows[name]
-            if codes is not None and codes is o.urls:  # kept as codes (the view names them)
-                table[name] = pa.nulls(n, pa.string())
-                table[coded] = pa.array(values.to_numpy().astype(np.int32))
-                continue
-            table[name] = (pa.array(_taken_texts(codes, values.to_numpy(np.int64))) if codes is not None
-                           else pa.Array.from_pandas(values, type=pa.string()))
-            table[coded] = pa.nulls(n, pa.int32())
-        # The target: as text unless the item is named by code and the target is its url (NULL).
-        target = rows["target_url"]
+        if codes is not None and codes is not o.urls:  # (codes the store does not hold: as texts)
+            rows, codes = _item_url_texts(rows, codes), None
         if codes is None:
-            table["target_url"] = pa.Array.from_pandas(target, type=pa.string())
-        else:
-            target = target.to_numpy(np.int64)
-            table["target_url"] = (pa.nulls(n, pa.string()) if codes is o.urls and np.array_equal(
-                target, rows["url"].to_numpy(np.int64)) else pa.array(_taken_texts(codes, target)))
+            for name, coded in ITEM_URL_CODES.items():
+                table[name], table[coded] = pa.Array.from_pandas(rows[name], type=pa.string()), pa.nulls(n, pa.int32())
+            table["target_url"] = pa.Array.from_pandas(rows["target_url"], type=pa.string())
+        else:  # kept as codes (the view names them); the target as text unless it is the url (NULL)
+            for name, coded in ITEM_URL_CODES.items():
+                table[name], table[coded] = pa.nulls(n, pa.string()), pa.array(rows[name].to_numpy().astype(np.int32))
+            target = rows["target_url"].to_numpy(np.int64)
+            table["target_url"] = (pa.nulls(n, pa.string()) if np.array_equal(target, rows["url"].to_numpy(np.int64))
+                                   else pa.array(_taken_texts(codes, target)))
         link_order = rows["link_order"].astype("Int64")
         table.update({name: pa.Array.from_pandas(rows[name]) for name in ("anchor", "position", "detail")})
         table["link_order"] = pa.Array.from_pandas(link_order, type=pa.int32())

@@ -57,8 +57,8 @@ from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
-           "step_pattern", "step_weighted", "pair_dots", "flow_sums", "HashTable", "hash_table", "hash_codes",
-           "smoke_test"]
+           "step_pattern", "step_weighted", "pair_dots", "FLOW_PAGE", "flow_sums", "HashTable", "hash_table",
+           "hash_codes", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1324,28 +1324,31 @@ def _row_dot(indptr, indices, data, a, b):  # pragma: no cover
 
 
 # -- the audit's sums over the model's flows -----------------------------------------------------
+# What flow_sums adds up per page by each pair's target, one record a page: a pair then touches one
+# cache line of its target's instead of three (three arrays: 53 -> 32 ns a pair on 20M pairs of
+# the 10M-page store, docs/benchmarks.md).
+FLOW_PAGE = np.dtype([("inflow", np.float64), ("inlinks", np.int32), ("resolved", np.int32)])
+
+
 @njit(cache=True, nogil=True)
 def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after, n_pos, n_states,
-              passed, nofollow_code, account_juice, account_flows, followed_out, targets, inflow,
-              inlinks, page_resolved):  # pragma: no cover
+              passed, nofollow_code, account_juice, account_flows, followed_out, targets, page):  # pragma: no cover
     """linkjuice.audit.collect_flows' sums over a batch of link pairs, added in place, in one pass
     (NumPy made a temporary array of the batch per mask and per sum: at 3M pages their first
     touches were most of that function's time). Per pair: its account cell (the state it arrives
-    at x position x reason), a page's internal targets and followed ones, the juice a page
-    receives (nofollow pairs left out) and, for a passing pair that arrives at its own target,
-    that page's followed inlink, and the page a pair to a page resolves to (page_resolved). Returns
-    the rows of the passing pairs that arrive at another page (through a redirect or a
-    canonical): the caller counts those once per source."""
+    at x position x reason), a page's internal targets and followed ones, and in its target's
+    record of `page` (FLOW_PAGE) the juice it receives (nofollow pairs left out), for a passing
+    pair that arrives at its own target that page's followed inlink, and the page a pair to a
+    page resolves to. Returns the rows of the passing pairs that arrive at another page (through
+    a redirect or a canonical): the caller counts those once per source."""
     n = len(followed_out)
     elsewhere = np.empty(len(src), np.int64)
     count = 0
     for k in range(len(src)):
         ahead = _target_ahead(dst, k + LINKS_AHEAD, 0, n)
         if ahead >= 0:
-            _prefetch(inflow, ahead)
-            _prefetch(inlinks, ahead)
+            _prefetch(page, ahead)
             _prefetch(state_after, ahead)
-            _prefetch(page_resolved, ahead)
         s = np.int64(src[k])
         d = np.int64(dst[k])
         r = np.int64(reason[k])
@@ -1360,12 +1363,12 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
                 followed_out[s] += 1
         res = np.int64(resolved[k])
         if to_page:
-            page_resolved[d] = res
+            page[d].resolved = res
             if r != nofollow_code:
-                inflow[d] += juice[k]
+                page[d].inflow += juice[k]
         if r == passed and res >= 0 and res < n and s != res and in_pages:
             if res == d:
-                inlinks[d] += 1
+                page[d].inlinks += 1
             else:
                 elsewhere[count] = k
                 count += 1
@@ -1683,7 +1686,8 @@ def smoke_test() -> None:
     pair_dots(indptr, indices, np.ones(3, np.float32), src, dst)
     count_codes(dst, 3)
     elsewhere_inlinks(src, dst, dst, np.zeros(3, np.int8), 0, True, np.array([-1, 0, 0], np.int64),
-                      np.zeros(3, np.int32), np.full(3, -1, np.int32), np.full(3, -1, np.int32), np.zeros(3, np.int64))
+                      np.zeros(3, np.int32), np.full(3, -1, np.int32), np.full(3, -1, np.int32),
+                      np.zeros(3, FLOW_PAGE)["inlinks"])
     group_sums(dst, np.ones(3), 3)
     first_distinct(dst, src, 3, 2)
     shared_anchor_links(np.zeros(3, np.int8), np.array([0, 1, -1], np.int32), np.array([0, 1, 2], np.int32),
@@ -1691,4 +1695,4 @@ def smoke_test() -> None:
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))
     flow_sums(src, dst, dst, np.zeros(3, np.int8), np.zeros(3, np.int8), np.ones(3), np.ones(3, bool),
               np.zeros(3, bool), np.zeros(4, np.int32), 2, 2, 0, 1, np.zeros(8), np.zeros(8, np.int64),
-              np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3), np.zeros(3, np.int64), np.zeros(3, np.int32))
+              np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3, FLOW_PAGE))

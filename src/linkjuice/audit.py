@@ -308,15 +308,19 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
     account_flows = np.zeros(n_reasons * n_pos * n_states, np.int64)
     followed_out = np.zeros(n, np.int64)
     targets = np.zeros(n, np.int64)
-    inflow = np.zeros(n)
-    inlinks = np.zeros(n, np.int64)
-    page_resolved = np.full(n, -1, np.int32)
     elsewhere: list[np.ndarray] = []  # keys src * n + resolved of the passing pairs resolved away from dst
     elsewhere_rows: list[np.ndarray] = []  # their rows among the kept pairs, ascending
     named_at: list[np.ndarray] = []
     named_urls: list[pa.Array] = []
     passed, nofollow_code = list(reasons).index("passed"), list(reasons).index("nofollow")
     batches, kernels = _flow_kernels(iter(batches))
+    # By each pair's target: the kernels add to one record a page (_kernels.FLOW_PAGE), NumPy to three arrays.
+    if kernels is not None:
+        page = np.zeros(n, kernels.FLOW_PAGE)
+        page["resolved"] = -1
+        inlinks = page["inlinks"]  # (a view: the record's field)
+    else:
+        inflow, inlinks, page_resolved = np.zeros(n), np.zeros(n, np.int64), np.full(n, -1, np.int32)
     streamed = kernels is not None and keep_all and by_source
     if streamed:  # (_kernels.elsewhere_inlinks' state)
         state, pending = np.array([-1, 0, 0], np.int64), np.zeros(0, np.int32)
@@ -342,7 +346,7 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         if kernels is not None:
             rows = kernels.flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, state_after,
                                      n_pos, n_states, passed, nofollow_code, account_juice_, account_flows,
-                                     followed_out, targets, inflow, inlinks, page_resolved)
+                                     followed_out, targets, page)
             to_page = (dst >= 0) & (dst < n)
             if streamed:
                 if len(pending) < state[1] + len(src):
@@ -391,6 +395,10 @@ def collect_flows(pages: pd.DataFrame, positions: Sequence[str], batches: Iterab
         kernels.elsewhere_inlinks(empty, empty, empty, empty.astype(np.int8), passed, True, state, pending, direct_of,
                                   counted_of, inlinks)
         del direct_of, counted_of, pending
+    if kernels is not None:  # (each sum an array of its own again)
+        inflow, inlinks, page_resolved = (page["inflow"].copy(), page["inlinks"].astype(np.int64),
+                                          page["resolved"].copy())
+        del page
     cells = np.flatnonzero(account_flows)
     names_of = lambda values, code: np.array([None, *values], dtype=object)[code]  # noqa: E731 (code -1 -> None)
     account = pd.DataFrame({

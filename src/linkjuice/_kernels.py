@@ -57,8 +57,8 @@ from numba.extending import intrinsic
 
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
-           "step_pattern", "step_weighted", "pair_dots", "FLOW_PAGE", "flow_sums", "HashTable", "hash_table",
-           "hash_codes", "smoke_test"]
+           "step_pattern", "step_weighted", "pair_dots", "FLOW_PAGE", "flow_sums", "pair_juice", "HashTable",
+           "hash_table", "hash_codes", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1376,6 +1376,29 @@ def flow_sums(src, dst, resolved, reason, position, juice, internal, nofollow, s
 
 
 @njit(cache=True, nogil=True)
+def pair_juice(src, pf, af, cosine, lo, a, page_juice, out_weight):  # pragma: no cover
+    """The juice of each pair of a batch that starts at link_pairs' row lo, in one pass, with the
+    operations of linkjuice.store's NumPy form in their order (the same floats): its weight
+    pf x ((1 - a) + a x cosine[lo + k]) x af (cosine empty: relevance off, the view's 0.0), over
+    its source's out weight (0 where that is not above 0), times page_juice (d x the source's
+    juice). NumPy made six temporary arrays of the batch for it."""
+    out = np.empty(len(src))
+    relevance = len(cosine) > 0
+    for k in range(len(src)):
+        s = src[k]
+        weight = pf[k]
+        if relevance:
+            weight *= (1.0 - a) + a * np.float64(cosine[lo + k])
+        else:
+            weight *= (1.0 - a) + a * 0.0
+        weight *= af[k]
+        total = out_weight[s]
+        share = weight / total if total > 0 else 0.0
+        out[k] = page_juice[s] * share
+    return out
+
+
+@njit(cache=True, nogil=True)
 def elsewhere_inlinks(src, dst, resolved, reason, passed, final, state, pending, direct_of, counted_of,
                       inlinks):  # pragma: no cover
     """linkjuice.audit._count_elsewhere as the batches of link pairs come, a source at a time (the
@@ -1693,6 +1716,7 @@ def smoke_test() -> None:
     shared_anchor_links(np.zeros(3, np.int8), np.array([0, 1, -1], np.int32), np.array([0, 1, 2], np.int32),
                         np.ones(1, bool), np.zeros(2, np.int32), np.array([0, 1, 2], np.int32), 1)
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))
+    pair_juice(src, np.ones(3), np.ones(3), np.ones(3, np.float32), 0, 0.5, np.ones(3), np.ones(3))
     flow_sums(src, dst, dst, np.zeros(3, np.int8), np.zeros(3, np.int8), np.ones(3), np.ones(3, bool),
               np.zeros(3, bool), np.zeros(4, np.int32), 2, 2, 0, 1, np.zeros(8), np.zeros(8, np.int64),
               np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3, FLOW_PAGE))

@@ -1003,7 +1003,7 @@ class Store:
         forms the position and anchor factors a batch at a time (a scan on all threads; joined
         positionally to pair_relevance the query runs on one) and the product is formed here, in
         one link-sized array: no column of a big site's links is held twice."""
-        factors, weigh = self._pair_weighing(
+        factors, weigh, _ = self._pair_weighing(
             position_weights=position_weights, relevance_weight=relevance_weight, use_relevance=use_relevance,
             anchor_empty=anchor_empty, anchor_generic=anchor_generic, anchor_descriptive=anchor_descriptive,
             use_anchor=use_anchor)
@@ -1020,14 +1020,20 @@ class Store:
 
     def _pair_weighing(self, *, position_weights: Mapping[str, float], relevance_weight: float,
                        use_relevance: bool, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
-                       use_anchor: bool) -> tuple[str, Callable[..., np.ndarray]]:
+                       use_anchor: bool) -> tuple[str, Callable[..., np.ndarray], Callable[..., np.ndarray]]:
         """pair_weights in parts: the SQL of the position and anchor factors over link_pairs `p`
-        (columns _pf and _af), and weigh(batch, lo, out): the weights of a batch of those columns
-        that starts at link_pairs' row lo, written to `out` (the cached cosines are read once)."""
+        (columns _pf and _af), weigh(batch, lo, out): the weights of a batch of those columns
+        that starts at link_pairs' row lo, written to `out` (the cached cosines are read once), and
+        juice(batch, lo, page_juice, out_weight): the juice of each of its pairs (a column src
+        too), page_juice[src] x weight / out_weight[src], 0 where out_weight[src] is not above 0
+        (with numba in one pass: _kernels.pair_juice)."""
+        from .score import _compiled_kernels  # numba is optional: the same rule as the rank kernels
+
         a = float(relevance_weight)
         anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                     anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
         cosine = self.pair_relevance() if use_relevance else None
+        kernels = _compiled_kernels(self.pair_count())
 
         def weigh(batch: pa.RecordBatch, lo: int, out: np.ndarray) -> np.ndarray:
             out[:] = batch.column("_pf").to_numpy(zero_copy_only=False)
@@ -1038,7 +1044,19 @@ class Store:
             out *= batch.column("_af").to_numpy(zero_copy_only=False)
             return out
 
-        return f"{_position_weight_sql('p.position', position_weights)} AS _pf, {anchor} AS _af", weigh
+        def juice(batch: pa.RecordBatch, lo: int, page_juice: np.ndarray, out_weight: np.ndarray) -> np.ndarray:
+            src = batch.column("src").to_numpy()
+            if kernels is not None:
+                return kernels.pair_juice(src, batch.column("_pf").to_numpy(zero_copy_only=False),
+                                          batch.column("_af").to_numpy(zero_copy_only=False),
+                                          cosine if cosine is not None else np.zeros(0, np.float32), lo, a,
+                                          page_juice, out_weight)
+            total = out_weight[src]
+            share = np.divide(weigh(batch, lo, out=np.empty(batch.num_rows)), total, out=np.zeros(len(src)),
+                              where=total > 0)
+            return page_juice[src] * share
+
+        return f"{_position_weight_sql('p.position', position_weights)} AS _pf, {anchor} AS _af", weigh, juice
 
     def pair_relevance(self) -> np.ndarray:
         """The cached cosine of every link pair (float32, in link_pairs order)."""
@@ -2016,7 +2034,7 @@ class Store:
             return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
         # Each batch's weights formed as it comes, from factors read in the same scan (not a
         # weight array of every pair from a scan of its own: 1.65 GB at 10M pages).
-        factors, weigh = self._pair_weighing(**weights)
+        factors, _, juice = self._pair_weighing(**weights)
         scores = self._arrow("SELECT page_id, juice, out_weight FROM page_scores")
         size = int(pc.max(scores.column("page_id")).as_py() or 0) + 1 if scores.num_rows else 0
         page_juice, out_weight = np.zeros(size), np.zeros(size)
@@ -2043,11 +2061,8 @@ class Store:
             for batch in reader:
                 if lo + batch.num_rows > pairs:
                     break
-                src = batch.column("src").to_numpy()
-                ow = out_weight[src]
-                weight = weigh(batch, lo, out=np.empty(batch.num_rows))
-                share = np.divide(weight, ow, out=np.zeros(len(src)), where=ow > 0)
-                yield batch.drop_columns(["_pf", "_af"]).append_column("juice", pa.array(page_juice[src] * share))
+                yield batch.drop_columns(["_pf", "_af"]).append_column(
+                    "juice", pa.array(juice(batch, lo, page_juice, out_weight)))
                 lo += batch.num_rows
             if lo != pairs:
                 raise StoreError(f"link_pairs changed while it was read ({lo} of {pairs} rows)")

@@ -703,6 +703,30 @@ def test_unscored_store_is_a_clear_error(tmp_path: Path) -> None:
         run_audit(db)
 
 
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_cached_relevance_shorter_than_the_pairs_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  numba: str) -> None:
+    """Each pair's juice reads its cached relevance by row (with numba, unchecked): read with a
+    cache of fewer rows than link_pairs, the flows stop with an error that names the fix."""
+    from linkjuice.pipeline import REASONS, _pair_weight_settings, stored_model_config
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
+    db = tmp_path / "demo.duckdb"
+    with serve_folder() as origin:
+        crawl_site(CrawlConfig(start_url=origin + "/"), db)
+    with Store(db) as store:
+        model = stored_model_config(store)
+        assert model.relevance_weight > 0
+        settings = _pair_weight_settings(model)
+        _, batches = store.audit_link_flows(REASONS, weights=settings, damping=model.damping)
+        assert sum(batch.num_rows for batch in batches) == store.pair_count()
+        store.con.execute("CREATE OR REPLACE TABLE pair_relevance AS "
+                          "SELECT relevance FROM pair_relevance LIMIT (SELECT count(*) - 1 FROM pair_relevance)")
+        _, batches = store.audit_link_flows(REASONS, weights=settings, damping=model.damping)
+        with pytest.raises(StoreError, match="cached relevance has fewer rows than link_pairs.*linkjuice score"):
+            list(batches)
+
+
 def test_demo_site_planted_problems_are_all_found(tmp_path: Path) -> None:
     db = tmp_path / "demo.duckdb"
     with serve_folder() as origin:

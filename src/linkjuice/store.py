@@ -1046,6 +1046,9 @@ class Store:
 
         def juice(batch: pa.RecordBatch, lo: int, page_juice: np.ndarray, out_weight: np.ndarray) -> np.ndarray:
             src = batch.column("src").to_numpy()
+            if cosine is not None and len(cosine) < lo + batch.num_rows:  # (the kernel reads it unchecked)
+                raise StoreError(f"{self.path}: the cached relevance has fewer rows than link_pairs: "
+                                 f"run 'linkjuice score --db {self.path}' first")
             if kernels is not None:
                 return kernels.pair_juice(src, batch.column("_pf").to_numpy(zero_copy_only=False),
                                           batch.column("_af").to_numpy(zero_copy_only=False),

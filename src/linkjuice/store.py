@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import duckdb
@@ -1020,20 +1021,18 @@ class Store:
 
     def _pair_weighing(self, *, position_weights: Mapping[str, float], relevance_weight: float,
                        use_relevance: bool, anchor_empty: float, anchor_generic: float, anchor_descriptive: float,
-                       use_anchor: bool) -> tuple[str, Callable[..., np.ndarray], Callable[..., np.ndarray]]:
+                       use_anchor: bool, kernels: ModuleType | None = None
+                       ) -> tuple[str, Callable[..., np.ndarray], Callable[..., np.ndarray]]:
         """pair_weights in parts: the SQL of the position and anchor factors over link_pairs `p`
         (columns _pf and _af), weigh(batch, lo, out): the weights of a batch of those columns
         that starts at link_pairs' row lo, written to `out` (the cached cosines are read once), and
         juice(batch, lo, page_juice, out_weight): the juice of each of its pairs (a column src
         too), page_juice[src] x weight / out_weight[src], 0 where out_weight[src] is not above 0
-        (with numba in one pass: _kernels.pair_juice)."""
-        from .score import _compiled_kernels  # numba is optional: the same rule as the rank kernels
-
+        (with the numba `kernels` in one pass: _kernels.pair_juice)."""
         a = float(relevance_weight)
         anchor = _anchor_factor_sql(anchor_empty=anchor_empty, anchor_generic=anchor_generic,
                                     anchor_descriptive=anchor_descriptive, use_anchor=use_anchor)
         cosine = self.pair_relevance() if use_relevance else None
-        kernels = _compiled_kernels(self.pair_count())
 
         def weigh(batch: pa.RecordBatch, lo: int, out: np.ndarray) -> np.ndarray:
             out[:] = batch.column("_pf").to_numpy(zero_copy_only=False)
@@ -2037,7 +2036,10 @@ class Store:
             return positions, iter(self.con.sql(query).to_arrow_reader(_READ_BATCH))
         # Each batch's weights formed as it comes, from factors read in the same scan (not a
         # weight array of every pair from a scan of its own: 1.65 GB at 10M pages).
-        factors, _, juice = self._pair_weighing(**weights)
+        from .score import _compiled_kernels  # numba is optional: the same rule as the rank kernels
+
+        pairs = self.pair_count()  # (before the reader: it holds the connection)
+        factors, _, juice = self._pair_weighing(**weights, kernels=_compiled_kernels(pairs))
         scores = self._arrow("SELECT page_id, juice, out_weight FROM page_scores")
         size = int(pc.max(scores.column("page_id")).as_py() or 0) + 1 if scores.num_rows else 0
         page_juice, out_weight = np.zeros(size), np.zeros(size)
@@ -2047,7 +2049,6 @@ class Store:
         out_weight[ids] = scores.column("out_weight").fill_null(0.0).to_numpy()
         # The view's reason: link_pairs' code names reasons[code] (score writes both with one list).
         reason = f"CASE WHEN reason BETWEEN 0 AND {len(reasons) - 1} THEN reason ELSE -1 END::TINYINT"
-        pairs = self.pair_count()  # (before the reader: it holds the connection)
         reader = self.con.sql(
             f"""
             SELECT src::INTEGER AS src, dst::INTEGER AS dst, resolved::INTEGER AS resolved,

@@ -340,11 +340,16 @@ def test_stop_words_are_scikit_learns_read_without_importing_it() -> None:
     assert out == [str(len(ENGLISH_STOP_WORDS)), "False"]
 
 
-def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() -> None:
-    """tokenize_many (Arrow kernels for ASCII) gives each text the analyzer's tokens in order, and
-    normalize_anchors and generic_mask agree with normalize_anchor and is_generic_anchor, on ASCII
-    and other text, punctuation and underscores included."""
+@pytest.mark.parametrize("numba", ["0", "1"])
+def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions(monkeypatch: pytest.MonkeyPatch,
+                                                                              numba: str) -> None:
+    """tokenize_many (Arrow kernels for ASCII, or with numba one pass over the bytes) gives each
+    text the analyzer's tokens in order, and normalize_anchors and generic_mask agree with
+    normalize_anchor and is_generic_anchor, on ASCII and other text, punctuation and underscores
+    included; a slice of an array (offsets that do not start at 0) splits as its own texts."""
     import pyarrow as pa
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
 
     from linkjuice.anchors import GENERIC_ANCHORS, generic_mask, is_generic_anchor, normalize_anchor, normalize_anchors
     from linkjuice.relevance import token_analyzer, tokenize_many
@@ -361,6 +366,14 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() 
     analyze = token_analyzer()
     assert got == [analyze(t or "") for t in texts]
     assert sum(map(len, got)) > 1000
+    ascii_texts = [t for t in texts if t is None or t.isascii()]
+    for array in (pa.array(texts, pa.string()).slice(1000, 900), pa.array(ascii_texts, pa.string()).slice(7, 500)):
+        owner, tokens = tokenize_many(array)
+        assert owner.dtype == np.int64 and tokens.type == pa.string()
+        got = [[] for _ in range(len(array))]
+        for i, token in zip(owner.tolist(), tokens.to_pylist()):
+            got[i].append(token)
+        assert got == [analyze(t or "") for t in array.to_pylist()]
     assert normalize_anchors(pa.array(texts, pa.string())).to_pylist() == [normalize_anchor(t or "") for t in texts]
     mask = generic_mask(pa.array(texts, pa.string()))
     expected = [is_generic_anchor(t) for t in texts]
@@ -368,12 +381,17 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions() 
     assert sum(expected) >= len(phrases)
 
 
+@pytest.mark.parametrize("numba", ["0", "1"])
 @pytest.mark.parametrize("max_features", [None, 6, 17])  # 17: four of eight tied terms
-def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch, max_features: int | None) -> None:
-    """tfidf_vectors (words split by Arrow, counted by sorts) equals sklearn's TfidfVectorizer on
-    ASCII, non-ASCII, empty and stop-word-only documents, with max_features cutting through terms
-    of equal total count, in several text chunks; page_documents' parts equal the joined text."""
+def test_tfidf_vectors_equal_sklearn_vectorizer(monkeypatch: pytest.MonkeyPatch, max_features: int | None,
+                                                numba: str) -> None:
+    """tfidf_vectors (words split by Arrow or numba, counted by sorts) equals sklearn's
+    TfidfVectorizer on ASCII, non-ASCII, empty and stop-word-only documents, with max_features
+    cutting through terms of equal total count, in several text chunks; page_documents' parts
+    equal the joined text."""
     import pyarrow as pa
+
+    monkeypatch.setenv("LINKJUICE_NUMBA", numba)
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from linkjuice import relevance

@@ -241,16 +241,27 @@ def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Arr
     ascii_mask = pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)
     all_ascii = bool(ascii_mask.all())  # nearly always: no copy of the texts, no lookup of owners
     ascii_idx = np.flatnonzero(ascii_mask)
-    # utf8_lower, not ascii_lower: pyarrow 26's ascii_lower misreads a string array whose offsets
-    # do not start at 0 (a cast of a slice, as term_counts' chunks are).
-    runs = pc.split_pattern_regex(pc.utf8_lower(texts if all_ascii else texts.take(pa.array(ascii_idx))),
-                                  pattern="[^a-z0-9_]+")
-    words = pc.list_flatten(runs)
-    owner = pc.list_parent_indices(runs).to_numpy()
-    if not all_ascii:
-        owner = ascii_idx[owner]
-    keep = pc.and_(pc.match_substring_regex(words, pattern="^[a-z][a-z0-9]+$"),
-                   pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words())))))
+    from .score import _compiled_kernels  # numba is optional
+
+    kernels = _compiled_kernels(len(texts))
+    if kernels is not None:  # one pass over the bytes (_kernels.ascii_words), the same words
+        _, offsets, data = texts.buffers()
+        owner, word_offsets, chars = kernels.ascii_words(
+            np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
+            np.frombuffer(offsets, np.int32)[texts.offset:texts.offset + len(texts) + 1], ascii_idx)
+        words = pa.StringArray.from_buffers(len(owner), pa.py_buffer(word_offsets), pa.py_buffer(chars))
+        keep = pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words()))))
+    else:
+        # utf8_lower, not ascii_lower: pyarrow 26's ascii_lower misreads a string array whose
+        # offsets do not start at 0 (a cast of a slice, as term_counts' chunks are).
+        runs = pc.split_pattern_regex(pc.utf8_lower(texts if all_ascii else texts.take(pa.array(ascii_idx))),
+                                      pattern="[^a-z0-9_]+")
+        words = pc.list_flatten(runs)
+        owner = pc.list_parent_indices(runs).to_numpy()
+        if not all_ascii:
+            owner = ascii_idx[owner]
+        keep = pc.and_(pc.match_substring_regex(words, pattern="^[a-z][a-z0-9]+$"),
+                       pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words())))))
     owner, words = owner[keep.to_numpy(zero_copy_only=False)], words.filter(keep)
     other = np.flatnonzero(~ascii_mask)
     if len(other):

@@ -1183,7 +1183,7 @@ def _link_part(
     if url is None:
         agg["target_code"] = items["target_code"].to_numpy()[first]
     rows = pd.DataFrame(copy=False, data={
-        "code": code,
+        "code": _repeated(code, len(items)),  # (not a text per item: _item_tables ranks the codes)
         "url": target.array if urls is None else target.to_numpy(),
         "finding_anchor": (finding_anchor.to_numpy() if finding_anchor is not None else None),
         "source_url": items["source_url"].array if urls is None else items["src"].to_numpy(),
@@ -1223,7 +1223,7 @@ def _page_part(code: str, frame: pd.DataFrame, describe: Callable[[Any], tuple[s
         first = np.flatnonzero(~urls.duplicated())  # an item belongs to the first finding of its URL
         at = urls[first].get_indexer(items["url"].astype(object))
         local = np.where(at >= 0, first[np.maximum(at, 0)], -1)
-        items = items.assign(code=code, finding_anchor=None, _local=local)[_PART_ITEM]
+        items = items.assign(code=_repeated(code, len(items)), finding_anchor=None, _local=local)[_PART_ITEM]
         findings["item_count"] = np.bincount(local[local >= 0], minlength=len(findings))[:len(findings)]
     else:
         items = pd.DataFrame(columns=_PART_ITEM)
@@ -1295,6 +1295,19 @@ def _broken_links(ctx: _Context) -> _Part:
     return _link_part("broken-links", items, describe, detail=pd.Series(what.loc[dst].to_numpy(), dtype=object))
 
 
+class _RowsByKey:
+    """frame.to_dict("index")[key][column], each row's values gathered when it is asked for: a
+    dict of every row, made at once, took 1.5-2.5 s for 50k redirects."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._at = {key: i for i, key in enumerate(frame.index)}
+        self._columns = {name: frame[name].tolist() for name in frame.columns}
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        i = self._at[key]
+        return {name: values[i] for name, values in self._columns.items()}
+
+
 def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
     pages = ctx.pages
     is_redirect = pages["status"].between(300, 399).fillna(False).to_numpy(bool)
@@ -1324,14 +1337,19 @@ def _redirects(ctx: _Context, paths: pd.DataFrame) -> list[_Part]:
         "links-to-redirects")
     red["code"] = code
     # Which pages some link points at, as a mask by page id (no hashing of millions of links).
+    # Redirects are not indexable: the links to them are among those to the pages that are not,
+    # found once for the detectors (_Context.links_to), where a mark for each of a big site's 200M
+    # links took 2-5 s.
+    red_id = red["page_id"].to_numpy(np.int64)
+    targets = ctx.target_code if ctx.ranked[red_id].any() else ctx._links_to_unranked()[1]
     linked_page = np.zeros(len(ctx.target_urls), bool)  # (by target code: a page id is a page's code)
-    linked_page[ctx.target_code] = True
-    linked = pd.Series(linked_page[red["page_id"].to_numpy(np.int64)], index=red.index)
+    linked_page[targets] = True
+    linked = pd.Series(linked_page[red_id], index=red.index)
     # A redirect reached only through another redirect is part of that one's finding.
     entry = linked | (red["found_via"] != "redirect")
     red = red[entry & ((red["code"] != "links-to-redirects") | linked)].set_index("url")
 
-    red_row = red.to_dict("index")  # looked up once per finding
+    red_row = _RowsByKey(red)  # looked up once per finding
 
     def path_text(url: str) -> str:
         path = red_row[url]["path"]
@@ -2119,16 +2137,22 @@ class _Ordered:
     """The detectors' parts, with the final order of their findings."""
 
     parts: list[_Part]
-    findings: pd.DataFrame  # every part's findings in the final order (_PART_FINDING, _part, _local), item counts set
+    # Every part's findings in the final order (_PART_FINDING, _part, _local; _n and _x, a
+    # template's numbers: 0 and NaN without one), item counts set.
+    findings: pd.DataFrame
     offset: np.ndarray  # part i's findings are offset[i]:offset[i + 1] in `finding_id`
     finding_id: np.ndarray  # of finding `local` of part i at offset[i] + local (1 = first in the final order)
-    fixes: dict[str, int]  # the fix texts met so far: text -> code (grown as the texts are written)
+    # The fix texts met so far: text -> code (grown as the texts are written). The first
+    # `listed` are the templates' fixes, known before any text is written: the store keeps a
+    # finding's fix as that code (_fix) where it is one of them (AuditStream.view_sql names it).
+    fixes: dict[str, int]
     templates: list[str]  # the parts' _Template SQL, numbered in part order (_FindingSlice.template)
     # The findings' url and anchor, part after part (not in the final order: taken a slice at a
     # time as they are written, by `order`, the rows of `texts` in the final order).
     texts: pa.Table
     order: np.ndarray
     urls: pd.Index | None = None  # the URLs the store's items may name by code (AuditStream.urls)
+    listed: int = 0
 
     def text_columns(self, lo: int, hi: int) -> dict[str, pa.ChunkedArray]:
         """The url and anchor of the findings at lo:hi of the final order."""
@@ -2154,14 +2178,19 @@ class AuditStream:
     def view_sql(self) -> dict[str, str]:
         """The SQL of the findings' columns that finding_tables holds in other forms, over its
         columns: the code and severity from their numbers (_code, _severity), the explanation
-        from its template where finding_tables left it NULL (_Template)."""
+        from its template where finding_tables left it NULL (_Template), the fix from its number
+        (_fix) where it is a template's."""
+        o = self._ordered
+        listed = pa.array(list(o.fixes)[:o.listed] if o is not None else [], pa.string())
         return {"code": _names_sql("_code", _CODE_NAMES), "severity": _names_sql("_severity", _SEVERITY_NAMES),
-                "explanation": _explanation_sql(self._ordered.templates if self._ordered is not None else [])}
+                "explanation": _explanation_sql(o.templates if o is not None else []),
+                "fix": f"coalesce(fix, {_names_sql('_fix', listed)})" if len(listed) else "fix"}
 
     def finding_tables(self) -> Iterator[pa.Table]:
         """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS, but
-        the code and severity as numbers (_code, _severity), and what view_sql reads to write the
-        explanations left NULL (_template, _n, _x)."""
+        the code and severity as numbers (_code, _severity), a template's fix as its number (_fix,
+        the text NULL), and what view_sql reads to write the explanations left NULL (_template,
+        _n, _x)."""
         o = self._ordered
         if o is None:
             return
@@ -2341,6 +2370,12 @@ def _order(parts: list[_Part]) -> _Ordered | None:
                 "item_count": pa.array(np.bincount(local, minlength=n).astype(np.int64)),
                 "juice_at_stake": pa.array(f["juice_at_stake"].to_numpy(np.float64), from_pandas=True),
                 "_part": pa.array(np.full(n, i, np.int16)), "_local": pa.array(np.arange(n, dtype=np.int32)),
+                # A template's numbers, taken into the final order with the others (gathered and
+                # scattered a slice at a time, 19M findings at 10M pages took 2-4 s of the write).
+                "_n": pa.array(np.asarray(part.template.n, np.int64) if part.template is not None
+                               else np.zeros(n, np.int64)),
+                "_x": pa.array(np.asarray(part.template.x, np.float64) if part.template is not None
+                               else np.full(n, np.nan)),
             }))
         part.findings = None  # type: ignore[assignment]
     if not tables:
@@ -2355,13 +2390,19 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     order = _priority_rows(found)
     # The numbers in the final order; the texts stay as they are, each taken as it is written (a
     # copy of 26.8M URLs, 1.5 GB, less at 10M pages, and their gather done beside DuckDB's inserts).
-    numbers = found.select(["_rank", "_order", "item_count", "juice_at_stake", "_part", "_local"]).take(pa.array(order))
+    numbers = found.select(["_rank", "_order", "item_count", "juice_at_stake", "_part", "_local", "_n", "_x"]
+                           ).take(pa.array(order))
     findings = pd.DataFrame(copy=False, data={c: numbers.column(c).to_numpy() for c in numbers.column_names})
     del numbers
     finding_id = np.empty(len(findings), np.int64)
     finding_id[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy()] = np.arange(1, len(findings) + 1)
-    return _Ordered(parts, findings, offset, finding_id, {}, [p.template.sql for p in parts if p.template is not None],
-                    texts, order)
+    fixes: dict[str, int] = {}
+    for part in parts:
+        if (template := part.template) is not None:
+            for fix in ([template.fix] if isinstance(template.fix, str) else template.fix.dictionary.to_pylist()):
+                fixes.setdefault(fix, len(fixes))
+    return _Ordered(parts, findings, offset, finding_id, fixes, [p.template.sql for p in parts if p.template is not None],
+                    texts, order, listed=len(fixes))
 
 
 def _priority_rows(found: pa.Table) -> np.ndarray:
@@ -2450,12 +2491,10 @@ def _finding_texts(o: _Ordered) -> Iterator[_FindingSlice]:
         bounds = np.flatnonzero(np.diff(part_of[lo:hi][by_part])) + 1
         pieces = []
         fix_code = np.empty(hi - lo, np.int32)
-        n, x = np.zeros(hi - lo, np.int64), np.full(hi - lo, np.nan)
         for rows in np.split(by_part, bounds):
             part = o.parts[part_of[lo + rows[0]]]
-            if (template := part.template) is not None:  # (its texts are DuckDB's)
+            if (template := part.template) is not None:  # (its texts are DuckDB's; its numbers in o.findings)
                 at_part = local[lo:hi][rows]
-                n[rows], x[rows] = template.n[at_part], template.x[at_part]
                 taken = pa.array(at_part)
                 explanation = (pa.nulls(len(rows), pa.large_string()) if template.text is None else
                                template.text.dictionary.take(template.text.indices.take(taken)))
@@ -2468,7 +2507,8 @@ def _finding_texts(o: _Ordered) -> Iterator[_FindingSlice]:
         at[by_part] = np.arange(hi - lo)  # the slice's row k is at[k] among the pieces, one part after another
         # (taken from the chunks, not from one array of them: a copy of every text less)
         yield _FindingSlice(lo, hi, pa.chunked_array(pieces, pa.large_string()).take(pa.array(at)).combine_chunks(),
-                            fix_code, template_of[part_of[lo:hi]], n, x)
+                            fix_code, template_of[part_of[lo:hi]], o.findings["_n"].to_numpy()[lo:hi],
+                            o.findings["_x"].to_numpy()[lo:hi])
         del pieces
 
 
@@ -2495,14 +2535,17 @@ def _finding_table(o: _Ordered, texts: _FindingSlice) -> pa.Table:
     return pa.table({
         "finding_id": pa.array(np.arange(texts.lo + 1, texts.hi + 1, dtype=np.int64)),
         # The code and severity as their numbers (AuditStream.view_sql names them); the fixes, texts
-        # of a few values, as a dictionary: a million fixes written out were 0.1 s a slice.
+        # of a few values, as a dictionary (a million fixes written out were 0.1 s a slice), but
+        # the templates' fixes (19M of 26.8M findings at 10M pages) as their numbers (_fix): 26.8M
+        # findings inserted with every fix as a text took 1.5-2.6 s more.
         "_code": pa.array(rows["_order"].to_numpy().astype(np.int8)),
         "_severity": pa.array(rows["_rank"].to_numpy().astype(np.int8)),
         **url_anchor,
         "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
         "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
         "explanation": texts.explanation,
-        "fix": pa.DictionaryArray.from_arrays(pa.array(texts.fix, mask=texts.fix < 0), fixes),
+        "fix": pa.DictionaryArray.from_arrays(pa.array(texts.fix, mask=texts.fix < o.listed), fixes),
+        "_fix": pa.array(texts.fix.astype(np.int16), mask=(texts.fix < 0) | (texts.fix >= o.listed)),
         "_template": pa.array(texts.template), "_n": pa.array(texts.n), "_x": pa.array(texts.x, from_pandas=True),
     })
 
@@ -2553,7 +2596,7 @@ def _item_frames(o: _Ordered) -> Iterator[pd.DataFrame]:
     for rows, finding_id, codes in _item_parts(o):
         if codes is not None:
             rows = _item_url_texts(rows, codes)
-        rows = rows.assign(finding_id=finding_id, juice=rows["juice"].astype(float),
+        rows = rows.assign(finding_id=finding_id, code=rows["code"].astype("str"), juice=rows["juice"].astype(float),
                            link_order=rows["link_order"].astype("Int64"))
         yield rows[list(ITEM_COLUMNS)].reset_index(drop=True)
 

@@ -1706,6 +1706,30 @@ def _word_byte(c):  # pragma: no cover
     return 3 if c == 95 else 0
 
 
+@njit(inline="always")
+def _next_word(data, i, end):  # pragma: no cover
+    """The next run of word characters in data[i:end]: (its start, its end, whether it is a word:
+    it starts with a letter, holds no "_" and is 2+ long); (end, end, False) when there is none."""
+    kind = 0
+    while i < end:
+        kind = _word_byte(data[i])
+        if kind != 0:
+            break
+        i += 1
+    if i == end:
+        return end, end, False
+    start = i
+    ok = kind == 1
+    i += 1
+    while i < end:
+        kind = _word_byte(data[i])
+        if kind == 0:
+            break
+        ok &= kind != 3
+        i += 1
+    return start, i, ok and i - start >= 2
+
+
 @njit(cache=True, nogil=True)
 def ascii_words(data, offsets, rows):  # pragma: no cover
     """The words of the ASCII texts `rows` of an Arrow string array (its data bytes and its
@@ -1717,50 +1741,27 @@ def ascii_words(data, offsets, rows):  # pragma: no cover
     words = 0
     size = 0
     for k in range(len(rows)):
-        r = rows[k]
-        i, end = offsets[r], offsets[r + 1]
+        i, end = offsets[rows[k]], offsets[rows[k] + 1]
         while i < end:
-            kind = _word_byte(data[i])
-            if kind == 0:
-                i += 1
-                continue
-            start, ok = i, kind == 1
-            while i < end:
-                kind = _word_byte(data[i])
-                if kind == 0:
-                    break
-                ok &= kind != 3
-                i += 1
-            if ok and i - start >= 2:
+            start, i, ok = _next_word(data, i, end)
+            if ok:
                 words += 1
                 size += i - start
     owner = np.empty(words, np.int64)
-    word_offsets = np.empty(words + 1, np.int32)
+    word_offsets = np.zeros(words + 1, np.int32)
     chars = np.empty(size, np.uint8)
-    word_offsets[0] = 0
     w = 0
     at = 0
     for k in range(len(rows)):
-        r = rows[k]
-        i, end = offsets[r], offsets[r + 1]
+        i, end = offsets[rows[k]], offsets[rows[k] + 1]
         while i < end:
-            kind = _word_byte(data[i])
-            if kind == 0:
-                i += 1
-                continue
-            start, ok = i, kind == 1
-            while i < end:
-                kind = _word_byte(data[i])
-                if kind == 0:
-                    break
-                ok &= kind != 3
-                i += 1
-            if ok and i - start >= 2:
+            start, i, ok = _next_word(data, i, end)
+            if ok:
                 for j in range(start, i):
                     c = data[j]
                     chars[at] = c + 32 if c >= 65 and c <= 90 else c
                     at += 1
-                owner[w] = r
+                owner[w] = rows[k]
                 w += 1
                 word_offsets[w] = at
     return owner, word_offsets, chars

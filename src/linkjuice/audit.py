@@ -2142,17 +2142,13 @@ class _Ordered:
     findings: pd.DataFrame
     offset: np.ndarray  # part i's findings are offset[i]:offset[i + 1] in `finding_id`
     finding_id: np.ndarray  # of finding `local` of part i at offset[i] + local (1 = first in the final order)
-    # The fix texts met so far: text -> code (grown as the texts are written). The first
-    # `listed` are the templates' fixes, known before any text is written: the store keeps a
-    # finding's fix as that code (_fix) where it is one of them (AuditStream.view_sql names it).
-    fixes: dict[str, int]
+    fixes: dict[str, int]  # the fix texts met so far: text -> code (grown as the texts are written)
     templates: list[str]  # the parts' _Template SQL, numbered in part order (_FindingSlice.template)
     # The findings' url and anchor, part after part (not in the final order: taken a slice at a
     # time as they are written, by `order`, the rows of `texts` in the final order).
     texts: pa.Table
     order: np.ndarray
     urls: pd.Index | None = None  # the URLs the store's items may name by code (AuditStream.urls)
-    listed: int = 0
 
     def text_columns(self, lo: int, hi: int) -> dict[str, pa.ChunkedArray]:
         """The url and anchor of the findings at lo:hi of the final order."""
@@ -2178,19 +2174,14 @@ class AuditStream:
     def view_sql(self) -> dict[str, str]:
         """The SQL of the findings' columns that finding_tables holds in other forms, over its
         columns: the code and severity from their numbers (_code, _severity), the explanation
-        from its template where finding_tables left it NULL (_Template), the fix from its number
-        (_fix) where it is a template's."""
-        o = self._ordered
-        listed = pa.array(list(o.fixes)[:o.listed] if o is not None else [], pa.string())
+        from its template where finding_tables left it NULL (_Template)."""
         return {"code": _names_sql("_code", _CODE_NAMES), "severity": _names_sql("_severity", _SEVERITY_NAMES),
-                "explanation": _explanation_sql(o.templates if o is not None else []),
-                "fix": f"coalesce(fix, {_names_sql('_fix', listed)})" if len(listed) else "fix"}
+                "explanation": _explanation_sql(self._ordered.templates if self._ordered is not None else [])}
 
     def finding_tables(self) -> Iterator[pa.Table]:
         """The findings, a slice of the priority order at a time, in order: FINDING_COLUMNS, but
-        the code and severity as numbers (_code, _severity), a template's fix as its number (_fix,
-        the text NULL), and what view_sql reads to write the explanations left NULL (_template,
-        _n, _x)."""
+        the code and severity as numbers (_code, _severity), and what view_sql reads to write the
+        explanations left NULL (_template, _n, _x)."""
         o = self._ordered
         if o is None:
             return
@@ -2396,13 +2387,8 @@ def _order(parts: list[_Part]) -> _Ordered | None:
     del numbers
     finding_id = np.empty(len(findings), np.int64)
     finding_id[offset[findings["_part"].to_numpy()] + findings["_local"].to_numpy()] = np.arange(1, len(findings) + 1)
-    fixes: dict[str, int] = {}
-    for part in parts:
-        if (template := part.template) is not None:
-            for fix in ([template.fix] if isinstance(template.fix, str) else template.fix.dictionary.to_pylist()):
-                fixes.setdefault(fix, len(fixes))
-    return _Ordered(parts, findings, offset, finding_id, fixes, [p.template.sql for p in parts if p.template is not None],
-                    texts, order, listed=len(fixes))
+    return _Ordered(parts, findings, offset, finding_id, {}, [p.template.sql for p in parts if p.template is not None],
+                    texts, order)
 
 
 def _priority_rows(found: pa.Table) -> np.ndarray:
@@ -2535,17 +2521,14 @@ def _finding_table(o: _Ordered, texts: _FindingSlice) -> pa.Table:
     return pa.table({
         "finding_id": pa.array(np.arange(texts.lo + 1, texts.hi + 1, dtype=np.int64)),
         # The code and severity as their numbers (AuditStream.view_sql names them); the fixes, texts
-        # of a few values, as a dictionary (a million fixes written out were 0.1 s a slice), but
-        # the templates' fixes (19M of 26.8M findings at 10M pages) as their numbers (_fix): 26.8M
-        # findings inserted with every fix as a text took 1.5-2.6 s more.
+        # of a few values, as a dictionary: a million fixes written out were 0.1 s a slice.
         "_code": pa.array(rows["_order"].to_numpy().astype(np.int8)),
         "_severity": pa.array(rows["_rank"].to_numpy().astype(np.int8)),
         **url_anchor,
         "item_count": pa.array(rows["item_count"].to_numpy(np.int64)),
         "juice_at_stake": pa.array(rows["juice_at_stake"].to_numpy(np.float64)),
         "explanation": texts.explanation,
-        "fix": pa.DictionaryArray.from_arrays(pa.array(texts.fix, mask=texts.fix < o.listed), fixes),
-        "_fix": pa.array(texts.fix.astype(np.int16), mask=(texts.fix < 0) | (texts.fix >= o.listed)),
+        "fix": pa.DictionaryArray.from_arrays(pa.array(texts.fix, mask=texts.fix < 0), fixes),
         "_template": pa.array(texts.template), "_n": pa.array(texts.n), "_x": pa.array(texts.x, from_pandas=True),
     })
 

@@ -131,8 +131,7 @@ FINDINGS_VIEW_COLUMNS: tuple[str, ...] = (
     "finding_id", "code", "severity", "url", "anchor", "item_count", "juice_at_stake", "explanation", "fix",
 )
 # The view's columns that finding_rows holds as codes, until an audit names them (an empty table).
-_UNNAMED_FINDINGS = {"code": "CAST(_code AS VARCHAR)", "severity": "CAST(_severity AS VARCHAR)",
-                     "fix": "coalesce(fix, CAST(_fix AS VARCHAR))"}
+_UNNAMED_FINDINGS = {"code": "CAST(_code AS VARCHAR)", "severity": "CAST(_severity AS VARCHAR)"}
 
 
 ITEMS_VIEW_COLUMNS: tuple[str, ...] = (
@@ -179,13 +178,11 @@ def _findings_view(computed: Mapping[str, str]) -> str:
 # numbers; linkjuice.audit._Template). At 10M pages those are 19M of the 26.8M findings: made and
 # compressed as they were stored, they were about a third of the audit's write. The code and
 # severity are stored as numbers (_code, _severity) that the view names: 26.8M findings inserted
-# alone took 7.2 s so, 7.8-8.5 s with them as texts (Arrow dictionaries). So is the fix where it
-# is a template's (_fix; the text NULL): 1.5-2.6 s less for 26.8M findings.
+# alone took 7.2 s so, 7.8-8.5 s with them as texts (Arrow dictionaries).
 _AUDIT_TABLES = {
     "finding_rows": "finding_id INTEGER, _code TINYINT, _severity TINYINT, url VARCHAR USING COMPRESSION zstd, "
                     "anchor VARCHAR, item_count INTEGER, juice_at_stake DOUBLE, "
-                    "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _fix SMALLINT, _template TINYINT, "
-                    "_n BIGINT, _x DOUBLE",
+                    "explanation VARCHAR USING COMPRESSION zstd, fix VARCHAR, _template TINYINT, _n BIGINT, _x DOUBLE",
     "finding_item_rows": "finding_id INTEGER, _code TINYINT, url VARCHAR USING COMPRESSION zstd, "
                          "source_url VARCHAR USING COMPRESSION zstd, target_url VARCHAR USING COMPRESSION zstd, "
                          "_url INTEGER, _source_url INTEGER, "

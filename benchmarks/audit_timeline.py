@@ -3,15 +3,17 @@
     .venv/bin/python benchmarks/audit_timeline.py STORE            # audits STORE (a copy: it is written)
     .venv/bin/python benchmarks/audit_timeline.py STORE --flows    # only the page read and the flows' sums
 
-The stages are the audit's own functions, timed where they start and end (the page read, the
-flows' sums, the links' read, the context, the juice accounting, the detectors up to the page
-findings, the page findings, the order, the write); the rows between two marks are what ran
-between them. "thp" counts the transparent huge pages the kernel faulted in meanwhile
-(/proc/vmstat, the whole machine): on a VM that backs fresh memory lazily each GB costs about a CPU
-second (benchmarks/fresh_memory.py). Run it as `linkjuice audit` runs (MIMALLOC_PURGE_DELAY=-1 is
-set here as the command sets it) and compare two versions of the code by running each in turn
-from the same page cache (`sync; echo 3 > /proc/sys/vm/drop_caches; cat STORE > /dev/null`), the
-other version on PYTHONPATH.
+The stages are the audit's own functions, timed where they start and end (the page read, the flows'
+sums, the links' read, the context, the juice accounting, the detectors up to the page findings
+(those of the main thread marked: broken links, redirects, the targets' states, mostly-generic
+anchors), the page findings, the order, the write); the rows between two marks are what ran between
+them; the inserts of the write's thread are summed per table (wall and that thread's CPU: the rest
+of the write is the main thread making the next table). "thp" counts the transparent huge pages the
+kernel faulted in meanwhile (/proc/vmstat, the whole machine): on a VM that backs fresh memory
+lazily each GB costs about a CPU second (benchmarks/fresh_memory.py). Run it as `linkjuice audit`
+runs (MIMALLOC_PURGE_DELAY=-1 is set here as the command sets it) and compare two versions of the
+code by running each in turn from the same page cache (`sync; echo 3 > /proc/sys/vm/drop_caches;
+cat STORE > /dev/null`), the other version on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -65,6 +67,26 @@ def timed(owner: Any, attribute: str, name: str) -> None:
     setattr(owner, attribute, wrapper)
 
 
+INSERTS: dict[str, list[float]] = {}  # table -> [seconds, CPU seconds of the inserting thread, inserts]
+
+
+def timed_inserts() -> None:
+    """Sum the time each table's inserts take on the write's own thread (Store._insert_arrow)."""
+    insert = store_module.Store._insert_arrow
+
+    def wrapper(con: Any, table: str, arrow: Any) -> None:
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            insert(con, table, arrow)
+        finally:
+            spent = INSERTS.setdefault(table, [0.0, 0.0, 0])
+            spent[0] += time.perf_counter() - start
+            spent[1] += time.thread_time() - cpu
+            spent[2] += 1
+
+    store_module.Store._insert_arrow = staticmethod(wrapper)  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store")
@@ -75,9 +97,15 @@ def main() -> None:
     timed(store_module.Store, "audit_links", "links")
     timed(audit, "_context", "context")
     timed(audit, "account_juice", "account")
+    # The detectors of the main thread (the anchor checks run beside them on a thread of their own).
+    timed(audit, "_broken_links", "broken")
+    timed(audit, "_redirects", "redirects")
+    timed(audit, "_target_states", "states")
+    timed(audit, "_mostly_generic", "mostly_generic")
     timed(audit, "_page_findings", "page_findings")
     timed(audit, "_order", "order")
     timed(store_module.Store, "write_audit_tables", "write")
+    timed_inserts()
     mark("start")
     if args.flows:
         with store_module.Store(args.store, read_only=True) as store, audit.kept_heap():
@@ -93,6 +121,13 @@ def main() -> None:
         with store_module.Store(args.store) as store:
             pipeline.audit_store(store)
     mark("end")
+    for table, (seconds, cpu, count) in INSERTS.items():
+        print(f"inserts into {table}: {count}, {seconds:.1f} s, CPU {cpu:.1f} s (the write's thread)")
+    report()
+
+
+def report() -> None:
+    """Print the rows between the marks and the total."""
     for (before, at, cpu, pages, _), (name, at2, cpu2, pages2, resident) in zip(MARKS, MARKS[1:]):
         print(f"{before:>14} -> {name:<14} {at2 - at:6.1f} s  CPU {cpu2 - cpu:6.1f} s  "
               f"thp {(pages2 - pages) * 2 / 1024:5.1f} GB  resident {resident:5.1f} GB")

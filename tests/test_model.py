@@ -343,10 +343,11 @@ def test_stop_words_are_scikit_learns_read_without_importing_it() -> None:
 @pytest.mark.parametrize("numba", ["0", "1"])
 def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions(monkeypatch: pytest.MonkeyPatch,
                                                                               numba: str) -> None:
-    """tokenize_many (Arrow kernels for ASCII, or with numba one pass over the bytes) gives each
-    text the analyzer's tokens in order, and normalize_anchors and generic_mask agree with
-    normalize_anchor and is_generic_anchor, on ASCII and other text, punctuation and underscores
-    included; a slice of an array (offsets that do not start at 0) splits as its own texts."""
+    """tokenize_many and normalize_anchors (Arrow kernels for ASCII, or with numba one pass over
+    the bytes): tokenize_many gives each text the analyzer's tokens in order, and
+    normalize_anchors and generic_mask agree with normalize_anchor and is_generic_anchor, on ASCII
+    and other text, punctuation and underscores included; a slice of an array (offsets that do
+    not start at 0) is split and normalised as its own texts."""
     import pyarrow as pa
 
     monkeypatch.setenv("LINKJUICE_NUMBA", numba)
@@ -374,6 +375,7 @@ def test_bulk_word_splitting_and_generic_anchors_equal_the_per_text_functions(mo
         for i, token in zip(owner.tolist(), tokens.to_pylist()):
             got[i].append(token)
         assert got == [analyze(t or "") for t in array.to_pylist()]
+        assert normalize_anchors(array).to_pylist() == [normalize_anchor(t or "") for t in array.to_pylist()]
     assert normalize_anchors(pa.array(texts, pa.string())).to_pylist() == [normalize_anchor(t or "") for t in texts]
     mask = generic_mask(pa.array(texts, pa.string()))
     expected = [is_generic_anchor(t) for t in texts]

@@ -58,7 +58,7 @@ from numba.extending import intrinsic
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
            "step_pattern", "step_weighted", "pair_dots", "FLOW_PAGE", "flow_sums", "pair_juice", "HashTable",
-           "hash_table", "hash_codes", "ascii_words", "smoke_test"]
+           "hash_table", "hash_codes", "ascii_words", "ascii_normalized", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1767,6 +1767,37 @@ def ascii_words(data, offsets, rows):  # pragma: no cover
     return owner, word_offsets, chars
 
 
+@njit(cache=True, nogil=True)
+def ascii_normalized(data, offsets):  # pragma: no cover
+    """Each text of an Arrow string array (its data bytes and its offsets, from the array's first
+    text) as linkjuice.anchors.normalize_anchors normalises an ASCII text with Arrow's kernels:
+    lower-cased, each run of characters other than [a-z0-9] one space, trimmed. Returns (int32
+    offsets, bytes) of the normalised texts (none is longer than its text). At 10M pages the
+    regex replace took 3-8 s of the audit's anchor checks for 10M distinct anchors."""
+    n = len(offsets) - 1
+    chars = np.empty(offsets[n] - offsets[0], np.uint8)
+    normalized = np.zeros(n + 1, np.int32)
+    at = 0
+    for r in range(n):
+        first = at
+        gap = False
+        for i in range(offsets[r], offsets[r + 1]):
+            c = data[i]
+            if c >= 65 and c <= 90:
+                c += 32
+            if (c >= 97 and c <= 122) or (c >= 48 and c <= 57):
+                if gap and at > first:
+                    chars[at] = 32
+                    at += 1
+                chars[at] = c
+                at += 1
+                gap = False
+            else:
+                gap = True
+        normalized[r + 1] = at
+    return normalized, chars[:at]
+
+
 def smoke_test() -> None:
     """Compile (or load from the cache) and run every kernel once on a 3-page cycle; raises
     if this numba / llvmlite cannot build them."""
@@ -1794,6 +1825,7 @@ def smoke_test() -> None:
                         np.ones(1, bool), np.zeros(2, np.int32), np.array([0, 1, 2], np.int32), 1)
     hash_codes(hash_table(np.array([7, 9], np.uint64), np.array([0, 1], np.int32)), np.array([9, 8], np.uint64))
     ascii_words(np.frombuffer(b"Ab c_d 9e fG", np.uint8), np.array([0, 6, 12], np.int32), np.array([0, 1], np.int64))
+    ascii_normalized(np.frombuffer(b" Ab--c ", np.uint8), np.array([0, 7], np.int32))
     pair_juice(src, np.ones(3), np.ones(3), np.ones(3, np.float32), 0, 0.5, np.ones(3), np.ones(3))
     flow_sums(src, dst, dst, np.zeros(3, np.int8), np.zeros(3, np.int8), np.ones(3), np.ones(3, bool),
               np.zeros(3, bool), np.zeros(4, np.int32), 2, 2, 0, 1, np.zeros(8), np.zeros(8, np.int64),

@@ -58,7 +58,7 @@ from numba.extending import intrinsic
 __all__ = ["LOCK", "Sell", "Pattern", "pattern_layout", "for_threads", "in_link_pattern", "to_sell", "sell_from_links",
            "section_cells", "source_ptr", "link_counts", "source_weights", "push_pattern_step", "push_weighted_step",
            "step_pattern", "step_weighted", "pair_dots", "FLOW_PAGE", "flow_sums", "pair_juice", "HashTable",
-           "hash_table", "hash_codes", "ascii_words", "ascii_normalized", "smoke_test"]
+           "hash_table", "hash_codes", "ascii_words", "ascii_normalized", "string_bytes", "smoke_test"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "forksafe"
@@ -1694,6 +1694,14 @@ def _table_find(keys, codes, shift, hashes, missing, out):  # pragma: no cover
                 out[k] = codes[i]
                 break
             i = (i + np.uint64(1)) & mask
+
+
+def string_bytes(array) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The data bytes and the int32 offsets (from its first text) of an Arrow string array, as
+    the text kernels below read them; no copy."""
+    _, offsets, data = array.buffers()
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
+            np.frombuffer(offsets, np.int32)[array.offset:array.offset + len(array) + 1])
 
 
 @njit(inline="always")

@@ -73,10 +73,7 @@ def normalize_anchors(anchors: pa.Array | pa.ChunkedArray) -> pa.Array:
 
     kernels = _compiled_kernels(len(anchors))
     if kernels is not None:  # one pass over the bytes (_kernels.ascii_normalized), the same texts
-        _, offsets, data = anchors.buffers()
-        offsets, chars = kernels.ascii_normalized(
-            np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
-            np.frombuffer(offsets, np.int32)[anchors.offset:anchors.offset + len(anchors) + 1])
+        offsets, chars = kernels.ascii_normalized(*kernels.string_bytes(anchors))
         normalized = pa.StringArray.from_buffers(len(anchors), pa.py_buffer(offsets), pa.py_buffer(chars))
     else:  # (RE2 sets up each text: the kernel's one pass is several times faster)
         normalized = pc.ascii_trim(pc.replace_substring_regex(pc.utf8_lower(anchors), pattern="[^a-z0-9]+",

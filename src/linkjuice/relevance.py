@@ -245,10 +245,7 @@ def tokenize_many(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Arr
 
     kernels = _compiled_kernels(len(texts))
     if kernels is not None:  # one pass over the bytes (_kernels.ascii_words), the same words
-        _, offsets, data = texts.buffers()
-        owner, word_offsets, chars = kernels.ascii_words(
-            np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
-            np.frombuffer(offsets, np.int32)[texts.offset:texts.offset + len(texts) + 1], ascii_idx)
+        owner, word_offsets, chars = kernels.ascii_words(*kernels.string_bytes(texts), ascii_idx)
         words = pa.StringArray.from_buffers(len(owner), pa.py_buffer(word_offsets), pa.py_buffer(chars))
         keep = pc.invert(pc.is_in(words, value_set=pa.array(sorted(english_stop_words()))))
     else:

@@ -1715,6 +1715,12 @@ def _word_byte(c):  # pragma: no cover
 
 
 @njit(inline="always")
+def _lower(c):  # pragma: no cover
+    """An ASCII byte lower-cased."""
+    return c + 32 if c >= 65 and c <= 90 else c
+
+
+@njit(inline="always")
 def _next_word(data, i, end):  # pragma: no cover
     """The next run of word characters in data[i:end]: (its start, its end, whether it is a word:
     it starts with a letter, holds no "_" and is 2+ long); (end, end, False) when there is none."""
@@ -1746,33 +1752,33 @@ def ascii_words(data, offsets, rows):  # pragma: no cover
     are 2+ long, lower-cased. Returns (each word's text, from `rows`, in order; the words'
     int32 offsets into the third; their bytes). Two passes: count, then copy. At 10M pages the
     regex split took ~80 CPU s of the first score for 20M titles and h1s (RE2's set-up per text)."""
-    words = 0
-    size = 0
-    for k in range(len(rows)):
-        i, end = offsets[rows[k]], offsets[rows[k] + 1]
-        while i < end:
-            start, i, ok = _next_word(data, i, end)
-            if ok:
-                words += 1
-                size += i - start
+    words, size = _scan_words(data, offsets, rows, np.zeros(0, np.int64), np.zeros(1, np.int32),
+                              np.zeros(0, np.uint8), False)
     owner = np.empty(words, np.int64)
     word_offsets = np.zeros(words + 1, np.int32)
     chars = np.empty(size, np.uint8)
-    w = 0
+    _scan_words(data, offsets, rows, owner, word_offsets, chars, True)
+    return owner, word_offsets, chars
+
+
+@njit(inline="always")
+def _scan_words(data, offsets, rows, owner, word_offsets, chars, fill):  # pragma: no cover
+    """ascii_words' pass: counts the words and their bytes, and with `fill` writes them too."""
+    words = 0
     at = 0
     for k in range(len(rows)):
         i, end = offsets[rows[k]], offsets[rows[k] + 1]
         while i < end:
             start, i, ok = _next_word(data, i, end)
             if ok:
-                for j in range(start, i):
-                    c = data[j]
-                    chars[at] = c + 32 if c >= 65 and c <= 90 else c
-                    at += 1
-                owner[w] = rows[k]
-                w += 1
-                word_offsets[w] = at
-    return owner, word_offsets, chars
+                if fill:
+                    for j in range(start, i):
+                        chars[at + j - start] = _lower(data[j])
+                    owner[words] = rows[k]
+                    word_offsets[words + 1] = at + i - start
+                words += 1
+                at += i - start
+    return words, at
 
 
 @njit(cache=True, nogil=True)
@@ -1790,9 +1796,7 @@ def ascii_normalized(data, offsets):  # pragma: no cover
         first = at
         gap = False
         for i in range(offsets[r], offsets[r + 1]):
-            c = data[i]
-            if c >= 65 and c <= 90:
-                c += 32
+            c = _lower(data[i])
             if (c >= 97 and c <= 122) or (c >= 48 and c <= 57):
                 if gap and at > first:
                     chars[at] = 32
